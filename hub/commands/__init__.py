@@ -1,0 +1,1 @@
+"""The `evi` sub-commands, one module per area; each exposes ``register(app)``."""

@@ -1,0 +1,60 @@
+"""The running hub: settings, database and keys, opened once per process.
+
+CLI commands and the web app obtain it through :func:`open_hub`; nothing is opened at
+import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import inspect
+
+from hub.errors import StorageError
+from hub.keys import KeyRing
+from hub.settings import Settings, get_settings
+from hub.store.db import Database, safe_url
+from hub.store.meta import open_keyring
+
+if TYPE_CHECKING:
+    import pluggy
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    db: Database
+    _keys: KeyRing | None = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> KeyRing:
+        if self._keys is None:
+            self.require_schema()
+            with self.db.session() as session:
+                self._keys = open_keyring(session, self.settings)
+        return self._keys
+
+    @cached_property
+    def plugins(self) -> pluggy.PluginManager:
+        from hub.plugins import get_plugin_manager
+
+        return get_plugin_manager()
+
+    def require_schema(self) -> None:
+        """Raise a clear error when ``evi db upgrade`` has not been run on this database."""
+        self.db.check_connection()
+        if not inspect(self.db.engine).has_table("hub_meta"):
+            raise StorageError(
+                f"the database at {safe_url(self.db.url)} has no EVI hub tables yet; "
+                "run `evi db upgrade` first"
+            )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_hub(settings: Settings | None = None) -> Hub:
+    settings = settings or get_settings()
+    return Hub(settings=settings, db=Database(settings.effective_database_url()))

@@ -1,0 +1,137 @@
+"""The hub's symmetric keys and what they protect.
+
+Four 32-byte keys, each from ``EVI_KEYS__<NAME>`` (base64) or a file
+``$EVI_HOME/keys/<name>.key`` (base64, mode 0600):
+
+* ``pnr-encryption``: AES-256-GCM over the personnummer at rest;
+* ``pnr-lookup``: keyed HMAC that lets the hub find a participant by number;
+* ``pseudonym``: a separate keyed HMAC giving the participant pseudonym used in logs
+  and the ledger (never reversible without the key);
+* ``connector-secrets``: AES-256-GCM over secrets in connector configuration.
+
+The database records a fingerprint of each key the first time it is used. Opening it
+later without a key, or with a different key, fails with a message naming the key;
+a key is only ever created when the database has never seen one, so nothing is lost
+or overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+
+from hub.errors import ConfigError
+from hub.settings import Settings
+
+KEY_NAMES = ("pnr-encryption", "pnr-lookup", "pseudonym", "connector-secrets")
+_NONCE = 12
+
+
+def env_var_for(name: str) -> str:
+    return "EVI_KEYS__" + name.replace("-", "_").upper()
+
+
+def key_fingerprint(key: bytes) -> str:
+    return hmac.new(key, b"evi-hub key fingerprint v1", hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where one key comes from: the environment or a file under ``keys/``."""
+
+    name: str
+    from_env: SecretStr | None
+    path: Path
+
+    def load(self) -> bytes | None:
+        if self.from_env is not None:
+            return _decode(self.name, self.from_env.get_secret_value(), env_var_for(self.name))
+        if self.path.is_file():
+            return _decode(self.name, self.path.read_text().strip(), str(self.path))
+        return None
+
+    def create(self) -> bytes:
+        key = secrets.token_bytes(32)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(key).decode() + "\n")
+        return key
+
+    def where(self) -> str:
+        return f"{self.path} or the environment variable {env_var_for(self.name)}"
+
+
+def _decode(name: str, text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"key '{name}' in {where} is not valid base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"key '{name}' in {where} must be 32 bytes, got {len(key)}")
+    return key
+
+
+def key_sources(settings: Settings) -> dict[str, KeySource]:
+    env = settings.keys
+    given = {
+        "pnr-encryption": env.pnr_encryption,
+        "pnr-lookup": env.pnr_lookup,
+        "pseudonym": env.pseudonym,
+        "connector-secrets": env.connector_secrets,
+    }
+    return {
+        name: KeySource(name, given[name], settings.keys_dir / f"{name}.key") for name in KEY_NAMES
+    }
+
+
+class KeyRing:
+    """The loaded keys and what they do; built by :func:`hub.store.meta.open_keyring`."""
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        missing = set(KEY_NAMES) - keys.keys()
+        if missing:
+            raise ConfigError(f"key ring incomplete: {', '.join(sorted(missing))}")
+        self._keys = dict(keys)
+        self._pnr_aead = AESGCM(keys["pnr-encryption"])
+        self._secret_aead = AESGCM(keys["connector-secrets"])
+
+    # -- personnummer at rest ------------------------------------------------------
+    def lookup_digest(self, number: str) -> str:
+        """Keyed HMAC of the 12-digit number, for finding a participant by number."""
+        return hmac.new(self._keys["pnr-lookup"], number.encode(), hashlib.sha256).hexdigest()
+
+    def pseudonym(self, number: str) -> str:
+        """The participant pseudonym used in logs and the ledger."""
+        digest = hmac.new(self._keys["pseudonym"], number.encode(), hashlib.sha256).hexdigest()
+        return "p-" + digest[:32]
+
+    def encrypt_number(self, number: str) -> bytes:
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + self._pnr_aead.encrypt(nonce, number.encode(), b"evi:pnr:v1")
+
+    def decrypt_number(self, blob: bytes) -> str:
+        return self._pnr_aead.decrypt(blob[:_NONCE], blob[_NONCE:], b"evi:pnr:v1").decode()
+
+    # -- connector secrets ------------------------------------------------------------
+    def encrypt_secret(self, value: str, context: str) -> str:
+        nonce = secrets.token_bytes(_NONCE)
+        blob = nonce + self._secret_aead.encrypt(nonce, value.encode(), context.encode())
+        return base64.b64encode(blob).decode()
+
+    def decrypt_secret(self, token: str, context: str) -> str:
+        blob = base64.b64decode(token)
+        return self._secret_aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode()).decode()
+
+    def __repr__(self) -> str:
+        return "KeyRing(<keys hidden>)"

@@ -1,0 +1,66 @@
+"""What one ledger entry says (FHIR AuditEvent / IHE BALP shaped).
+
+Producers build a :class:`LedgerEvent` and hand it to the one writer
+(:func:`hub.ledger.writer.append`). Never put personal data in an event: the participant
+is their pseudonym, the payload only its SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Action(StrEnum):
+    DECISION = "decision"  # the gate decided (permit or deny)
+    DELIVERY = "delivery"  # a push to an authority was attempted (outcome says how it went)
+    INBOUND_REFUSED = "inbound_refused"  # a record arrived for someone without covering consent
+    INBOUND_STORED = "inbound_stored"  # a record was accepted from an authority
+    VIEW = "view"  # a caseworker viewed a person
+    CONSENT_REGISTERED = "consent_registered"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    BLOCK_RECORDED = "block_recorded"
+    SUBSCRIPTION = "subscription"  # a person registered with / cancelled at an authority
+    LEDGER_SEARCH = "ledger_search"
+    LEDGER_EXPORT = "ledger_export"
+    LEDGER_EXTRACT = "ledger_extract"
+
+
+class Outcome(StrEnum):
+    """FHIR AuditEvent outcome, by name."""
+
+    SUCCESS = "success"
+    MINOR_FAILURE = "minor_failure"
+    SERIOUS_FAILURE = "serious_failure"
+    MAJOR_FAILURE = "major_failure"
+
+
+class LedgerEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    action: Action
+    decision: Literal["permit", "deny"] | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    reason: str | None = None
+    origin: str | None = None
+    recipient: str | None = None
+    actor: str
+    role: str | None = None
+    purpose: str | None = None
+    categories: tuple[str, ...] = ()
+    consent_id: str | None = None
+    consent_version: int | None = None
+    payload_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    participant: str | None = Field(default=None, description="pseudonym, never the number")
+    correlation_id: str | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("ledger times must be timezone-aware")
+        return value.astimezone(UTC)

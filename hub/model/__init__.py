@@ -1,0 +1,1 @@
+"""Pydantic models: the hub's common language (see DESIGN.md, "Domain words")."""

@@ -1,0 +1,144 @@
+"""Effective configuration: shipped ``config/evi.toml`` < user file < ``EVI_*`` environment.
+
+Read once through :func:`get_settings` (cached; tests call ``get_settings.cache_clear()``).
+Secrets are ``SecretStr`` and are masked by :func:`masked_dump`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hub.errors import ConfigError
+from hub.resources import bundled_path
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeySettings(_Section):
+    """Keys given through the environment (base64, 32 bytes) instead of files under ``keys/``."""
+
+    pnr_encryption: SecretStr | None = None
+    pnr_lookup: SecretStr | None = None
+    pseudonym: SecretStr | None = None
+    connector_secrets: SecretStr | None = None
+    ledger_signing: SecretStr | None = None
+
+
+class LedgerSettings(_Section):
+    origin: str = "evi-hub.example/ledger"
+    witness_dir: Path | None = None
+
+
+class SyncSettings(_Section):
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    pause_after_failures: int = Field(default=3, ge=1, le=365)
+    strict_mapping: bool = False
+
+
+class Settings(BaseSettings):
+    """Every setting EVI hub reads. Unknown keys anywhere are refused."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVI_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    environment: Literal["development", "production"] = "development"
+    home: Path = Path("./var")
+    config: Path | None = None
+    database_url: SecretStr | None = None
+    keys: KeySettings = KeySettings()
+    ledger: LedgerSettings = LedgerSettings()
+    sync: SyncSettings = SyncSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        user_file = _user_config_file()
+        if user_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=user_file))
+        sources.append(
+            TomlConfigSettingsSource(settings_cls, toml_file=bundled_path("config") / "evi.toml")
+        )
+        return tuple(sources)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.resolved_home / "keys"
+
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.resolved_home / 'evi.db'}"
+
+
+def _user_config_file() -> Path | None:
+    explicit = os.environ.get("EVI_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from EVI_CONFIG) does not exist")
+        return path
+    home = Path(os.environ.get("EVI_HOME", "./var")).expanduser()
+    candidate = home / "evi.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{where}': remove it or check its spelling")
+        else:
+            problems.append(f"setting '{where}': {err['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load and validate the settings once; raises :class:`ConfigError` with what to fix."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return settings
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, every secret replaced by ``'**********'``."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    data["database_url"] = _mask_url(settings.effective_database_url())
+    return data
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

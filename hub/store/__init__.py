@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, repositories (never commit) and the one place that opens sessions."""

@@ -1,0 +1,122 @@
+"""The one place that creates engines and opens sessions.
+
+Repositories take a ``Session`` and never commit; the service that owns a use case opens
+``database.session()`` and the block commits on success, rolls back on error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.errors import ConfigError, StorageError
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "EVI_DATABASE_URL is not a database URL; use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        except ModuleNotFoundError:
+            raise ConfigError(
+                "PostgreSQL support is not installed: pip install 'evi-hub[postgres]'"
+            ) from None
+    raise ConfigError(
+        f"unsupported database '{parsed.get_backend_name()}' in EVI_DATABASE_URL; "
+        "EVI hub runs on SQLite or PostgreSQL"
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, decide when transactions begin, so that
+    # BEGIN IMMEDIATE (see Database.session(write_lock=True)) is honoured.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    immediate = conn.get_execution_options().get("evi_write_lock", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """An engine plus the session factory. Create one per process."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = create_db_engine(url, **engine_kwargs)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self, *, write_lock: bool = False) -> Iterator[Session]:
+        """A unit of work: commits when the block ends, rolls back if it raises.
+
+        ``write_lock=True`` takes SQLite's write lock at the start (``BEGIN IMMEDIATE``)
+        so read-then-write sequences (sequence numbers, cursors) cannot interleave.
+        On PostgreSQL it has no effect; use row or advisory locks there.
+        """
+        session = self._sessions()
+        if write_lock:
+            session.connection(execution_options={"evi_write_lock": True})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def check_connection(self) -> None:
+        """Raise :class:`StorageError` naming the (password-less) URL if unreachable."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+            raise StorageError(
+                f"cannot reach the database at {safe_url(self.url)}: {first}. "
+                "Check EVI_DATABASE_URL and that the server is running."
+            ) from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()

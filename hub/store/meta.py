@@ -1,0 +1,45 @@
+"""Key fingerprints in ``hub_meta``: the database remembers which keys wrote it."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from hub.errors import ConfigError
+from hub.keys import KeyRing, key_fingerprint, key_sources
+from hub.settings import Settings
+from hub.store.tables.meta import HubMeta
+
+
+def open_keyring(session: Session, settings: Settings) -> KeyRing:
+    """Load every key, creating one only where this database has never recorded it.
+
+    Raises :class:`ConfigError` naming the key when the database knows a key that cannot
+    be found, or when a key does not match the fingerprint on record. Nothing is written
+    in that case.
+    """
+    sources = key_sources(settings)
+    loaded: dict[str, bytes | None] = {}
+    recorded: dict[str, str | None] = {}
+    for name, source in sources.items():
+        row = session.get(HubMeta, f"key:{name}")
+        recorded[name] = row.value if row else None
+        loaded[name] = source.load()
+        if recorded[name] and loaded[name] is None:
+            raise ConfigError(
+                f"key '{name}' is missing: this database was written with it. Restore it to "
+                f"{source.where()} (from your key backup); nothing was changed"
+            )
+        if recorded[name] and key_fingerprint(loaded[name] or b"") != recorded[name]:
+            raise ConfigError(
+                f"key '{name}' at {source.where()} is not the key this database was "
+                "written with; restore the right key; nothing was changed"
+            )
+    keys: dict[str, bytes] = {}
+    for name, source in sources.items():
+        key = loaded[name]
+        if key is None:
+            key = source.create()
+        if recorded[name] is None:
+            session.add(HubMeta(key=f"key:{name}", value=key_fingerprint(key)))
+        keys[name] = key
+    return KeyRing(keys)

@@ -1,0 +1,162 @@
+"""Shared fixtures.
+
+* ``evi_home``: an empty ``$EVI_HOME`` for the test, settings cache cleared.
+* ``db_url``: parametrised over SQLite and (when ``EVI_TEST_POSTGRES_URL`` is set)
+  PostgreSQL, each test in a schema of its own. Tests on PostgreSQL carry the
+  ``postgres`` marker; with ``CI=true`` a skipped PostgreSQL test fails the run.
+* ``database``: a :class:`hub.store.db.Database` with every table created.
+* ``hub``: an opened :class:`hub.context.Hub` on that database, keys in ``evi_home``.
+* ``cli``: runs ``evi ARGS`` in-process and returns ``(exit_code, stdout, stderr)``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import hub.store.tables
+from hub.context import Hub
+from hub.settings import get_settings
+from hub.store.base import Base
+from hub.store.db import Database
+
+PG_ENV = "EVI_TEST_POSTGRES_URL"
+DATA = Path(__file__).parent / "data"
+
+
+# -- PostgreSQL: one schema per test ------------------------------------------------------
+
+
+def _pg_base_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    url = _pg_base_url()
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set")
+    return url
+
+
+def make_pg_schema_url(base: str) -> tuple[str, Callable[[], None]]:
+    """A URL whose connections use a fresh schema, and a function that drops it."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'evi.db'}"
+        return
+    base = _pg_base_url()
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, drop = make_pg_schema_url(base)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+# -- environment, database, hub --------------------------------------------------------
+
+
+@pytest.fixture
+def evi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    for key in list(os.environ):
+        if key.startswith("EVI_") and key not in (PG_ENV, "EVI_PLUGINS"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("EVI_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    db = Database(db_url)
+    Base.metadata.create_all(db.engine)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@pytest.fixture
+def hub(evi_home: Path, database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    monkeypatch.setenv("EVI_DATABASE_URL", database.url)
+    get_settings.cache_clear()
+    opened = Hub(settings=get_settings(), db=database)
+    yield opened
+
+
+# -- the CLI, in-process ---------------------------------------------------------------
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    from hub.cli import run
+
+    def invoke(*args: str) -> CliResult:
+        get_settings.cache_clear()
+        capsys.readouterr()
+        code = run(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+# -- CI: PostgreSQL tests must run -----------------------------------------------------
+
+_skipped_postgres: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.keywords:
+        _skipped_postgres.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI") == "true" and _skipped_postgres:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CI=true but {len(_skipped_postgres)} PostgreSQL test(s) were skipped "
+                f"(first: {_skipped_postgres[0]}); set {PG_ENV}",
+                red=True,
+            )

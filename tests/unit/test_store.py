@@ -1,0 +1,133 @@
+"""Storage: migrations match the models on SQLite and PostgreSQL, keys guard the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from hub.context import Hub
+from hub.errors import ConfigError, StorageError
+from hub.model.identity import parse_identity
+from hub.settings import get_settings
+from hub.store import migrate
+from hub.store.db import Database
+from hub.store.participants import ParticipantRepository
+
+NUMBER = "189001019802"
+
+
+@pytest.fixture
+def migrated(db_url: str) -> Database:
+    db = Database(db_url)
+    migrate.upgrade(db)
+    yield db
+    db.dispose()
+
+
+def test_migrations_create_exactly_the_models(migrated: Database) -> None:
+    assert migrate.current_revision(migrated) == migrate.head_revision()
+    assert migrate.drift(migrated) == []
+
+
+def test_upgrade_is_repeatable(migrated: Database) -> None:
+    before, after = migrate.upgrade(migrated)
+    assert before == after == migrate.head_revision()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    with db.session() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_participant_is_found_again_by_number_and_pseudonym(hub: Hub) -> None:
+    identity = parse_identity(NUMBER)
+    with hub.db.session() as session:
+        repo = ParticipantRepository(session, hub.keys)
+        row = repo.ensure(identity)
+        pseudonym = row.pseudonym
+    with hub.db.session() as session:
+        repo = ParticipantRepository(session, hub.keys)
+        again = repo.ensure(identity)
+        assert again.pseudonym == pseudonym
+        assert repo.identity_of(again) == identity
+        assert repo.find_by_pseudonym(pseudonym) is again
+        assert NUMBER not in pseudonym
+
+
+def test_database_file_holds_no_personnummer_in_plain_text(
+    evi_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "plain.db"
+    monkeypatch.setenv("EVI_DATABASE_URL", f"sqlite:///{path}")
+    get_settings.cache_clear()
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db)
+    hub = Hub(settings=get_settings(), db=db)
+    numbers = ["189001019802", "189001029819", "191401682396"]
+    with db.session() as session:
+        repo = ParticipantRepository(session, hub.keys)
+        for number in numbers:
+            repo.ensure(parse_identity(number))
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    raw = path.read_bytes()
+    for number in numbers:
+        for form in (number, number[2:], f"{number[:8]}-{number[8:]}"):
+            assert form.encode() not in raw
+
+
+def test_keys_are_created_with_owner_only_permissions(hub: Hub) -> None:
+    hub.keys  # noqa: B018
+    keys_dir = hub.settings.keys_dir
+    assert sorted(p.name for p in keys_dir.iterdir()) == [
+        "connector-secrets.key",
+        "pnr-encryption.key",
+        "pnr-lookup.key",
+        "pseudonym.key",
+    ]
+    for path in keys_dir.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_missing_key_is_named_and_nothing_is_overwritten(hub: Hub) -> None:
+    with hub.db.session() as session:
+        ParticipantRepository(session, hub.keys).ensure(parse_identity(NUMBER))
+    missing = hub.settings.keys_dir / "pnr-lookup.key"
+    missing.unlink()
+    reopened = Hub(settings=hub.settings, db=hub.db)
+    with pytest.raises(ConfigError, match="key 'pnr-lookup' is missing"):
+        reopened.keys  # noqa: B018
+    assert not missing.exists(), "a replacement key must not be generated"
+
+
+def test_a_different_key_is_refused(hub: Hub) -> None:
+    hub.keys  # noqa: B018
+    path = hub.settings.keys_dir / "pseudonym.key"
+    path.write_text("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\n")
+    with pytest.raises(ConfigError, match="not the key this database was written with"):
+        Hub(settings=hub.settings, db=hub.db).keys  # noqa: B018
+
+
+def test_keys_may_come_from_the_environment(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVI_KEYS__PSEUDONYM", "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
+    get_settings.cache_clear()
+    ring = Hub(settings=get_settings(), db=hub.db).keys
+    assert not (hub.settings.keys_dir / "pseudonym.key").exists()
+    assert ring.pseudonym(NUMBER).startswith("p-")
+
+
+def test_unreachable_database_is_reported_without_password() -> None:
+    db = Database("postgresql+psycopg://evi:hemligt@127.0.0.1:1/evi")
+    with pytest.raises(StorageError) as err:
+        db.check_connection()
+    assert "hemligt" not in str(err.value)
+    assert "EVI_DATABASE_URL" in str(err.value)
+
+
+def test_tables_exist_after_upgrade(migrated: Database) -> None:
+    assert {"hub_meta", "participant"} <= set(inspect(migrated.engine).get_table_names())
