@@ -48,6 +48,22 @@ class SyncSettings(_Section):
     strict_mapping: bool = False
 
 
+class RoutingRule(_Section):
+    """Who should know a kind of record: parties by name, or the roles below.
+
+    ``referring_party``: the authority that referred the person to the joint team;
+    ``case_parties``: every authority the person's consent names (their subscriptions).
+    The record's own origin never receives it back, and ``team`` needs no delivery: the
+    joint team sees what the hub stores.
+    """
+
+    kinds: list[
+        Literal["referral", "assessment", "plan", "intervention", "benefit", "health", "closure"]
+    ] = Field(min_length=1)
+    to: list[str] = Field(min_length=1)
+    purpose: Literal["coordination", "evaluation"] = "coordination"
+
+
 class Settings(BaseSettings):
     """Every setting EVI hub reads. Unknown keys anywhere are refused."""
 
@@ -65,6 +81,7 @@ class Settings(BaseSettings):
     keys: KeySettings = KeySettings()
     ledger: LedgerSettings = LedgerSettings()
     sync: SyncSettings = SyncSettings()
+    routing: list[RoutingRule] = []
 
     @classmethod
     def settings_customise_sources(

@@ -1,1 +1,115 @@
-"""Tables for the sync area."""
+"""Tables of the nightly sync: stored records, cursors, subscriptions, outbox, runs, locks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.store.base import Base, UTCDateTime
+
+
+class StoredRecord(Base):
+    """A fact received from an authority, upserted by ``(source, source_id)``."""
+
+    __tablename__ = "record"
+    __table_args__ = (UniqueConstraint("source", "source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(200))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    unmapped: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    mapping_version: Mapped[str | None] = mapped_column(String(40))
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SyncCursor(Base):
+    """Where the next pull from a connector starts (inclusive); moved only with the data."""
+
+    __tablename__ = "sync_cursor"
+
+    connector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Subscription(Base):
+    """A consented person registered with an authority, so it reports about them."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (UniqueConstraint("participant_id", "party"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"))
+    party: Mapped[str] = mapped_column(String(32), index=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxItem(Base):
+    """One disclosure waiting for, or done with, delivery to one recipient."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("record.id"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"))
+    origin: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(20))
+    # pending -> delivered | denied | dead ; retried items stay pending with a later due time
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SyncRun(Base):
+    """One connector's part of one `evi sync` run, for `evi sync history`."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(12))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncLock(Base):
+    """Who is syncing a connector right now (one sync per connector at a time)."""
+
+    __tablename__ = "sync_lock"
+
+    connector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""The nightly job: pull, map, gate, store, route, outbox, push (see DESIGN.md)."""

@@ -1,0 +1,115 @@
+"""The outbox: disclosures waiting for delivery. A repository: it never commits.
+
+Rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number
+of `evi worker` processes can drain one outbox; the row lock is the claim, and it dies
+with the worker's connection, so a killed worker's item simply becomes claimable again.
+SQLite ignores ``FOR UPDATE``; there the job runs in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from hub.store.tables.sync import OutboxItem
+
+PENDING = "pending"
+DELIVERED = "delivered"
+DENIED = "denied"
+DEAD = "dead"
+
+
+class OutboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def enqueue(
+        self,
+        *,
+        key: str,
+        record_id: int,
+        participant_id: int,
+        origin: str,
+        recipient: str,
+        purpose: str,
+        category: str,
+        now: datetime,
+    ) -> bool:
+        """Queue a delivery unless one with this idempotency key exists; True if queued."""
+        exists = self.session.scalar(select(OutboxItem.id).where(OutboxItem.idempotency_key == key))
+        if exists is not None:
+            return False
+        self.session.add(
+            OutboxItem(
+                idempotency_key=key,
+                record_id=record_id,
+                participant_id=participant_id,
+                origin=origin,
+                recipient=recipient,
+                purpose=purpose,
+                category=category,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        return True
+
+    def claim_next(
+        self, now: datetime, recipients: Iterable[str] | None = None
+    ) -> OutboxItem | None:
+        """Lock and return the next due item (skipping items other workers hold)."""
+        query = (
+            select(OutboxItem)
+            .where(OutboxItem.status == PENDING, OutboxItem.next_attempt_at <= now)
+            .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if recipients is not None:
+            query = query.where(OutboxItem.recipient.in_(list(recipients)))
+        return self.session.scalars(query).first()
+
+    def finish(
+        self, item: OutboxItem, status: str, now: datetime, error: str | None = None
+    ) -> None:
+        item.status = status
+        item.finished_at = now
+        item.last_error = error
+
+    def retry_later(self, item: OutboxItem, now: datetime, error: str) -> None:
+        """Count a failed attempt and back off exponentially (1 min, 2, 4, … capped at 1 h)."""
+        item.attempts += 1
+        item.last_error = error
+        item.next_attempt_at = now + min(
+            timedelta(minutes=2 ** (item.attempts - 1)), timedelta(hours=1)
+        )
+
+    def dead_letters(self) -> Sequence[OutboxItem]:
+        return self.session.scalars(
+            select(OutboxItem).where(OutboxItem.status == DEAD).order_by(OutboxItem.id)
+        ).all()
+
+    def revive(self, ids: Sequence[int] | None, now: datetime) -> int:
+        """Put dead letters (all, or these ids) back in the queue with a fresh attempt budget."""
+        stmt = update(OutboxItem).where(OutboxItem.status == DEAD)
+        if ids is not None:
+            stmt = stmt.where(OutboxItem.id.in_(ids))
+        result = self.session.execute(
+            stmt.values(status=PENDING, attempts=0, next_attempt_at=now, finished_at=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(OutboxItem.status, func.count()).group_by(OutboxItem.status)
+        ).all()
+        return {status: int(n) for status, n in rows}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
