@@ -1,1 +1,69 @@
-"""Tables for the ledger area."""
+"""Tables of the transfer log (ledger).
+
+* ``ledger_entry``: one row per leaf. ``seq`` is the 0-based leaf index, gap-free.
+  ``canonical`` holds the exact leaf input bytes (RFC 8785 JSON); the other columns are
+  copies of fields inside those bytes, kept only so searches can use indexes
+  (``evi log verify`` checks they match). A purged entry keeps ``seq``, ``time``,
+  ``action`` and ``leaf_hash``; its bytes and search columns are cleared.
+* ``ledger_node``: the hash of every complete subtree above the leaves, keyed by
+  ``(level, idx)``: the node at level L, index I covers leaves ``[I*2^L, (I+1)*2^L)``.
+  Level 0 is ``ledger_entry.leaf_hash``. Roots and proofs read O(log n) of these.
+* ``ledger_head``: one row (``id = 1``) that serialises writers and holds the current
+  size and the right edge of the tree (``frontier``) so an append needs no tree scan.
+* ``ledger_checkpoint``: every signed checkpoint note.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.store.base import Base, UTCDateTime
+
+
+class LedgerEntryRow(Base):
+    __tablename__ = "ledger_entry"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    decision: Mapped[str | None] = mapped_column(String(8))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    origin: Mapped[str | None] = mapped_column(String(64), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(64), index=True)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    participant: Mapped[str | None] = mapped_column(String(64), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    canonical: Mapped[bytes | None] = mapped_column(LargeBinary)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LedgerNodeRow(Base):
+    __tablename__ = "ledger_node"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerHeadRow(Base):
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerCheckpointRow(Base):
+    __tablename__ = "ledger_checkpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_ledger_checkpoint_tree_size", "tree_size"),)

@@ -1,0 +1,114 @@
+"""The one writer: gap-free sequence numbers, stored subtrees, concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from test_ledger_reference import ref_mth
+
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.hashing import leaf_hash, root_from_frontier, split_frontier
+from hub.ledger.writer import append, append_many
+from hub.store.db import Database
+from hub.store.tables.ledger import LedgerEntryRow, LedgerHeadRow, LedgerNodeRow
+
+
+def event(n: int = 0) -> LedgerEvent:
+    return LedgerEvent(action=Action.DECISION, decision="permit", actor=f"job:{n}")
+
+
+def stored_leaves(db: Database) -> list[tuple[int, bytes, bytes]]:
+    with db.session() as session:
+        rows = session.execute(
+            select(LedgerEntryRow.seq, LedgerEntryRow.leaf_hash, LedgerEntryRow.canonical).order_by(
+                LedgerEntryRow.seq
+            )
+        ).all()
+    return [(r.seq, r.leaf_hash, r.canonical) for r in rows]
+
+
+def test_append_returns_consecutive_numbers_from_zero(database: Database) -> None:
+    with database.session() as session:
+        assert append(session, event()) == 0
+        assert append(session, event()) == 1
+    with database.session() as session:
+        assert append_many(session, [event(i) for i in range(5)]) == range(2, 7)
+        assert append_many(session, []) == range(0)
+    assert [seq for seq, _, _ in stored_leaves(database)] == list(range(7))
+
+
+def test_rolled_back_append_leaves_no_gap(database: Database) -> None:
+    with database.session() as session:
+        append(session, event())
+    with pytest.raises(RuntimeError), database.session() as session:
+        append(session, event())
+        raise RuntimeError("the caller's work failed")
+    with database.session() as session:
+        assert append(session, event()) == 1
+
+
+def test_leaf_hash_is_rfc9162_hash_of_stored_bytes_and_head_is_the_root(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        append_many(session, [event(i) for i in range(13)])
+    leaves = stored_leaves(database)
+    assert all(digest == leaf_hash(data) for _, digest, data in leaves)
+    with database.session() as session:
+        head = session.get(LedgerHeadRow, 1)
+        assert head is not None and head.size == 13
+        frontier = split_frontier(head.frontier)
+    assert root_from_frontier(frontier) == ref_mth([digest for _, digest, _ in leaves])
+
+
+def test_every_complete_subtree_is_stored(database: Database) -> None:
+    with database.session() as session:
+        for i in range(11):  # one at a time, so each append extends the stored edge
+            append(session, event(i))
+    hashes = [digest for _, digest, _ in stored_leaves(database)]
+    with database.session() as session:
+        nodes = {(n.level, n.idx): n.hash for n in session.scalars(select(LedgerNodeRow))}
+    expected = {
+        (level, index): ref_mth(hashes[index << level : (index + 1) << level])
+        for level in range(1, 4)
+        for index in range(11 >> level)
+    }
+    assert nodes == expected
+
+
+def test_concurrent_writers_get_gap_free_unique_numbers(database: Database) -> None:
+    writers, per_writer = 6, 15
+    results: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        try:
+            for i in range(per_writer):
+                with database.session() as session:
+                    if i % 3 == 0:
+                        got = list(append_many(session, [event(n), event(n)]))
+                    else:
+                        got = [append(session, event(n))]
+                with lock:
+                    results.extend(got)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    total = writers * (per_writer + per_writer // 3)
+    assert sorted(results) == list(range(total))
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerEntryRow)) == total
+        head = session.get(LedgerHeadRow, 1)
+        assert head is not None
+        frontier = split_frontier(head.frontier)
+    leaves = [digest for _, digest, _ in stored_leaves(database)]
+    assert root_from_frontier(frontier) == ref_mth(leaves)
