@@ -93,11 +93,141 @@ def upgrade() -> None:
         sa.UniqueConstraint("pnr_lookup", name=op.f("uq_participant_pnr_lookup")),
         sa.UniqueConstraint("pseudonym", name=op.f("uq_participant_pseudonym")),
     )
+    op.create_table(
+        "sync_cursor",
+        sa.Column("connector", sa.String(length=32), nullable=False),
+        sa.Column("cursor", sa.String(length=500), nullable=False),
+        sa.Column("updated_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("connector", name=op.f("pk_sync_cursor")),
+    )
+    op.create_table(
+        "sync_lock",
+        sa.Column("connector", sa.String(length=32), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("host", sa.String(length=200), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("acquired_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("connector", name=op.f("pk_sync_lock")),
+    )
+    op.create_table(
+        "sync_run",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("connector", sa.String(length=32), nullable=False),
+        sa.Column("started_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", hub.store.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("dry_run", sa.Boolean(), nullable=False),
+        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_run")),
+    )
+    with op.batch_alter_table("sync_run", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sync_run_connector"), ["connector"], unique=False)
+
+    op.create_table(
+        "record",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("source_id", sa.String(length=200), nullable=False),
+        sa.Column("participant_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=20), nullable=False),
+        sa.Column("updated_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("payload_sha256", sa.String(length=64), nullable=False),
+        sa.Column("restricted", sa.Boolean(), nullable=False),
+        sa.Column("unmapped", sa.JSON(), nullable=False),
+        sa.Column("mapping_version", sa.String(length=40), nullable=True),
+        sa.Column("stored_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["participant_id"],
+            ["participant.id"],
+            name=op.f("fk_record_participant_id_participant"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_record")),
+        sa.UniqueConstraint("source", "source_id", name=op.f("uq_record_source")),
+    )
+    with op.batch_alter_table("record", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_record_participant_id"), ["participant_id"], unique=False
+        )
+
+    op.create_table(
+        "subscription",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("participant_id", sa.Integer(), nullable=False),
+        sa.Column("party", sa.String(length=32), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("changed_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["participant_id"],
+            ["participant.id"],
+            name=op.f("fk_subscription_participant_id_participant"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription")),
+        sa.UniqueConstraint("participant_id", "party", name=op.f("uq_subscription_participant_id")),
+    )
+    with op.batch_alter_table("subscription", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_subscription_party"), ["party"], unique=False)
+
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=80), nullable=False),
+        sa.Column("record_id", sa.Integer(), nullable=False),
+        sa.Column("participant_id", sa.Integer(), nullable=False),
+        sa.Column("origin", sa.String(length=32), nullable=False),
+        sa.Column("recipient", sa.String(length=32), nullable=False),
+        sa.Column("purpose", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=20), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", hub.store.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["participant_id"],
+            ["participant.id"],
+            name=op.f("fk_outbox_participant_id_participant"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["record_id"], ["record.id"], name=op.f("fk_outbox_record_id_record")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_outbox_idempotency_key")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_recipient"), ["recipient"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_record_id"), ["record_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_record_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_recipient"))
+        batch_op.drop_index("ix_outbox_due")
+
+    op.drop_table("outbox")
+    with op.batch_alter_table("subscription", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subscription_party"))
+
+    op.drop_table("subscription")
+    with op.batch_alter_table("record", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_record_participant_id"))
+
+    op.drop_table("record")
+    with op.batch_alter_table("sync_run", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sync_run_connector"))
+
+    op.drop_table("sync_run")
+    op.drop_table("sync_lock")
+    op.drop_table("sync_cursor")
     op.drop_table("participant")
     op.drop_table("ledger_node")
     op.drop_table("ledger_head")
