@@ -1,0 +1,84 @@
+"""What a sync run did, per connector: printed at the end and stored for `evi sync history`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+COUNTERS = (
+    "pulled",
+    "stored",
+    "refused",
+    "unmapped",
+    "queued",
+    "delivered",
+    "denied",
+    "retried",
+    "dead_lettered",
+)
+
+# Outcome of one connector in one run.
+OK = "ok"
+FAILED = "failed"
+PAUSED = "paused"
+LOCKED = "locked"
+DRY_RUN = "dry_run"
+
+
+@dataclass
+class ConnectorReport:
+    connector: str
+    status: str = OK
+    pulled: int = 0
+    stored: int = 0
+    refused: int = 0
+    unmapped: int = 0
+    queued: int = 0
+    delivered: int = 0
+    denied: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(getattr(self, name)) for name in COUNTERS}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SyncReport:
+    connectors: list[ConnectorReport] = field(default_factory=list)
+    dry_run: bool = False
+
+    def get(self, name: str) -> ConnectorReport:
+        for report in self.connectors:
+            if report.connector == name:
+                return report
+        report = ConnectorReport(connector=name)
+        self.connectors.append(report)
+        return report
+
+    @property
+    def exit_code(self) -> int:
+        """0 all well; 1 a connector failed or something was dead-lettered; 3 all locked."""
+        if self.connectors and all(r.status == LOCKED for r in self.connectors):
+            return 3
+        if any(r.status in (FAILED, LOCKED) or r.dead_lettered for r in self.connectors):
+            return 1
+        return 0
+
+    def table(self) -> str:
+        """A fixed-width table for terminals and logs (no personal data: counts only)."""
+        head = ["connector", "status", *COUNTERS, "seconds"]
+        rows = [
+            [r.connector, r.status, *(str(v) for v in r.counts().values()), f"{r.duration_s:.1f}"]
+            for r in self.connectors
+        ]
+        widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+        lines += [f"{r.connector}: {r.error}" for r in self.connectors if r.error]
+        return "\n".join(lines)
