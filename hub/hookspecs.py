@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from hub.connector.base import Connector
     from hub.settings import Settings
 
 hookspec = pluggy.HookspecMarker("evi")
@@ -25,12 +26,15 @@ hookimpl = pluggy.HookimplMarker("evi")
 
 
 @hookspec
-def evi_register_connectors(register: Callable[[type[Any]], None]) -> None:
+def evi_register_connectors(register: Callable[[type[Connector]], None]) -> None:
     """Register connector classes by calling ``register(ConnectorSubclass)``.
 
-    Called once per plugin when connectors are first listed. The hub validates each class
-    as it is registered (unique ``name``, an ``Options`` model) and refuses bad ones with
-    a message naming the plugin. Returns nothing.
+    Called for every plugin, each time the hub lists its connectors (``evi connectors
+    list``, a sync run); keep it free of side effects. ``register`` validates the class on
+    the spot (a concrete :class:`hub.connector.Connector` subclass, a unique lowercase
+    ``name``, ``authority`` and ``version`` strings, an ``Options`` model with
+    ``extra="forbid"``) and raises :class:`hub.errors.ConfigError` naming the plugin for a
+    bad one. Returns nothing. See docs/connector-authoring.md.
     """
 
 

@@ -16,6 +16,7 @@ from hub import hookspecs
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     # Each entry is "name=module"; the module is registered under that name.
+    "kommun=connectors.kommun",
 )
 
 

@@ -1,0 +1,224 @@
+"""The municipality connector: pulls its events, maps them, pushes messages, follows people."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from pydantic import Field, SecretStr
+
+from connectors.kommun.client import (
+    EVENT_TYPES,
+    SANDBOX_TOKEN,
+    SUPPORTED_MAJOR,
+    Avslut,
+    Bistand,
+    HandelseBase,
+    Insats,
+    KommunApi,
+    Remiss,
+)
+from hub.connector import (
+    AuthorityError,
+    Connector,
+    ConnectorConfigError,
+    HttpOptions,
+    InvalidRecordError,
+    SandboxSettings,
+    build_client,
+)
+from hub.connector.asgi import ASGIApp
+from hub.connector.auth import BearerToken
+from hub.connector.native import parse_payload, parse_person, record_problems
+from hub.model.codes import (
+    BenefitType,
+    ClosureReason,
+    InterventionStatus,
+    InterventionType,
+    OutcomeType,
+    ReferralReason,
+)
+from hub.model.domain import Benefit, Closure, Intervention, Referral
+from hub.model.identity import PersonalIdentity
+from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
+from hub.model.vocab import Category
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+class KommunConnector(Connector):
+    """Kommunen: försörjningsstöd (ekonomiskt bistånd) and the labour-market unit."""
+
+    name = "kommun"
+    authority = "Kommunen (ekonomiskt bistånd och arbetsmarknadsenheten)"
+    version = "1.0.0"
+    delivers = frozenset(
+        {Category.REFERRAL, Category.BENEFIT, Category.INTERVENTION, Category.OUTCOME}
+    )
+    receives = frozenset({Category.REFERRAL, Category.ASSESSMENT, Category.PLAN, Category.OUTCOME})
+
+    class Options(HttpOptions):
+        token: SecretStr = Field(description="API token issued by the municipality.")
+        page_size: int = Field(default=200, ge=1, le=500, description="Events per page.")
+
+    options: Options
+
+    def __init__(self, options: Any, client: httpx.Client, **kwargs: Any) -> None:
+        super().__init__(options, client, **kwargs)
+        self.remote = KommunApi(self.api)
+
+    @classmethod
+    def build_client(
+        cls, options: Any, *, transport: httpx.BaseTransport | None = None
+    ) -> httpx.Client:
+        return build_client(
+            cls.name,
+            options.base_url,
+            timeout_seconds=options.timeout_seconds,
+            transport=transport,
+            auth=BearerToken(options.token),
+        )
+
+    # -- contract ---------------------------------------------------------------------
+    def check(self) -> None:
+        status = self.remote.status()
+        if status.version.split(".")[0] != SUPPORTED_MAJOR:
+            raise ConnectorConfigError(
+                self.name,
+                f"the municipality's API is version {status.version}; connector "
+                f"{self.version} speaks version {SUPPORTED_MAJOR}.x, install a matching one",
+            )
+
+    def pull(
+        self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
+    ) -> Iterator[NativeRecord]:
+        start = _cursor(self.name, cursor)
+        page = 1
+        while True:
+            answer = self.remote.handelser(start, page, self.options.page_size)
+            for item in answer.handelser:
+                source_id, lopnummer = item.get("handelseId"), item.get("lopnummer")
+                if not isinstance(source_id, str) or not isinstance(lopnummer, int):
+                    raise AuthorityError(
+                        self.name, "an event without handelseId or lopnummer arrived; stopped"
+                    )
+                yield NativeRecord(
+                    source=self.name,
+                    source_id=source_id,
+                    cursor=str(lopnummer),
+                    payload=dict(item),
+                )
+            if page >= answer.antalSidor or not answer.handelser:
+                return
+            page += 1
+
+    def map(self, native: NativeRecord) -> CommonRecord:
+        kind = native.payload.get("handelseTyp")
+        model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            raise InvalidRecordError(
+                self.name, native.source_id, ["handelseTyp: not an event type this connector knows"]
+            )
+        event = parse_payload(self.name, native, model)
+        codes = self.mapping.codes_for(self.name, native.source_id, strict=self.strict_mapping)
+        with record_problems(self.name, native.source_id):
+            body: Any
+            if isinstance(event, Remiss):
+                body = Referral(
+                    referring_party=self.name,
+                    received_on=event.remissdatum,
+                    reason=codes.map(ReferralReason, event.orsak, field="orsak"),
+                )
+            elif isinstance(event, Bistand):
+                body = Benefit(
+                    start=event.beslutFran,
+                    end=event.beslutTill,
+                    type=codes.map(BenefitType, event.bistandstyp, field="bistandstyp"),
+                )
+            elif isinstance(event, Insats):
+                body = Intervention(
+                    start=event.startdatum,
+                    end=event.slutdatum,
+                    type=codes.map(InterventionType, event.insatskod, field="insatskod"),
+                    status=codes.map(InterventionStatus, event.status, field="status"),
+                    provider=self.name,
+                    extent_percent=event.omfattningProcent,
+                )
+            else:
+                assert isinstance(event, Avslut)
+                body = Closure(
+                    closed_on=event.avslutsdatum,
+                    reason=codes.map(ClosureReason, event.avslutsorsak, field="avslutsorsak"),
+                    outcome=codes.map(OutcomeType, event.utfall, field="utfall"),
+                )
+            return CommonRecord(
+                source=self.name,
+                source_id=native.source_id,
+                person=parse_person(
+                    self.name, native.source_id, event.personnummer, "personnummer"
+                ),
+                updated_at=_local_time(self.name, native.source_id, event),
+                body=body,
+                protected_identity=event.skyddadIdentitet,
+                unmapped=tuple(codes.unmapped),
+                mapping_version=self.mapping.version,
+            )
+
+    def push(self, transfer: Transfer) -> PushResult:
+        body: dict[str, object] = {
+            "kategori": transfer.category.value,
+            "avsandare": transfer.origin,
+            "andamal": transfer.purpose.value,
+            "kallreferens": transfer.source_id,
+            "andrad": transfer.updated_at.isoformat(),
+            "uppgift": transfer.body.model_dump(mode="json"),
+        }
+        if transfer.person is not None:
+            body["personnummer"] = transfer.person.formatted()
+        else:
+            body["deltagarreferens"] = transfer.participant
+        reference, replayed = self.remote.skicka_meddelande(transfer.idempotency_key, body)
+        return PushResult(accepted=True, duplicate=replayed, reference=reference)
+
+    def subscribe(self, identity: PersonalIdentity) -> None:
+        self.remote.bevaka(identity.formatted())
+
+    def unsubscribe(self, identity: PersonalIdentity) -> None:
+        self.remote.avsluta_bevakning(identity.formatted())
+
+    # -- sandbox ----------------------------------------------------------------------
+    @classmethod
+    def sandbox_app(cls, settings: SandboxSettings) -> ASGIApp:
+        from connectors.kommun.sandbox import create_app
+
+        return create_app(settings)
+
+    @classmethod
+    def sandbox_options(cls, base_url: str, home: Path) -> dict[str, Any]:
+        return {"base_url": base_url, "token": SANDBOX_TOKEN}
+
+
+def _cursor(connector: str, cursor: str | None) -> int:
+    if not cursor:
+        return 1
+    try:
+        value = int(cursor)
+    except ValueError:
+        raise ConnectorConfigError(
+            connector, "the stored cursor is not a sequence number; reset the connector's cursor"
+        ) from None
+    return max(value, 1)
+
+
+def _local_time(connector: str, source_id: str, event: HandelseBase) -> datetime:
+    try:
+        naive = datetime.strptime(event.andrad, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise InvalidRecordError(
+            connector, source_id, ["andrad: not a local time written YYYY-MM-DD HH:MM:SS"]
+        ) from None
+    return naive.replace(tzinfo=STOCKHOLM).astimezone(UTC)

@@ -1,0 +1,171 @@
+"""The frame every sandbox app is built in: population, feed, state, knobs, ``/_sandbox``.
+
+An authority's ``sandbox.py`` creates a :class:`SandboxKit`, asks it for the FastAPI app
+(which already serves the ``/_sandbox`` endpoints and injects faults) and adds the
+authority's own API routes, using the kit for people, records and pushes.
+
+``/_sandbox`` (never faulted, never authenticated: it is the test bench, not the
+authority's API):
+
+* ``GET  /_sandbox/received``      ``{"unique": N, "duplicates": M, "items": [...]}``
+* ``GET  /_sandbox/subscriptions`` ``{"count": N, "numbers": [...]}``
+* ``GET  /_sandbox/people``        the synthetic people (``?offset=&limit=``)
+* ``GET  /_sandbox/info``          seed, population, rounds and knobs
+* ``POST /_sandbox/advance``       ``{"rounds": 1}``: time passes, every person gets a record
+* ``PATCH /_sandbox/knobs``        change fault knobs on a running sandbox
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import Body, FastAPI, HTTPException, Query
+from pydantic import ValidationError
+
+from connectors.sandbox_kit.faults import FaultMiddleware, Faults
+from connectors.sandbox_kit.feed import Feed, draw
+from connectors.sandbox_kit.population import Person, Population
+from connectors.sandbox_kit.state import SandboxState
+from hub.connector.sandbox import SandboxSettings
+
+_KNOBS = frozenset(
+    {
+        "latency_ms",
+        "fail_rate",
+        "rate_limit_rate",
+        "retry_after_seconds",
+        "timeout_rate",
+        "stall_seconds",
+        "malformed_rate",
+        "invalid_record_rate",
+        "unknown_code_rate",
+        "fault_budget",
+        "all_subscribed",
+    }
+)
+
+
+class SandboxKit:
+    """Shared machinery of one running sandbox."""
+
+    def __init__(self, name: str, settings: SandboxSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.population = Population(settings.seed, settings.population)
+        self.state = SandboxState(name, settings.state_dir)
+        stored_rounds = self.state.get_setting("rounds")
+        self.rounds = int(stored_rounds) if stored_rounds else settings.records_per_person
+        self.faults = Faults(settings)
+        self._people_lock = threading.Lock()
+        self._people: tuple[int, list[int]] | None = None
+
+    # -- people and records -------------------------------------------------------------
+    def person_at(self, j: int) -> Person:
+        """The person record position ``j`` is about."""
+        return self.population.person(j % len(self.population))
+
+    def round_of(self, j: int) -> int:
+        return j // len(self.population)
+
+    def subscribed_people(self) -> Sequence[int]:
+        """Sorted indices of the people the hub subscribed (everyone with all_subscribed)."""
+        if self.settings.all_subscribed:
+            return range(len(self.population))
+        version = self.state.version
+        with self._people_lock:
+            if self._people is None or self._people[0] != version:
+                self._people = (version, self.people_for(self.state.subscribed()))
+            return self._people[1]
+
+    def people_for(self, numbers: Iterable[str]) -> list[int]:
+        """Sorted indices of the given numbers that belong to this population."""
+        found = {self.population.index_of(n) for n in numbers}
+        return sorted(i for i in found if i is not None)
+
+    def feed(self, people: Sequence[int] | None = None) -> Feed:
+        """The change feed about ``people`` (default: the subscribed people)."""
+        chosen = self.subscribed_people() if people is None else people
+        return Feed(len(self.population), self.rounds, chosen)
+
+    def is_invalid(self, j: int) -> bool:
+        """Whether record ``j`` violates the API's schema (the same answer every time)."""
+        rate = self.settings.invalid_record_rate
+        return rate > 0 and draw(self.settings.seed, "invalid", j).random() < rate
+
+    def has_unknown_code(self, j: int) -> bool:
+        """Whether record ``j`` carries a code no mapping knows (the same answer every time)."""
+        rate = self.settings.unknown_code_rate
+        return rate > 0 and draw(self.settings.seed, "unknown", j).random() < rate
+
+    # -- the app ------------------------------------------------------------------------
+    def create_app(self, title: str, description: str) -> FastAPI:
+        app = FastAPI(title=title, description=description, docs_url=None, redoc_url=None)
+        app.add_middleware(FaultMiddleware, faults=self.faults)
+        app.state.kit = self
+        self._add_bench_routes(app)
+        return app
+
+    def _add_bench_routes(self, app: FastAPI) -> None:
+        kit = self
+
+        @app.get("/_sandbox/received")
+        async def received(limit: int | None = Query(default=None, ge=0)) -> dict[str, Any]:
+            return kit.state.received(limit)
+
+        @app.get("/_sandbox/subscriptions")
+        async def subscriptions() -> dict[str, Any]:
+            numbers = kit.state.subscribed()
+            return {"count": len(numbers), "numbers": numbers}
+
+        @app.get("/_sandbox/people")
+        async def people(
+            offset: int = Query(default=0, ge=0), limit: int = Query(default=100, ge=0, le=10_000)
+        ) -> dict[str, Any]:
+            end = min(offset + limit, len(kit.population))
+            items = []
+            for i in range(offset, end):
+                p = kit.population.person(i)
+                items.append(
+                    {
+                        "index": i,
+                        "number": p.number,
+                        "given_name": p.given_name,
+                        "family_name": p.family_name,
+                        "protected": p.protected,
+                    }
+                )
+            return {"total": len(kit.population), "items": items}
+
+        @app.get("/_sandbox/info")
+        async def info() -> dict[str, Any]:
+            knobs = kit.settings.model_dump(mode="json", include=set(_KNOBS))
+            return {
+                "name": kit.name,
+                "seed": kit.settings.seed,
+                "population": len(kit.population),
+                "rounds": kit.rounds,
+                "knobs": knobs,
+            }
+
+        @app.post("/_sandbox/advance")
+        async def advance(
+            rounds: int = Body(default=1, embed=True, ge=1, le=1000),
+        ) -> dict[str, int]:
+            kit.rounds += rounds
+            kit.state.set_setting("rounds", str(kit.rounds))
+            return {"rounds": kit.rounds}
+
+        @app.patch("/_sandbox/knobs")
+        async def knobs(changes: dict[str, Any] = Body(...)) -> dict[str, Any]:
+            unknown = sorted(set(changes) - _KNOBS)
+            if unknown:
+                raise HTTPException(422, f"unknown knobs: {', '.join(unknown)}")
+            try:
+                updated = SandboxSettings.model_validate({**kit.settings.model_dump(), **changes})
+            except ValidationError as exc:
+                raise HTTPException(422, str(exc.errors(include_input=False))) from None
+            kit.settings = updated
+            kit.faults.update(updated)
+            return updated.model_dump(mode="json", include=set(_KNOBS))

@@ -1,0 +1,137 @@
+"""The authority's side of things: who the hub subscribed, and the pushes received.
+
+Kept in SQLite (standard library): in memory for an in-process sandbox, or in
+``STATE_DIR/state.db`` when a state directory is given, so a sandbox served with
+``evi sandbox serve`` keeps subscriptions and received pushes across restarts.
+
+Pushes are stored once per ``Idempotency-Key``. A repeat with the same body returns the
+first answer and is counted as a duplicate; a repeat with another body is refused (the
+client reused a key by mistake), following the IETF Idempotency-Key draft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS received (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    body_sha256 TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    repeats INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS subscription (number TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class KeyReusedError(Exception):
+    """An idempotency key came back with a different body."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    reference: str
+    duplicate: bool
+
+
+class SandboxState:
+    """Thread-safe store of subscriptions and received pushes for one sandbox."""
+
+    def __init__(self, name: str, state_dir: Path | None) -> None:
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            target = str(state_dir / "state.db")
+        else:
+            target = ":memory:"
+        self.name = name
+        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.version = 0  # bumped on every subscription change, for caches
+
+    # -- subscriptions ---------------------------------------------------------------
+    def subscribe(self, number: str) -> bool:
+        """Add a subscription; returns whether it is new."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO subscription (number) VALUES (?)", (number,)
+            )
+            self.version += 1
+            return cur.rowcount == 1
+
+    def unsubscribe(self, number: str) -> bool:
+        """Cancel a subscription; returns whether there was one."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM subscription WHERE number = ?", (number,))
+            self.version += 1
+            return cur.rowcount == 1
+
+    def subscribed(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT number FROM subscription ORDER BY number").fetchall()
+        return [row[0] for row in rows]
+
+    # -- pushes ------------------------------------------------------------------------
+    def receive(self, key: str, body: dict[str, Any]) -> Receipt:
+        """Store a push once per key; raises :class:`KeyReusedError` for a changed body."""
+        text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body_sha256, reference FROM received WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None:
+                if row[0] != digest:
+                    raise KeyReusedError(key)
+                self._db.execute("UPDATE received SET repeats = repeats + 1 WHERE key = ?", (key,))
+                return Receipt(reference=row[1], duplicate=True)
+            reference = f"{self.name}-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+            self._db.execute(
+                "INSERT INTO received (key, body_sha256, body, reference) VALUES (?, ?, ?, ?)",
+                (key, digest, text, reference),
+            )
+            return Receipt(reference=reference, duplicate=False)
+
+    def received(self, limit: int | None = None) -> dict[str, Any]:
+        """``{"unique": N, "duplicates": M, "items": [...]}`` in arrival order."""
+        with self._lock:
+            unique, duplicates = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(repeats), 0) FROM received"
+            ).fetchone()
+            query = "SELECT key, reference, repeats, body FROM received ORDER BY seq"
+            if limit is not None:
+                rows = self._db.execute(query + " LIMIT ?", (limit,)).fetchall()
+            else:
+                rows = self._db.execute(query).fetchall()
+        items = [
+            {"idempotency_key": k, "reference": ref, "repeats": rep, "body": json.loads(body)}
+            for k, ref, rep, body in rows
+        ]
+        return {"unique": unique, "duplicates": duplicates, "items": items}
+
+    # -- settings that outlive a restart (e.g. rounds advanced) -----------------------------
+    def get_setting(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM setting WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO setting (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

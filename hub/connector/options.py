@@ -1,0 +1,193 @@
+"""Connector options: the nested ``Options`` model, secrets, and the ``key=value`` edge.
+
+Every connector declares ``class Options(ConnectorOptions)``. The model refuses unknown
+keys (``extra="forbid"``) so a misspelt option is an error, not a silently ignored line;
+secrets are ``SecretStr`` so ``repr()``, ``str()`` and ``model_dump()`` show ``**********``.
+
+Options are stored field by field (see :mod:`hub.connector.service`): plain values as JSON,
+``SecretStr`` values encrypted. ``evi connectors configure NAME --set key=value`` may set
+one option at a time, so a single value is validated against its field here, and the whole
+model only when a connector is built (:func:`build_options`), with a message naming each
+missing option and the command that sets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from hub.connector.errors import ConnectorConfigError
+from hub.errors import InputError
+from hub.model.problems import problems
+
+MASK = "**********"
+
+
+class ConnectorOptions(BaseModel):
+    """Base of every connector's ``Options``: unknown keys are refused, instances frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpOptions(ConnectorOptions):
+    """Options every HTTP connector shares."""
+
+    base_url: str = Field(description="Root URL of the authority's API (http or https).")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Connect and read timeout for one request."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ClientCertificateOptions(HttpOptions):
+    """Options of a connector that authenticates with a TLS client certificate (mTLS).
+
+    The certificate and key files are PEM. ``ca_bundle`` is the authority's CA; when it is
+    not given the system's trust store is used.
+    """
+
+    client_cert: Path = Field(description="PEM file with the client certificate (and chain).")
+    client_key: Path = Field(description="PEM file with the client certificate's private key.")
+    client_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted client key."
+    )
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM file with the CA that signed the authority's server."
+    )
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def secret_fields(options: type[BaseModel]) -> frozenset[str]:
+    """Names of the options stored encrypted and never shown (the ``SecretStr`` fields)."""
+    return frozenset(
+        name for name, field in options.model_fields.items() if _is_secret(field.annotation)
+    )
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``["key=value", …]`` from the command line; raises :class:`InputError` naming the bad one.
+
+    The message quotes only the key, never the value (it may be a secret).
+    """
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError("each --set takes KEY=VALUE (for example --set base_url=https://…)")
+        result[key] = value
+    return result
+
+
+def validate_values(
+    connector: str, options: type[BaseModel], values: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate some options one by one; returns the values in their field types.
+
+    Raises :class:`InputError` naming unknown keys (and the known ones) or the field that
+    does not fit. Strings are read the way the command line means them (``5``, ``true``,
+    a path, or JSON for lists).
+    """
+    fields = options.model_fields
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise InputError(
+            f"{connector} has no option {', '.join(repr(u) for u in unknown)}; "
+            f"its options are {', '.join(sorted(fields))} (see `evi connectors spec {connector}`)"
+        )
+    result: dict[str, Any] = {}
+    for key, value in values.items():
+        adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, fields[key].annotation))
+        try:
+            if isinstance(value, str):
+                try:
+                    parsed = adapter.validate_strings(value)
+                except ValidationError:
+                    if not value.lstrip().startswith(("[", "{")):
+                        raise
+                    parsed = adapter.validate_json(value)
+            else:
+                parsed = adapter.validate_python(value)
+        except ValidationError as exc:
+            reasons = "; ".join(p.split(": ", 1)[-1] for p in problems(exc))
+            raise InputError(f"{connector} option '{key}': {reasons}") from None
+        result[key] = parsed
+    return result
+
+
+def to_storable(options: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """Plain JSON values for the non-secret options in ``values`` (secrets are skipped)."""
+    secrets = secret_fields(options)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in secrets:
+            continue
+        adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, options.model_fields[key].annotation))
+        out[key] = adapter.dump_python(value, mode="json")
+    return out
+
+
+def build_options(connector: str, options: type[BaseModel], values: dict[str, Any]) -> Any:
+    """The validated options model, or :class:`ConnectorConfigError` saying what to set.
+
+    ``values`` holds plain values and decrypted secrets. The message lists every missing or
+    invalid option by name and the command that sets it; it never repeats a value.
+    """
+    try:
+        return options.model_validate(values)
+    except ValidationError as exc:
+        missing = [
+            str(e["loc"][0])
+            for e in exc.errors(include_input=False)
+            if e["type"] == "missing" and e["loc"]
+        ]
+        if missing:
+            sets = " ".join(f"--set {m}=…" for m in missing)
+            raise ConnectorConfigError(
+                connector,
+                f"option {', '.join(repr(m) for m in missing)} is not set; "
+                f"run `evi connectors configure {connector} {sets}`",
+            ) from None
+        raise ConnectorConfigError(
+            connector,
+            "invalid options: "
+            + "; ".join(problems(exc))
+            + f"; fix them with `evi connectors configure {connector} --set KEY=VALUE`",
+        ) from None
+
+
+def masked(options: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """Values fit to show: every secret that is set becomes ``**********``."""
+    secrets = secret_fields(options)
+    shown: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in secrets:
+            shown[key] = MASK if value is not None else None
+        else:
+            shown[key] = value
+    return shown
+
+
+def options_schema(options: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of the options; secrets are marked ``writeOnly`` and ``format: password``."""
+    schema: dict[str, Any] = options.model_json_schema()
+    return schema

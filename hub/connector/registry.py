@@ -1,0 +1,105 @@
+"""Collect connector classes from plugins and check each one as it registers.
+
+Plugins implement ``evi_register_connectors(register)`` and call ``register(cls)``. The
+hub calls each plugin's hook on its own, so a bad class is refused with the plugin's name
+in the message; one bad plugin stops the listing rather than hiding a connector silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pluggy
+from pydantic import BaseModel
+
+from hub.connector.base import Connector
+from hub.errors import ConfigError, NotFoundError
+from hub.model.vocab import JOINT_TEAM, Category
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+
+
+@dataclass(frozen=True)
+class RegisteredConnector:
+    """A connector class and the plugin that registered it."""
+
+    cls: type[Connector]
+    plugin: str
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+
+def validate_connector_class(obj: object, plugin: str) -> type[Connector]:
+    """Return ``obj`` as a connector class, or raise :class:`ConfigError` naming the plugin."""
+
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(
+            f"plugin '{plugin}' registered an invalid connector: {reason}; fix or uninstall "
+            "the plugin, or leave it out with EVI_PLUGINS"
+        )
+
+    if not (inspect.isclass(obj) and issubclass(obj, Connector)):
+        raise bad(f"{obj!r} is not a subclass of hub.connector.Connector")
+    label = obj.__qualname__
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise bad(f"{label} does not implement {missing}")
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name) or name == JOINT_TEAM:
+        raise bad(f"{label}.name must be 2-32 lowercase letters, digits, '-' or '_' (not 'team')")
+    for attr in ("authority", "version"):
+        value = getattr(obj, attr, None)
+        if not isinstance(value, str) or not value.strip():
+            raise bad(f"{label}.{attr} must be a non-empty string")
+    options = obj.Options
+    if not (inspect.isclass(options) and issubclass(options, BaseModel)):
+        raise bad(f"{label}.Options must be a pydantic model")
+    if options.model_config.get("extra") != "forbid":
+        raise bad(f"{label}.Options must refuse unknown keys (extra='forbid')")
+    for attr in ("delivers", "receives"):
+        value = getattr(obj, attr)
+        if not isinstance(value, frozenset) or not all(isinstance(c, Category) for c in value):
+            raise bad(f"{label}.{attr} must be a frozenset of hub.model.vocab.Category")
+    return obj
+
+
+def load_connectors(pm: pluggy.PluginManager) -> dict[str, RegisteredConnector]:
+    """Every connector the loaded plugins register, by name, each validated.
+
+    Raises :class:`ConfigError` for an invalid class or two plugins claiming one name.
+    """
+    found: dict[str, RegisteredConnector] = {}
+    for impl in pm.hook.evi_register_connectors.get_hookimpls():
+        plugin = impl.plugin_name
+
+        def register(obj: type[Connector], plugin: str = plugin) -> None:
+            cls = validate_connector_class(obj, plugin)
+            other = found.get(cls.name)
+            if other is not None and other.cls is not cls:
+                raise ConfigError(
+                    f"connector '{cls.name}' is registered by both plugin '{other.plugin}' "
+                    f"and plugin '{plugin}'; uninstall one or choose with EVI_PLUGINS"
+                )
+            found[cls.name] = RegisteredConnector(cls, plugin)
+
+        call: Callable[..., object] = impl.function
+        call(register=register)
+    return dict(sorted(found.items()))
+
+
+def get_connector(pm: pluggy.PluginManager, name: str) -> RegisteredConnector:
+    """The connector called ``name``, or :class:`NotFoundError` listing the installed ones."""
+    connectors = load_connectors(pm)
+    try:
+        return connectors[name]
+    except KeyError:
+        installed = ", ".join(connectors) or "none"
+        raise NotFoundError(
+            f"no connector named '{name}' is installed (installed: {installed}); "
+            "see `evi connectors list`"
+        ) from None

@@ -1,0 +1,258 @@
+"""Connector administration: list, configure, enable, build and check; sync results.
+
+This service owns the connector configuration use cases and opens ``hub.db.session()``
+for each; :func:`record_sync_result` is the exception, it writes inside the sync job's
+own transaction. Secrets are encrypted with ``hub.keys.encrypt_secret`` bound to the
+connector and option name, decrypted only to build a connector, and never returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from hub.connector.base import Connector
+from hub.connector.errors import ConnectorConfigError
+from hub.connector.options import (
+    build_options,
+    masked,
+    options_schema,
+    secret_fields,
+    to_storable,
+    validate_values,
+)
+from hub.connector.registry import RegisteredConnector, get_connector, load_connectors
+from hub.connector.retry import RetryPolicy
+from hub.context import Hub
+from hub.errors import InputError
+from hub.store.connector_config import ConnectorConfigRepository
+from hub.store.tables.connectors import ConnectorConfigRow
+
+STATUS_FAILED = "failed"
+"""The sync status that counts towards pausing a connector; any other status resets it."""
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    """What ``evi connectors list`` shows for one installed connector."""
+
+    name: str
+    authority: str
+    version: str
+    plugin: str
+    enabled: bool
+    paused: bool
+    last_sync: datetime | None
+    status: str | None
+    last_error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The stable JSON shape other tools rely on (docs/connectors.md)."""
+        return {
+            "name": self.name,
+            "authority": self.authority,
+            "version": self.version,
+            "enabled": self.enabled,
+            "paused": self.paused,
+            "last_sync": self.last_sync.isoformat() if self.last_sync else None,
+            "status": self.status,
+            "last_error": self.last_error,
+            "plugin": self.plugin,
+        }
+
+
+def _secret_context(name: str, option: str) -> str:
+    return f"evi:connector:{name}:{option}"
+
+
+def list_connectors(hub: Hub) -> list[ConnectorStatus]:
+    """Every installed connector with its stored state, sorted by name."""
+    registered = load_connectors(hub.plugins)
+    hub.require_schema()
+    with hub.db.session() as session:
+        rows = ConnectorConfigRepository(session).all()
+        return [_status(entry, rows.get(name)) for name, entry in registered.items()]
+
+
+def _status(entry: RegisteredConnector, row: ConnectorConfigRow | None) -> ConnectorStatus:
+    return ConnectorStatus(
+        name=entry.name,
+        authority=entry.cls.authority,
+        version=entry.cls.version,
+        plugin=entry.plugin,
+        enabled=bool(row and row.enabled),
+        paused=bool(row and row.paused),
+        last_sync=row.last_sync_at if row else None,
+        status=row.last_status if row else None,
+        last_error=row.last_error if row else None,
+    )
+
+
+def connector_status(hub: Hub, name: str) -> ConnectorStatus:
+    """The listing line of one connector."""
+    entry = get_connector(hub.plugins, name)
+    hub.require_schema()
+    with hub.db.session() as session:
+        return _status(entry, ConnectorConfigRepository(session).get(name))
+
+
+def connector_spec(hub: Hub, name: str) -> dict[str, Any]:
+    """The JSON Schema of a connector's options (secrets marked ``writeOnly``)."""
+    return options_schema(get_connector(hub.plugins, name).cls.Options)
+
+
+def configure(
+    hub: Hub, name: str, values: dict[str, Any], *, unset: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Set (and unset) options of ``name``; returns all its options, secrets masked.
+
+    Each value is validated against its field first; nothing is stored unless all are
+    valid. Raises :class:`InputError` for an unknown option or a value that does not fit.
+    """
+    cls = get_connector(hub.plugins, name).cls
+    unset = list(unset)
+    parsed = validate_values(name, cls.Options, values)
+    unknown = sorted(set(unset) - set(cls.Options.model_fields))
+    if unknown:
+        raise InputError(f"{name} has no option {', '.join(repr(u) for u in unknown)} to unset")
+    secrets = secret_fields(cls.Options)
+    keys = hub.keys
+    hub.require_schema()
+    with hub.db.session() as session:
+        row = ConnectorConfigRepository(session).ensure(name)
+        plain = {k: v for k, v in row.options.items() if k not in unset}
+        plain.update(to_storable(cls.Options, parsed))
+        sealed = {k: v for k, v in row.secrets.items() if k not in unset}
+        for key, value in parsed.items():
+            if key in secrets:
+                if value is None:
+                    sealed.pop(key, None)
+                else:
+                    sealed[key] = keys.encrypt_secret(
+                        value.get_secret_value(), _secret_context(name, key)
+                    )
+        row.options = plain
+        row.secrets = sealed
+        row.updated_at = datetime.now(UTC)
+        shown = dict(plain)
+        shown.update(dict.fromkeys(sealed, "set"))
+    return masked(cls.Options, shown)
+
+
+def stored_options(hub: Hub, name: str) -> dict[str, Any]:
+    """The options stored for ``name`` as shown to people: secrets masked."""
+    cls = get_connector(hub.plugins, name).cls
+    hub.require_schema()
+    with hub.db.session() as session:
+        row = ConnectorConfigRepository(session).get(name)
+        shown: dict[str, Any] = dict(row.options) if row else {}
+        if row:
+            shown.update(dict.fromkeys(row.secrets, "set"))
+    return masked(cls.Options, shown)
+
+
+def set_enabled(hub: Hub, name: str, enabled: bool) -> None:
+    """Enable or disable ``name``. Enabling also lifts a pause after repeated failures."""
+    get_connector(hub.plugins, name)
+    hub.require_schema()
+    with hub.db.session() as session:
+        row = ConnectorConfigRepository(session).ensure(name)
+        row.enabled = enabled
+        if enabled:
+            row.paused = False
+            row.consecutive_failures = 0
+        row.updated_at = datetime.now(UTC)
+
+
+def runnable_connectors(hub: Hub) -> list[str]:
+    """Names of the connectors the sync job should run: installed, enabled, not paused."""
+    return [s.name for s in list_connectors(hub) if s.enabled and not s.paused]
+
+
+def build_connector(
+    hub: Hub,
+    name: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> Connector:
+    """A ready connector for ``name`` from its stored options (secrets decrypted).
+
+    ``transport`` replaces the network, e.g. an
+    :class:`~hub.connector.asgi.InProcessTransport` on the connector's sandbox for the
+    demo. The strictness of mapping follows ``sync.strict_mapping``. The caller closes the
+    connector (it is a context manager). Raises :class:`ConnectorConfigError` naming any
+    missing option and the command that sets it.
+    """
+    cls = get_connector(hub.plugins, name).cls
+    keys = hub.keys
+    hub.require_schema()
+    with hub.db.session() as session:
+        row = ConnectorConfigRepository(session).get(name)
+        values: dict[str, Any] = dict(row.options) if row else {}
+        for key, token in (row.secrets if row else {}).items():
+            try:
+                values[key] = keys.decrypt_secret(token, _secret_context(name, key))
+            except Exception:
+                raise ConnectorConfigError(
+                    name,
+                    f"stored secret '{key}' cannot be decrypted with this connector-secrets "
+                    f"key; set it again with `evi connectors configure {name} --set {key}=…`",
+                ) from None
+    options = build_options(name, cls.Options, values)
+    return cls.create(
+        options,
+        transport=transport,
+        retry=retry,
+        strict_mapping=hub.settings.sync.strict_mapping,
+    )
+
+
+def check_connector(
+    hub: Hub,
+    name: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> ConnectorStatus:
+    """Build ``name`` and run its :meth:`~Connector.check`; raises the classified error."""
+    with build_connector(hub, name, transport=transport, retry=retry) as connector:
+        connector.mapping  # noqa: B018 - a broken mapping file is a configuration error too
+        connector.check()
+    return connector_status(hub, name)
+
+
+def record_sync_result(
+    session: Session,
+    name: str,
+    status: str,
+    at: datetime,
+    *,
+    error: str | None = None,
+    pause_after: int | None = None,
+) -> bool:
+    """Record how a sync of ``name`` ended, inside the caller's transaction.
+
+    ``status`` is shown as is by ``evi connectors list``; :data:`STATUS_FAILED` adds to the
+    run of consecutive failures, any other status ends it. ``error`` is one line for the
+    administrator (no personal data, no secrets). With ``pause_after`` set, the connector
+    is paused when that many failures follow each other, until ``evi connectors enable``.
+    Returns whether the connector is paused now. Never commits.
+    """
+    row = ConnectorConfigRepository(session).ensure(name)
+    row.last_sync_at = at
+    row.last_status = status
+    row.last_error = error[:500] if error else None
+    if status == STATUS_FAILED:
+        row.consecutive_failures += 1
+        if pause_after is not None and row.consecutive_failures >= pause_after:
+            row.paused = True
+    else:
+        row.consecutive_failures = 0
+    row.updated_at = datetime.now(UTC)
+    return row.paused
