@@ -14,6 +14,12 @@ import pluggy
 
 if TYPE_CHECKING:
     from hub.connector.base import Connector
+    from hub.model.consent import (
+        EvidenceVerdict,
+        PaperEvidence,
+        PluginEvidence,
+        SignatureEvidence,
+    )
     from hub.settings import Settings
 
 hookspec = pluggy.HookspecMarker("evi")
@@ -44,13 +50,24 @@ def evi_register_connectors(register: Callable[[type[Connector]], None]) -> None
 
 
 @hookspec(firstresult=True)
-def evi_verify_consent_evidence(evidence: Any, document: bytes, settings: Settings) -> Any | None:
+def evi_verify_consent_evidence(
+    evidence: PaperEvidence | SignatureEvidence | PluginEvidence,
+    document: bytes,
+    settings: Settings,
+) -> EvidenceVerdict | None:
     """Verify the evidence attached to a consent before the consent becomes active.
 
-    ``evidence`` is the consent's evidence model, ``document`` the canonical consent
-    document bytes that a signature must cover. Return a verdict for evidence kinds this
-    plugin understands, ``None`` to let another plugin answer. Stops at the first
-    non-``None`` result; when no plugin answers the consent is refused.
+    Called once per registration or amendment, before anything is stored. ``evidence``
+    is the consent file's evidence (``evidence.kind`` says which; unknown kinds arrive as
+    ``PluginEvidence`` with their fields in ``data``), ``document`` the canonical consent
+    document bytes (:mod:`hub.consent.document`) that a signature must cover; it names
+    the person (``pnr``) so a verifier can check the signer is them.
+
+    Return ``None`` for evidence kinds this plugin does not handle, otherwise an
+    ``EvidenceVerdict``: ``accepted=False`` with a one-line ``detail`` saying what is
+    wrong refuses the consent. Never put personal data in ``detail``. Stops at the first
+    non-``None`` result; when no plugin answers the consent is refused. Built-ins:
+    ``plugins.evidence_paper`` and ``plugins.evidence_signature``.
     """
 
 

@@ -16,6 +16,8 @@ from hub import hookspecs
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     # Each entry is "name=module"; the module is registered under that name.
+    "evidence-paper=plugins.evidence_paper",
+    "evidence-signature=plugins.evidence_signature",
     "kommun=connectors.kommun",
 )
 

@@ -42,6 +42,13 @@ class LedgerSettings(_Section):
     witness_dir: Path | None = None
 
 
+class ConsentSettings(_Section):
+    """``trust_anchors``: PEM file of the CA certificates whose e-signatures the hub accepts
+    on consents (relative paths are under ``home``). Unset: signature evidence is refused."""
+
+    trust_anchors: Path | None = None
+
+
 class SyncSettings(_Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
     pause_after_failures: int = Field(default=3, ge=1, le=365)
@@ -80,6 +87,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     keys: KeySettings = KeySettings()
     ledger: LedgerSettings = LedgerSettings()
+    consent: ConsentSettings = ConsentSettings()
     sync: SyncSettings = SyncSettings()
     routing: list[RoutingRule] = []
 

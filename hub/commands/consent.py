@@ -1,9 +1,334 @@
-"""`evi consent` commands (not yet built)."""
+"""`evi consent …`: register, show, list, withdraw, block and export consents.
+
+The commands are thin: they parse options, call :class:`hub.consent.service.ConsentService`
+and print. Errors are :class:`hub.errors.EviError` and reach the user through ``hub.cli``;
+a bad consent file prints one ``error:`` line per problem.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
 import typer
+from pydantic import TypeAdapter, ValidationError
+
+from hub.commands.common import hub_from, info, print_json
+from hub.consent.document import rfc3339, submission_document
+from hub.consent.errors import ConsentFileError
+from hub.consent.fhir import export_bundle
+from hub.consent.files import load_submission
+from hub.consent.receipt import render_receipt
+from hub.consent.service import ConsentService
+from hub.consent.views import ConsentHistory, PersonConsents, listing_entry
+from hub.errors import InputError
+from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
+from hub.model.vocab import Category, Party
+
+consent_app = typer.Typer(
+    help="Consents (samtycken): register, show, list, withdraw, block, export.",
+    no_args_is_help=True,
+)
+
+PNR_HELP = "The person's personnummer or samordningsnummer, in any usual written form."
+ACTOR_HELP = "Who does this, for the transfer log (default: cli:<your user name>)."
+
+
+class ExportFormat(StrEnum):
+    FHIR = "fhir"
+    RECEIPT = "receipt"
+
+
+def _identity(text: str) -> PersonalIdentity:
+    try:
+        return parse_identity(text)
+    except InvalidIdentityError as exc:
+        raise InputError(f"--pnr: {exc}") from None
+
+
+def _party(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        party: str = TypeAdapter(Party).validate_python(text)
+    except ValidationError:
+        raise InputError(
+            f"--party {text!r}: a party is a connector name or 'team' (lowercase letters, "
+            "digits, '-' or '_'), e.g. af, fk, kommun, region, team"
+        ) from None
+    return party
+
+
+def _actor(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def _aware(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r}: write a time like 2026-01-31T00:00:00Z") from None
+    if value.tzinfo is None:
+        raise InputError(f"{option} {text!r}: give a timezone, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+def _load(file: Path) -> Any:
+    try:
+        return load_submission(file)
+    except ConsentFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {exc.source}: {problem}", err=True)
+        typer.echo(f"error: {exc.source}: nothing was stored; fix the file and run again", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@consent_app.command("register")
+def register_consent(
+    ctx: typer.Context,
+    file: Path = typer.Option(..., "--file", "-f", help="Consent file, .json or .toml."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Verify a consent's evidence and register it (or, with 'amends', a new version).
+
+    Prints the consent id; see docs/consent.md for the file format.
+    """
+    submission = _load(file)
+    hub = hub_from(ctx)
+    result = ConsentService(hub).register(submission, actor=_actor(actor))
+    what = "amended" if result.version > 1 else "registered"
+    info(
+        f"{what} consent {result.consent_id} version {result.version} for participant "
+        f"{result.participant}; evidence: {result.verdict.detail}"
+    )
+    typer.echo(result.consent_id)
+
+
+@consent_app.command("document")
+def document(
+    file: Path = typer.Option(..., "--file", "-f", help="Consent file, .json or .toml."),
+) -> None:
+    """Print the canonical consent document: the exact bytes an e-signature must cover.
+
+    The evidence section of the file is ignored here (it may still be a placeholder).
+    """
+    submission = _load(file)
+    sys.stdout.buffer.write(submission_document(submission))
+    sys.stdout.buffer.flush()
+
+
+@consent_app.command("show")
+def show(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON with every version."),
+) -> None:
+    """Show one person's consents with every version, withdrawals and blocks."""
+    identity = _identity(pnr)
+    person = ConsentService(hub_from(ctx)).person(identity)
+    if as_json:
+        print_json(_person_json(person))
+        return
+    _print_person(person)
+
+
+@consent_app.command("list")
+def list_consents(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON array (docs/consent.md)."),
+) -> None:
+    """List every consent: one line each, or the JSON array other tools read."""
+    entries = ConsentService(hub_from(ctx)).listing()
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        info("no consents registered")
+        return
+    for e in entries:
+        # The pseudonym, never the number: a list must not show who people are.
+        typer.echo(
+            f"{e['id']}  v{e['version']}  {e['status']:<9}  {e['participant']}  "
+            f"{','.join(e['parties'])}  until {e['valid_until']}"
+        )
+
+
+@consent_app.command("withdraw")
+def withdraw(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    party: str | None = typer.Option(None, "--party", help="Withdraw only for this party."),
+    category: Category | None = typer.Option(
+        None, "--category", help="Withdraw only this category."
+    ),
+    consent: str | None = typer.Option(
+        None, "--consent", help="Only this consent id (default: all in force)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Withdraw consent from now on: whole, or only a party and/or a category."""
+    identity = _identity(pnr)
+    done = ConsentService(hub_from(ctx)).withdraw(
+        identity,
+        actor=_actor(actor),
+        party=_party(party),
+        category=category,
+        consent_id=consent,
+    )
+    scope = _scope(party, category.value if category else None)
+    for w in done:
+        info(f"withdrew {scope} of consent {w.consent_id} from {rfc3339(w.at)}")
+
+
+@consent_app.command("block")
+def block(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    party: str | None = typer.Option(None, "--party", help="Block this party (default: all)."),
+    category: Category | None = typer.Option(
+        None, "--category", help="Block this category (default: all)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="End of the block, e.g. 2026-01-31T00:00:00Z (default: open)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Record a block (spärr) from now on; a block always beats a consent. Prints its id."""
+    identity = _identity(pnr)
+    view = ConsentService(hub_from(ctx)).block(
+        identity,
+        actor=_actor(actor),
+        party=_party(party),
+        category=category,
+        until=_aware(until, "--until"),
+    )
+    info(f"blocked {_scope(view.party, view.category)} from {rfc3339(view.valid_from)}")
+    typer.echo(view.id)
+
+
+@consent_app.command("unblock")
+def unblock(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    block_id: str = typer.Option(..., "--block", help="The block id (see `evi consent show`)."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Lift a block from now on, at the person's request."""
+    identity = _identity(pnr)
+    view = ConsentService(hub_from(ctx)).lift_block(identity, block_id, actor=_actor(actor))
+    info(f"lifted block {view.id} at {rfc3339(view.valid_until or view.valid_from)}")
+
+
+@consent_app.command("export")
+def export(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    fmt: ExportFormat = typer.Option(..., "--format", help="fhir (R5 Bundle) or receipt."),
+) -> None:
+    """Export a person's consents as a FHIR R5 Bundle or a Swedish receipt for the person."""
+    identity = _identity(pnr)
+    person = ConsentService(hub_from(ctx)).person(identity)
+    if fmt is ExportFormat.FHIR:
+        sys.stdout.write(json.dumps(export_bundle(person), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_receipt(person))
+
+
+def _scope(party: str | None, category: str | None) -> str:
+    if party is None and category is None:
+        return "everything"
+    parts = []
+    if party is not None:
+        parts.append(f"party {party}")
+    if category is not None:
+        parts.append(f"category {category}")
+    return " and ".join(parts)
+
+
+def _person_json(person: PersonConsents) -> dict[str, Any]:
+    return {
+        "participant": person.pseudonym,
+        "pnr": None if person.protected_identity else person.identity.number,
+        "protected_identity": person.protected_identity,
+        "consents": [
+            {**listing_entry(person, c), "history": [_version_json(v) for v in c.versions]}
+            for c in person.consents
+        ],
+        "blocks": [
+            {
+                "id": b.id,
+                "party": b.party,
+                "category": b.category,
+                "from": rfc3339(b.valid_from),
+                "until": rfc3339(b.valid_until) if b.valid_until else None,
+                "lifted_at": rfc3339(b.lifted_at) if b.lifted_at else None,
+            }
+            for b in person.blocks
+        ],
+    }
+
+
+def _version_json(v: Any) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "parties": list(v.parties),
+        "categories": list(v.categories),
+        "purposes": list(v.purposes),
+        "valid_from": rfc3339(v.valid_from),
+        "valid_until": rfc3339(v.valid_until),
+        "informed_by": v.informed_by,
+        "informed_at": rfc3339(v.informed_at),
+        "recorded_at": rfc3339(v.recorded_at),
+        "recorded_by": v.recorded_by,
+        "evidence": v.evidence_kind,
+        "evidence_detail": v.evidence_detail,
+    }
+
+
+def _print_person(person: PersonConsents) -> None:
+    flag = " (protected identity)" if person.protected_identity else ""
+    typer.echo(f"participant {person.pseudonym}{flag}")
+    if not person.consents:
+        typer.echo("no consents")
+    for c in person.consents:
+        _print_consent(c)
+    if person.blocks:
+        typer.echo("blocks:")
+        for b in person.blocks:
+            until = rfc3339(b.valid_until) if b.valid_until else "open"
+            typer.echo(
+                f"  {b.id}  party {b.party or 'any'}  category {b.category or 'any'}  "
+                f"{rfc3339(b.valid_from)} → {until}"
+            )
+
+
+def _print_consent(c: ConsentHistory) -> None:
+    typer.echo(f"consent {c.consent_id}: {c.status}, version {c.current.version} shown")
+    for v in c.versions:
+        typer.echo(
+            f"  v{v.version}  parties {', '.join(v.parties)}; categories "
+            f"{', '.join(v.categories)}; purposes {', '.join(v.purposes)}"
+        )
+        typer.echo(
+            f"      valid {rfc3339(v.valid_from)} → {rfc3339(v.valid_until)}; recorded "
+            f"{rfc3339(v.recorded_at)} by {v.recorded_by}; evidence {v.evidence_kind}"
+        )
+    for w in c.withdrawals:
+        typer.echo(f"  withdrawn {_scope(w.party, w.category)} from {rfc3339(w.at)}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to `app`."""
+    app.add_typer(consent_app, name="consent")

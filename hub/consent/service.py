@@ -1,0 +1,429 @@
+"""The consent registry's use cases: register, amend, withdraw, block, read.
+
+Each method owns its transaction (``hub.db.session(write_lock=True)``) and records what
+it did in the ledger inside that transaction, the participant by pseudonym only. Gate
+decisions are not made here but in :mod:`hub.consent.decisions`, in the caller's session.
+
+Times come from ``clock`` (aware UTC), so withdrawals and blocks take effect at the
+instant they are recorded; nothing here accepts a back- or forward-dated withdrawal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from hub.consent.document import submission_document
+from hub.consent.errors import EvidenceRefusedError
+from hub.consent.evidence import verify_evidence
+from hub.consent.views import (
+    BlockView,
+    ConsentHistory,
+    PersonConsents,
+    block_view,
+    consent_history,
+    listing_entry,
+)
+from hub.errors import InputError, NotFoundError
+from hub.ledger.event import Action, LedgerEvent, Outcome
+from hub.ledger.writer import append, append_many
+from hub.model.consent import ConsentSubmission, EvidenceVerdict
+from hub.model.identity import PersonalIdentity
+from hub.model.vocab import Category
+from hub.store.consents import ConsentRepository
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.consent import ConsentRow, ConsentVersionRow
+from hub.store.tables.participant import ParticipantRow
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from hub.context import Hub
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What :meth:`ConsentService.register` stored."""
+
+    consent_id: str
+    version: int
+    participant: str
+    verdict: EvidenceVerdict
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """One withdrawal row recorded by :meth:`ConsentService.withdraw`."""
+
+    withdrawal_id: str
+    consent_id: str
+    up_to_version: int
+    party: str | None
+    category: str | None
+    at: datetime
+
+
+class ConsentService:
+    """Consent registry use cases on an opened :class:`hub.context.Hub`."""
+
+    def __init__(self, hub: Hub, *, clock: Clock = _utc_now) -> None:
+        self.hub = hub
+        self.clock = clock
+
+    # -- register and amend -------------------------------------------------------------------
+
+    def register(self, submission: ConsentSubmission, *, actor: str) -> Registered:
+        """Verify the evidence, then store the consent (or, with ``amends``, a new version).
+
+        Raises :class:`EvidenceRefusedError` (nothing stored; the refusal is recorded in
+        the ledger) or :class:`NotFoundError`/:class:`InputError` for a bad ``amends``.
+        """
+        hub = self.hub
+        hub.require_schema()
+        keys = hub.keys
+        identity = submission.pnr
+        if submission.amends is not None:
+            with hub.db.session() as session:
+                self._amendable(session, identity, str(submission.amends))
+        document = submission_document(submission)
+        try:
+            verdict = verify_evidence(hub.plugins, submission.evidence, document, hub.settings)
+        except EvidenceRefusedError as exc:
+            with hub.db.session(write_lock=True) as session:
+                append(
+                    session,
+                    LedgerEvent(
+                        time=self.clock(),
+                        action=Action.CONSENT_REGISTERED,
+                        decision="deny",
+                        outcome=Outcome.MINOR_FAILURE,
+                        reason="evidence_refused",
+                        actor=actor,
+                        categories=tuple(c.value for c in submission.categories),
+                        consent_id=str(submission.amends) if submission.amends else None,
+                        participant=keys.pseudonym(identity.number),
+                    ),
+                )
+            raise exc from None
+        now = self.clock()
+        with hub.db.session(write_lock=True) as session:
+            participants = ParticipantRepository(session, keys)
+            repo = ConsentRepository(session)
+            if submission.amends is not None:
+                consent = self._amendable(session, identity, str(submission.amends))
+                participant = participants.ensure(identity)
+                version = repo.latest_version_number(consent.id) + 1
+            else:
+                participant = participants.ensure(identity)
+                consent = repo.create_consent(participant.id, now)
+                session.flush()
+                version = 1
+            evidence = submission.evidence.model_dump(mode="json")
+            row = ConsentVersionRow(
+                consent_id=consent.id,
+                version=version,
+                categories=sorted(c.value for c in submission.categories),
+                purposes=sorted(p.value for p in submission.purposes),
+                valid_from=submission.valid_from,
+                valid_until=submission.valid_until,
+                informed_by=submission.informed_by,
+                informed_at=submission.informed_at,
+                recorded_at=now,
+                recorded_by=actor,
+                evidence_kind=submission.evidence.kind,
+                evidence_verifier=verdict.verifier,
+                evidence_detail=verdict.detail,
+                evidence_sealed=keys.encrypt_secret(
+                    json.dumps(evidence, sort_keys=True), _evidence_context(consent.id, version)
+                ),
+            )
+            repo.add_version(row, submission.parties)
+            append(
+                session,
+                LedgerEvent(
+                    time=now,
+                    action=Action.CONSENT_REGISTERED,
+                    decision="permit",
+                    reason="amended" if version > 1 else "registered",
+                    actor=actor,
+                    categories=tuple(sorted(c.value for c in submission.categories)),
+                    consent_id=consent.id,
+                    consent_version=version,
+                    participant=participant.pseudonym,
+                ),
+            )
+            return Registered(consent.id, version, participant.pseudonym, verdict)
+
+    def _amendable(
+        self, session: Session, identity: PersonalIdentity, consent_id: str
+    ) -> ConsentRow:
+        repo = ConsentRepository(session)
+        consent = repo.get(consent_id)
+        participant = ParticipantRepository(session, self.hub.keys).find(identity)
+        if consent is None or participant is None or consent.participant_id != participant.id:
+            raise NotFoundError(
+                f"amends: no consent {consent_id} is registered for this person; check the id "
+                "with `evi consent show --pnr …`, or leave 'amends' out to register a new consent"
+            )
+        if any(w.party is None and w.category is None for w in repo.withdrawals_of([consent.id])):
+            raise InputError(
+                f"amends: consent {consent_id} was withdrawn and cannot be amended; register a "
+                "new consent instead (leave 'amends' out)"
+            )
+        return consent
+
+    # -- withdraw -----------------------------------------------------------------------------
+
+    def withdraw(
+        self,
+        identity: PersonalIdentity,
+        *,
+        actor: str,
+        party: str | None = None,
+        category: Category | None = None,
+        consent_id: str | None = None,
+    ) -> list[Withdrawn]:
+        """Withdraw, from now on, the whole consent or only ``party`` and/or ``category``.
+
+        Applies to ``consent_id``, or to every consent of the person that is neither
+        expired nor wholly withdrawn. Earlier disclosures stay lawful; the gate denies
+        from this instant. Returns one entry per consent affected.
+        """
+        hub = self.hub
+        hub.require_schema()
+        now = self.clock()
+        with hub.db.session(write_lock=True) as session:
+            participant = self._participant(session, identity)
+            repo = ConsentRepository(session)
+            targets = self._withdrawable(repo, participant, consent_id, now)
+            named = {p for c in targets for v in c.versions for p in v.parties}
+            if party is not None and party not in named:
+                raise InputError(
+                    f"--party {party}: no consent of this person in force names that party; "
+                    "see `evi consent show --pnr …`"
+                )
+            if category is not None and not any(
+                category.value in v.categories for c in targets for v in c.versions
+            ):
+                raise InputError(
+                    f"--category {category.value}: no consent of this person in force names "
+                    "that category; see `evi consent show --pnr …`"
+                )
+            done: list[Withdrawn] = []
+            events: list[LedgerEvent] = []
+            for consent in targets:
+                latest = consent.versions[-1].version
+                row = repo.add_withdrawal(
+                    consent.id,
+                    latest,
+                    now,
+                    actor,
+                    party=party,
+                    category=category.value if category else None,
+                )
+                done.append(Withdrawn(row.id, consent.id, latest, party, row.category, now))
+                events.append(
+                    LedgerEvent(
+                        time=now,
+                        action=Action.CONSENT_WITHDRAWN,
+                        reason="whole" if party is None and category is None else "partial",
+                        recipient=party,
+                        actor=actor,
+                        categories=(category.value,) if category else (),
+                        consent_id=consent.id,
+                        consent_version=latest,
+                        participant=participant.pseudonym,
+                    )
+                )
+            append_many(session, events)
+            return done
+
+    def _withdrawable(
+        self,
+        repo: ConsentRepository,
+        participant: ParticipantRow,
+        consent_id: str | None,
+        now: datetime,
+    ) -> list[ConsentRow]:
+        consents = repo.consents_of(participant.id)
+        withdrawals = repo.withdrawals_of([c.id for c in consents])
+        whole = {w.consent_id for w in withdrawals if w.party is None and w.category is None}
+        if consent_id is not None:
+            chosen = [c for c in consents if c.id == consent_id]
+            if not chosen:
+                raise NotFoundError(
+                    f"--consent {consent_id}: no such consent for this person; see "
+                    "`evi consent show --pnr …`"
+                )
+            if consent_id in whole:
+                raise InputError(f"--consent {consent_id}: already withdrawn; nothing to do")
+            return chosen
+        targets = [
+            c
+            for c in consents
+            if c.id not in whole and max(v.valid_until for v in c.versions) > now
+        ]
+        if not targets:
+            raise NotFoundError(
+                "this person has no consent in force or pending to withdraw; see "
+                "`evi consent show --pnr …`"
+            )
+        return targets
+
+    # -- blocks -------------------------------------------------------------------------------
+
+    def block(
+        self,
+        identity: PersonalIdentity,
+        *,
+        actor: str,
+        party: str | None = None,
+        category: Category | None = None,
+        until: datetime | None = None,
+    ) -> BlockView:
+        """Record a block from now (until ``until``, or open). ``None`` party/category: any.
+
+        A block beats every consent. It may be recorded for a person with no consent yet.
+        """
+        hub = self.hub
+        hub.require_schema()
+        now = self.clock()
+        if until is not None and until <= now:
+            raise InputError("--until must be in the future (blocks take effect from now)")
+        with hub.db.session(write_lock=True) as session:
+            participant = ParticipantRepository(session, hub.keys).ensure(identity)
+            row = ConsentRepository(session).add_block(
+                participant.id,
+                now,
+                actor,
+                party=party,
+                category=category.value if category else None,
+                valid_until=until,
+            )
+            append(
+                session,
+                LedgerEvent(
+                    time=now,
+                    action=Action.BLOCK_RECORDED,
+                    reason="block_added",
+                    recipient=party,
+                    actor=actor,
+                    categories=(category.value,) if category else (),
+                    participant=participant.pseudonym,
+                ),
+            )
+            session.flush()
+            return block_view(row)
+
+    def lift_block(self, identity: PersonalIdentity, block_id: str, *, actor: str) -> BlockView:
+        """End a block now. Disclosures it stopped stay stopped; it no longer applies."""
+        hub = self.hub
+        hub.require_schema()
+        now = self.clock()
+        with hub.db.session(write_lock=True) as session:
+            participant = self._participant(session, identity)
+            repo = ConsentRepository(session)
+            row = repo.get_block(block_id)
+            if row is None or row.participant_id != participant.id:
+                raise NotFoundError(
+                    f"--block {block_id}: no such block for this person; see "
+                    "`evi consent show --pnr …`"
+                )
+            current = block_view(row)
+            if current.valid_until is not None and current.valid_until <= now:
+                raise InputError(f"--block {block_id}: has already ended; nothing to do")
+            repo.lift_block(row, now, actor)
+            append(
+                session,
+                LedgerEvent(
+                    time=now,
+                    action=Action.BLOCK_RECORDED,
+                    reason="block_lifted",
+                    recipient=row.party,
+                    actor=actor,
+                    categories=(row.category,) if row.category else (),
+                    participant=participant.pseudonym,
+                ),
+            )
+            session.flush()
+            return block_view(row)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def person(self, identity: PersonalIdentity) -> PersonConsents:
+        """Everything registered about this person's consent (NotFoundError if nothing)."""
+        hub = self.hub
+        hub.require_schema()
+        with hub.db.session() as session:
+            participant = self._participant(session, identity)
+            return self._person(session, participant, identity, self.clock())
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every consent as ``evi consent list --json`` prints it, oldest first."""
+        hub = self.hub
+        hub.require_schema()
+        now = self.clock()
+        with hub.db.session() as session:
+            participants = ParticipantRepository(session, hub.keys)
+            repo = ConsentRepository(session)
+            consents = repo.all_consents()
+            people: dict[int, PersonConsents] = {}
+            entries = []
+            for consent in consents:
+                person = people.get(consent.participant_id)
+                if person is None:
+                    row = session.get(ParticipantRow, consent.participant_id)
+                    assert row is not None  # foreign key
+                    person = self._person(session, row, participants.identity_of(row), now)
+                    people[row.id] = person
+                history = next(c for c in person.consents if c.consent_id == consent.id)
+                entries.append(listing_entry(person, history))
+            return entries
+
+    def _participant(self, session: Session, identity: PersonalIdentity) -> ParticipantRow:
+        participant = ParticipantRepository(session, self.hub.keys).find(identity)
+        if participant is None:
+            raise NotFoundError(
+                "no consent or block is registered for this person; register one with "
+                "`evi consent register --file FILE`"
+            )
+        return participant
+
+    def _person(
+        self,
+        session: Session,
+        participant: ParticipantRow,
+        identity: PersonalIdentity,
+        now: datetime,
+    ) -> PersonConsents:
+        repo = ConsentRepository(session)
+        consents = repo.consents_of(participant.id)
+        withdrawals = repo.withdrawals_of([c.id for c in consents])
+        histories: list[ConsentHistory] = [
+            consent_history(c, [w for w in withdrawals if w.consent_id == c.id], now)
+            for c in consents
+        ]
+        return PersonConsents(
+            pseudonym=participant.pseudonym,
+            identity=identity,
+            protected_identity=participant.protected_identity,
+            consents=tuple(histories),
+            blocks=tuple(block_view(b) for b in repo.blocks_of(participant.id)),
+            as_of=now,
+        )
+
+
+def _evidence_context(consent_id: str, version: int) -> str:
+    # Binds the sealed evidence to its row: a blob moved to another consent won't open.
+    return f"evi:consent-evidence:v1:{consent_id}:{version}"

@@ -1,0 +1,191 @@
+"""Consent repository: read and add consents, versions, withdrawals and blocks. Never commits.
+
+Rows are only ever added (consents are immutable and versioned); the single update is
+:meth:`ConsentRepository.lift_block`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.store.tables.consent import (
+    ConsentBlockRow,
+    ConsentPartyRow,
+    ConsentRow,
+    ConsentVersionRow,
+    ConsentWithdrawalRow,
+)
+
+T = TypeVar("T")
+
+# Bound parameters per IN (...) list: well under SQLite's and PostgreSQL's limits.
+_CHUNK = 500
+
+
+def _chunks(values: Sequence[T]) -> Iterable[list[T]]:
+    for start in range(0, len(values), _CHUNK):
+        yield list(values[start : start + _CHUNK])
+
+
+class ConsentRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- consents and versions --------------------------------------------------------------
+
+    def get(self, consent_id: str) -> ConsentRow | None:
+        return self.session.get(ConsentRow, consent_id)
+
+    def consents_of(self, participant_id: int) -> list[ConsentRow]:
+        """The person's consents, oldest first, each with its versions loaded."""
+        return list(
+            self.session.scalars(
+                select(ConsentRow)
+                .where(ConsentRow.participant_id == participant_id)
+                .order_by(ConsentRow.created_at, ConsentRow.id)
+            )
+        )
+
+    def consents_of_many(self, participant_ids: Sequence[int]) -> list[ConsentRow]:
+        rows: list[ConsentRow] = []
+        for chunk in _chunks(participant_ids):
+            rows.extend(
+                self.session.scalars(select(ConsentRow).where(ConsentRow.participant_id.in_(chunk)))
+            )
+        return rows
+
+    def all_consents(self) -> list[ConsentRow]:
+        return list(
+            self.session.scalars(select(ConsentRow).order_by(ConsentRow.created_at, ConsentRow.id))
+        )
+
+    def create_consent(self, participant_id: int, created_at: datetime) -> ConsentRow:
+        row = ConsentRow(id=str(uuid.uuid4()), participant_id=participant_id, created_at=created_at)
+        self.session.add(row)
+        return row
+
+    def latest_version_number(self, consent_id: str) -> int:
+        number = self.session.scalar(
+            select(func.max(ConsentVersionRow.version)).where(
+                ConsentVersionRow.consent_id == consent_id
+            )
+        )
+        return int(number or 0)
+
+    def add_version(self, row: ConsentVersionRow, parties: Iterable[str]) -> ConsentVersionRow:
+        """Insert a version and the parties it names (flushes to obtain the row id)."""
+        self.session.add(row)
+        self.session.flush()
+        for party in sorted(set(parties)):
+            self.session.add(ConsentPartyRow(version_id=row.id, party=party))
+        self.session.flush()
+        self.session.expire(row, ["party_rows"])
+        return row
+
+    def participants_naming(self, party: str, at: datetime) -> list[int]:
+        """Participants with a version naming ``party`` whose period contains ``at``.
+
+        A cheap pre-filter: supersession, withdrawals and blocks are judged by the gate's
+        snapshot afterwards.
+        """
+        stmt = (
+            select(ConsentRow.participant_id)
+            .join(ConsentVersionRow, ConsentVersionRow.consent_id == ConsentRow.id)
+            .join(ConsentPartyRow, ConsentPartyRow.version_id == ConsentVersionRow.id)
+            .where(
+                ConsentPartyRow.party == party,
+                ConsentVersionRow.valid_from <= at,
+                ConsentVersionRow.valid_until > at,
+            )
+            .distinct()
+        )
+        return sorted(self.session.scalars(stmt))
+
+    # -- withdrawals --------------------------------------------------------------------------
+
+    def withdrawals_of(self, consent_ids: Sequence[str]) -> list[ConsentWithdrawalRow]:
+        rows: list[ConsentWithdrawalRow] = []
+        for chunk in _chunks(consent_ids):
+            rows.extend(
+                self.session.scalars(
+                    select(ConsentWithdrawalRow)
+                    .where(ConsentWithdrawalRow.consent_id.in_(chunk))
+                    .order_by(ConsentWithdrawalRow.at, ConsentWithdrawalRow.id)
+                )
+            )
+        return rows
+
+    def add_withdrawal(
+        self,
+        consent_id: str,
+        up_to_version: int,
+        at: datetime,
+        recorded_by: str,
+        *,
+        party: str | None = None,
+        category: str | None = None,
+    ) -> ConsentWithdrawalRow:
+        row = ConsentWithdrawalRow(
+            id=str(uuid.uuid4()),
+            consent_id=consent_id,
+            up_to_version=up_to_version,
+            party=party,
+            category=category,
+            at=at,
+            recorded_by=recorded_by,
+        )
+        self.session.add(row)
+        return row
+
+    # -- blocks -------------------------------------------------------------------------------
+
+    def blocks_of(self, participant_id: int) -> list[ConsentBlockRow]:
+        return self.blocks_of_many([participant_id])
+
+    def blocks_of_many(self, participant_ids: Sequence[int]) -> list[ConsentBlockRow]:
+        rows: list[ConsentBlockRow] = []
+        for chunk in _chunks(participant_ids):
+            rows.extend(
+                self.session.scalars(
+                    select(ConsentBlockRow)
+                    .where(ConsentBlockRow.participant_id.in_(chunk))
+                    .order_by(ConsentBlockRow.recorded_at, ConsentBlockRow.id)
+                )
+            )
+        return rows
+
+    def get_block(self, block_id: str) -> ConsentBlockRow | None:
+        return self.session.get(ConsentBlockRow, block_id)
+
+    def add_block(
+        self,
+        participant_id: int,
+        valid_from: datetime,
+        recorded_by: str,
+        *,
+        party: str | None = None,
+        category: str | None = None,
+        valid_until: datetime | None = None,
+    ) -> ConsentBlockRow:
+        row = ConsentBlockRow(
+            id=str(uuid.uuid4()),
+            participant_id=participant_id,
+            party=party,
+            category=category,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            recorded_at=valid_from,
+            recorded_by=recorded_by,
+        )
+        self.session.add(row)
+        return row
+
+    def lift_block(self, row: ConsentBlockRow, at: datetime, lifted_by: str) -> None:
+        row.lifted_at = at
+        row.lifted_by = lifted_by
