@@ -19,6 +19,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "evidence-paper=plugins.evidence_paper",
     "evidence-signature=plugins.evidence_signature",
     "kommun=connectors.kommun",
+    "af=connectors.af",
+    "fk=connectors.fk",
+    "region=connectors.region",
 )
 
 

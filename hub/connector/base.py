@@ -202,6 +202,14 @@ class Connector(ABC):
         """
         return {"base_url": base_url}
 
+    @classmethod
+    def sandbox_server_options(cls, home: Path) -> dict[str, Any]:
+        """Extra uvicorn settings for serving the sandbox over HTTP (e.g. TLS files).
+
+        A non-empty ``ssl_certfile`` makes ``evi sandbox serve`` listen on https.
+        """
+        return {}
+
     def close(self) -> None:
         """Close the HTTP client (and with it any in-process transport)."""
         self.client.close()

@@ -1,0 +1,14 @@
+"""The Arbetsförmedlingen (af) connector plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hub.connector import Connector, hookimpl
+
+
+@hookimpl
+def evi_register_connectors(register: Callable[[type[Connector]], None]) -> None:
+    from connectors.af.connector import AfConnector
+
+    register(AfConnector)

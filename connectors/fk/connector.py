@@ -1,0 +1,195 @@
+"""The Försäkringskassan connector: mTLS, a since-timestamp feed, compact dates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field
+
+from connectors.fk.client import (
+    CASE_TYPES,
+    EXTENT,
+    SUPPORTED_MAJOR,
+    FkApi,
+    Forman,
+    Rehab,
+    Remiss,
+)
+from connectors.sandbox_kit import mtls
+from hub.connector import (
+    AuthorityError,
+    ClientCertificateOptions,
+    Connector,
+    ConnectorConfigError,
+    InvalidRecordError,
+    SandboxSettings,
+    build_client,
+)
+from hub.connector.asgi import ASGIApp
+from hub.connector.native import parse_payload, parse_person, record_problems
+from hub.connector.tls import client_ssl_context
+from hub.model.codes import BenefitType, InterventionStatus, InterventionType, ReferralReason
+from hub.model.domain import Benefit, Intervention, Referral
+from hub.model.identity import PersonalIdentity
+from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
+from hub.model.vocab import Category
+
+
+class FkConnector(Connector):
+    """Försäkringskassan: benefits, work-oriented rehabilitation and referrals."""
+
+    name = "fk"
+    authority = "Försäkringskassan"
+    version = "1.0.0"
+    delivers = frozenset({Category.REFERRAL, Category.BENEFIT, Category.INTERVENTION})
+    receives = frozenset({Category.ASSESSMENT, Category.PLAN, Category.OUTCOME, Category.HEALTH})
+
+    class Options(ClientCertificateOptions):
+        page_size: int = Field(default=500, ge=1, le=1000, description="Cases per call.")
+
+    options: Options
+
+    def __init__(self, options: Any, client: httpx.Client, **kwargs: Any) -> None:
+        super().__init__(options, client, **kwargs)
+        self.remote = FkApi(self.api)
+
+    @classmethod
+    def build_client(
+        cls, options: Any, *, transport: httpx.BaseTransport | None = None
+    ) -> httpx.Client:
+        # Built even in-process, so a missing or expired certificate fails the same way.
+        context = client_ssl_context(cls.name, options)
+        return build_client(
+            cls.name,
+            options.base_url,
+            timeout_seconds=options.timeout_seconds,
+            transport=transport,
+            verify=context,
+        )
+
+    def check(self) -> None:
+        ping = self.remote.ping()
+        if ping.apiVersion.split(".")[0] != SUPPORTED_MAJOR:
+            raise ConnectorConfigError(
+                self.name,
+                f"the API is version {ping.apiVersion}; connector {self.version} speaks "
+                f"version {SUPPORTED_MAJOR}.x, install a matching one",
+            )
+
+    def pull(
+        self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
+    ) -> Iterator[NativeRecord]:
+        # andradFran is inclusive: the next call starts at the last timestamp seen, and
+        # the records already yielded at exactly that timestamp are skipped.
+        since = cursor or None
+        seen_at_since: set[str] = set()
+        while True:
+            cases = self.remote.arenden(since, self.options.page_size).arenden
+            fresh = 0
+            for item in cases:
+                source_id, changed = item.get("arendeId"), item.get("andradTidpunkt")
+                if not isinstance(source_id, str) or not isinstance(changed, str):
+                    raise AuthorityError(
+                        self.name, "a case without arendeId or andradTidpunkt arrived; stopped"
+                    )
+                if changed == since and source_id in seen_at_since:
+                    continue
+                if changed != since:
+                    since, seen_at_since = changed, set()
+                seen_at_since.add(source_id)
+                fresh += 1
+                yield NativeRecord(
+                    source=self.name, source_id=source_id, cursor=changed, payload=dict(item)
+                )
+            if len(cases) < self.options.page_size:
+                return
+            if fresh == 0:
+                raise AuthorityError(
+                    self.name,
+                    f"more than {self.options.page_size} cases share one andradTidpunkt; raise "
+                    f"page_size with `evi connectors configure {self.name} --set page_size=…`",
+                )
+
+    def map(self, native: NativeRecord) -> CommonRecord:
+        kind = native.payload.get("arendetyp")
+        model = CASE_TYPES.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            raise InvalidRecordError(
+                self.name, native.source_id, ["arendetyp: not a case type this connector knows"]
+            )
+        case = parse_payload(self.name, native, model)
+        codes = self.mapping.codes_for(self.name, native.source_id, strict=self.strict_mapping)
+        with record_problems(self.name, native.source_id):
+            body: Any
+            if isinstance(case, Forman):
+                body = Benefit(
+                    start=case.periodFrom,
+                    end=case.periodTom,
+                    type=codes.map(BenefitType, case.formanskod, field="formanskod"),
+                    extent_percent=EXTENT[case.omfattning],
+                )
+            elif isinstance(case, Rehab):
+                body = Intervention(
+                    start=case.periodFrom,
+                    end=case.periodTom,
+                    type=codes.map(InterventionType, case.atgardskod, field="atgardskod"),
+                    status=codes.map(InterventionStatus, case.atgardsstatus, field="atgardsstatus"),
+                    provider=self.name,
+                )
+            else:
+                assert isinstance(case, Remiss)
+                body = Referral(
+                    referring_party=self.name,
+                    received_on=case.remissdatum,
+                    reason=codes.map(ReferralReason, case.anledning, field="anledning"),
+                )
+            return CommonRecord(
+                source=self.name,
+                source_id=native.source_id,
+                person=parse_person(self.name, native.source_id, case.personnummer, "personnummer"),
+                updated_at=case.andradTidpunkt.astimezone(UTC),
+                body=body,
+                protected_identity=case.sekretessmarkerad,
+                unmapped=tuple(codes.unmapped),
+                mapping_version=self.mapping.version,
+            )
+
+    def push(self, transfer: Transfer) -> PushResult:
+        body: dict[str, object] = {
+            "informationsmangd": transfer.category.value,
+            "avsandare": transfer.origin,
+            "andamal": transfer.purpose.value,
+            "kallreferens": transfer.source_id,
+            "andradTidpunkt": transfer.updated_at.isoformat(timespec="milliseconds"),
+            "innehall": transfer.body.model_dump(mode="json"),
+        }
+        if transfer.person is not None:
+            body["personnummer"] = transfer.person.number
+        else:
+            body["deltagarreferens"] = transfer.participant
+        reference, replayed = self.remote.underratta(transfer.idempotency_key, body)
+        return PushResult(accepted=True, duplicate=replayed, reference=reference)
+
+    def subscribe(self, identity: PersonalIdentity) -> None:
+        self.remote.bevaka(identity.number)
+
+    def unsubscribe(self, identity: PersonalIdentity) -> None:
+        self.remote.upphor(identity.number)
+
+    @classmethod
+    def sandbox_app(cls, settings: SandboxSettings) -> ASGIApp:
+        from connectors.fk.sandbox import create_app
+
+        return create_app(settings)
+
+    @classmethod
+    def sandbox_options(cls, base_url: str, home: Path) -> dict[str, Any]:
+        return mtls.client_options(base_url, home)
+
+    @classmethod
+    def sandbox_server_options(cls, home: Path) -> dict[str, Any]:
+        return mtls.server_options(home)
