@@ -1,9 +1,116 @@
-"""`evi connectors` commands (not yet built)."""
+"""`evi connectors …`: list, inspect, configure, enable, disable and check connectors.
+
+Secrets given with ``--set`` are encrypted before they are stored and never printed;
+``--secret-from-env KEY=VAR`` reads one from an environment variable instead, which keeps it
+out of the shell history and the process list.
+"""
 
 from __future__ import annotations
 
+import os
+
 import typer
+
+from hub.commands.common import hub_from, info, print_json
+from hub.connector import service
+from hub.connector.options import parse_assignments
+from hub.connector.retry import RetryPolicy
+from hub.errors import InputError
+
+connectors_app = typer.Typer(
+    help="Install-time administration of connectors.", no_args_is_help=True
+)
+
+# `check` answers an administrator at the terminal: one quick retry, not a night's budget.
+CHECK_RETRY = RetryPolicy(attempts=2, initial_wait=0.5, max_wait=2.0, max_retry_after=5.0)
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+@connectors_app.command("list")
+def list_(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array (stable fields)."),
+) -> None:
+    """Show every installed connector: authority, version, enabled, last sync and status."""
+    statuses = service.list_connectors(hub_from(ctx))
+    if as_json:
+        print_json([s.as_json() for s in statuses])
+        return
+    rows = [("NAME", "AUTHORITY", "VERSION", "ENABLED", "LAST SYNC", "STATUS")]
+    for s in statuses:
+        enabled = "paused" if s.enabled and s.paused else _yes_no(s.enabled)
+        last = s.last_sync.strftime("%Y-%m-%d %H:%M UTC") if s.last_sync else "never"
+        rows.append((s.name, s.authority, s.version, enabled, last, s.status or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@connectors_app.command("spec")
+def spec(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+    """Print the JSON Schema of a connector's options (secrets are marked writeOnly)."""
+    print_json(service.connector_spec(hub_from(ctx), name))
+
+
+@connectors_app.command("show")
+def show(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+    """Print a connector's stored options (secrets masked) and its state as JSON."""
+    hub = hub_from(ctx)
+    status = service.connector_status(hub, name).as_json()
+    status["options"] = service.stored_options(hub, name)
+    print_json(status)
+
+
+@connectors_app.command("configure")
+def configure(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Connector name."),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE; repeat for several options."),
+    secret_from_env: list[str] = typer.Option(
+        [], "--secret-from-env", help="KEY=ENV_VAR: read the value from an environment variable."
+    ),
+    unset: list[str] = typer.Option([], "--unset", help="KEY: remove a stored option."),
+) -> None:
+    """Set a connector's options; secrets are stored encrypted and never shown."""
+    values: dict[str, object] = dict(parse_assignments(set_))
+    for key, variable in parse_assignments(secret_from_env).items():
+        if variable not in os.environ:
+            raise InputError(f"--secret-from-env {key}: the environment variable is not set")
+        values[key] = os.environ[variable]
+    if not values and not unset:
+        raise InputError("nothing to configure; give --set KEY=VALUE or --unset KEY")
+    shown = service.configure(hub_from(ctx), name, values, unset=unset)
+    print_json(shown)
+    info(f"{name}: options saved; run `evi connectors check {name}` to try them")
+
+
+@connectors_app.command("enable")
+def enable(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+    """Include a connector in sync runs (also lifts a pause after repeated failures)."""
+    service.set_enabled(hub_from(ctx), name, True)
+    info(f"{name}: enabled")
+
+
+@connectors_app.command("disable")
+def disable(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+    """Leave a connector out of sync runs; its options and history are kept."""
+    service.set_enabled(hub_from(ctx), name, False)
+    info(f"{name}: disabled")
+
+
+@connectors_app.command("check")
+def check(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+    """Reach the authority with the stored options; exit non-zero with the reason if not.
+
+    Exit codes: 0 ok, 2 configuration (options, credentials, certificate, URL),
+    75 the authority is unreachable or busy (try later), 1 the authority refused.
+    """
+    status = service.check_connector(hub_from(ctx), name, retry=CHECK_RETRY)
+    typer.echo(f"{name}: ok — {status.authority} answered and accepted our credentials")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app`."""
+    app.add_typer(connectors_app, name="connectors")

@@ -133,6 +133,15 @@ def translate_transport_error(
             f"cannot reach {where} (connection failed); check that the authority's service "
             f"is up and that base_url is right (`evi connectors configure {connector}`)",
         )
+    if isinstance(exc, httpx.RemoteProtocolError) and request.url.scheme == "https":
+        # Under TLS 1.3 a server that rejects our client certificate just hangs up after
+        # the handshake, which looks exactly like an overloaded server; say both.
+        return TransientConnectorError(
+            connector,
+            f"{where} closed the connection without answering {what}; it may be overloaded, "
+            "or (if this persists) it does not accept our client certificate: check "
+            f"client_cert and client_key with `evi connectors show {connector}`",
+        )
     return TransientConnectorError(
         connector, f"{where} broke off {what} ({type(exc).__name__}); it may be overloaded"
     )

@@ -14,7 +14,7 @@ missing option and the command that sets it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Annotated, Any, cast, get_args
 
 from pydantic import (
     BaseModel,
@@ -98,14 +98,22 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return result
 
 
+def _adapter(options: type[BaseModel], key: str) -> TypeAdapter[Any]:
+    field = options.model_fields[key]
+    # The FieldInfo carries the constraints (ge, le, …) the bare annotation lacks.
+    annotated: Any = Annotated[cast(Any, field.annotation), field]
+    return TypeAdapter(annotated)
+
+
 def validate_values(
     connector: str, options: type[BaseModel], values: dict[str, Any]
 ) -> dict[str, Any]:
     """Validate some options one by one; returns the values in their field types.
 
     Raises :class:`InputError` naming unknown keys (and the known ones) or the field that
-    does not fit. Strings are read the way the command line means them (``5``, ``true``,
-    a path, or JSON for lists).
+    does not fit, never the value. Strings are read the way the command line means them
+    (``5``, ``true``, a path, or JSON for lists). Field validators run too; checks that
+    need every option run when the connector is built (:func:`build_options`).
     """
     fields = options.model_fields
     unknown = sorted(set(values) - set(fields))
@@ -116,7 +124,7 @@ def validate_values(
         )
     result: dict[str, Any] = {}
     for key, value in values.items():
-        adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, fields[key].annotation))
+        adapter = _adapter(options, key)
         try:
             if isinstance(value, str):
                 try:
@@ -131,6 +139,12 @@ def validate_values(
             reasons = "; ".join(p.split(": ", 1)[-1] for p in problems(exc))
             raise InputError(f"{connector} option '{key}': {reasons}") from None
         result[key] = parsed
+    try:
+        options.model_validate(result)
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False):
+            if err["type"] != "missing" and err["loc"] and err["loc"][0] in result:
+                raise InputError(f"{connector} option '{err['loc'][0]}': {err['msg']}") from None
     return result
 
 
@@ -141,8 +155,7 @@ def to_storable(options: type[BaseModel], values: dict[str, Any]) -> dict[str, A
     for key, value in values.items():
         if key in secrets:
             continue
-        adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, options.model_fields[key].annotation))
-        out[key] = adapter.dump_python(value, mode="json")
+        out[key] = _adapter(options, key).dump_python(value, mode="json")
     return out
 
 

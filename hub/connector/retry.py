@@ -71,7 +71,7 @@ class RetryPolicy:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             wait_s = state.next_action.sleep if state.next_action else 0.0
-            log.warning("%s; retrying in %.1f s (attempt %d)", exc, wait_s, state.attempt_number)
+            log.info("%s; retrying in %.1f s (attempt %d)", exc, wait_s, state.attempt_number)
 
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
