@@ -24,16 +24,19 @@ The rule, in the order it is applied (the first that applies decides):
    permit ``covered``, citing that consent's id and version.
 5. Otherwise deny, with the reason explained below.
 
-Time: every interval is half-open, ``[from, until)``. A version is in force from its
-``valid_from`` until the earliest of its ``valid_until`` and the instant a later version
-of the same consent takes over (``max(recorded_at, valid_from)`` of that version). A
+Time: every interval is half-open, ``[from, until)``. A version is in force from when it
+takes effect, ``max(valid_from, recorded_at)`` (a consent counts once the hub has
+verified and recorded it, never before), until the earliest of its ``valid_until`` and the
+instant a later version of the same consent takes effect. So a decision about instant
+``at`` depends only on what had been recorded by ``at``: asked again later, the gate
+gives the same answer. A
 withdrawal recorded at ``t`` matches at every ``at >= t``: withdrawal at ``t`` denies at
 ``t``. A withdrawal applies to the versions that existed when it was recorded
 (``version <= up_to_version``); a later, newly signed amendment is a new statement by the
 person and is not affected. A withdrawal naming neither party nor category withdraws the
 whole consent.
 
-Deny reasons (5.): only versions that have started (``valid_from <= at``) and have not been
+Deny reasons (5.): only versions that have taken effect by ``at`` and have not been
 superseded at ``at`` are considered; with none, the reason is ``no_consent``. For each, the
 first failing check of: party (origin and recipient both named), category, purpose; a
 version that covers all three fails on time instead: ``withdrawn`` if a matching withdrawal
@@ -98,7 +101,10 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class ConsentFacts:
-    """One version of one consent, as the gate needs it. Times are aware UTC."""
+    """One version of one consent, as the gate needs it. Times are aware UTC.
+
+    ``recorded_at`` is when the hub recorded this version; it takes effect no earlier.
+    """
 
     consent_id: str
     version: int
@@ -198,11 +204,12 @@ class Snapshot:
                 for w in all_withdrawals
                 if w.consent_id == v.consent_id and v.version <= w.up_to_version
             )
+            start = max(v.valid_from, v.recorded_at)
             permit = Decision(True, Reason.COVERED, v.consent_id, v.version)
             denials = tuple(Decision(False, r, v.consent_id, v.version) for r in _BY_RANK)
             grants.append(
                 (
-                    v.valid_from,
+                    start,
                     stop,
                     v.parties,
                     v.categories,
@@ -234,7 +241,7 @@ class Snapshot:
         )
 
     def in_force(self, at: datetime) -> tuple[ConsentFacts, ...]:
-        """Versions in force at ``at`` (started, not expired, not superseded), newest first.
+        """Versions in force at ``at`` (in effect, not expired, not superseded), newest first.
 
         Withdrawals are not applied here: a partly withdrawn consent is still in force.
         """
@@ -271,7 +278,7 @@ class Snapshot:
 
 
 def _superseded_at(v: ConsentFacts, versions: tuple[ConsentFacts, ...]) -> datetime | None:
-    """When a later version of the same consent takes over from ``v`` (None: never)."""
+    """When a later version of the same consent takes effect over ``v`` (None: never)."""
     takeovers = [
         max(w.recorded_at, w.valid_from)
         for w in versions
