@@ -14,21 +14,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from hub.consent.document import submission_document
 from hub.consent.errors import EvidenceRefusedError
 from hub.consent.evidence import verify_evidence
-from hub.consent.views import (
-    BlockView,
-    ConsentHistory,
-    PersonConsents,
-    block_view,
-    consent_history,
-    listing_entry,
-)
+from hub.consent.views import BlockView, PersonConsents, block_view, load_listing, load_person
 from hub.errors import InputError, NotFoundError
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append, append_many
@@ -41,8 +34,6 @@ from hub.store.tables.consent import ConsentRow, ConsentVersionRow
 from hub.store.tables.participant import ParticipantRow
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from hub.context import Hub
 
 Clock = Callable[[], datetime]
@@ -367,29 +358,37 @@ class ConsentService:
         hub.require_schema()
         with hub.db.session() as session:
             participant = self._participant(session, identity)
-            return self._person(session, participant, identity, self.clock())
+            return load_person(session, participant, identity, self.clock())
 
     def listing(self) -> list[dict[str, Any]]:
         """Every consent as ``evi consent list --json`` prints it, oldest first."""
         hub = self.hub
         hub.require_schema()
-        now = self.clock()
         with hub.db.session() as session:
-            participants = ParticipantRepository(session, hub.keys)
-            repo = ConsentRepository(session)
-            consents = repo.all_consents()
-            people: dict[int, PersonConsents] = {}
-            entries = []
-            for consent in consents:
-                person = people.get(consent.participant_id)
-                if person is None:
-                    row = session.get(ParticipantRow, consent.participant_id)
-                    assert row is not None  # foreign key
-                    person = self._person(session, row, participants.identity_of(row), now)
-                    people[row.id] = person
-                history = next(c for c in person.consents if c.consent_id == consent.id)
-                entries.append(listing_entry(person, history))
-            return entries
+            return load_listing(session, hub.keys, self.clock())
+
+    def evidence(self, identity: PersonalIdentity, consent_id: str, version: int) -> dict[str, Any]:
+        """The evidence a version was registered with, unsealed (to demonstrate consent)."""
+        hub = self.hub
+        hub.require_schema()
+        with hub.db.session() as session:
+            participant = self._participant(session, identity)
+            consent = ConsentRepository(session).get(consent_id)
+            found = [
+                v
+                for v in (consent.versions if consent else [])
+                if v.version == version and consent and consent.participant_id == participant.id
+            ]
+            if not found:
+                raise NotFoundError(
+                    f"no version {version} of consent {consent_id} for this person; see "
+                    "`evi consent show --pnr …`"
+                )
+            sealed = found[0].evidence_sealed
+        data: dict[str, Any] = json.loads(
+            hub.keys.decrypt_secret(sealed, _evidence_context(consent_id, version))
+        )
+        return data
 
     def _participant(self, session: Session, identity: PersonalIdentity) -> ParticipantRow:
         participant = ParticipantRepository(session, self.hub.keys).find(identity)
@@ -399,29 +398,6 @@ class ConsentService:
                 "`evi consent register --file FILE`"
             )
         return participant
-
-    def _person(
-        self,
-        session: Session,
-        participant: ParticipantRow,
-        identity: PersonalIdentity,
-        now: datetime,
-    ) -> PersonConsents:
-        repo = ConsentRepository(session)
-        consents = repo.consents_of(participant.id)
-        withdrawals = repo.withdrawals_of([c.id for c in consents])
-        histories: list[ConsentHistory] = [
-            consent_history(c, [w for w in withdrawals if w.consent_id == c.id], now)
-            for c in consents
-        ]
-        return PersonConsents(
-            pseudonym=participant.pseudonym,
-            identity=identity,
-            protected_identity=participant.protected_identity,
-            consents=tuple(histories),
-            blocks=tuple(block_view(b) for b in repo.blocks_of(participant.id)),
-            as_of=now,
-        )
 
 
 def _evidence_context(consent_id: str, version: int) -> str:

@@ -10,16 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy.orm import Session
+
 from hub.consent.document import rfc3339
 from hub.consent.gate import Snapshot
 from hub.consent.snapshots import block_facts, consent_facts, withdrawal_facts
+from hub.keys import KeyRing
 from hub.model.identity import PersonalIdentity
+from hub.store.consents import ConsentRepository
+from hub.store.participants import ParticipantRepository
 from hub.store.tables.consent import (
     ConsentBlockRow,
     ConsentRow,
     ConsentVersionRow,
     ConsentWithdrawalRow,
 )
+from hub.store.tables.participant import ParticipantRow
 
 Status = Literal["active", "pending", "expired", "withdrawn"]
 
@@ -209,3 +215,41 @@ def listing_entry(person: PersonConsents, consent: ConsentHistory) -> dict[str, 
         "recorded_at": rfc3339(v.recorded_at),
         "evidence": v.evidence_kind,
     }
+
+
+def load_person(
+    session: Session, participant: ParticipantRow, identity: PersonalIdentity, now: datetime
+) -> PersonConsents:
+    """The person's consents, withdrawals and blocks as stored, with statuses at ``now``."""
+    repo = ConsentRepository(session)
+    consents = repo.consents_of(participant.id)
+    withdrawals = repo.withdrawals_of([c.id for c in consents])
+    return PersonConsents(
+        pseudonym=participant.pseudonym,
+        identity=identity,
+        protected_identity=participant.protected_identity,
+        consents=tuple(
+            consent_history(c, [w for w in withdrawals if w.consent_id == c.id], now)
+            for c in consents
+        ),
+        blocks=tuple(block_view(b) for b in repo.blocks_of(participant.id)),
+        as_of=now,
+    )
+
+
+def load_listing(session: Session, keys: KeyRing, now: datetime) -> list[dict[str, Any]]:
+    """Every stored consent as :func:`listing_entry` renders it, oldest first."""
+    participants = ParticipantRepository(session, keys)
+    people: dict[int, PersonConsents] = {}
+    entries = []
+    for consent in ConsentRepository(session).all_consents():
+        person = people.get(consent.participant_id)
+        if person is None:
+            row = session.get(ParticipantRow, consent.participant_id)
+            if row is None:  # pragma: no cover - the foreign key forbids it
+                continue
+            person = load_person(session, row, participants.identity_of(row), now)
+            people[row.id] = person
+        history = next(c for c in person.consents if c.consent_id == consent.id)
+        entries.append(listing_entry(person, history))
+    return entries
