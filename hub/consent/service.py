@@ -80,8 +80,7 @@ class ConsentService:
         Raises :class:`EvidenceRefusedError` (nothing stored; the refusal is recorded in
         the ledger) or :class:`NotFoundError`/:class:`InputError` for a bad ``amends``.
         """
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         keys = hub.keys
         identity = submission.pnr
         if submission.amends is not None:
@@ -191,8 +190,7 @@ class ConsentService:
         expired nor wholly withdrawn. Earlier disclosures stay lawful; the gate denies
         from this instant. Returns one entry per consent affected.
         """
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         now = self.clock()
         with hub.db.session(write_lock=True) as session:
             participant = self._participant(session, identity)
@@ -287,8 +285,7 @@ class ConsentService:
 
         A block beats every consent. It may be recorded for a person with no consent yet.
         """
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         now = self.clock()
         if until is not None and until <= now:
             raise InputError("--until must be in the future (blocks take effect from now)")
@@ -319,8 +316,7 @@ class ConsentService:
 
     def lift_block(self, identity: PersonalIdentity, block_id: str, *, actor: str) -> BlockView:
         """End a block now. Disclosures it stopped stay stopped; it no longer applies."""
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         now = self.clock()
         with hub.db.session(write_lock=True) as session:
             participant = self._participant(session, identity)
@@ -354,23 +350,20 @@ class ConsentService:
 
     def person(self, identity: PersonalIdentity) -> PersonConsents:
         """Everything registered about this person's consent (NotFoundError if nothing)."""
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         with hub.db.session() as session:
             participant = self._participant(session, identity)
             return load_person(session, participant, identity, self.clock())
 
     def listing(self) -> list[dict[str, Any]]:
         """Every consent as ``evi consent list --json`` prints it, oldest first."""
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         with hub.db.session() as session:
             return load_listing(session, hub.keys, self.clock())
 
     def evidence(self, identity: PersonalIdentity, consent_id: str, version: int) -> dict[str, Any]:
         """The evidence a version was registered with, unsealed (to demonstrate consent)."""
-        hub = self.hub
-        hub.require_schema()
+        hub = self._ready()
         with hub.db.session() as session:
             participant = self._participant(session, identity)
             consent = ConsentRepository(session).get(consent_id)
@@ -389,6 +382,16 @@ class ConsentService:
             hub.keys.decrypt_secret(sealed, _evidence_context(consent_id, version))
         )
         return data
+
+    def _ready(self) -> Hub:
+        """The hub with its schema checked and keys loaded.
+
+        Keys are loaded before any of our transactions begins: opening the key ring may
+        itself write (first use), which must not wait on our own write lock.
+        """
+        self.hub.require_schema()
+        self.hub.keys  # noqa: B018 - loads (and on first use records) the keys
+        return self.hub
 
     def _participant(self, session: Session, identity: PersonalIdentity) -> ParticipantRow:
         participant = ParticipantRepository(session, self.hub.keys).find(identity)
