@@ -8,6 +8,6 @@ in-process and over HTTP.
 """
 
 from connectors.sandbox_kit.app import SandboxKit
-from connectors.sandbox_kit.population import Person, Population, test_numbers
+from connectors.sandbox_kit.population import Person, Population, skatteverket_numbers
 
-__all__ = ["Person", "Population", "SandboxKit", "test_numbers"]
+__all__ = ["Person", "Population", "SandboxKit", "skatteverket_numbers"]

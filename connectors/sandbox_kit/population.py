@@ -22,7 +22,7 @@ PROTECTED_SHARE = 0.02  # about 2 in 100 people have skyddad identitet
 
 
 @lru_cache(maxsize=1)
-def test_numbers() -> tuple[str, ...]:
+def skatteverket_numbers() -> tuple[str, ...]:
     """Every official test number shipped with the sandboxes (12 digits), in file order."""
     numbers: list[str] = []
     data = files("connectors.sandbox_kit") / "data"
@@ -61,7 +61,7 @@ class Population:
     """``size`` people drawn from the test numbers by ``seed``."""
 
     def __init__(self, seed: int, size: int) -> None:
-        available = test_numbers()
+        available = skatteverket_numbers()
         if not 1 <= size <= len(available):
             raise ValueError(
                 f"population must be between 1 and {len(available)} "
