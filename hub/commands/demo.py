@@ -1,9 +1,29 @@
-"""`evi demo` commands (not yet built)."""
+"""`evi demo`: the main job on the embedded default, with sandbox authorities."""
 
 from __future__ import annotations
 
 import typer
 
+from hub.commands.common import hub_from
+from hub.demo.run import DemoOptions, run_demo
+
+
+def demo(
+    ctx: typer.Context,
+    seed: int = typer.Option(1, "--seed", help="Seed of the sandbox population and caseload."),
+    setup_only: bool = typer.Option(
+        False, "--setup-only", help="Prepare the caseload and connectors; do not sync."
+    ),
+    sandbox_url: list[str] = typer.Option(
+        [], "--sandbox-url", help="NAME=URL: reach that authority's sandbox over HTTP (repeatable)."
+    ),
+) -> None:
+    """Set up $EVI_HOME with sandbox authorities and a caseload, run one nightly sync,
+    print the report and verify the transfer log. Safe to run again."""
+    options = DemoOptions(seed=seed, setup_only=setup_only, sandbox_urls=list(sandbox_url))
+    code = run_demo(hub_from(ctx), options, typer.echo)
+    raise typer.Exit(code)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app`."""
+    app.command("demo")(demo)

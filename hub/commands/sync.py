@@ -1,9 +1,186 @@
-"""`evi sync` commands (not yet built)."""
+"""`evi sync`, `evi sync history` and `evi worker`: the nightly job and its workers."""
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
 import typer
+
+from hub.commands.common import hub_from, info, print_json
+from hub.connector.service import build_connector, runnable_connectors
+from hub.context import Hub
+from hub.demo.sandboxes import sandbox_targets, transports
+from hub.ledger.service import new_checkpoint
+from hub.store.meta import get_meta
+from hub.sync.delivery import DEFAULT_LEASE, Deliverer
+from hub.sync.history import history
+from hub.sync.job import SyncOptions, run_sync
+
+sync_app = typer.Typer(
+    help="Run the nightly synchronisation, or show its history.",
+    invoke_without_command=True,
+)
+
+
+def _sandbox_transports(hub: Hub) -> dict[str, Any]:
+    with hub.db.session() as session:
+        seed = int(get_meta(session, "demo:seed") or 1)
+    return transports(sandbox_targets(hub, seed, {}))
+
+
+def _progress() -> Any:
+    last: dict[str, int] = {}
+
+    def report(name: str, pulled: int) -> None:
+        # Plain lines (on stderr) work in cron logs and terminals alike.
+        if pulled - last.get(name, 0) >= 1000 or name not in last:
+            info(f"{name}: {pulled} records pulled")
+            last[name] = pulled
+
+    return report
+
+
+@sync_app.callback()
+def sync(
+    ctx: typer.Context,
+    connector: list[str] = typer.Option(
+        [],
+        "--connector",
+        "-c",
+        help="Only this connector (repeatable). Default: every enabled one.",
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Pull and decide, show what would be stored and sent; change nothing.",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Start from this cursor instead of the stored one."
+    ),
+    queue_only: bool = typer.Option(
+        False, "--queue-only", help="Pull and queue only; leave delivery to `evi worker`."
+    ),
+    sandbox: bool = typer.Option(
+        False, "--sandbox", help="Reach the connectors' in-process sandboxes (demo, testing)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Pull from every enabled authority, store what consent allows, deliver what is due.
+
+    Exit codes: 0 ok, 1 partial failure, 2 configuration error, 3 another sync holds the lock.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    hub = hub_from(ctx)
+    hub.require_schema()
+    options = SyncOptions(
+        connectors=connector or None,
+        dry_run=dry_run,
+        since=since,
+        deliver=not queue_only,
+        transports=_sandbox_transports(hub) if sandbox else {},
+        progress=_progress(),
+    )
+    report = run_sync(hub, options)
+    if as_json:
+        print_json(
+            {"dry_run": report.dry_run, "connectors": [r.as_dict() for r in report.connectors]}
+        )
+    else:
+        if not report.connectors:
+            info(
+                "no connector is enabled; see `evi connectors list`, then "
+                "`evi connectors enable NAME`"
+            )
+        typer.echo(report.table())
+        if dry_run:
+            for entry in report.connectors:
+                for key, n in sorted(entry.decisions.items()):
+                    typer.echo(f"{entry.connector}: gate {key.replace(':', ' ')}: {n}")
+            typer.echo("dry run: nothing was stored, queued, sent or logged")
+    raise typer.Exit(report.exit_code)
+
+
+@sync_app.command("history")
+def show_history(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, "--limit", min=1, max=10_000),
+    connector: str | None = typer.Option(None, "--connector", "-c"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The latest sync runs per connector, newest first."""
+    rows = history(hub_from(ctx), limit, connector)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        counts = " ".join(f"{k}={v}" for k, v in row["counts"].items())
+        line = f"{row['started_at'][:19]}  {row['connector']:<8} {row['status']:<22} {counts}"
+        typer.echo(line + (f"  ({row['error']})" if row["error"] else ""))
+
+
+def worker(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Deliver what is due, then exit."),
+    poll: float = typer.Option(
+        5.0, "--poll", min=0.1, help="Seconds between looks at an empty outbox."
+    ),
+    lease: float = typer.Option(
+        DEFAULT_LEASE.total_seconds(),
+        "--lease",
+        min=1,
+        help="Seconds a claimed transfer stays claimed.",
+    ),
+) -> None:
+    """Deliver queued transfers; run any number of these against PostgreSQL.
+
+    Workers claim transfers with FOR UPDATE SKIP LOCKED, so they never take the same one.
+    SIGTERM (or Ctrl-C) finishes the current transfer and exits.
+    """
+    hub = hub_from(ctx)
+    hub.require_schema()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if hub.db.dialect == "sqlite" and not once:
+        info("note: on SQLite run a single worker; PostgreSQL lets any number share the outbox")
+    names = runnable_connectors(hub)
+    connectors = {name: build_connector(hub, name) for name in names}
+    delivered = 0
+    try:
+        while not stop.is_set():
+            deliverer = Deliverer(
+                hub,
+                connectors,
+                actor="evi-worker",
+                max_attempts=hub.settings.sync.max_attempts,
+                lease=timedelta(seconds=lease),
+                stop=stop,
+            )
+            counts = deliverer.run()
+            done = sum(c.delivered for c in counts.values())
+            delivered += done
+            if done:
+                new_checkpoint(hub)
+            if once:
+                break
+            stop.wait(poll)
+    finally:
+        for connector in connectors.values():
+            connector.close()
+    info(f"worker stopped; {delivered} transfers delivered")
+    sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app`."""
+    app.add_typer(sync_app, name="sync")
+    app.command("worker")(worker)

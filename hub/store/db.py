@@ -87,8 +87,10 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self, *, write_lock: bool = False) -> Iterator[Session]:
+    def session(self, *, write_lock: bool = False, dry_run: bool = False) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back if it raises.
+
+        ``dry_run=True`` always rolls back: the block sees its own changes, nothing stays.
 
         ``write_lock=True`` takes SQLite's write lock at the start (``BEGIN IMMEDIATE``)
         so read-then-write sequences (sequence numbers, cursors) cannot interleave.
@@ -99,7 +101,10 @@ class Database:
             session.connection(execution_options={"evi_write_lock": True})
         try:
             yield session
-            session.commit()
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
         except BaseException:
             session.rollback()
             raise

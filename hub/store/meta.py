@@ -43,3 +43,18 @@ def open_keyring(session: Session, settings: Settings) -> KeyRing:
             session.add(HubMeta(key=f"key:{name}", value=key_fingerprint(key)))
         keys[name] = key
     return KeyRing(keys)
+
+
+def get_meta(session: Session, key: str) -> str | None:
+    """A value from ``hub_meta`` (``None`` when unset)."""
+    row = session.get(HubMeta, key)
+    return row.value if row else None
+
+
+def set_meta(session: Session, key: str, value: str) -> None:
+    """Set a value in ``hub_meta``. Never commits."""
+    row = session.get(HubMeta, key)
+    if row is None:
+        session.add(HubMeta(key=key, value=value))
+    else:
+        row.value = value

@@ -59,20 +59,37 @@ class OutboxRepository:
         )
         return True
 
-    def claim_next(
-        self, now: datetime, recipients: Iterable[str] | None = None
-    ) -> OutboxItem | None:
-        """Lock and return the next due item (skipping items other workers hold)."""
+    def claim(
+        self, now: datetime, lease: timedelta, limit: int, recipients: Iterable[str] | None = None
+    ) -> list[OutboxItem]:
+        """Claim up to ``limit`` due items for ``lease``: not due again until it ends.
+
+        The row locks (``SKIP LOCKED``) keep two workers from claiming the same item; the
+        lease keeps it claimed after this transaction commits, while the push runs. A
+        worker that dies mid-push leaves its items due again when their lease runs out.
+        """
         query = (
             select(OutboxItem)
             .where(OutboxItem.status == PENDING, OutboxItem.next_attempt_at <= now)
             .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-            .limit(1)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
         if recipients is not None:
             query = query.where(OutboxItem.recipient.in_(list(recipients)))
-        return self.session.scalars(query).first()
+        items = list(self.session.scalars(query))
+        for item in items:
+            item.next_attempt_at = now + lease
+        return items
+
+    def release(self, ids: Sequence[int], now: datetime) -> None:
+        """End the lease of claimed items that were not attempted (e.g. on shutdown)."""
+        if ids:
+            self.session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id.in_(list(ids)), OutboxItem.status == PENDING)
+                .values(next_attempt_at=now)
+            )
 
     def finish(
         self, item: OutboxItem, status: str, now: datetime, error: str | None = None
@@ -81,13 +98,19 @@ class OutboxRepository:
         item.finished_at = now
         item.last_error = error
 
-    def retry_later(self, item: OutboxItem, now: datetime, error: str) -> None:
-        """Count a failed attempt and back off exponentially (1 min, 2, 4, … capped at 1 h)."""
-        item.attempts += 1
+    def retry_later(
+        self, item: OutboxItem, now: datetime, error: str, retry_after: float | None = None
+    ) -> None:
+        """Schedule another attempt after a failed one (``attempts`` already counted).
+
+        Exponential backoff, 1 min, 2, 4, … at most 1 h, or the authority's
+        ``Retry-After`` when that is longer.
+        """
+        backoff = min(timedelta(minutes=2 ** max(item.attempts - 1, 0)), timedelta(hours=1))
+        if retry_after:
+            backoff = max(backoff, timedelta(seconds=retry_after))
         item.last_error = error
-        item.next_attempt_at = now + min(
-            timedelta(minutes=2 ** (item.attempts - 1)), timedelta(hours=1)
-        )
+        item.next_attempt_at = now + backoff
 
     def dead_letters(self) -> Sequence[OutboxItem]:
         return self.session.scalars(

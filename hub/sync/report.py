@@ -22,6 +22,7 @@ OK = "ok"
 FAILED = "failed"
 PAUSED = "paused"
 LOCKED = "locked"
+CONFIG_ERROR = "config_error"
 DRY_RUN = "dry_run"
 
 
@@ -40,6 +41,7 @@ class ConnectorReport:
     dead_lettered: int = 0
     duration_s: float = 0.0
     error: str | None = None
+    decisions: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {name: int(getattr(self, name)) for name in COUNTERS}
@@ -63,7 +65,14 @@ class SyncReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all well; 1 a connector failed or something was dead-lettered; 3 all locked."""
+        """The documented exit codes (docs/sync.md).
+
+        2 a connector's configuration is wrong; 3 every connector asked for is being synced
+        by another run; 1 partial failure (a connector failed or was locked, or a transfer
+        was dead-lettered); 0 everything went through.
+        """
+        if any(r.status == CONFIG_ERROR for r in self.connectors):
+            return 2
         if self.connectors and all(r.status == LOCKED for r in self.connectors):
             return 3
         if any(r.status in (FAILED, LOCKED) or r.dead_lettered for r in self.connectors):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,12 +16,43 @@ REFERRING_PARTY = "referring_party"
 CASE_PARTIES = "case_parties"
 
 
+class RoutingCache:
+    """Per-person routing facts for one batch: case parties and referring parties.
+
+    Subscriptions do not change during a batch; referring parties do when a referral is
+    stored, so the batch calls :meth:`forget` then.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._case: dict[int, list[str]] = {}
+        self._referring: dict[int, list[str]] = {}
+
+    def case_parties(self, participant_id: int) -> list[str]:
+        if participant_id not in self._case:
+            self._case[participant_id] = case_parties(self.session, participant_id)
+        return self._case[participant_id]
+
+    def referring_parties(self, participant_id: int) -> list[str]:
+        if participant_id not in self._referring:
+            self._referring[participant_id] = referring_parties(self.session, participant_id)
+        return self._referring[participant_id]
+
+    def forget(self, participant_id: int) -> None:
+        self._referring.pop(participant_id, None)
+
+
 def recipients(
-    session: Session, rules: Sequence[RoutingRule], record: StoredRecord
+    facts: RoutingCache,
+    rules: Sequence[RoutingRule],
+    record: StoredRecord,
+    receivers: Mapping[str, frozenset[str]],
 ) -> list[tuple[str, str]]:
     """``(recipient, purpose)`` pairs for ``record``; never its origin, never the joint team.
 
     The joint team needs no delivery: what the hub stores is what the team sees.
+    ``receivers`` maps each installed connector to the categories it can push; a party
+    that cannot receive the record's category is left out rather than queued forever.
     """
     wanted: dict[str, str] = {}
     for rule in rules:
@@ -29,9 +60,9 @@ def recipients(
             continue
         for target in rule.to:
             if target == REFERRING_PARTY:
-                names = referring_parties(session, record.participant_id)
+                names = facts.referring_parties(record.participant_id)
             elif target == CASE_PARTIES:
-                names = case_parties(session, record.participant_id)
+                names = facts.case_parties(record.participant_id)
             else:
                 names = [target]
             for name in names:
@@ -40,6 +71,7 @@ def recipients(
         (name, purpose)
         for name, purpose in wanted.items()
         if name not in (record.source, JOINT_TEAM)
+        and record.category in receivers.get(name, frozenset())
     )
 
 

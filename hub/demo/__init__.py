@@ -1,0 +1,1 @@
+"""`evi demo`: the main job on the embedded default, with sandbox authorities."""

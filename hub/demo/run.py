@@ -1,0 +1,135 @@
+"""`evi demo`: set up the embedded default with sandbox authorities and run one night.
+
+Safe to run again: the caseload is registered once per ``$EVI_HOME`` (remembered in
+``hub_meta``); a later run lets a night pass in the sandboxes (each person gets a new
+record) and syncs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hub.connector.service import build_connector
+from hub.context import Hub
+from hub.demo.caseload import DemoPerson, register_caseload
+from hub.demo.sandboxes import (
+    DEMO_POPULATION,
+    SandboxTarget,
+    configure_for_sandboxes,
+    parse_sandbox_urls,
+    sandbox_connectors,
+    sandbox_targets,
+    transports,
+)
+from hub.errors import ConfigError, InputError
+from hub.ledger.service import verify
+from hub.store import migrate
+from hub.store.meta import get_meta, set_meta
+from hub.sync.job import SyncOptions, run_sync
+
+SEED_KEY = "demo:seed"
+Say = Callable[[str], None]
+
+
+@dataclass
+class DemoOptions:
+    seed: int = 1
+    setup_only: bool = False
+    sandbox_urls: list[str] = field(default_factory=list)
+
+
+def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
+    """Run the demo; returns the exit code (that of the sync, 0 with ``setup_only``)."""
+    before, after = migrate.upgrade(hub.db)
+    hub.keys  # noqa: B018 - creates the keys on a new home, checks them on an existing one
+    say(f"database ready at revision {after} ({'new' if before is None else 'existing'})")
+    known = sandbox_connectors(hub)
+    if not known:
+        raise ConfigError("no installed connector ships a sandbox; the demo needs at least one")
+    targets = sandbox_targets(hub, options.seed, parse_sandbox_urls(options.sandbox_urls, known))
+    configure_for_sandboxes(hub, targets)
+    say("connectors enabled: " + ", ".join(f"{n} ({_where(t)})" for n, t in targets.items()))
+    first_run = _claim_seed(hub, options.seed)
+    if first_run:
+        people = _people(hub, targets)
+        counts = register_caseload(hub, people, options.seed)
+        say(
+            f"caseload registered for {len(people)} people: "
+            + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
+        )
+    else:
+        say(f"caseload already registered (seed {options.seed})")
+        if not options.setup_only:
+            _night_passes(hub, targets)
+            say("a night passes at the authorities: each person gets a new record")
+    if options.setup_only:
+        say("setup done; run `evi sync --sandbox` (or `evi demo`) to run the nightly sync")
+        return 0
+    report = run_sync(hub, SyncOptions(transports=transports(targets)))
+    say("")
+    say(report.table())
+    result = verify(hub)
+    say("")
+    if result.ok:
+        say(
+            f"ledger verified: {result.entries_checked} entries, "
+            f"{result.checkpoints} signed checkpoints"
+        )
+    else:
+        first = result.first_problem
+        say(f"ledger verification FAILED: {first}")
+    say(NEXT_STEPS)
+    return report.exit_code if result.ok else 1
+
+
+def _where(target: SandboxTarget) -> str:
+    return "in-process sandbox" if target.transport is not None else target.url
+
+
+def _claim_seed(hub: Hub, seed: int) -> bool:
+    """True the first time; refuses a different seed on a home that already has a caseload."""
+    with hub.db.session(write_lock=True) as session:
+        existing = get_meta(session, SEED_KEY)
+        if existing is None:
+            set_meta(session, SEED_KEY, str(seed))
+            return True
+    if existing != str(seed):
+        raise InputError(
+            f"this EVI_HOME holds the demo caseload for seed {existing}; run with --seed "
+            f"{existing}, or use another EVI_HOME for seed {seed}"
+        )
+    return False
+
+
+def _people(hub: Hub, targets: Mapping[str, SandboxTarget]) -> list[DemoPerson]:
+    """The sandbox population (identical in every sandbox with the same seed)."""
+    name = sorted(targets)[0]
+    with build_connector(hub, name, transport=targets[name].transport) as connector:
+        answer = connector.client.get(
+            "/_sandbox/people", params={"offset": 0, "limit": DEMO_POPULATION}
+        )
+        answer.raise_for_status()
+        items = answer.json()["items"]
+    return [DemoPerson(number=i["number"], protected=bool(i["protected"])) for i in items]
+
+
+def _night_passes(hub: Hub, targets: Mapping[str, SandboxTarget]) -> None:
+    for name, target in targets.items():
+        with build_connector(hub, name, transport=target.transport) as connector:
+            connector.client.post("/_sandbox/advance", json={"rounds": 1}).raise_for_status()
+
+
+NEXT_STEPS = """
+What to try next:
+  evi connectors list                      the authorities, their last sync and status
+  evi sync history                         every run's counts
+  evi consent list --json                  the registered consents (participant = pseudonym)
+  evi log search --decision deny           what the gate refused, and why
+  evi log verify                           recompute the whole transfer log
+  evi log checkpoint                       the latest signed checkpoint
+  evi transfers failed                     dead letters, with their reasons
+  evi demo                                 again: a night passes and the sync runs again
+  evi sandbox serve af --port 8001         an authority over real HTTP; then
+    evi demo --sandbox-url af=http://127.0.0.1:8001
+"""

@@ -1,0 +1,284 @@
+"""The outbound half: claim outbox items, ask the gate again, push, record the results.
+
+Items go in small batches, with two short transactions around the pushes, so no
+transaction (and no database lock) is held while an authority is being called:
+
+1. claim: lock due items (``FOR UPDATE SKIP LOCKED``), lease them, ask the gate with each
+   person's consents *as stored now*, and write the decisions to the ledger; a deny
+   finishes its item here. A withdrawal committed before this point stops the send.
+2. push each permitted item with its idempotency key (outside any transaction).
+3. record: the delivery results in the ledger and the items' new states.
+
+A process killed between 1 and 3 leaves its items leased; when the lease ends they are
+claimed again and pushed with the same idempotency keys, which the authority recognises,
+so each is delivered once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.connector.base import Connector
+from hub.connector.errors import ConnectorConfigError, ConnectorError, TransientConnectorError
+from hub.consent import gate
+from hub.consent.decisions import DecisionRequest, decision_event
+from hub.consent.snapshots import load_snapshots
+from hub.context import Hub
+from hub.ledger.event import Action, LedgerEvent, Outcome
+from hub.ledger.writer import append_many
+from hub.model.records import PushResult, Transfer
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.participant import ParticipantRow
+from hub.store.tables.sync import OutboxItem, StoredRecord
+from hub.sync.outbox import DEAD, DELIVERED, DENIED, OutboxRepository
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE = timedelta(minutes=10)
+BREAKER_THRESHOLD = 3
+BATCH = 20
+
+
+@dataclass
+class DeliveryCounts:
+    delivered: int = 0
+    denied: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    item_id: int
+    key: str
+    recipient: str
+    transfer: Transfer
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    claim: _Claim
+    result: PushResult | None = None
+    error: ConnectorError | None = None
+
+
+class Deliverer:
+    """Drains due outbox items for the given connectors (by recipient name)."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        connectors: Mapping[str, Connector],
+        *,
+        actor: str,
+        max_attempts: int,
+        lease: timedelta = DEFAULT_LEASE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: threading.Event | None = None,
+        batch: int = BATCH,
+    ) -> None:
+        self.hub = hub
+        self.connectors = dict(connectors)
+        self.actor = actor
+        self.max_attempts = max_attempts
+        self.lease = lease
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.batch = batch
+        self.counts: dict[str, DeliveryCounts] = {name: DeliveryCounts() for name in connectors}
+        self._streak: dict[str, int] = {}
+
+    def run(self) -> dict[str, DeliveryCounts]:
+        """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set."""
+        while not self.stop.is_set() and self.connectors and self.deliver_batch():
+            pass
+        return self.counts
+
+    def deliver_batch(self) -> bool:
+        """Claim, push and record one batch; False when nothing was due."""
+        claims, handled = self._claim()
+        if not handled:
+            return False
+        outcomes: list[_Outcome] = []
+        skipped: list[int] = []
+        for claim in claims:
+            if self.stop.is_set() or claim.recipient not in self.connectors:
+                skipped.append(claim.item_id)
+                continue
+            outcome = self._push(claim)
+            if outcome is not None:
+                outcomes.append(outcome)
+            else:
+                skipped.append(claim.item_id)
+        self._record(outcomes, skipped)
+        return True
+
+    # -- 1. claim -----------------------------------------------------------------------
+
+    def _claim(self) -> tuple[list[_Claim], int]:
+        now = self.clock()
+        with self.hub.db.session(write_lock=True) as session:
+            outbox = OutboxRepository(session)
+            items = outbox.claim(now, self.lease, self.batch, sorted(self.connectors))
+            if not items:
+                return [], 0
+            records = {r.id: r for r in _rows(session, StoredRecord, {i.record_id for i in items})}
+            people = {
+                p.id: p for p in _rows(session, ParticipantRow, {i.participant_id for i in items})
+            }
+            snapshots = load_snapshots(session, list(people.values()))
+            identities = ParticipantRepository(session, self.hub.keys)
+            events: list[LedgerEvent] = []
+            claims: list[_Claim] = []
+            for item in items:
+                record, person = records[item.record_id], people[item.participant_id]
+                request = DecisionRequest(
+                    item.origin,
+                    item.recipient,
+                    item.category,
+                    item.purpose,
+                    now,
+                    payload_sha256=record.payload_sha256,
+                    restricted_origin=record.restricted,
+                )
+                decision = gate.decide(
+                    snapshots[person.id],
+                    request.origin,
+                    request.recipient,
+                    request.category,
+                    request.purpose,
+                    now,
+                    restricted_origin=record.restricted,
+                )
+                events.append(
+                    decision_event(
+                        decision,
+                        person.pseudonym,
+                        request,
+                        actor=self.actor,
+                        correlation_id=item.idempotency_key,
+                    )
+                )
+                if not decision.permitted:
+                    outbox.finish(item, DENIED, now, error=f"consent gate: {decision.reason.value}")
+                    self.counts[item.recipient].denied += 1
+                    continue
+                identity = None if person.protected_identity else identities.identity_of(person)
+                transfer = Transfer.model_validate(
+                    {
+                        "idempotency_key": item.idempotency_key,
+                        "origin": item.origin,
+                        "recipient": item.recipient,
+                        "purpose": item.purpose,
+                        "participant": person.pseudonym,
+                        "person": identity,
+                        "source_id": record.source_id,
+                        "updated_at": record.updated_at,
+                        "body": record.body,
+                    }
+                )
+                claims.append(_Claim(item.id, item.idempotency_key, item.recipient, transfer))
+            append_many(session, events)
+            return claims, len(items)
+
+    # -- 2. push ------------------------------------------------------------------------
+
+    def _push(self, claim: _Claim) -> _Outcome | None:
+        try:
+            result = self.connectors[claim.recipient].push(claim.transfer)
+        except ConnectorConfigError as exc:
+            # Our side is wrong: stop using this connector; the item is released untouched.
+            self._give_up_on(claim.recipient, exc)
+            return None
+        except ConnectorError as exc:
+            if isinstance(exc, TransientConnectorError):
+                self._streak[claim.recipient] = self._streak.get(claim.recipient, 0) + 1
+                if self._streak[claim.recipient] >= BREAKER_THRESHOLD:
+                    self._give_up_on(claim.recipient, exc)
+            return _Outcome(claim, error=exc)
+        self._streak[claim.recipient] = 0
+        return _Outcome(claim, result=result)
+
+    def _give_up_on(self, recipient: str, exc: ConnectorError) -> None:
+        """Stop delivering to ``recipient`` for this run; its items wait for the next one."""
+        self.counts[recipient].errors.append(exc.message)
+        self.connectors.pop(recipient, None)
+        log.warning("delivery to %s stopped for this run: %s", recipient, exc.message)
+
+    # -- 3. record ----------------------------------------------------------------------
+
+    def _record(self, outcomes: list[_Outcome], skipped: list[int]) -> None:
+        now = self.clock()
+        with self.hub.db.session(write_lock=True) as session:
+            outbox = OutboxRepository(session)
+            outbox.release(skipped, now)
+            events = []
+            for outcome in outcomes:
+                item = session.get(OutboxItem, outcome.claim.item_id)
+                assert item is not None
+                item.attempts += 1
+                events.append(self._settle(outbox, item, outcome, now))
+            append_many(session, events)
+
+    def _settle(
+        self, outbox: OutboxRepository, item: OutboxItem, outcome: _Outcome, now: datetime
+    ) -> LedgerEvent:
+        counts = self.counts[outcome.claim.recipient]
+        result, exc = outcome.result, outcome.error
+        if result is not None and result.accepted:
+            outbox.finish(item, DELIVERED, now)
+            counts.delivered += 1
+            return self._event(
+                outcome.claim,
+                now,
+                Outcome.SUCCESS,
+                "duplicate" if result.duplicate else "delivered",
+            )
+        if result is not None:
+            detail = (result.detail or "refused")[:300]
+            outbox.finish(item, DEAD, now, error=f"refused by {item.recipient}: {detail}")
+            counts.dead_lettered += 1
+            return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, "refused")
+        assert exc is not None
+        if isinstance(exc, TransientConnectorError) and item.attempts < self.max_attempts:
+            outbox.retry_later(item, now, exc.detail, exc.retry_after)
+            counts.retried += 1
+            return self._event(outcome.claim, now, Outcome.MINOR_FAILURE, exc.detail[:200])
+        why = exc.detail
+        if isinstance(exc, TransientConnectorError):
+            why = f"gave up after {item.attempts} attempts: {exc.detail}"
+        outbox.finish(item, DEAD, now, error=why[:500])
+        counts.dead_lettered += 1
+        return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, exc.detail[:200])
+
+    def _event(self, claim: _Claim, now: datetime, outcome: Outcome, reason: str) -> LedgerEvent:
+        return LedgerEvent(
+            time=now,
+            action=Action.DELIVERY,
+            outcome=outcome,
+            reason=reason,
+            origin=claim.transfer.origin,
+            recipient=claim.recipient,
+            actor=self.actor,
+            purpose=claim.transfer.purpose,
+            categories=(claim.transfer.category.value,),
+            payload_sha256=claim.transfer.payload_sha256(),
+            participant=claim.transfer.participant,
+            correlation_id=claim.key,
+        )
+
+
+_Row = TypeVar("_Row", StoredRecord, ParticipantRow)
+
+
+def _rows(session: Session, table: type[_Row], ids: set[int]) -> list[_Row]:
+    return list(session.scalars(select(table).where(table.id.in_(ids))))

@@ -1,0 +1,284 @@
+"""`evi sync`: run every enabled connector's pull, then deliver what is due.
+
+One connector's failure never stops the others: each is pulled under its own database
+lock and reported on its own. The run ends with a signed ledger checkpoint, a row per
+connector in ``sync_run`` (for `evi sync history`) and the ``evi_sync_finished`` hook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from hub.connector.base import Connector
+from hub.connector.errors import ConnectorConfigError, ConnectorError
+from hub.connector.registry import load_connectors
+from hub.connector.service import (
+    STATUS_FAILED,
+    build_connector,
+    connector_status,
+    record_sync_result,
+    runnable_connectors,
+)
+from hub.context import Hub
+from hub.errors import ConfigError, LockHeldError
+from hub.ledger.service import new_checkpoint
+from hub.model.records import NativeRecord
+from hub.store.tables.sync import SyncRun
+from hub.sync.delivery import DEFAULT_LEASE, Deliverer
+from hub.sync.inbound import BATCH_SIZE, InboundBatch, InboundCounts, correlation_id, stored_cursor
+from hub.sync.lock import connector_lock
+from hub.sync.report import (
+    CONFIG_ERROR,
+    DRY_RUN,
+    FAILED,
+    LOCKED,
+    OK,
+    ConnectorReport,
+    SyncReport,
+)
+from hub.sync.subscriptions import reconcile, subscribed_identities
+
+ACTOR = "evi-sync"
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class SyncOptions:
+    connectors: list[str] | None = None
+    dry_run: bool = False
+    since: str | None = None
+    deliver: bool = True
+    transports: Mapping[str, httpx.BaseTransport] = field(default_factory=dict)
+    progress: Progress | None = None
+    lease: timedelta = DEFAULT_LEASE
+
+
+def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
+    """The connectors to run: the ones named (each must be enabled), or every runnable one."""
+    if not wanted:
+        return runnable_connectors(hub)
+    for name in wanted:
+        status = connector_status(hub, name)
+        if not status.enabled:
+            raise ConfigError(
+                f"connector '{name}' is not enabled; enable it with `evi connectors enable {name}`"
+            )
+        if status.paused:
+            raise ConfigError(
+                f"connector '{name}' is paused after repeated failures; fix the cause shown by "
+                f"`evi connectors list`, then `evi connectors enable {name}`"
+            )
+    return list(dict.fromkeys(wanted))
+
+
+def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
+    names = selected_connectors(hub, options.connectors)
+    report = SyncReport(dry_run=options.dry_run)
+    if not names:
+        return report
+    hub.keys  # noqa: B018 - fail early on a missing key, before anyone is asked for data
+    run_id = correlation_id()
+    with ExitStack() as stack:
+        connectors: dict[str, Connector] = {}
+        for name in names:
+            entry = report.get(name)
+            try:
+                connectors[name] = stack.enter_context(
+                    build_connector(hub, name, transport=options.transports.get(name))
+                )
+            except ConnectorConfigError as exc:
+                entry.status, entry.error = CONFIG_ERROR, exc.message
+        runs = {} if options.dry_run else {n: _start_run(hub, n) for n in connectors}
+        held = _lock_all(hub, connectors, report, stack)
+        # Subscriptions first, for every connector: routing a record to "the parties on the
+        # case" must not depend on the order the authorities are pulled in.
+        if not options.dry_run:
+            for name in held:
+                _guarded(report.get(name), _reconcile, hub, connectors[name])
+        receivers = receiving(hub)
+        for name in held:
+            entry = report.get(name)
+            if entry.status == OK:
+                _pull(hub, connectors[name], entry, options, run_id, receivers)
+        if options.deliver and not options.dry_run:
+            _deliver(hub, connectors, report, options)
+        if not options.dry_run:
+            _finish_runs(hub, report, runs)
+            new_checkpoint(hub)
+    if options.dry_run:
+        for entry in report.connectors:
+            if entry.status == OK:
+                entry.status = DRY_RUN
+    hub.plugins.hook.evi_sync_finished(report=report, settings=hub.settings)
+    return report
+
+
+def _lock_all(
+    hub: Hub, connectors: Mapping[str, Connector], report: SyncReport, stack: ExitStack
+) -> list[str]:
+    """Take each connector's sync lock for the rest of the run; returns the ones we hold."""
+    held = []
+    for name in connectors:
+        try:
+            stack.enter_context(connector_lock(hub.db, name))
+        except LockHeldError as exc:
+            entry = report.get(name)
+            entry.status, entry.error = LOCKED, exc.message
+        else:
+            held.append(name)
+    return held
+
+
+def receiving(hub: Hub) -> dict[str, frozenset[str]]:
+    """The categories each installed connector can deliver to its authority."""
+    return {
+        name: frozenset(c.value for c in entry.cls.receives)
+        for name, entry in load_connectors(hub.plugins).items()
+    }
+
+
+def _guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> None:
+    """Run one connector's step; its failure is reported on its line and stops no one else."""
+    started = time.monotonic()
+    try:
+        step(*args)
+    except ConnectorConfigError as exc:
+        entry.status, entry.error = CONFIG_ERROR, exc.message
+    except ConnectorError as exc:
+        entry.status, entry.error = FAILED, exc.message
+    finally:
+        entry.duration_s += time.monotonic() - started
+
+
+def _reconcile(hub: Hub, connector: Connector) -> None:
+    with hub.db.session(write_lock=True) as session:
+        reconcile(session, hub.keys, connector, datetime.now(UTC), actor=ACTOR)
+
+
+def _pull(
+    hub: Hub,
+    connector: Connector,
+    entry: ConnectorReport,
+    options: SyncOptions,
+    run_id: str,
+    receivers: Mapping[str, frozenset[str]],
+) -> None:
+    counts = InboundCounts()
+    try:
+        _guarded(entry, _pull_all, hub, connector, counts, options, run_id, receivers)
+    finally:
+        for name in ("pulled", "stored", "refused", "unmapped", "queued", "denied"):
+            setattr(entry, name, getattr(entry, name) + getattr(counts, name))
+        entry.decisions = counts.decisions
+
+
+def _pull_all(
+    hub: Hub,
+    connector: Connector,
+    counts: InboundCounts,
+    options: SyncOptions,
+    run_id: str,
+    receivers: Mapping[str, frozenset[str]],
+) -> None:
+    name = connector.name
+    with hub.db.session() as session:
+        cursor = options.since or stored_cursor(session, name)
+        subscriptions = subscribed_identities(session, hub.keys, name)
+    rules = hub.settings.routing
+    for batch in _batches_then_raise(connector.pull(cursor, subscriptions)):
+        with hub.db.session(write_lock=True, dry_run=options.dry_run) as session:
+            InboundBatch(
+                session,
+                hub.keys,
+                connector,
+                rules,
+                receivers,
+                counts,
+                actor=ACTOR,
+                correlation_id=run_id,
+            ).run(batch)
+        if options.progress:
+            options.progress(name, counts.pulled)
+
+
+def _batches_then_raise(records: Iterator[NativeRecord]) -> Iterator[list[NativeRecord]]:
+    """Batches of records; records read before a failure are handed on before it is raised."""
+    batch: list[NativeRecord] = []
+    try:
+        for record in records:
+            batch.append(record)
+            if len(batch) >= BATCH_SIZE:
+                yield batch
+                batch = []
+    except ConnectorError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _deliver(
+    hub: Hub, connectors: Mapping[str, Connector], report: SyncReport, options: SyncOptions
+) -> None:
+    usable = {n: c for n, c in connectors.items() if report.get(n).status != CONFIG_ERROR}
+    started = time.monotonic()
+    deliverer = Deliverer(
+        hub,
+        usable,
+        actor=ACTOR,
+        max_attempts=hub.settings.sync.max_attempts,
+        lease=options.lease,
+    )
+    for name, counts in deliverer.run().items():
+        entry = report.get(name)
+        entry.delivered += counts.delivered
+        entry.denied += counts.denied
+        entry.retried += counts.retried
+        entry.dead_lettered += counts.dead_lettered
+        if counts.errors and entry.status == OK:
+            entry.status, entry.error = FAILED, counts.errors[0]
+    elapsed = time.monotonic() - started
+    for entry in report.connectors:
+        entry.duration_s += elapsed / max(len(usable), 1)
+
+
+def _start_run(hub: Hub, name: str) -> int:
+    with hub.db.session() as session:
+        row = SyncRun(connector=name, started_at=datetime.now(UTC), status="running", counts={})
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _finish_runs(hub: Hub, report: SyncReport, runs: Mapping[str, int]) -> None:
+    now = datetime.now(UTC)
+    pause_after = hub.settings.sync.pause_after_failures
+    with hub.db.session(write_lock=True) as session:
+        for entry in report.connectors:
+            run_id = runs.get(entry.connector)
+            if run_id is not None:
+                row = session.get(SyncRun, run_id)
+                if row is not None:
+                    row.finished_at = now
+                    row.status = entry.status
+                    row.counts = entry.counts()
+                    row.error = entry.error
+            if entry.status == LOCKED:
+                continue  # the run holding the lock reports for this connector
+            status = STATUS_FAILED if entry.status in (FAILED, CONFIG_ERROR) else OK
+            paused = record_sync_result(
+                session, entry.connector, status, now, error=entry.error, pause_after=pause_after
+            )
+            if paused and status == STATUS_FAILED:
+                entry.error = (entry.error or "failed") + (
+                    f" (paused after {pause_after} failed runs in a row; "
+                    f"`evi connectors enable {entry.connector}` resumes it)"
+                )
