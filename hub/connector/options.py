@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, cast, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 
 from hub.connector.errors import ConnectorConfigError
@@ -39,20 +39,24 @@ class ConnectorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""An http(s) URL without a trailing slash. A type-level validator (not a model
+``field_validator``) so that setting the one option alone normalises it too."""
+
+
 class HttpOptions(ConnectorOptions):
     """Options every HTTP connector shares."""
 
-    base_url: str = Field(description="Root URL of the authority's API (http or https).")
+    base_url: HttpUrl = Field(description="Root URL of the authority's API (http or https).")
     timeout_seconds: float = Field(
         default=10.0, gt=0, le=300, description="Connect and read timeout for one request."
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class ClientCertificateOptions(HttpOptions):

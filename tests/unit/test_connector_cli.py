@@ -1,0 +1,178 @@
+"""`evi connectors`, `evi plugins`, `evi sandbox`: one clear line on error, no secret shown."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.context import Hub
+
+TOKEN = "kommun-sandbox-token"
+Cli = Callable[..., Any]
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def one_line_error(result: Any) -> str:
+    assert result.err.count("\n") == 1, result.err
+    assert result.err.startswith("error: ") and "Traceback" not in result.err
+    return str(result.err)
+
+
+def test_list_json_has_the_stable_fields(cli: Cli, hub: Hub) -> None:
+    assert cli("connectors", "enable", "region").code == 0
+    result = cli("connectors", "list", "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in json.loads(result.out)}
+    assert sorted(rows) == ["af", "fk", "kommun", "region"]
+    assert rows["region"]["enabled"] is True and rows["kommun"]["enabled"] is False
+    for row in rows.values():
+        assert {"name", "authority", "enabled", "version", "last_sync", "status"} <= set(row)
+
+
+def test_list_as_a_table(cli: Cli, hub: Hub) -> None:
+    cli("connectors", "enable", "af")
+    lines = cli("connectors", "list").out.splitlines()
+    assert lines[0].split() == ["NAME", "AUTHORITY", "VERSION", "ENABLED", "LAST", "SYNC", "STATUS"]
+    af = next(line for line in lines if line.startswith("af "))
+    assert "Arbetsförmedlingen" in af and "yes" in af and "never" in af
+
+
+def test_configure_masks_the_secret_everywhere(cli: Cli, hub: Hub) -> None:
+    result = cli(
+        "connectors",
+        "configure",
+        "kommun",
+        "--set",
+        f"token={TOKEN}",
+        "--set",
+        "base_url=http://kommun.example/",
+    )
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {"base_url": "http://kommun.example", "token": "**********"}
+    shown = cli("connectors", "show", "kommun")
+    assert json.loads(shown.out)["options"]["token"] == "**********"
+    assert all(TOKEN not in text for text in (result.out, result.err, shown.out, shown.err))
+
+
+def test_a_secret_can_come_from_the_environment(
+    cli: Cli, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AF_SECRET", "from-the-environment")
+    result = cli("connectors", "configure", "af", "--secret-from-env", "client_secret=AF_SECRET")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {"client_secret": "**********"}
+    missing = cli("connectors", "configure", "af", "--secret-from-env", "client_secret=NOPE")
+    assert missing.code == 2 and "NOPE" not in missing.err
+
+
+def test_an_unknown_option_is_one_line_and_changes_nothing(cli: Cli, hub: Hub) -> None:
+    result = cli("connectors", "configure", "kommun", "--set", "tokn=abc", "--set", "page_size=5")
+    assert result.code == 2
+    assert "kommun has no option 'tokn'" in one_line_error(result)
+    assert json.loads(cli("connectors", "show", "kommun").out)["options"] == {}
+
+
+def test_a_bad_value_names_the_option_but_not_the_value(cli: Cli, hub: Hub) -> None:
+    result = cli("connectors", "configure", "kommun", "--set", "page_size=9999")
+    assert result.code == 2
+    assert "'page_size': Input should be less than or equal to 500" in one_line_error(result)
+
+
+def test_spec_marks_secrets_write_only(cli: Cli, hub: Hub) -> None:
+    schema = json.loads(cli("connectors", "spec", "af").out)
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["client_secret"]["writeOnly"] is True
+    assert set(schema["required"]) == {"base_url", "client_id", "client_secret"}
+
+
+def test_check_with_missing_options_says_what_to_run(cli: Cli, hub: Hub) -> None:
+    result = cli("connectors", "check", "kommun")
+    assert result.code == 2
+    assert "evi connectors configure kommun --set base_url=… --set token=…" in one_line_error(
+        result
+    )
+
+
+def test_check_with_the_authority_down_is_one_line_exit_75_without_the_secret(
+    cli: Cli, hub: Hub, closed_port: int
+) -> None:
+    cli(
+        "connectors",
+        "configure",
+        "kommun",
+        "--set",
+        f"token={TOKEN}",
+        "--set",
+        f"base_url=http://127.0.0.1:{closed_port}",
+    )
+    result = cli("connectors", "check", "kommun")
+    assert result.code == 75
+    line = one_line_error(result)
+    assert f"cannot reach http://127.0.0.1:{closed_port}" in line
+    assert TOKEN not in result.out + result.err
+
+
+def test_an_unknown_connector_is_named(cli: Cli, hub: Hub) -> None:
+    result = cli("connectors", "enable", "csn")
+    assert result.code == 1
+    assert "no connector named 'csn'" in one_line_error(result)
+
+
+def test_disable_takes_a_connector_out(cli: Cli, hub: Hub) -> None:
+    cli("connectors", "enable", "fk")
+    assert cli("connectors", "disable", "fk").err == "fk: disabled\n"
+    rows = json.loads(cli("connectors", "list", "--json").out)
+    assert not any(row["enabled"] for row in rows)
+
+
+def test_plugins_list_shows_each_plugin_with_version_and_hooks(cli: Cli, evi_home: Path) -> None:
+    rows = {row["name"]: row for row in json.loads(cli("plugins", "list", "--json").out)}
+    for name in ("kommun", "af", "fk", "region"):
+        assert rows[name]["hooks"] == ["evi_register_connectors"]
+        assert rows[name]["source"] == "built-in" and rows[name]["version"]
+    text = cli("plugins", "list").out
+    assert any(line.startswith("kommun  built-in") for line in text.splitlines())
+
+
+def test_sandbox_serve_refuses_a_taken_port_in_one_line(
+    cli: Cli, evi_home: Path, taken_port: int
+) -> None:
+    result = cli("sandbox", "serve", "kommun", "--port", str(taken_port))
+    assert result.code == 2
+    assert f"port {taken_port} on 127.0.0.1 is in use" in one_line_error(result)
+
+
+def test_sandbox_serve_refuses_an_impossible_population(
+    cli: Cli, evi_home: Path, closed_port: int
+) -> None:
+    result = cli("sandbox", "serve", "af", "--port", str(closed_port), "--population", "99999")
+    assert result.code == 2
+    assert "population must be between 1 and 23968" in one_line_error(result)
+
+
+def test_sandbox_connect_configures_the_test_credentials_without_showing_them(
+    cli: Cli, hub: Hub
+) -> None:
+    result = cli("sandbox", "connect", "af", "--url", "http://127.0.0.1:8702/")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["client_secret"] == "**********"
+    assert "af-sandbox-secret" not in result.out + result.err

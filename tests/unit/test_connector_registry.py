@@ -1,0 +1,150 @@
+"""Connectors come from plugins; each class is checked as it registers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from hub import hookspecs
+from hub.connector import Connector, ConnectorOptions, hookimpl
+from hub.connector.registry import get_connector, load_connectors
+from hub.errors import ConfigError, NotFoundError
+from hub.model.identity import PersonalIdentity
+from hub.model.records import CommonRecord, NativeRecord
+from hub.model.vocab import Category
+from hub.plugins import get_plugin_manager
+
+DOCS = Path(__file__).parents[2] / "docs" / "connector-authoring.md"
+
+
+class Tiny(Connector):
+    name = "tiny"
+    authority = "Tiny authority"
+    version = "0.1"
+    delivers = frozenset({Category.OUTCOME})
+
+    def check(self) -> None:
+        return None
+
+    def pull(
+        self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
+    ) -> Iterator[NativeRecord]:
+        return iter(())
+
+    def map(self, native: NativeRecord) -> CommonRecord:
+        raise NotImplementedError
+
+
+class Plugin:
+    def __init__(self, *classes: object) -> None:
+        self.classes = classes
+
+    @hookimpl
+    def evi_register_connectors(self, register: Callable[[Any], None]) -> None:
+        for cls in self.classes:
+            register(cls)
+
+
+def with_plugin(*classes: object, name: str = "third-party") -> Any:
+    pm = get_plugin_manager()
+    pm.register(Plugin(*classes), name=name)
+    return pm
+
+
+def test_the_four_built_in_connectors_are_registered_like_any_plugin() -> None:
+    found = load_connectors(get_plugin_manager())
+    assert {n: c.plugin for n, c in found.items()} == {
+        "af": "af",
+        "fk": "fk",
+        "kommun": "kommun",
+        "region": "region",
+    }
+
+
+def test_a_plugin_adds_a_connector_without_touching_the_hub() -> None:
+    found = load_connectors(with_plugin(Tiny))
+    assert found["tiny"].cls is Tiny and found["tiny"].plugin == "third-party"
+
+
+class Abstract(Connector):
+    name = "abstract"
+    authority = "A"
+    version = "1"
+
+
+class BadName(Tiny):
+    name = "Bad Name"
+
+
+class Team(Tiny):
+    name = "team"
+
+
+class NoVersion(Tiny):
+    version = ""
+
+
+class LaxOptions(Tiny):
+    class Options(BaseModel):
+        url: str
+
+
+class BadCategories(Tiny):
+    delivers = frozenset({"health"})  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    ("cls", "words"),
+    [
+        (object, "is not a subclass of hub.connector.Connector"),
+        (Abstract, "does not implement check, map, pull"),
+        (BadName, "name must be 2-32 lowercase"),
+        (Team, "(not 'team')"),
+        (NoVersion, "version must be a non-empty string"),
+        (LaxOptions, "Options must refuse unknown keys"),
+        (BadCategories, "delivers must be a frozenset of"),
+    ],
+)
+def test_an_invalid_connector_is_refused_naming_the_plugin(cls: object, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_connectors(with_plugin(cls))
+    message = str(err.value)
+    assert message.startswith("plugin 'third-party' registered an invalid connector")
+    assert words in message and "EVI_PLUGINS" in message
+
+
+def test_two_plugins_claiming_one_name_are_refused() -> None:
+    class Kommun(Tiny):
+        name = "kommun"
+
+    with pytest.raises(ConfigError, match="registered by both plugin 'kommun' and plugin 'x'"):
+        load_connectors(with_plugin(Kommun, name="x"))
+
+
+def test_the_allowlist_leaves_out_what_it_does_not_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVI_PLUGINS", "kommun,fk")
+    assert list(load_connectors(get_plugin_manager())) == ["fk", "kommun"]
+
+
+def test_an_unknown_name_lists_what_is_installed() -> None:
+    with pytest.raises(NotFoundError, match=r"installed: af, fk, kommun, region"):
+        get_connector(get_plugin_manager(), "csn")
+
+
+def test_the_options_of_every_built_in_refuse_unknown_keys() -> None:
+    for entry in load_connectors(get_plugin_manager()).values():
+        assert issubclass(entry.cls.Options, ConnectorOptions)
+        assert entry.cls.Options.model_config["extra"] == "forbid"
+
+
+def test_the_registration_hook_is_typed_and_documented_with_its_signature() -> None:
+    spec = hookspecs.evi_register_connectors
+    assert spec.__doc__ and "register(ConnectorSubclass)" in spec.__doc__
+    signature = "evi_register_connectors(register: Callable[[type[Connector]], None]) -> None"
+    assert f"def {signature}" in inspect.getsource(spec)
+    assert signature in DOCS.read_text()
