@@ -33,6 +33,20 @@ _FRIENDLY = {
     "uuid_type": "must be the id of the consent being amended (a UUID)",
 }
 
+_FIELD_FRIENDLY = {
+    ("string_pattern_mismatch", "evidence.document_sha256"): (
+        "must be the SHA-256 of the scan as 64 hexadecimal characters (sha256sum FILE)"
+    ),
+    ("too_short", "evidence.certificates"): "needs the signer's certificate (PEM) first",
+    ("too_short", "categories"): "needs at least one category",
+    ("too_short", "purposes"): "needs at least one purpose",
+    ("enum", "categories"): (
+        "not a category; use identity, referral, assessment, plan, intervention, benefit, "
+        "health or outcome"
+    ),
+    ("enum", "purposes"): "not a purpose; use coordination or evaluation",
+}
+
 
 def load_submission(path: Path) -> ConsentSubmission:
     """Parse and validate ``path``; raises :class:`ConsentFileError` listing every problem."""
@@ -110,8 +124,7 @@ def describe(exc: ValidationError) -> list[str]:
         loc = [p for i, p in enumerate(err["loc"]) if not _is_union_tag(err["loc"], i)]
         field = _field_name(loc) or _model_level_field(err["msg"])
         why = _FRIENDLY.get(err["type"], _plain(err["msg"]))
-        if err["type"] == "too_short" and field == "parties":
-            why = "needs at least 2 different parties (a consent lets parties share)"
+        why = _FIELD_FRIENDLY.get((err["type"], field.split("[")[0]), why)
         if err["type"] in ("missing", "extra_forbidden") or field.split(".")[0] in _HIDDEN_FIELDS:
             lines.append(f"{field}: {why}")
         else:

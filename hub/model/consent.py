@@ -135,30 +135,31 @@ class EvidenceVerdict(BaseModel):
 # -- the consent itself ---------------------------------------------------------------------
 
 
-def _unique_sorted(value: Any) -> Any:
+def _normalised(value: tuple[Any, ...]) -> tuple[Any, ...]:
     # Order and repetition carry no meaning; normalising them keeps the canonical
     # document (and so a signature) independent of how the file was written.
-    if isinstance(value, list | tuple):
-        return sorted(set(value), key=str)
-    return value
+    return tuple(sorted(set(value), key=str))
+
+
+def _two_parties(value: tuple[str, ...]) -> tuple[str, ...]:
+    parties = _normalised(value)
+    if len(parties) < 2:
+        raise ValueError("needs at least 2 different parties (a consent lets parties share)")
+    return parties
 
 
 class ConsentTerms(BaseModel):
     """What the person agreed to: which parties may share which categories, for what, when.
 
     Disclosures are covered between any two of ``parties`` (origin and recipient both
-    named). The period is ``[valid_from, valid_until)``.
+    named). The period is ``[valid_from, valid_until)``. Lists are sorted and de-duplicated.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    parties: Annotated[tuple[Party, ...], BeforeValidator(_unique_sorted)] = Field(
-        min_length=2, max_length=32
-    )
-    categories: Annotated[tuple[Category, ...], BeforeValidator(_unique_sorted)] = Field(
-        min_length=1
-    )
-    purposes: Annotated[tuple[Purpose, ...], BeforeValidator(_unique_sorted)] = Field(min_length=1)
+    parties: Annotated[tuple[Party, ...], AfterValidator(_two_parties)] = Field(max_length=32)
+    categories: Annotated[tuple[Category, ...], AfterValidator(_normalised)] = Field(min_length=1)
+    purposes: Annotated[tuple[Purpose, ...], AfterValidator(_normalised)] = Field(min_length=1)
     valid_from: UTCTime
     valid_until: UTCTime
     informed_by: str = Field(min_length=1, max_length=100)

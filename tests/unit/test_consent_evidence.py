@@ -22,7 +22,7 @@ from test_consent_support import (
     paper_fields,
     paper_submission,
     signed_fields,
-    test_numbers,
+    skatteverket_numbers,
 )
 
 from hub.consent.decisions import decide
@@ -38,7 +38,7 @@ from hub.store.db import Database
 from hub.store.tables.consent import ConsentRow, ConsentVersionRow
 from hub.store.tables.participant import ParticipantRow
 
-PNR, OTHER = test_numbers(2)
+PNR, OTHER = skatteverket_numbers(2)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
 from test_consent_gate_properties import CATEGORIES, PARTIES, PURPOSES, minute, snapshots_facts
-from test_consent_support import Clock, ledger, ledger_bytes, paper_submission, test_numbers
+from test_consent_support import Clock, ledger, ledger_bytes, paper_submission, skatteverket_numbers
 
 from hub.consent.decisions import DecisionRequest, decide, gate_for, subscribers
 from hub.consent.gate import Reason, Snapshot
@@ -26,7 +26,7 @@ from hub.store.tables.consent import ConsentVersionRow
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 
-PNR, OTHER, THIRD = test_numbers(3)
+PNR, OTHER, THIRD = skatteverket_numbers(3)
 PERSON = parse_identity(PNR)
 
 
@@ -313,7 +313,7 @@ def test_stored_snapshot_decides_like_the_facts(hub: Hub, facts) -> None:
     with hub.db.session() as session:
         people = ParticipantRepository(session, hub.keys)
         rows = session.scalars(select(ParticipantRow.pnr_lookup)).all()
-        number = test_numbers(len(rows) + 1)[-1]  # a new person per example
+        number = skatteverket_numbers(len(rows) + 1)[-1]  # a new person per example
         person = people.ensure(parse_identity(number), protected_identity=protected)
         repo = ConsentRepository(session)
         for facts_version in consents:

@@ -35,14 +35,11 @@ EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
 JAN = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def test_numbers(count: int, kind: str = "personnummer") -> list[str]:
+def skatteverket_numbers(count: int, kind: str = "personnummer") -> list[str]:
     """The first ``count`` numbers of Skatteverket's official test list."""
     with (DATA / f"skatteverket_test{kind}.csv").open() as fh:
         rows = list(csv.reader(fh))[1 : count + 1]
     return [row[0] for row in rows]
-
-
-test_numbers.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 @dataclass

@@ -1,0 +1,169 @@
+"""`evi consent …` in-process: the interface other tools rely on, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_consent_support import EXAMPLES, paper_fields, skatteverket_numbers
+
+PNR = "199001012385"  # the number in docs/examples/consent-paper.toml (Skatteverket test)
+(OTHER,) = skatteverket_numbers(1)
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+LIST_FIELDS = {
+    "id",
+    "version",
+    "pnr",
+    "participant",
+    "status",
+    "parties",
+    "categories",
+    "purposes",
+    "valid_from",
+    "valid_until",
+    "withdrawn_at",
+    "blocks",
+}
+
+
+@pytest.fixture
+def registered(cli, evi_home: Path) -> str:
+    assert cli("db", "upgrade").code == 0
+    result = cli("consent", "register", "--file", str(EXAMPLES / "consent-paper.toml"))
+    assert result.code == 0, result.err
+    return result.out.strip()
+
+
+def listed(cli) -> list[dict]:
+    result = cli("consent", "list", "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert isinstance(data, list)
+    return data
+
+
+def test_list_json_has_the_documented_fields(cli, registered: str) -> None:
+    assert cli("consent", "block", "--pnr", PNR, "--category", "health").code == 0
+    (entry,) = listed(cli)
+    assert set(entry) >= LIST_FIELDS
+    assert entry["id"] == registered and entry["version"] == 1
+    assert entry["pnr"] == PNR
+    assert re.fullmatch(r"p-[0-9a-f]{32}", entry["participant"])
+    assert entry["status"] == "active" and entry["withdrawn_at"] is None
+    assert entry["parties"] == ["af", "fk", "kommun", "team"]
+    assert entry["purposes"] == ["coordination"]
+    for key in ("valid_from", "valid_until"):
+        assert RFC3339_UTC.match(entry[key]), entry[key]
+    (block,) = entry["blocks"]
+    assert (block["party"], block["category"], block["until"]) == (None, "health", None)
+    assert RFC3339_UTC.match(block["from"])
+
+
+def test_participant_is_the_pseudonym_the_ledger_uses(cli, registered: str) -> None:
+    (entry,) = listed(cli)
+    from hub.context import open_hub
+
+    hub = open_hub()
+    try:
+        assert entry["participant"] == hub.keys.pseudonym(PNR)
+    finally:
+        hub.close()
+
+
+def test_whole_withdrawal_shows_in_the_list(cli, registered: str) -> None:
+    result = cli("consent", "withdraw", "--pnr", "900101-2385")
+    assert result.code == 0, result.err
+    assert "withdrew everything" in result.err
+    (entry,) = listed(cli)
+    assert entry["status"] == "withdrawn"
+    assert RFC3339_UTC.match(entry["withdrawn_at"])
+    again = cli("consent", "withdraw", "--pnr", PNR)
+    assert again.code == 1 and "no consent in force" in again.err
+
+
+def test_partial_withdrawal_keeps_the_consent_active(cli, registered: str) -> None:
+    result = cli("consent", "withdraw", "--pnr", PNR, "--party", "fk", "--category", "plan")
+    assert result.code == 0, result.err
+    (entry,) = listed(cli)
+    assert entry["status"] == "active" and entry["withdrawn_at"] is None
+    (withdrawal,) = entry["withdrawals"]
+    assert (withdrawal["party"], withdrawal["category"]) == ("fk", "plan")
+
+
+def test_block_and_unblock(cli, registered: str) -> None:
+    until = (datetime.now(UTC) + timedelta(days=10)).isoformat()
+    blocked = cli("consent", "block", "--pnr", PNR, "--party", "af", "--until", until)
+    assert blocked.code == 0, blocked.err
+    block_id = blocked.out.strip()
+    lifted = cli("consent", "unblock", "--pnr", PNR, "--block", block_id)
+    assert lifted.code == 0, lifted.err
+    (block,) = listed(cli)[0]["blocks"]
+    assert block["id"] == block_id
+    assert datetime.fromisoformat(block["until"]) < datetime.fromisoformat(until)
+
+
+def test_show_accepts_any_written_form_of_the_number(cli, registered: str) -> None:
+    for form in (PNR, "19900101-2385", "900101-2385", "9001012385"):
+        result = cli("consent", "show", "--pnr", form)
+        assert result.code == 0, (form, result.err)
+        assert registered in result.out
+    shown = json.loads(cli("consent", "show", "--pnr", PNR, "--json").out)
+    assert shown["consents"][0]["history"][0]["evidence"] == "paper"
+
+
+def test_an_invalid_number_is_refused_without_repeating_it(cli, registered: str) -> None:
+    result = cli("consent", "show", "--pnr", "19900101-2384")
+    assert result.code == 2
+    assert result.err.startswith("error: --pnr: wrong check digit")
+    assert "19900101" not in result.err
+
+
+def test_an_unknown_person_is_not_found(cli, registered: str) -> None:
+    result = cli("consent", "show", "--pnr", OTHER)
+    assert result.code == 1
+    assert "no consent or block is registered for this person" in result.err
+    assert OTHER not in result.err
+
+
+def test_bad_options_are_refused_and_change_nothing(cli, registered: str) -> None:
+    assert cli("consent", "withdraw", "--pnr", PNR, "--party", "Försäkringskassan").code == 2
+    assert cli("consent", "withdraw", "--pnr", PNR, "--category", "economy").code == 2
+    assert cli("consent", "block", "--pnr", PNR, "--until", "2020-01-01T00:00:00Z").code == 2
+    assert cli("consent", "block", "--pnr", PNR, "--until", "tomorrow").code == 2
+    (entry,) = listed(cli)
+    assert entry["withdrawals"] == [] and entry["blocks"] == []
+
+
+def test_plain_list_shows_pseudonyms_not_numbers(cli, registered: str) -> None:
+    result = cli("consent", "list")
+    assert result.code == 0
+    assert registered in result.out and PNR not in result.out
+
+
+def test_a_protected_person_is_listed_without_number(cli, registered: str) -> None:
+    from hub.context import open_hub
+    from hub.model.identity import parse_identity
+    from hub.store.participants import ParticipantRepository
+
+    hub = open_hub()
+    try:
+        with hub.db.session() as session:
+            ParticipantRepository(session, hub.keys).ensure(
+                parse_identity(PNR), protected_identity=True
+            )
+    finally:
+        hub.close()
+    (entry,) = listed(cli)
+    assert entry["pnr"] is None and entry["protected_identity"] is True
+    assert PNR not in cli("consent", "list", "--json").out
+
+
+def test_register_before_db_upgrade_says_what_to_do(cli, evi_home: Path) -> None:
+    path = evi_home / "c.json"
+    path.write_text(json.dumps(paper_fields(PNR)))
+    result = cli("consent", "register", "--file", str(path))
+    assert result.code == 1
+    assert "run `evi db upgrade` first" in result.err
