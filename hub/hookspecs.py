@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         PluginEvidence,
         SignatureEvidence,
     )
+    from hub.ledger.checkpoint import Checkpoint
     from hub.settings import Settings
 
 hookspec = pluggy.HookspecMarker("evi")
@@ -77,11 +78,14 @@ def evi_verify_consent_evidence(
 
 
 @hookspec
-def evi_checkpoint_signed(checkpoint: Any, settings: Settings) -> None:
+def evi_checkpoint_signed(checkpoint: Checkpoint, settings: Settings) -> None:
     """A new signed checkpoint exists; hand it to witnesses or write-once storage.
 
-    Called for every plugin after the checkpoint is stored. A plugin that fails raises;
-    the checkpoint stays valid and the failure is reported to the caller.
+    Called for every plugin once the transaction that stored ``checkpoint`` has committed
+    (never for one that rolled back). ``checkpoint.note`` is the exact C2SP signed note;
+    ``checkpoint.size`` and ``checkpoint.root`` what it signs. A plugin that fails raises;
+    the other plugins are still called, the checkpoint stays valid, and the failure is
+    logged and listed in ``checkpoint.witness_failures`` for the caller. Returns nothing.
     """
 
 

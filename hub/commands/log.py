@@ -1,9 +1,345 @@
-"""`evi log` commands (not yet built)."""
+"""`evi log …`: review, verify, prove and export the transfer log (see docs/ledger.md).
+
+Personal identity numbers given with ``--pnr`` become the participant pseudonym here and
+go no further; only `evi log extract` prints the number, for the person themself.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.commands.common import hub_from, info, print_json
+from hub.errors import InputError
+from hub.ledger import service
+from hub.ledger.event import Action
+from hub.ledger.fhir import bundle_chunks
+from hub.ledger.records import EXPORT_FIELDS, EntryRecord, LedgerQuery
+from hub.ledger.signing import NoteVerifier
+from hub.ledger.verify import LedgerIntegrityError
+
+log_app = typer.Typer(
+    help="Review, verify, prove and export the transfer log.", no_args_is_help=True
+)
+
+
+class SearchFormat(StrEnum):
+    TABLE = "table"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    FHIR = "fhir"
+
+
+class ExtractFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are taken as UTC."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option}: '{text}' is not a date; write YYYY-MM-DD") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _query(
+    ctx: typer.Context,
+    pnr: str | None,
+    participant: str | None,
+    since: str | None,
+    until: str | None,
+    party: str | None = None,
+    decision: str | None = None,
+    action: Action | None = None,
+    limit: int | None = None,
+) -> LedgerQuery:
+    if pnr is not None and participant is not None:
+        raise InputError("give --pnr or --participant, not both")
+    if decision is not None and decision not in ("permit", "deny"):
+        raise InputError("--decision is 'permit' or 'deny'")
+    if pnr is not None:
+        identity = service.identity_from(pnr)  # validate before opening anything
+        participant = hub_from(ctx).keys.pseudonym(identity.number)
+    return LedgerQuery(
+        participant=participant,
+        since=_when(since, "--from"),
+        until=_when(until, "--to"),
+        party=party,
+        decision=decision,
+        action=action,
+        limit=limit,
+    )
+
+
+PNR_HELP = "Personnummer or samordningsnummer; searched for as its pseudonym."
+
+
+@log_app.command("search")
+def search(
+    ctx: typer.Context,
+    pnr: str | None = typer.Option(None, "--pnr", help=PNR_HELP),
+    participant: str | None = typer.Option(None, "--participant", help="A pseudonym (p-…)."),
+    since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
+    until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
+    party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
+    decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
+    action: Action | None = typer.Option(None, "--action", help="Kind of entry."),
+    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many entries."),
+    fmt: SearchFormat = typer.Option(SearchFormat.TABLE, "--format", help="Output format."),
+) -> None:
+    """Find entries. The search is itself recorded in the log."""
+    query = _query(ctx, pnr, participant, since, until, party, decision, action, limit)
+    records = service.search(hub_from(ctx), query, service.cli_actor())
+    if fmt is SearchFormat.JSONL:
+        _write_jsonl(records, sys.stdout)
+    elif fmt is SearchFormat.CSV:
+        _write_csv(records, sys.stdout)
+    else:
+        _print_table(records)
+    info(f"{len(records)} entries (this search was recorded in the log)")
+
+
+def _write_jsonl(records: Any, out: TextIO) -> int:
+    count = 0
+    for record in records:
+        out.write(json.dumps(record.export_line(), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _write_csv(records: list[EntryRecord], out: TextIO) -> None:
+    writer = csv.writer(out)
+    writer.writerow(["seq", *EXPORT_FIELDS])
+    for record in records:
+        line = record.export_line()
+        writer.writerow(
+            [line["seq"]]
+            + [
+                ";".join(line[name]) if name == "categories" else _cell(line[name])
+                for name in EXPORT_FIELDS
+            ]
+        )
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _print_table(records: list[EntryRecord]) -> None:
+    table = Table(show_lines=False)
+    for column in (
+        "seq",
+        "time",
+        "action",
+        "decision",
+        "outcome",
+        "origin",
+        "recipient",
+        "categories",
+        "participant",
+        "actor",
+    ):
+        table.add_column(column)
+    for record in records:
+        line = record.export_line()
+        table.add_row(
+            str(line["seq"]),
+            _cell(line["time"]),
+            _cell(line["action"]) + (" (purged)" if record.purged else ""),
+            _cell(line["decision"]),
+            _cell(line["outcome"]),
+            _cell(line["origin"]),
+            _cell(line["recipient"]),
+            ",".join(line["categories"]),
+            _cell(line["participant"]),
+            _cell(line["actor"]),
+        )
+    Console(file=sys.stdout, width=200).print(table)
+
+
+@log_app.command("export")
+def export(
+    ctx: typer.Context,
+    fmt: ExportFormat = typer.Option(..., "--format", help="jsonl or fhir (AuditEvent Bundle)."),
+    since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
+    until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
+) -> None:
+    """Export entries as JSON Lines or a FHIR AuditEvent Bundle. The export is recorded."""
+    query = _query(ctx, None, None, since, until)
+    records = service.export(hub_from(ctx), query, service.cli_actor(), fmt.value)
+    out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        if fmt is ExportFormat.JSONL:
+            count = _write_jsonl(records, out)
+        else:
+            count = 0
+            for chunk in bundle_chunks(records):
+                out.write(chunk)
+                count += 1
+            count -= 2  # the bundle's opening and closing pieces
+    finally:
+        if output:
+            out.close()
+    info(f"exported {count} entries (this export was recorded in the log)")
+
+
+@log_app.command("extract")
+def extract(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help="The person's personnummer/samordningsnummer."),
+    fmt: ExtractFormat = typer.Option(ExtractFormat.TEXT, "--format", help="text or json."),
+) -> None:
+    """The person's own log extract (registerutdrag), each entry with its inclusion proof."""
+    identity = service.identity_from(pnr)
+    result = service.extract(hub_from(ctx), identity, service.cli_actor())
+    if fmt is ExtractFormat.JSON:
+        print_json(result.as_json())
+    else:
+        sys.stdout.write(result.as_text())
+    _warn_witnesses(result.checkpoint.witness_failures)
+
+
+def _warn_witnesses(failures: list[str]) -> None:
+    for failure in failures:
+        info(f"warning: witness plugin failed: {failure}; the checkpoint itself is stored")
+
+
+@log_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    pubkey: str | None = typer.Option(
+        None, "--pubkey", help="Verifier key (from `evi log pubkey`) instead of this hub's key."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Recompute every leaf, subtree, root and checkpoint; exit 4 naming the first bad entry."""
+    given = NoteVerifier.from_vkey(pubkey) if pubkey else None
+    report = service.verify(hub_from(ctx), given)
+    if as_json:
+        print_json(
+            {
+                "ok": report.ok,
+                "size": report.size,
+                "checkpoints": report.checkpoints,
+                "witness_copies": report.witness_copies,
+                "purged": [list(r) for r in report.purged],
+                "first_bad_seq": report.first_problem.seq if report.first_problem else None,
+                "problems": [{"seq": p.seq, "what": p.what} for p in report.problems],
+            }
+        )
+    else:
+        typer.echo(
+            f"entries: {report.size}, checkpoints: {report.checkpoints}, "
+            f"witness copies: {report.witness_copies}"
+        )
+        for first, last in report.purged:
+            typer.echo(f"purged (content removed by retention, hashes kept): {first}-{last}")
+        for problem in report.problems:
+            typer.echo(f"BAD {problem}")
+    worst = report.first_problem
+    if worst is not None:
+        raise LedgerIntegrityError(f"the ledger does not verify: {worst}")
+    info("the ledger verifies")
+
+
+@log_app.command("checkpoint")
+def checkpoint(
+    ctx: typer.Context,
+    new: bool = typer.Option(False, "--new", help="Sign a new checkpoint first."),
+) -> None:
+    """Print the latest signed checkpoint (C2SP tlog-checkpoint note)."""
+    hub = hub_from(ctx)
+    if new:
+        written = service.new_checkpoint(hub)
+        _warn_witnesses(written.witness_failures)
+    sys.stdout.write(service.current_checkpoint(hub).note)
+
+
+@log_app.command("pubkey")
+def pubkey(
+    ctx: typer.Context,
+    pem: bool = typer.Option(False, "--pem", help="PEM (SubjectPublicKeyInfo) instead of vkey."),
+) -> None:
+    """Print the key that verifies checkpoints (C2SP signed-note vkey, or PEM)."""
+    key = service.verifier(hub_from(ctx))
+    sys.stdout.write(key.pem() if pem else key.vkey + "\n")
+
+
+@log_app.command("prove")
+def prove(
+    ctx: typer.Context,
+    seq: int = typer.Option(..., "--seq", min=0, help="Sequence number of the entry."),
+    size: int | None = typer.Option(
+        None, "--size", min=1, help="Tree size (default: latest checkpoint)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the documented JSON object."),
+) -> None:
+    """Inclusion proof (RFC 9162 §2.1.3) of one entry."""
+    proof = service.prove(hub_from(ctx), seq, size)
+    if as_json:
+        print_json(proof)
+    else:
+        typer.echo(f"entry {proof['leaf_index']} in the tree of size {proof['tree_size']}:")
+        for digest in proof["hashes"]:
+            typer.echo(f"  {digest}")
+
+
+@log_app.command("consistency")
+def consistency(
+    ctx: typer.Context,
+    first: int = typer.Option(..., "--from", min=0, help="Earlier tree size."),
+    second: int | None = typer.Option(
+        None, "--to", min=0, help="Later size (default: latest checkpoint)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the documented JSON object."),
+) -> None:
+    """Consistency proof (RFC 9162 §2.1.4) that the later tree extends the earlier one."""
+    proof = service.consistency(hub_from(ctx), first, second)
+    if as_json:
+        print_json(proof)
+    else:
+        typer.echo(f"size {proof['from']} -> size {proof['to']}:")
+        for digest in proof["hashes"]:
+            typer.echo(f"  {digest}")
+
+
+@log_app.command("purge")
+def purge(
+    ctx: typer.Context,
+    before: str = typer.Option(..., "--before", help="Purge entries recorded before this date."),
+    yes: bool = typer.Option(False, "--yes", help="Really purge (without it: only count)."),
+) -> None:
+    """Retention: remove the content of old entries, keeping their hashes so the log verifies."""
+    when = _when(before, "--before")
+    assert when is not None
+    result = service.purge(hub_from(ctx), when, service.cli_actor(), confirmed=yes)
+    _warn_witnesses(result.checkpoint.witness_failures)
+    info(
+        f"purged {result.purged} entries recorded before {before}; checkpoint of size "
+        f"{result.checkpoint.size} signed first"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app`."""
+    app.add_typer(log_app, name="log")

@@ -27,6 +27,7 @@ class Action(StrEnum):
     LEDGER_SEARCH = "ledger_search"
     LEDGER_EXPORT = "ledger_export"
     LEDGER_EXTRACT = "ledger_extract"
+    LEDGER_PURGE = "ledger_purge"  # retention removed the bytes of old entries
 
 
 class Outcome(StrEnum):

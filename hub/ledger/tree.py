@@ -1,5 +1,5 @@
-"""The stored Merkle tree: size, roots and proofs read from ``ledger_head``,
-``ledger_entry.leaf_hash`` (level 0) and ``ledger_node`` (levels above).
+"""The stored Merkle tree: size, roots and proofs read from ``ledger_head`` and
+``ledger_node``.
 
 Every question costs two indexed queries for at most ~2·log2(n) rows, whatever the size.
 Purged entries keep their leaf hash, so roots and proofs are unaffected by retention.
@@ -19,7 +19,7 @@ from hub.ledger import proofs
 from hub.ledger.hashing import split_frontier
 from hub.ledger.proofs import NodeKey
 from hub.ledger.writer import HEAD_ID
-from hub.store.tables.ledger import LedgerEntryRow, LedgerHeadRow, LedgerNodeRow
+from hub.store.tables.ledger import LedgerHeadRow, LedgerNodeRow
 
 T = TypeVar("T")
 
@@ -46,14 +46,6 @@ class StoredTree:
         for level, index in keys:
             by_level[level].append(index)
         found: dict[NodeKey, bytes] = {}
-        leaves = by_level.pop(0, None)
-        if leaves:
-            leaf_rows = self.session.execute(
-                select(LedgerEntryRow.seq, LedgerEntryRow.leaf_hash).where(
-                    LedgerEntryRow.seq.in_(leaves)
-                )
-            )
-            found.update(((0, seq), bytes(digest)) for seq, digest in leaf_rows)
         if by_level:
             condition = or_(
                 *(
@@ -61,10 +53,10 @@ class StoredTree:
                     for level, indexes in by_level.items()
                 )
             )
-            node_rows = self.session.execute(
+            rows = self.session.execute(
                 select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(condition)
             )
-            found.update(((level, idx), bytes(digest)) for level, idx, digest in node_rows)
+            found.update(((level, idx), bytes(digest)) for level, idx, digest in rows)
         return found
 
     def _size_or_current(self, size: int | None) -> int:

@@ -79,12 +79,12 @@ def append_many(session: Session, events: Iterable[LedgerEvent]) -> range:
                 "purged_at": None,
             }
         )
+        node_rows.append({"level": 0, "idx": seq, "hash": digest})
         for level, index, value in frontier_append(frontier, seq, digest):
             node_rows.append({"level": level, "idx": index, "hash": value})
         seq += 1
     session.execute(insert(_entries), entry_rows)
-    if node_rows:
-        session.execute(insert(_nodes), node_rows)
+    session.execute(insert(_nodes), node_rows)
     session.execute(
         update(_head).where(_head.c.id == HEAD_ID).values(size=seq, frontier=b"".join(frontier))
     )

@@ -72,7 +72,7 @@ def test_every_complete_subtree_is_stored(database: Database) -> None:
         nodes = {(n.level, n.idx): n.hash for n in session.scalars(select(LedgerNodeRow))}
     expected = {
         (level, index): ref_mth(hashes[index << level : (index + 1) << level])
-        for level in range(1, 4)
+        for level in range(0, 4)
         for index in range(11 >> level)
     }
     assert nodes == expected

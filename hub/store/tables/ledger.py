@@ -5,9 +5,10 @@
   copies of fields inside those bytes, kept only so searches can use indexes
   (``evi log verify`` checks they match). A purged entry keeps ``seq``, ``time``,
   ``action`` and ``leaf_hash``; its bytes and search columns are cleared.
-* ``ledger_node``: the hash of every complete subtree above the leaves, keyed by
-  ``(level, idx)``: the node at level L, index I covers leaves ``[I*2^L, (I+1)*2^L)``.
-  Level 0 is ``ledger_entry.leaf_hash``. Roots and proofs read O(log n) of these.
+* ``ledger_node``: the hash of every complete subtree, keyed by ``(level, idx)``: the
+  node at level L, index I covers leaves ``[I*2^L, (I+1)*2^L)``. Level 0 repeats each
+  entry's leaf hash, so an entry row that is swapped, shifted or rewritten together with
+  its leaf hash is still pinned to its place. Roots and proofs read O(log n) of these.
 * ``ledger_head``: one row (``id = 1``) that serialises writers and holds the current
   size and the right edge of the tree (``frontier``) so an append needs no tree scan.
 * ``ledger_checkpoint``: every signed checkpoint note.

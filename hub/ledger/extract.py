@@ -1,0 +1,171 @@
+"""The person's own log extract (registerutdrag): every entry about them, in plain Swedish
+and as JSON, each with its inclusion proof against a signed checkpoint.
+
+This is the one place the person's personnummer appears: the extract is made for them.
+It is never stored; the ledger records only that an extract was made (with the pseudonym).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub.ledger.checkpoint import Checkpoint
+from hub.ledger.records import EntryRecord
+from hub.model.identity import PersonalIdentity
+
+ACTIONS_SV = {
+    "decision": "Beslut om utlämnande",
+    "delivery": "Överföring till annan part",
+    "inbound_refused": "Uppgift från myndighet avvisad",
+    "inbound_stored": "Uppgift från myndighet mottagen",
+    "view": "Handläggare visade dina uppgifter",
+    "consent_registered": "Samtycke registrerat",
+    "consent_withdrawn": "Samtycke återkallat",
+    "block_recorded": "Spärr registrerad",
+    "subscription": "Bevakning hos myndighet",
+    "ledger_search": "Sökning i loggen",
+    "ledger_export": "Export av loggen",
+    "ledger_extract": "Registerutdrag",
+    "ledger_purge": "Gallring av loggen",
+}
+DECISIONS_SV = {"permit": "tillåtet", "deny": "nekat"}
+OUTCOMES_SV = {
+    "success": "genomfört",
+    "minor_failure": "genomfört med mindre fel",
+    "serious_failure": "misslyckades (allvarligt fel)",
+    "major_failure": "misslyckades",
+}
+PARTIES_SV = {
+    "kommun": "kommunen",
+    "af": "Arbetsförmedlingen",
+    "fk": "Försäkringskassan",
+    "region": "regionen (hälso- och sjukvården)",
+    "team": "samordningsteamet",
+}
+CATEGORIES_SV = {
+    "identity": "identitetsuppgifter",
+    "referral": "remiss",
+    "assessment": "kartläggning",
+    "plan": "planering",
+    "intervention": "insatser",
+    "benefit": "ersättning",
+    "health": "hälsa",
+    "outcome": "utfall",
+}
+PURPOSES_SV = {"coordination": "samverkan kring dig", "evaluation": "uppföljning och statistik"}
+
+
+def _actor(doc: dict[str, Any]) -> str | None:
+    actor = doc.get("actor")
+    if not actor:
+        return None
+    return f"{actor} ({doc['role']})" if doc.get("role") else str(actor)
+
+
+def _party(code: str | None) -> str | None:
+    return None if code is None else f"{PARTIES_SV.get(code, code)} ({code})"
+
+
+@dataclass(frozen=True)
+class ProvenEntry:
+    record: EntryRecord
+    proof: list[bytes]
+
+
+@dataclass(frozen=True)
+class Extract:
+    identity: PersonalIdentity
+    participant: str
+    generated_at: datetime
+    checkpoint: Checkpoint
+    verifier_key: str
+    entries: list[ProvenEntry]
+
+    def as_json(self) -> dict[str, Any]:
+        """The extract as JSON (documented in docs/ledger.md)."""
+        return {
+            "subject": {"personal_identity": self.identity.formatted()},
+            "participant": self.participant,
+            "generated_at": self.generated_at.isoformat(),
+            "checkpoint": {
+                "note": self.checkpoint.note,
+                "tree_size": self.checkpoint.size,
+                "root": base64.b64encode(self.checkpoint.root).decode(),
+            },
+            "verifier_key": self.verifier_key,
+            "entries": [
+                {
+                    **item.record.export_line(),
+                    "inclusion_proof": {
+                        "leaf_index": item.record.seq,
+                        "tree_size": self.checkpoint.size,
+                        "hashes": [h.hex() for h in item.proof],
+                    },
+                }
+                for item in self.entries
+            ],
+        }
+
+    def as_text(self) -> str:
+        """The extract in plain Swedish, for the person."""
+        lines = [
+            "REGISTERUTDRAG UR ÖVERFÖRINGSLOGGEN",
+            "",
+            f"Avser: {self.identity.formatted()}",
+            f"Framtaget: {self.generated_at.strftime('%Y-%m-%d %H:%M')} (UTC)",
+            f"Antal händelser: {len(self.entries)}",
+            "",
+            "Här är varje gång uppgifter om dig prövades, lämnades ut, togs emot eller visades",
+            "inom En väg in, och vem som gjorde det. Uppgifternas innehåll finns inte i loggen,",
+            "bara vad som hände.",
+            "",
+        ]
+        for number, item in enumerate(self.entries, start=1):
+            lines += self._entry_lines(number, item.record)
+        lines += [
+            "HUR DU KAN KONTROLLERA UTDRAGET",
+            "",
+            "Varje händelse är ett löv i ett Merkleträd (RFC 9162). Loggens kontrollpunkt nedan",
+            "är signerad med loggens nyckel; JSON-versionen av utdraget innehåller för varje",
+            "händelse ett inklusionsbevis som visar att den finns i loggen och inte har ändrats.",
+            "",
+            f"Loggens kontrollpunkt (storlek {self.checkpoint.size}):",
+            *("    " + line for line in self.checkpoint.note.rstrip("\n").split("\n")),
+            "",
+            f"Loggens publika nyckel: {self.verifier_key}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _entry_lines(number: int, record: EntryRecord) -> list[str]:
+        doc = record.document or {}
+        title = ACTIONS_SV.get(record.action, record.action)
+        if doc.get("decision"):
+            title += f": {DECISIONS_SV.get(doc['decision'], doc['decision'])}"
+        lines = [f"{number}. {record.time.strftime('%Y-%m-%d %H:%M')} (UTC) – {title}"]
+        facts: list[tuple[str, str | None]] = [
+            ("Från", _party(doc.get("origin"))),
+            ("Till", _party(doc.get("recipient"))),
+            (
+                "Uppgifter",
+                ", ".join(CATEGORIES_SV.get(c, c) for c in doc.get("categories") or []) or None,
+            ),
+            ("Ändamål", PURPOSES_SV.get(doc.get("purpose") or "", doc.get("purpose"))),
+            (
+                "Samtycke",
+                f"{doc['consent_id']} version {doc.get('consent_version')}"
+                if doc.get("consent_id")
+                else None,
+            ),
+            ("Resultat", OUTCOMES_SV.get(doc.get("outcome") or "", doc.get("outcome"))),
+            ("Skäl", doc.get("reason")),
+            ("Utfört av", _actor(doc)),
+            ("Löpnummer i loggen", str(record.seq)),
+        ]
+        lines += [f"   {label}: {value}" for label, value in facts if value]
+        lines.append("")
+        return lines

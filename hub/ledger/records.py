@@ -1,0 +1,156 @@
+"""Reading entries back: filters over the search columns and the readable record.
+
+The readable fields always come from the stored canonical bytes (the signed truth), never
+from the search columns, which only serve to find entries quickly.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from hub.ledger.canonical import format_time, read_document
+from hub.ledger.event import Action
+from hub.store.tables.ledger import LedgerEntryRow
+
+EXPORT_FIELDS = (
+    "time",
+    "action",
+    "decision",
+    "outcome",
+    "reason",
+    "origin",
+    "recipient",
+    "categories",
+    "purpose",
+    "consent_id",
+    "consent_version",
+    "participant",
+    "actor",
+    "role",
+    "payload_sha256",
+    "correlation_id",
+)
+"""Readable fields of a JSON Lines export line, after ``seq`` and ``leaf`` (a contract)."""
+
+_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class LedgerQuery:
+    """What to look for. ``participant`` is a pseudonym; a number never gets this far."""
+
+    participant: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    party: str | None = None
+    decision: str | None = None
+    action: Action | None = None
+    limit: int | None = None
+
+    def describe(self) -> str:
+        """The filters in words, for the audit entry recording this read (no numbers)."""
+        parts = [
+            f"{name}={value.isoformat() if isinstance(value, datetime) else value}"
+            for name, value in (
+                ("participant", self.participant),
+                ("since", self.since),
+                ("until", self.until),
+                ("party", self.party),
+                ("decision", self.decision),
+                ("action", self.action.value if self.action else None),
+                ("limit", self.limit),
+            )
+            if value is not None
+        ]
+        return "filters: " + (", ".join(parts) if parts else "none")
+
+    def statement(self, after: int = -1) -> Select[LedgerEntryRow]:
+        stmt = select(LedgerEntryRow).where(LedgerEntryRow.seq > after)
+        if self.participant is not None:
+            stmt = stmt.where(LedgerEntryRow.participant == self.participant)
+        if self.since is not None:
+            stmt = stmt.where(LedgerEntryRow.time >= self.since)
+        if self.until is not None:
+            stmt = stmt.where(LedgerEntryRow.time < self.until)
+        if self.party is not None:
+            stmt = stmt.where(
+                or_(LedgerEntryRow.origin == self.party, LedgerEntryRow.recipient == self.party)
+            )
+        if self.decision is not None:
+            stmt = stmt.where(LedgerEntryRow.decision == self.decision)
+        if self.action is not None:
+            stmt = stmt.where(LedgerEntryRow.action == self.action.value)
+        return stmt.order_by(LedgerEntryRow.seq)
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """One entry as read back. ``leaf`` is None once purged (only ``time``, ``action`` and
+    the leaf hash remain)."""
+
+    seq: int
+    leaf: bytes | None
+    leaf_hash: bytes
+    time: datetime
+    action: str
+    document: dict[str, Any] | None
+
+    @property
+    def purged(self) -> bool:
+        return self.leaf is None
+
+    def field(self, name: str) -> Any:
+        """A readable field from the stored bytes (only time and action once purged)."""
+        if self.document is None:
+            return {"time": format_time(self.time), "action": self.action}.get(name)
+        return self.document.get(name)
+
+    def export_line(self) -> dict[str, Any]:
+        """The JSON Lines export object (see docs/ledger.md for the contract)."""
+        line: dict[str, Any] = {
+            "seq": self.seq,
+            "leaf": base64.b64encode(self.leaf).decode() if self.leaf is not None else None,
+            "leaf_hash": self.leaf_hash.hex(),
+            "purged": self.purged,
+        }
+        for name in EXPORT_FIELDS:
+            value = self.field(name)
+            line[name] = list(value) if name == "categories" and value is not None else value
+        if self.purged:
+            line["categories"] = []
+        return line
+
+
+def record_from_row(row: LedgerEntryRow) -> EntryRecord:
+    leaf = bytes(row.canonical) if row.canonical is not None else None
+    return EntryRecord(
+        seq=row.seq,
+        leaf=leaf,
+        leaf_hash=bytes(row.leaf_hash),
+        time=row.time,
+        action=row.action,
+        document=read_document(leaf) if leaf is not None else None,
+    )
+
+
+def find_entries(session: Session, query: LedgerQuery) -> Iterator[EntryRecord]:
+    """Entries matching ``query`` in sequence order, read in batches; stops at ``limit``."""
+    remaining = query.limit
+    after = -1
+    while remaining is None or remaining > 0:
+        size = _BATCH if remaining is None else min(_BATCH, remaining)
+        rows = session.scalars(query.statement(after).limit(size)).all()
+        for row in rows:
+            yield record_from_row(row)
+        if remaining is not None:
+            remaining -= len(rows)
+        if len(rows) < size:
+            return
+        after = rows[-1].seq

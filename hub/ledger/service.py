@@ -1,0 +1,215 @@
+"""The ledger's use cases, each in its own transaction: what `evi log …` (and the web
+review pages) call.
+
+Reads of the log are themselves logged: a search, an export and a person's extract each
+append an entry (action ``ledger_search``/``ledger_export``/``ledger_extract``) naming
+who read and with which filters, in the same transaction as the read, before anything is
+shown. Personal identity numbers are turned into the pseudonym at the edge
+(:func:`pseudonym_for`) and go no further, except into the person's own extract.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.context import Hub
+from hub.errors import ConfigError, InputError, NotFoundError
+from hub.ledger.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.extract import Extract, ProvenEntry
+from hub.ledger.purge import count_purgeable, purge_before
+from hub.ledger.records import EntryRecord, LedgerQuery, find_entries
+from hub.ledger.signing import NoteVerifier, load_signer
+from hub.ledger.tree import StoredTree
+from hub.ledger.verify import VerifyReport, verify_ledger
+from hub.ledger.witness import read_witness_directory, witness_directory
+from hub.ledger.writer import append
+from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
+
+
+def cli_actor() -> str:
+    """``cli:<operating-system user>``: who ran an `evi log` command."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment (some containers)
+        return "cli:unknown"
+
+
+def identity_from(text: str) -> PersonalIdentity:
+    try:
+        return parse_identity(text)
+    except InvalidIdentityError as exc:
+        raise InputError(f"--pnr: {exc}") from None
+
+
+def pseudonym_for(hub: Hub, text: str) -> str:
+    """The participant pseudonym for a personnummer/samordningsnummer given on the CLI."""
+    return hub.keys.pseudonym(identity_from(text).number)
+
+
+def _read_event(action: Action, actor: str, reason: str, participant: str | None) -> LedgerEvent:
+    return LedgerEvent(
+        action=action, actor=actor, role="log-reviewer", reason=reason, participant=participant
+    )
+
+
+def search(hub: Hub, query: LedgerQuery, actor: str) -> list[EntryRecord]:
+    """Entries matching ``query``; the search itself is logged before results are returned."""
+    hub.require_schema()
+    with hub.db.session(write_lock=True) as session:
+        found = list(find_entries(session, query))
+        append(
+            session,
+            _read_event(Action.LEDGER_SEARCH, actor, query.describe(), query.participant),
+        )
+    return found
+
+
+def export(hub: Hub, query: LedgerQuery, actor: str, fmt: str) -> Iterator[EntryRecord]:
+    """Stream entries for an export. The export is logged (and committed) first, so an
+    export that is interrupted is still on record."""
+    hub.require_schema()
+    with hub.db.session(write_lock=True) as session:
+        append(
+            session,
+            _read_event(
+                Action.LEDGER_EXPORT, actor, f"format={fmt}; {query.describe()}", query.participant
+            ),
+        )
+    with hub.db.session() as session:
+        yield from find_entries(session, query)
+
+
+def extract(hub: Hub, identity: PersonalIdentity, actor: str) -> Extract:
+    """The person's extract, proven against a checkpoint written for it."""
+    hub.require_schema()
+    participant = hub.keys.pseudonym(identity.number)
+    with hub.db.session(write_lock=True) as session:
+        records = list(find_entries(session, LedgerQuery(participant=participant)))
+        append(
+            session,
+            _read_event(Action.LEDGER_EXTRACT, actor, "registerutdrag", participant),
+        )
+        checkpoint = write_checkpoint(session, hub.settings, hub.plugins)
+        tree = StoredTree(session)
+        entries = [
+            ProvenEntry(record, tree.inclusion_proof(record.seq, checkpoint.size))
+            for record in records
+        ]
+        vkey = load_signer(session, hub.settings).verifier.vkey
+    return Extract(
+        identity=identity,
+        participant=participant,
+        generated_at=datetime.now(UTC),
+        checkpoint=checkpoint,
+        verifier_key=vkey,
+        entries=entries,
+    )
+
+
+def new_checkpoint(hub: Hub) -> Checkpoint:
+    hub.require_schema()
+    with hub.db.session() as session:
+        return write_checkpoint(session, hub.settings, hub.plugins)
+
+
+def current_checkpoint(hub: Hub) -> Checkpoint:
+    hub.require_schema()
+    with hub.db.session() as session:
+        checkpoint = latest_checkpoint(session)
+    if checkpoint is None:
+        raise NotFoundError(
+            "the ledger has no checkpoint yet; write one with `evi log checkpoint --new`"
+        )
+    return checkpoint
+
+
+def verifier(hub: Hub) -> NoteVerifier:
+    """The public key of this hub's ledger (from its signing key, checked against the
+    fingerprint on record)."""
+    hub.require_schema()
+    with hub.db.session() as session:
+        return load_signer(session, hub.settings).verifier
+
+
+def _size_to_prove(hub: Hub, size: int | None) -> int:
+    if size is not None:
+        return size
+    return current_checkpoint(hub).size
+
+
+def prove(hub: Hub, seq: int, size: int | None = None) -> dict[str, Any]:
+    """The inclusion proof of entry ``seq`` in the tree of ``size`` (default: the latest
+    checkpoint's size), as the documented JSON object."""
+    tree_size = _size_to_prove(hub, size)
+    if size is None and seq >= tree_size:
+        raise InputError(
+            f"entry {seq} is newer than the latest checkpoint (size {tree_size}); "
+            "write one with `evi log checkpoint --new` or give --size"
+        )
+    with hub.db.session() as session:
+        hashes = StoredTree(session).inclusion_proof(seq, tree_size)
+    return {"leaf_index": seq, "tree_size": tree_size, "hashes": [h.hex() for h in hashes]}
+
+
+def consistency(hub: Hub, first: int, second: int | None = None) -> dict[str, Any]:
+    """The consistency proof from size ``first`` to ``second`` (default: the latest
+    checkpoint's size), as the documented JSON object."""
+    to = _size_to_prove(hub, second)
+    with hub.db.session() as session:
+        hashes = StoredTree(session).consistency_proof(first, to)
+    return {"from": first, "to": to, "hashes": [h.hex() for h in hashes]}
+
+
+def verify(hub: Hub, given: NoteVerifier | None = None) -> VerifyReport:
+    """Verify everything (see :mod:`hub.ledger.verify`), with this hub's public key unless
+    ``given``, and the copies in the configured witness directory."""
+    hub.require_schema()
+    with hub.db.session() as session:
+        key = given
+        if key is None:
+            try:
+                key = load_signer(session, hub.settings).verifier
+            except ConfigError:
+                if latest_checkpoint(session) is not None:
+                    raise
+                key = None  # no checkpoint and no key yet: nothing is signed to check
+        return verify_ledger(session, key, read_witness_directory(witness_directory(hub.settings)))
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    purged: int
+    checkpoint: Checkpoint
+
+
+def purge(hub: Hub, before: datetime, actor: str, *, confirmed: bool) -> PurgeResult:
+    """Purge entries recorded before ``before``. Unconfirmed, only counts and raises
+    :class:`InputError` saying how many would go. A checkpoint is signed first, so the
+    purged range stays covered by a signed root; the purge itself is logged."""
+    if before > datetime.now(UTC):
+        raise InputError("--before is in the future; purging is only for old entries")
+    hub.require_schema()
+    with hub.db.session(write_lock=True) as session:
+        count = count_purgeable(session, before)
+        if not confirmed:
+            raise InputError(
+                f"this would purge {count} entries recorded before {before.date().isoformat()}; "
+                "rerun with --yes to purge them"
+            )
+        checkpoint = write_checkpoint(session, hub.settings, hub.plugins)
+        purged = purge_before(session, before, datetime.now(UTC))
+        append(
+            session,
+            LedgerEvent(
+                action=Action.LEDGER_PURGE,
+                actor=actor,
+                role="log-reviewer",
+                reason=f"purged {purged} entries recorded before {before.isoformat()}",
+            ),
+        )
+    return PurgeResult(purged, checkpoint)
