@@ -14,13 +14,13 @@ import pluggy
 
 if TYPE_CHECKING:
     from hub.connector.base import Connector
+    from hub.ledger.checkpoint import Checkpoint
     from hub.model.consent import (
         EvidenceVerdict,
         PaperEvidence,
         PluginEvidence,
         SignatureEvidence,
     )
-    from hub.ledger.checkpoint import Checkpoint
     from hub.settings import Settings
 
 hookspec = pluggy.HookspecMarker("evi")

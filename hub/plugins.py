@@ -16,9 +16,9 @@ from hub import hookspecs
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     # Each entry is "name=module"; the module is registered under that name.
-    "witness-directory=plugins.witness_directory",
     "evidence-paper=plugins.evidence_paper",
     "evidence-signature=plugins.evidence_signature",
+    "witness-directory=plugins.witness_directory",
     "kommun=connectors.kommun",
     "af=connectors.af",
     "fk=connectors.fk",
