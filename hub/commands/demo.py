@@ -14,13 +14,18 @@ def demo(
     setup_only: bool = typer.Option(
         False, "--setup-only", help="Prepare the caseload and connectors; do not sync."
     ),
+    population: int = typer.Option(
+        500, "--population", min=10, max=20_000, help="People in the sandbox population."
+    ),
     sandbox_url: list[str] = typer.Option(
         [], "--sandbox-url", help="NAME=URL: reach that authority's sandbox over HTTP (repeatable)."
     ),
 ) -> None:
     """Set up $EVI_HOME with sandbox authorities and a caseload, run one nightly sync,
     print the report and verify the transfer log. Safe to run again."""
-    options = DemoOptions(seed=seed, setup_only=setup_only, sandbox_urls=list(sandbox_url))
+    options = DemoOptions(
+        seed=seed, setup_only=setup_only, sandbox_urls=list(sandbox_url), population=population
+    )
     code = run_demo(hub_from(ctx), options, typer.echo)
     raise typer.Exit(code)
 

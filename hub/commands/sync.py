@@ -14,9 +14,9 @@ import typer
 from hub.commands.common import hub_from, info, print_json
 from hub.connector.service import build_connector, runnable_connectors
 from hub.context import Hub
-from hub.demo.sandboxes import sandbox_targets, transports
+from hub.demo.run import demo_sandboxes
+from hub.demo.sandboxes import transports
 from hub.ledger.service import new_checkpoint
-from hub.store.meta import get_meta
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
 from hub.sync.job import SyncOptions, run_sync
@@ -28,9 +28,7 @@ sync_app = typer.Typer(
 
 
 def _sandbox_transports(hub: Hub) -> dict[str, Any]:
-    with hub.db.session() as session:
-        seed = int(get_meta(session, "demo:seed") or 1)
-    return transports(sandbox_targets(hub, seed, {}))
+    return transports(demo_sandboxes(hub))
 
 
 def _progress() -> Any:
@@ -100,6 +98,10 @@ def sync(
         typer.echo(report.table())
         if dry_run:
             for entry in report.connectors:
+                typer.echo(
+                    f"{entry.connector}: would register {entry.subscribed} and cancel "
+                    f"{entry.cancelled} people at the authority"
+                )
                 for key, n in sorted(entry.decisions.items()):
                     typer.echo(f"{entry.connector}: gate {key.replace(':', ' ')}: {n}")
             typer.echo("dry run: nothing was stored, queued, sent or logged")

@@ -29,6 +29,7 @@ from hub.store.meta import get_meta, set_meta
 from hub.sync.job import SyncOptions, run_sync
 
 SEED_KEY = "demo:seed"
+POPULATION_KEY = "demo:population"
 Say = Callable[[str], None]
 
 
@@ -37,6 +38,7 @@ class DemoOptions:
     seed: int = 1
     setup_only: bool = False
     sandbox_urls: list[str] = field(default_factory=list)
+    population: int = DEMO_POPULATION
 
 
 def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
@@ -47,12 +49,13 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
     known = sandbox_connectors(hub)
     if not known:
         raise ConfigError("no installed connector ships a sandbox; the demo needs at least one")
-    targets = sandbox_targets(hub, options.seed, parse_sandbox_urls(options.sandbox_urls, known))
+    urls = parse_sandbox_urls(options.sandbox_urls, known)
+    targets = sandbox_targets(hub, options.seed, urls, options.population)
     configure_for_sandboxes(hub, targets)
     say("connectors enabled: " + ", ".join(f"{n} ({_where(t)})" for n, t in targets.items()))
-    first_run = _claim_seed(hub, options.seed)
+    first_run = _claim_seed(hub, options.seed, options.population)
     if first_run:
-        people = _people(hub, targets)
+        people = _people(hub, targets, options.population)
         counts = register_caseload(hub, people, options.seed)
         say(
             f"caseload registered for {len(people)} people: "
@@ -87,12 +90,13 @@ def _where(target: SandboxTarget) -> str:
     return "in-process sandbox" if target.transport is not None else target.url
 
 
-def _claim_seed(hub: Hub, seed: int) -> bool:
+def _claim_seed(hub: Hub, seed: int, population: int) -> bool:
     """True the first time; refuses a different seed on a home that already has a caseload."""
     with hub.db.session(write_lock=True) as session:
         existing = get_meta(session, SEED_KEY)
         if existing is None:
             set_meta(session, SEED_KEY, str(seed))
+            set_meta(session, POPULATION_KEY, str(population))
             return True
     if existing != str(seed):
         raise InputError(
@@ -102,13 +106,11 @@ def _claim_seed(hub: Hub, seed: int) -> bool:
     return False
 
 
-def _people(hub: Hub, targets: Mapping[str, SandboxTarget]) -> list[DemoPerson]:
+def _people(hub: Hub, targets: Mapping[str, SandboxTarget], population: int) -> list[DemoPerson]:
     """The sandbox population (identical in every sandbox with the same seed)."""
     name = sorted(targets)[0]
     with build_connector(hub, name, transport=targets[name].transport) as connector:
-        answer = connector.client.get(
-            "/_sandbox/people", params={"offset": 0, "limit": DEMO_POPULATION}
-        )
+        answer = connector.client.get("/_sandbox/people", params={"offset": 0, "limit": population})
         answer.raise_for_status()
         items = answer.json()["items"]
     return [DemoPerson(number=i["number"], protected=bool(i["protected"])) for i in items]
@@ -133,3 +135,15 @@ What to try next:
   evi sandbox serve af --port 8001         an authority over real HTTP; then
     evi demo --sandbox-url af=http://127.0.0.1:8001
 """
+
+
+def demo_sandboxes(hub: Hub) -> dict[str, SandboxTarget]:
+    """The in-process sandboxes of the demo set up in this home (for `evi sync --sandbox`)."""
+    with hub.db.session() as session:
+        seed = get_meta(session, SEED_KEY)
+        population = get_meta(session, POPULATION_KEY)
+    if seed is None:
+        raise ConfigError(
+            "--sandbox needs the demo set up in this EVI_HOME: run `evi demo --setup-only`"
+        )
+    return sandbox_targets(hub, int(seed), {}, int(population or DEMO_POPULATION))

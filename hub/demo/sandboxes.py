@@ -64,7 +64,9 @@ def parse_sandbox_urls(values: list[str], known: Mapping[str, object]) -> dict[s
     return urls
 
 
-def sandbox_targets(hub: Hub, seed: int, urls: Mapping[str, str]) -> dict[str, SandboxTarget]:
+def sandbox_targets(
+    hub: Hub, seed: int, urls: Mapping[str, str], population: int = DEMO_POPULATION
+) -> dict[str, SandboxTarget]:
     """A target per sandbox connector: the URL given, else an in-process app with ``seed``."""
     targets = {}
     for name, cls in sandbox_connectors(hub).items():
@@ -73,7 +75,7 @@ def sandbox_targets(hub: Hub, seed: int, urls: Mapping[str, str]) -> dict[str, S
             continue
         settings = SandboxSettings(
             seed=seed,
-            population=DEMO_POPULATION,
+            population=population,
             state_dir=hub.settings.resolved_home / "sandbox" / name,
         )
         app = cls.sandbox_app(settings)

@@ -41,6 +41,7 @@ class InboundCounts:
     pulled: int = 0
     stored: int = 0
     refused: int = 0
+    invalid: int = 0
     unmapped: int = 0
     queued: int = 0
     denied: int = 0
@@ -120,9 +121,11 @@ class InboundBatch:
             common = self.connector.map(native)
         except UnmappedCodeError:
             self.counts.unmapped += 1
+            self.counts.invalid += 1
             self._refuse(native, "unmapped_code")
             return None
         except InvalidRecordError as exc:
+            self.counts.invalid += 1
             self._refuse(native, "invalid_record: " + "; ".join(exc.problems)[:300])
             return None
         if common.unmapped:

@@ -19,6 +19,7 @@ import httpx
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError, ConnectorError
 from hub.connector.registry import load_connectors
+from hub.connector.retry import RetryPolicy
 from hub.connector.service import (
     STATUS_FAILED,
     build_connector,
@@ -40,6 +41,7 @@ from hub.sync.report import (
     FAILED,
     LOCKED,
     OK,
+    PARTIAL,
     ConnectorReport,
     SyncReport,
 )
@@ -58,6 +60,7 @@ class SyncOptions:
     transports: Mapping[str, httpx.BaseTransport] = field(default_factory=dict)
     progress: Progress | None = None
     lease: timedelta = DEFAULT_LEASE
+    retry: RetryPolicy | None = None
 
 
 def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
@@ -91,7 +94,9 @@ def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
             entry = report.get(name)
             try:
                 connectors[name] = stack.enter_context(
-                    build_connector(hub, name, transport=options.transports.get(name))
+                    build_connector(
+                        hub, name, transport=options.transports.get(name), retry=options.retry
+                    )
                 )
             except ConnectorConfigError as exc:
                 entry.status, entry.error = CONFIG_ERROR, exc.message
@@ -99,9 +104,8 @@ def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
         held = _lock_all(hub, connectors, report, stack)
         # Subscriptions first, for every connector: routing a record to "the parties on the
         # case" must not depend on the order the authorities are pulled in.
-        if not options.dry_run:
-            for name in held:
-                _guarded(report.get(name), _reconcile, hub, connectors[name])
+        for name in held:
+            _guarded(report.get(name), _reconcile, hub, connectors[name], report.get(name), options)
         receivers = receiving(hub)
         for name in held:
             entry = report.get(name)
@@ -157,9 +161,19 @@ def _guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> N
         entry.duration_s += time.monotonic() - started
 
 
-def _reconcile(hub: Hub, connector: Connector) -> None:
-    with hub.db.session(write_lock=True) as session:
-        reconcile(session, hub.keys, connector, datetime.now(UTC), actor=ACTOR)
+def _reconcile(
+    hub: Hub, connector: Connector, entry: ConnectorReport, options: SyncOptions
+) -> None:
+    with hub.db.session(write_lock=True, dry_run=options.dry_run) as session:
+        changes = reconcile(
+            session,
+            hub.keys,
+            connector,
+            datetime.now(UTC),
+            actor=ACTOR,
+            call_authority=not options.dry_run,
+        )
+    entry.subscribed, entry.cancelled = changes.added, changes.cancelled
 
 
 def _pull(
@@ -174,9 +188,15 @@ def _pull(
     try:
         _guarded(entry, _pull_all, hub, connector, counts, options, run_id, receivers)
     finally:
-        for name in ("pulled", "stored", "refused", "unmapped", "queued", "denied"):
+        for name in ("pulled", "stored", "refused", "invalid", "unmapped", "queued", "denied"):
             setattr(entry, name, getattr(entry, name) + getattr(counts, name))
         entry.decisions = counts.decisions
+        if counts.invalid and entry.status == OK:
+            entry.status = PARTIAL
+            entry.error = (
+                f"{counts.invalid} record(s) did not fit the authority's schema or mapping and "
+                "were refused (see `evi log search --action inbound_refused`)"
+            )
 
 
 def _pull_all(
@@ -273,7 +293,7 @@ def _finish_runs(hub: Hub, report: SyncReport, runs: Mapping[str, int]) -> None:
                     row.error = entry.error
             if entry.status == LOCKED:
                 continue  # the run holding the lock reports for this connector
-            status = STATUS_FAILED if entry.status in (FAILED, CONFIG_ERROR) else OK
+            status = STATUS_FAILED if entry.status in (FAILED, CONFIG_ERROR) else entry.status
             paused = record_sync_result(
                 session, entry.connector, status, now, error=entry.error, pause_after=pause_after
             )

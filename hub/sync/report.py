@@ -9,6 +9,7 @@ COUNTERS = (
     "pulled",
     "stored",
     "refused",
+    "invalid",
     "unmapped",
     "queued",
     "delivered",
@@ -22,6 +23,7 @@ OK = "ok"
 FAILED = "failed"
 PAUSED = "paused"
 LOCKED = "locked"
+PARTIAL = "partial"  # ran, but refused records that violate the authority's own schema
 CONFIG_ERROR = "config_error"
 DRY_RUN = "dry_run"
 
@@ -33,12 +35,15 @@ class ConnectorReport:
     pulled: int = 0
     stored: int = 0
     refused: int = 0
+    invalid: int = 0
     unmapped: int = 0
     queued: int = 0
     delivered: int = 0
     denied: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    subscribed: int = 0
+    cancelled: int = 0
     duration_s: float = 0.0
     error: str | None = None
     decisions: dict[str, int] = field(default_factory=dict)
@@ -75,7 +80,7 @@ class SyncReport:
             return 2
         if self.connectors and all(r.status == LOCKED for r in self.connectors):
             return 3
-        if any(r.status in (FAILED, LOCKED) or r.dead_lettered for r in self.connectors):
+        if any(r.status in (FAILED, LOCKED, PARTIAL) or r.dead_lettered for r in self.connectors):
             return 1
         return 0
 

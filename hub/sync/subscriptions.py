@@ -61,11 +61,14 @@ def reconcile(
     at: datetime,
     *,
     actor: str,
+    call_authority: bool = True,
 ) -> SubscriptionChanges:
     """Register newly consented people with the authority and cancel the others.
 
     Calls the authority inside the caller's transaction; if a call fails the transaction
     rolls back, and both sides converge on the next run (the calls are idempotent).
+    ``call_authority=False`` only counts the changes (for a dry run in a rolled-back
+    session).
     """
     party = connector.name
     changes = SubscriptionChanges()
@@ -76,7 +79,8 @@ def reconcile(
         sub = current.get(pid)
         if sub is not None and sub.active:
             continue
-        connector.subscribe(people.identity_of(row))
+        if call_authority:
+            connector.subscribe(people.identity_of(row))
         if sub is None:
             session.add(Subscription(participant_id=pid, party=party, active=True, changed_at=at))
         else:
@@ -87,7 +91,8 @@ def reconcile(
         if sub.active and pid not in wanted:
             gone = session.get(ParticipantRow, pid)
             assert gone is not None
-            connector.unsubscribe(people.identity_of(gone))
+            if call_authority:
+                connector.unsubscribe(people.identity_of(gone))
             sub.active, sub.changed_at = False, at
             _log(session, gone, party, "cancelled", actor, at)
             changes.cancelled += 1

@@ -1,0 +1,54 @@
+"""Helpers for the sync tests: a demo home with small in-process sandboxes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from hub.connector.retry import RetryPolicy
+from hub.context import Hub
+from hub.demo.run import DemoOptions, run_demo
+from hub.demo.sandboxes import SandboxTarget, sandbox_client, sandbox_targets, transports
+from hub.store.base import Base
+from hub.sync.job import SyncOptions
+
+SEED = 7
+POPULATION = 40
+NO_WAIT = RetryPolicy(attempts=2, initial_wait=0, max_wait=0, sleep=lambda _s: None)
+
+
+def setup_demo(hub: Hub) -> dict[str, SandboxTarget]:
+    run_demo(hub, DemoOptions(seed=SEED, setup_only=True, population=POPULATION), lambda _s: None)
+    return sandbox_targets(hub, SEED, {}, POPULATION)
+
+
+def sync_options(targets: dict[str, SandboxTarget], **kwargs: Any) -> SyncOptions:
+    return SyncOptions(transports=transports(targets), retry=NO_WAIT, **kwargs)
+
+
+@contextmanager
+def bench(target: SandboxTarget) -> Iterator[httpx.Client]:
+    with sandbox_client(target) as client:
+        yield client
+
+
+def received(target: SandboxTarget) -> dict[str, Any]:
+    with bench(target) as client:
+        answer = client.get("/_sandbox/received")
+        answer.raise_for_status()
+        data: dict[str, Any] = answer.json()
+        return data
+
+
+def knobs(target: SandboxTarget, **changes: Any) -> None:
+    with bench(target) as client:
+        client.patch("/_sandbox/knobs", json=changes).raise_for_status()
+
+
+def count(hub: Hub, table: type[Base], *where: Any) -> int:
+    with hub.db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
