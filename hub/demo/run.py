@@ -76,7 +76,7 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
     say("")
     if result.ok:
         say(
-            f"ledger verified: {result.entries_checked} entries, "
+            f"ledger verified: {result.size} entries, "
             f"{result.checkpoints} signed checkpoints"
         )
     else:
