@@ -1,0 +1,276 @@
+"""`evi log verify`: any change to a stored entry or checkpoint is found and named."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from hub.context import Hub
+from hub.ledger.canonical import canonical_bytes
+from hub.ledger.checkpoint import write_checkpoint
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.hashing import leaf_hash, node_hash, root_from_frontier
+from hub.ledger.service import verify
+from hub.ledger.writer import append_many
+from hub.plugins import get_plugin_manager
+from hub.settings import get_settings
+from hub.store.tables.ledger import (
+    LedgerCheckpointRow,
+    LedgerEntryRow,
+    LedgerHeadRow,
+    LedgerNodeRow,
+)
+
+SIZE = 40
+
+
+def event(i: int) -> LedgerEvent:
+    return LedgerEvent(
+        action=Action.DECISION,
+        decision="permit" if i % 3 else "deny",
+        actor="job:sync",
+        origin="af",
+        recipient="team",
+        categories=("plan",),
+        purpose="coordination",
+        participant=f"p-{i:032x}",
+    )
+
+
+@pytest.fixture
+def ledger(hub: Hub) -> Hub:
+    """40 entries, checkpoints at sizes 16 and 40."""
+    pm = get_plugin_manager()
+    with hub.db.session() as session:
+        append_many(session, [event(i) for i in range(16)])
+        write_checkpoint(session, hub.settings, pm)
+    with hub.db.session() as session:
+        append_many(session, [event(i) for i in range(16, SIZE)])
+        write_checkpoint(session, hub.settings, pm)
+    return hub
+
+
+def tamper(hub: Hub, change: Callable[[Session], object]) -> None:
+    with hub.db.session() as session:
+        change(session)
+
+
+def entry(session: Session, seq: int) -> LedgerEntryRow:
+    row = session.get(LedgerEntryRow, seq)
+    assert row is not None
+    return row
+
+
+def forge(row: LedgerEntryRow, ev: LedgerEvent) -> None:
+    """Rewrite an entry the way a careful attacker would: bytes, leaf hash and columns."""
+    row.canonical = canonical_bytes(ev)
+    row.leaf_hash = leaf_hash(row.canonical)
+    row.time, row.action, row.decision = ev.time, ev.action.value, ev.decision
+    row.outcome, row.origin, row.recipient = ev.outcome.value, ev.origin, ev.recipient
+    row.actor, row.participant, row.correlation_id = ev.actor, ev.participant, ev.correlation_id
+
+
+def first_bad(hub: Hub) -> tuple[int | None, str]:
+    report = verify(hub)
+    assert not report.ok
+    problem = report.first_problem
+    assert problem is not None
+    return problem.seq, problem.what
+
+
+def test_an_untouched_ledger_verifies(ledger: Hub, cli) -> None:
+    report = verify(ledger)
+    assert report.ok, report.problems
+    assert (report.size, report.checkpoints) == (SIZE, 2)
+    result = cli("log", "verify")
+    assert result.code == 0, result.err
+    assert "entries: 40, checkpoints: 2" in result.out
+
+
+def test_changed_entry_bytes_are_named(ledger: Hub, cli) -> None:
+    def change(session: Session) -> None:
+        row = entry(session, 17)
+        assert row.canonical is not None
+        row.canonical = row.canonical.replace(b'"af"', b'"fk"')
+
+    tamper(ledger, change)
+    assert first_bad(ledger) == (17, "its stored bytes do not give its leaf hash (entry altered)")
+    result = cli("log", "verify")
+    assert result.code == 4
+    assert "error: the ledger does not verify: entry 17:" in result.err
+
+
+def test_entry_rewritten_with_its_leaf_hash_is_named(ledger: Hub) -> None:
+    tamper(ledger, lambda s: forge(entry(s, 17), event(99)))
+    seq, what = first_bad(ledger)
+    assert seq == 17 and "stored tree hash over entry 17" in what
+
+
+def test_entry_rewritten_with_every_hash_above_it_is_caught_by_the_checkpoint(
+    ledger: Hub,
+) -> None:
+    def change(session: Session) -> None:
+        forge(entry(session, 17), event(99))
+        session.flush()
+        _rebuild_tree(session)
+
+    tamper(ledger, change)
+    seq, what = first_bad(ledger)
+    assert seq == 16
+    assert "entries 16 to 39 no longer give the root signed in checkpoint #2" in what
+
+
+def _rebuild_tree(session: Session) -> None:
+    """What a careful attacker without the signing key would do: recompute every hash."""
+    session.execute(delete(LedgerNodeRow))
+    leaves = [bytes(h) for h in session.scalars(select(LedgerEntryRow.leaf_hash).order_by("seq"))]
+    level = leaves
+    height = 0
+    while level:
+        for idx, digest in enumerate(level):
+            session.add(LedgerNodeRow(level=height, idx=idx, hash=digest))
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        height += 1
+    frontier = []
+    size, offset = len(leaves), 0
+    for h in range(size.bit_length() - 1, -1, -1):
+        if size >> h & 1:
+            frontier.append(
+                session.scalars(
+                    select(LedgerNodeRow.hash).where(
+                        LedgerNodeRow.level == h, LedgerNodeRow.idx == offset >> h
+                    )
+                ).one()
+            )
+            offset += 1 << h
+    head = session.get(LedgerHeadRow, 1)
+    assert head is not None
+    head.frontier = b"".join(frontier)
+    assert len(root_from_frontier(frontier)) == 32
+
+
+def test_deleted_entry_is_named(ledger: Hub) -> None:
+    tamper(ledger, lambda s: s.execute(delete(LedgerEntryRow).where(LedgerEntryRow.seq == 17)))
+    assert first_bad(ledger) == (17, "entries 17 to 17 are missing")
+
+
+def test_deleted_newest_entry_is_named(ledger: Hub) -> None:
+    tamper(ledger, lambda s: s.execute(delete(LedgerEntryRow).where(LedgerEntryRow.seq == 39)))
+    seq, what = first_bad(ledger)
+    assert seq == 39 and "missing" in what
+
+
+def test_entry_inserted_after_the_end_is_named(ledger: Hub) -> None:
+    def change(session: Session) -> None:
+        data = canonical_bytes(event(40))
+        session.add(
+            LedgerEntryRow(
+                seq=SIZE,
+                time=event(40).time,
+                action="decision",
+                decision="deny",
+                outcome="success",
+                origin="af",
+                recipient="team",
+                actor="job:sync",
+                participant=event(40).participant,
+                leaf_hash=leaf_hash(data),
+                canonical=data,
+            )
+        )
+
+    tamper(ledger, change)
+    seq, what = first_bad(ledger)
+    assert seq == SIZE and "added outside the writer" in what
+
+
+def test_entry_inserted_in_the_middle_is_named(ledger: Hub) -> None:
+    def change(session: Session) -> None:
+        for seq in range(SIZE - 1, 16, -1):  # make room at 17, highest first
+            session.execute(
+                update(LedgerEntryRow).where(LedgerEntryRow.seq == seq).values(seq=seq + 1)
+            )
+        row = LedgerEntryRow(seq=17)
+        forge(row, event(77))
+        session.add(row)
+
+    tamper(ledger, change)
+    seq, what = first_bad(ledger)
+    assert seq == 17 and "stored tree hash over entry 17" in what
+
+
+def test_reordered_entries_are_named(ledger: Hub) -> None:
+    def change(session: Session) -> None:
+        for old, new in ((17, -1), (18, 17), (-1, 18)):
+            session.execute(update(LedgerEntryRow).where(LedgerEntryRow.seq == old).values(seq=new))
+
+    tamper(ledger, change)
+    seq, what = first_bad(ledger)
+    assert seq == 17 and "stored tree hash over entry 17" in what
+
+
+def test_search_column_that_disagrees_with_the_bytes_is_named(ledger: Hub) -> None:
+    tamper(ledger, lambda s: setattr(entry(s, 21), "participant", "p-" + "0" * 32))
+    assert first_bad(ledger) == (
+        21,
+        "search column(s) participant do not match the stored bytes",
+    )
+
+
+def test_changed_checkpoint_note_is_named(ledger: Hub, cli) -> None:
+    def change(session: Session) -> None:
+        row = session.get(LedgerCheckpointRow, 2)
+        assert row is not None
+        row.note = row.note.replace("\n40\n", "\n41\n")
+
+    tamper(ledger, change)
+    seq, what = first_bad(ledger)
+    assert seq is None and what.startswith("checkpoint #2 (size 40):")
+    result = cli("log", "verify")
+    assert result.code == 4 and "checkpoint #2" in result.err
+
+
+def test_checkpoint_columns_that_disagree_with_the_note_are_named(ledger: Hub) -> None:
+    tamper(
+        ledger,
+        lambda s: s.execute(
+            update(LedgerCheckpointRow).where(LedgerCheckpointRow.id == 1).values(tree_size=15)
+        ),
+    )
+    assert first_bad(ledger) == (
+        None,
+        "checkpoint #1 (size 15): its size or root columns differ from its signed note",
+    )
+
+
+def test_truncation_with_checkpoints_removed_is_caught_by_the_witness_copy(
+    hub: Hub, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVI_LEDGER__WITNESS_DIR", str(evi_home / "witness"))
+    get_settings.cache_clear()
+    hub.settings = get_settings()
+    pm = get_plugin_manager()
+    for start, end in ((0, 16), (16, SIZE)):
+        with hub.db.session() as session:
+            append_many(session, [event(i) for i in range(start, end)])
+            write_checkpoint(session, hub.settings, pm)
+    assert verify(hub).ok
+
+    def truncate(session: Session) -> None:
+        session.execute(delete(LedgerEntryRow).where(LedgerEntryRow.seq >= 16))
+        session.execute(delete(LedgerNodeRow))
+        session.execute(delete(LedgerCheckpointRow).where(LedgerCheckpointRow.tree_size == SIZE))
+        session.flush()
+        _rebuild_tree(session)
+        head = session.get(LedgerHeadRow, 1)
+        assert head is not None
+        head.size = 16
+
+    tamper(hub, truncate)
+    seq, what = first_bad(hub)
+    assert seq == 16
+    assert "covers 40 entries but only 16 are stored (the ledger was truncated)" in what
