@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hub.commands.common import hub_from, info
+from hub.ledger import harden as ledger_harden
 from hub.store import migrate
 from hub.store.db import safe_url
 
@@ -32,6 +33,27 @@ def status(ctx: typer.Context) -> None:
     typer.echo(f"database: {safe_url(hub.db.url)}")
     typer.echo(f"revision: {migrate.current_revision(hub.db) or 'none (run evi db upgrade)'}")
     typer.echo(f"newest:   {migrate.head_revision()}")
+
+
+@db_app.command("harden")
+def harden(
+    ctx: typer.Context,
+    role: str = typer.Option(..., "--role", help="The role the application connects as."),
+    show: bool = typer.Option(False, "--print", help="Only print the SQL, run nothing."),
+) -> None:
+    """PostgreSQL: make the ledger append-only (revoke UPDATE/DELETE from ROLE, add guards).
+
+    Run as the schema owner after `evi db upgrade`; repeatable. See docs/ledger.md.
+    """
+    hub = hub_from(ctx)
+    if show:
+        quoted = hub.db.engine.dialect.identifier_preparer.quote(role)
+        statements = ledger_harden.harden_statements(role, quoted)
+        typer.echo(";\n".join(s.strip() for s in statements) + ";")
+        return
+    hub.require_schema()
+    ledger_harden.harden(hub.db.engine, role)
+    info(f"ledger tables in {safe_url(hub.db.url)} are now append-only for role '{role}'")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,11 +22,14 @@ from hub.errors import ConfigError
 
 LEDGER_TABLES = ("ledger_entry", "ledger_node", "ledger_checkpoint")
 
+# The SQL holds no percent signs: it goes through DB-API drivers, which read them as
+# parameter placeholders.
 _FUNCTIONS = """
 CREATE OR REPLACE FUNCTION evi_ledger_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION 'the EVI hub ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME
-    USING ERRCODE = 'insufficient_privilege';
+  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+    MESSAGE = 'the EVI hub ledger is append-only: ' || TG_OP || ' on ' || TG_TABLE_NAME
+      || ' refused';
 END $$;
 
 CREATE OR REPLACE FUNCTION evi_ledger_entry_guard() RETURNS trigger LANGUAGE plpgsql AS $$

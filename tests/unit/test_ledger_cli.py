@@ -1,0 +1,368 @@
+"""`evi log …` as a privacy officer and an outside auditor use it: contracts and privacy."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select, text
+from test_ledger_reference import ref_check_consistency, ref_root_from_path
+
+from hub.context import Hub
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.records import EXPORT_FIELDS
+from hub.ledger.writer import append_many
+from hub.store.tables.ledger import LedgerEntryRow
+from tests.conftest import DATA
+
+NUMBERS = (DATA / "skatteverket_testpersonnummer.csv").read_text().split()[1:4]
+PNR, OTHER, THIRD = NUMBERS
+
+
+def number_forms(number: str) -> list[str]:
+    return [number, number[2:], f"{number[:8]}-{number[8:]}", f"{number[2:8]}-{number[8:]}"]
+
+
+def decisions(hub: Hub, number: str, n: int, **fields: object) -> None:
+    pseudonym = hub.keys.pseudonym(number)
+    base = {
+        "action": Action.DECISION,
+        "decision": "permit",
+        "actor": "job:sync",
+        "origin": "af",
+        "recipient": "team",
+        "categories": ("identity", "plan"),
+        "purpose": "coordination",
+        "consent_id": "c-1",
+        "consent_version": 1,
+        "participant": pseudonym,
+        "payload_sha256": hashlib.sha256(b"payload").hexdigest(),
+        "correlation_id": "run-1",
+    }
+    base.update(fields)
+    with hub.db.session() as session:
+        append_many(session, [LedgerEvent(**base) for _ in range(n)])  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ledger(hub: Hub) -> Hub:
+    decisions(hub, PNR, 3)
+    decisions(hub, OTHER, 2, decision="deny", recipient="fk", reason="no consent covers fk")
+    decisions(hub, PNR, 1, action=Action.DELIVERY, decision=None, outcome="serious_failure")
+    return hub
+
+
+def jsonl(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def ledger_size(hub: Hub) -> int:
+    with hub.db.session() as session:
+        return len(session.scalars(select(LedgerEntryRow.seq)).all())
+
+
+# -- an outsider's tools: nothing from hub.ledger ------------------------------------
+
+
+def outsider_open_checkpoint(note: str, vkey: str) -> tuple[int, bytes]:
+    """Check a C2SP checkpoint with only the vkey; returns (size, root)."""
+    name, key_hex, key_b64 = vkey.split("+", 2)
+    public = base64.b64decode(key_b64)[1:]
+    body, signatures = note.split("\n\n", 1)
+    sig_name, sig_b64 = signatures.strip().removeprefix("— ").split(" ")
+    blob = base64.b64decode(sig_b64)
+    assert sig_name == name and blob[:4].hex() == key_hex
+    Ed25519PublicKey.from_public_bytes(public).verify(blob[4:], (body + "\n").encode())
+    origin, size, root = body.split("\n")
+    assert origin == name
+    return int(size), base64.b64decode(root)
+
+
+# -- contracts -----------------------------------------------------------------------
+
+
+def test_jsonl_export_lines_carry_the_documented_fields_and_the_exact_leaf(
+    ledger: Hub, cli
+) -> None:
+    result = cli("log", "export", "--format", "jsonl")
+    assert result.code == 0, result.err
+    lines = jsonl(result.out)
+    assert [line["seq"] for line in lines] == list(range(len(lines)))
+    for line in lines:
+        assert list(line)[:2] == ["seq", "leaf"]
+        assert set(EXPORT_FIELDS) <= set(line)
+        leaf = base64.b64decode(line["leaf"])
+        assert hashlib.sha256(b"\x00" + leaf).hexdigest() == line["leaf_hash"]
+        document = json.loads(leaf)
+        for name in EXPORT_FIELDS:
+            assert line[name] == document[name]
+        assert line["decision"] in ("permit", "deny", None)
+        assert isinstance(line["categories"], list)
+    assert lines[0]["participant"].startswith("p-")
+    assert lines[3]["decision"] == "deny" and lines[3]["recipient"] == "fk"
+
+
+def test_prove_and_consistency_json_check_out_with_an_independent_verifier(
+    ledger: Hub, cli
+) -> None:
+    first = cli("log", "checkpoint", "--new").out
+    decisions(ledger, THIRD, 5)
+    second = cli("log", "checkpoint", "--new").out
+    vkey = cli("log", "pubkey").out.strip()
+    old_size, old_root = outsider_open_checkpoint(first, vkey)
+    size, root = outsider_open_checkpoint(second, vkey)
+    assert (old_size, size) == (6, 11)
+    leaves = [
+        base64.b64decode(x["leaf"]) for x in jsonl(cli("log", "export", "--format", "jsonl").out)
+    ]
+    for seq in range(size):
+        result = cli("log", "prove", "--seq", str(seq), "--json")
+        assert result.code == 0, result.err
+        proof = json.loads(result.out)
+        assert set(proof) == {"leaf_index", "tree_size", "hashes"}
+        assert (proof["leaf_index"], proof["tree_size"]) == (seq, size)
+        leaf_hash = hashlib.sha256(b"\x00" + leaves[seq]).digest()
+        path = [bytes.fromhex(h) for h in proof["hashes"]]
+        assert ref_root_from_path(seq, size, leaf_hash, path) == root
+    result = cli("log", "consistency", "--from", str(old_size), "--json")
+    proof = json.loads(result.out)
+    assert proof.keys() == {"from", "to", "hashes"} and (proof["from"], proof["to"]) == (6, 11)
+    hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+    assert ref_check_consistency(old_size, size, old_root, root, hashes)
+    assert not ref_check_consistency(old_size, size, hashlib.sha256(b"x").digest(), root, hashes)
+
+
+def test_pubkey_prints_vkey_or_pem(ledger: Hub, cli) -> None:
+    cli("log", "checkpoint", "--new")
+    vkey = cli("log", "pubkey").out.strip()
+    assert vkey.startswith(ledger.settings.ledger.origin + "+")
+    pem = cli("log", "pubkey", "--pem").out
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_fhir_export_is_a_valid_bundle_of_audit_events(ledger: Hub, cli) -> None:
+    from fhir.resources.auditevent import AuditEvent
+    from fhir.resources.bundle import Bundle
+
+    cli("log", "purge", "--before", "2999-01-01", "--yes")  # refused: in the future
+    result = cli("log", "export", "--format", "fhir")
+    assert result.code == 0, result.err
+    bundle = Bundle.model_validate_json(result.out)
+    events = [AuditEvent.model_validate(e.resource.model_dump()) for e in bundle.entry]
+    assert len(events) == ledger_size(ledger)  # the export's own entry is the last one
+    assert events[-1].code.coding[0].code == "ledger_export"
+    first = events[0]
+    assert first.patient.identifier.value == ledger.keys.pseudonym(PNR)
+    assert first.outcome.code.code == "0"
+    assert {a.who.identifier.value for a in first.agent} == {"job:sync", "af", "team"}
+    assert events[5].outcome.code.code == "8"
+
+
+def test_fhir_export_of_purged_entries_is_still_valid(ledger: Hub, cli, monkeypatch) -> None:
+    from fhir.resources.bundle import Bundle
+
+    from hub.ledger import service
+    from hub.ledger.records import LedgerQuery
+
+    with ledger.db.session() as session:
+        session.execute(text("UPDATE ledger_entry SET time = '2000-01-01 00:00:00+00:00'"))
+    assert cli("log", "purge", "--before", "2001-01-01", "--yes").code == 0
+    bundle = Bundle.model_validate_json(cli("log", "export", "--format", "fhir").out)
+    assert bundle.entry[0].resource.agent[0].who.display == "(purged)"
+    assert next(iter(service.export(ledger, LedgerQuery(), "t", "jsonl"))).purged
+
+
+# -- privacy -------------------------------------------------------------------------
+
+
+def test_no_personnummer_in_the_ledger_its_exports_or_search_output(ledger: Hub, cli) -> None:
+    outputs = [
+        cli("log", "search", "--pnr", PNR).out,
+        cli("log", "search", "--pnr", PNR, "--format", "jsonl").out,
+        cli("log", "search", "--pnr", OTHER, "--format", "csv").out,
+        cli("log", "export", "--format", "jsonl").out,
+        cli("log", "export", "--format", "fhir").out,
+        cli("log", "checkpoint", "--new").out,
+        cli("log", "verify").out,
+    ]
+    extract = cli("log", "extract", "--pnr", PNR)
+    assert extract.code == 0, extract.err
+    outputs.append(cli("log", "export", "--format", "jsonl").out)
+    with ledger.db.engine.connect() as conn:
+        stored = [
+            repr(row)
+            for table in ("ledger_entry", "ledger_node", "ledger_checkpoint", "ledger_head")
+            for row in conn.execute(text(f"SELECT * FROM {table}"))
+        ]
+        decoded = [
+            bytes(row[0]).decode()
+            for row in conn.execute(text("SELECT canonical FROM ledger_entry"))
+        ]
+    for number in (PNR, OTHER):
+        for form in number_forms(number):
+            for output in (*outputs, *stored, *decoded):
+                assert form not in output
+    assert f"{PNR[:8]}-{PNR[8:]}" in extract.out  # the person's own extract names them
+
+
+def test_reads_of_the_log_are_logged_with_the_pseudonym(ledger: Hub, cli) -> None:
+    cli("log", "search", "--pnr", PNR, "--party", "af")
+    cli("log", "export", "--format", "jsonl")
+    cli("log", "extract", "--pnr", PNR, "--format", "json")
+    lines = jsonl(cli("log", "export", "--format", "jsonl").out)
+    reads = [line for line in lines if line["action"].startswith("ledger_")]
+    assert [r["action"] for r in reads] == [
+        "ledger_search",
+        "ledger_export",
+        "ledger_extract",
+        "ledger_export",
+    ]
+    search = reads[0]
+    assert search["participant"] == ledger.keys.pseudonym(PNR)
+    assert search["actor"].startswith("cli:")
+    assert "party=af" in search["reason"] and PNR not in search["reason"]
+    assert reads[2]["participant"] == ledger.keys.pseudonym(PNR)
+
+
+# -- search ----------------------------------------------------------------------------
+
+
+def test_search_filters_by_person_party_decision_action_and_time(ledger: Hub, cli) -> None:
+    def seqs(*args: str) -> list[int]:
+        result = cli("log", "search", "--format", "jsonl", *args)
+        assert result.code == 0, result.err
+        return [line["seq"] for line in jsonl(result.out) if line["action"] != "ledger_search"]
+
+    assert seqs("--pnr", PNR) == [0, 1, 2, 5]
+    assert seqs("--pnr", OTHER, "--decision", "deny") == [3, 4]
+    assert seqs("--party", "fk") == [3, 4]
+    assert seqs("--action", "delivery") == [5]
+    assert seqs("--to", "2000-01-01") == []
+    assert seqs("--from", "2000-01-01", "--limit", "2") == [0, 1]
+    table = cli("log", "search", "--pnr", OTHER).out
+    assert "deny" in table and "fk" in table
+    rows = list(csv.reader(io.StringIO(cli("log", "search", "--format", "csv").out)))
+    assert rows[0] == ["seq", *EXPORT_FIELDS]
+    assert rows[1][EXPORT_FIELDS.index("categories") + 1] == "identity;plan"
+
+
+# -- the person's extract ------------------------------------------------------------
+
+
+def test_extract_is_plain_swedish_with_every_entry_about_the_person(ledger: Hub, cli) -> None:
+    result = cli("log", "extract", "--pnr", PNR)
+    assert result.code == 0, result.err
+    out = result.out
+    assert out.startswith("REGISTERUTDRAG UR ÖVERFÖRINGSLOGGEN")
+    assert "Antal händelser: 4" in out
+    assert "Beslut om utlämnande: tillåtet" in out
+    assert "Från: Arbetsförmedlingen (af)" in out
+    assert "Uppgifter: identitetsuppgifter, planering" in out
+    assert "Överföring till annan part" in out and "misslyckades (allvarligt fel)" in out
+    assert "no consent covers fk" not in out  # the other person's entries are not there
+
+
+def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli) -> None:
+    result = cli("log", "extract", "--pnr", PNR, "--format", "json")
+    data = json.loads(result.out)
+    assert data["subject"] == {"personal_identity": f"{PNR[:8]}-{PNR[8:]}"}
+    size, root = outsider_open_checkpoint(data["checkpoint"]["note"], data["verifier_key"])
+    assert [e["seq"] for e in data["entries"]] == [0, 1, 2, 5]
+    for item in data["entries"]:
+        proof = item["inclusion_proof"]
+        assert proof["tree_size"] == size
+        leaf_hash = hashlib.sha256(b"\x00" + base64.b64decode(item["leaf"])).digest()
+        path = [bytes.fromhex(h) for h in proof["hashes"]]
+        assert ref_root_from_path(item["seq"], size, leaf_hash, path) == root
+
+
+# -- bad input: a clear message, a non-zero exit, nothing changed ---------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("log", "search", "--pnr", "19900101"), "10 or 12 digits"),
+        (("log", "search", "--pnr", PNR[:-1] + str((int(PNR[-1]) + 1) % 10)), "check digit"),
+        (("log", "search", "--from", "last tuesday"), "--from: 'last tuesday' is not a date"),
+        (("log", "search", "--decision", "maybe"), "'permit' or 'deny'"),
+        (("log", "extract", "--pnr", "abc"), "YYYYMMDD-NNNC"),
+        (("log", "prove", "--seq", "99", "--size", "6"), "not in the tree of size 6"),
+        (("log", "prove", "--seq", "0", "--size", "60"), "does not exist yet"),
+        (("log", "consistency", "--from", "5", "--to", "3"), "--from <= --to"),
+        (("log", "purge", "--before", "2001-01-01"), "would purge 0 entries"),
+        (("log", "verify", "--pubkey", "nonsense"), "not a verifier key"),
+    ],
+)
+def test_bad_input_is_refused_clearly_and_changes_nothing(
+    ledger: Hub, cli, args: tuple[str, ...], message: str
+) -> None:
+    before = ledger_size(ledger)
+    result = cli(*args)
+    assert result.code == 2, (result.code, result.err)
+    assert message in result.err
+    assert ledger_size(ledger) == before
+    for number in NUMBERS:
+        assert number not in result.err
+
+
+def test_prove_without_a_checkpoint_says_how_to_get_one(ledger: Hub, cli) -> None:
+    result = cli("log", "prove", "--seq", "0")
+    assert result.code == 1 and "evi log checkpoint --new" in result.err
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+def test_purge_keeps_the_tree_verifying_and_verify_reports_the_purged_range(
+    ledger: Hub, cli
+) -> None:
+    with ledger.db.session() as session:
+        session.execute(
+            text("UPDATE ledger_entry SET time = '2001-06-01 00:00:00+00:00' WHERE seq < 3")
+        )
+    cli("log", "checkpoint", "--new")
+    refused = cli("log", "purge", "--before", "2002-01-01")
+    assert refused.code == 2 and "would purge 3 entries" in refused.err
+    result = cli("log", "purge", "--before", "2002-01-01", "--yes")
+    assert result.code == 0, result.err
+    verified = cli("log", "verify")
+    assert verified.code == 0, verified.out
+    assert "purged (content removed by retention, hashes kept): 0-2" in verified.out
+    lines = jsonl(cli("log", "export", "--format", "jsonl").out)
+    assert [line["purged"] for line in lines[:4]] == [True, True, True, False]
+    assert lines[0]["participant"] is None and lines[0]["leaf"] is None
+    assert lines[-2]["action"] == "ledger_purge" and "purged 3 entries" in lines[-2]["reason"]
+    assert cli("log", "prove", "--seq", "1", "--size", "6", "--json").code == 0
+
+
+def test_verify_with_someone_elses_key_fails(ledger: Hub, cli) -> None:
+    cli("log", "checkpoint", "--new")
+    other = (
+        "evi-hub.example/ledger+"
+        + "00000000"
+        + "+"
+        + base64.b64encode(b"\x01" + bytes(32)).decode()
+    )
+    result = cli("log", "verify", "--pubkey", other)
+    assert result.code == 2 and "key's ID does not match" in result.err
+
+
+def test_verify_json_report(ledger: Hub, cli, tmp_path: Path) -> None:
+    cli("log", "checkpoint", "--new")
+    report = json.loads(cli("log", "verify", "--json").out)
+    assert report == {
+        "ok": True,
+        "size": 6,
+        "checkpoints": 1,
+        "witness_copies": 0,
+        "purged": [],
+        "first_bad_seq": None,
+        "problems": [],
+    }
