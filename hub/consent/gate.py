@@ -162,12 +162,13 @@ _Grant = tuple[
 _Block = tuple[datetime, datetime | None, str | None, str | None, Decision]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One participant's consents, withdrawals, blocks and protected-identity flag.
 
     Build it with :meth:`build`; it is immutable and may be reused for any number of
-    decisions (that is how many records for one person are decided cheaply).
+    decisions (that is how many records for one person are decided cheaply). Slots, not
+    a ``__dict__``: one memory access fewer per field on the hot path.
     """
 
     protected_identity: bool
