@@ -74,6 +74,9 @@ class Population:
         self._index = {number: i for i, number in enumerate(self.numbers)}
         self._faker = Faker("sv_SE")
         self._lock = threading.Lock()  # Faker's seeding is per instance, not per call
+        # Names cost ~0.2 ms each; a person is asked for once per record. The cache is
+        # bounded by the population (at most the 23,968 test numbers, a few MB).
+        self._people: dict[int, Person] = {}
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -83,6 +86,13 @@ class Population:
         return self._index.get(number)
 
     def person(self, index: int) -> Person:
+        """Person ``index`` (0-based), the same every time and in every process."""
+        cached = self._people.get(index)
+        if cached is None:
+            cached = self._people[index] = self._make(index)
+        return cached
+
+    def _make(self, index: int) -> Person:
         number = self.numbers[index]
         rng = random.Random(f"evi-person:{self.seed}:{index}")
         female = int(number[10]) % 2 == 0
