@@ -107,7 +107,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             wanted = [parse_identity(n).number for n in numbers]
         except InvalidIdentityError:
             raise HTTPException(400, "ogiltigt personnummer i sökningen") from None
-        people = None if settings.all_subscribed else kit.people_for(wanted)
+        people = None if kit.settings.all_subscribed else kit.people_for(wanted)
         feed = kit.feed(people)
         start = _first_position_from_ms(since) if since is not None else 0
         positions = feed.positions(start, offset, limit)

@@ -55,8 +55,9 @@ class SandboxKit:
         self.settings = settings
         self.population = Population(settings.seed, settings.population)
         self.state = SandboxState(name, settings.state_dir)
-        stored_rounds = self.state.get_setting("rounds")
-        self.rounds = int(stored_rounds) if stored_rounds else settings.records_per_person
+        # Rounds added by /_sandbox/advance outlive a restart, on top of records_per_person.
+        self.advanced = int(self.state.get_setting("advanced") or 0)
+        self.rounds = settings.records_per_person + self.advanced
         self.faults = Faults(settings)
         self._people_lock = threading.Lock()
         self._people: tuple[int, list[int]] | None = None
@@ -153,8 +154,9 @@ class SandboxKit:
         async def advance(
             rounds: int = Body(default=1, embed=True, ge=1, le=1000),
         ) -> dict[str, int]:
+            kit.advanced += rounds
             kit.rounds += rounds
-            kit.state.set_setting("rounds", str(kit.rounds))
+            kit.state.set_setting("advanced", str(kit.advanced))
             return {"rounds": kit.rounds}
 
         @app.patch("/_sandbox/knobs")

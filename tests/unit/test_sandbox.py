@@ -215,3 +215,17 @@ def test_a_protected_persons_address_is_never_handed_out() -> None:
         ).json()["handelser"]
     referrals = [e for e in events if e["handelseTyp"] == "REMISS"]
     assert referrals and all("adress" not in e and e["skyddadIdentitet"] for e in referrals)
+
+
+def test_all_subscribed_makes_every_sandbox_answer_about_everyone() -> None:
+    from connectors.region.connector import RegionConnector
+
+    app = RegionConnector.sandbox_app(SandboxSettings(population=30, records_per_person=2))
+    search = {"personnummer": [], "offset": 0, "limit": 10}
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://region") as c:
+        assert c.post("/rehab/v3/sok", json=search).json()["traffar"] == 0
+        c.patch("/_sandbox/knobs", json={"all_subscribed": True})
+        assert c.post("/rehab/v3/sok", json=search).json()["traffar"] == 60
+    with client(population=30, records_per_person=2, all_subscribed=True) as c:
+        page = c.get("/ekonomiskt-bistand/v2/handelser", headers=TOKEN).json()
+        assert page["totaltAntal"] == 60
