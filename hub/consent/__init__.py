@@ -1,0 +1,1 @@
+"""Consent registry and THE gate every disclosure passes (see docs/consent.md)."""

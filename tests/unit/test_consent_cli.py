@@ -167,3 +167,13 @@ def test_register_before_db_upgrade_says_what_to_do(cli, evi_home: Path) -> None
     result = cli("consent", "register", "--file", str(path))
     assert result.code == 1
     assert "run `evi db upgrade` first" in result.err
+
+
+def test_docs_describe_every_reason_code_and_list_field() -> None:
+    from hub.consent.gate import Reason
+
+    text = (Path(__file__).parents[2] / "docs" / "consent.md").read_text()
+    for reason in Reason:
+        assert f"`{reason.value}`" in text, reason
+    for key in LIST_FIELDS:
+        assert f"`{key}`" in text, key
