@@ -12,14 +12,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_support import PG_ENV, make_pg_schema_url
 
 import hub.store.tables
 from hub.context import Hub
@@ -27,7 +25,6 @@ from hub.settings import get_settings
 from hub.store.base import Base
 from hub.store.db import Database
 
-PG_ENV = "EVI_TEST_POSTGRES_URL"
 DATA = Path(__file__).parent / "data"
 
 
@@ -44,22 +41,6 @@ def pg_admin_url() -> str:
     if not url:
         pytest.skip(f"{PG_ENV} is not set")
     return url
-
-
-def make_pg_schema_url(base: str) -> tuple[str, Callable[[], None]]:
-    """A URL whose connections use a fresh schema, and a function that drops it."""
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-    return url.render_as_string(hide_password=False), drop
 
 
 @pytest.fixture(

@@ -66,6 +66,13 @@ def sync(
     sandbox: bool = typer.Option(
         False, "--sandbox", help="Reach the connectors' in-process sandboxes (demo, testing)."
     ),
+    lease: float = typer.Option(
+        DEFAULT_LEASE.total_seconds(),
+        "--lease",
+        min=1,
+        help="Seconds a claimed transfer stays claimed; a run that dies mid-push leaves its "
+        "transfers to be retried (with the same idempotency key) after this.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Pull from every enabled authority, store what consent allows, deliver what is due.
@@ -83,6 +90,7 @@ def sync(
         deliver=not queue_only,
         transports=_sandbox_transports(hub) if sandbox else {},
         progress=_progress(),
+        lease=timedelta(seconds=lease),
     )
     report = run_sync(hub, options)
     if as_json:

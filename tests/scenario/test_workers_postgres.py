@@ -1,0 +1,103 @@
+"""Scale-out on PostgreSQL: four `evi worker` processes drain one outbox, one of them is
+SIGKILLed midway, and still every transfer is delivered once and logged."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pg_support import pg_schema_url
+from served import Sandboxes, evi, evi_env, evi_process
+from sqlalchemy import create_engine, text
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+SEED, POPULATION, LATENCY_MS = 5, 30, 25
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with pg_schema_url() as url:
+        yield url
+
+
+def _scalar(url: str, sql: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def test_four_workers_one_killed_deliver_every_transfer_once(tmp_path: Path, pg_url: str) -> None:
+    home = tmp_path / "home"
+    sandboxes = Sandboxes(home, seed=SEED, population=POPULATION, latency_ms=LATENCY_MS)
+    env = evi_env(home, EVI_DATABASE_URL=pg_url)
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        setup = evi(
+            env,
+            "demo",
+            "--setup-only",
+            "--seed",
+            str(SEED),
+            "--population",
+            str(POPULATION),
+            *sandboxes.url_args(),
+        )
+        assert setup.returncode == 0, setup.stderr
+        queued = evi(env, "sync", "--queue-only")
+        assert queued.returncode == 0, queued.stdout + queued.stderr
+        total = _scalar(pg_url, "SELECT COUNT(*) FROM outbox")
+        assert total > 40, "too little work to share between workers"
+
+        workers = [evi_process(env, "worker", "--poll", "0.2", "--lease", "3") for _ in range(4)]
+        deadline = time.monotonic() + 120
+        while (
+            _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status = 'delivered'") < total // 4
+        ):
+            assert time.monotonic() < deadline, "workers deliver nothing"
+            time.sleep(0.1)
+        workers[0].send_signal(signal.SIGKILL)  # midway, quite possibly mid-push
+        while _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"):
+            assert time.monotonic() < deadline, "the outbox was not drained"
+            time.sleep(0.2)
+        for worker in workers[1:]:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers[1:]:
+            assert worker.wait(timeout=30) == 0, worker.stderr.read() if worker.stderr else ""
+
+        assert _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'") == 0
+        by_recipient = {}
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            for recipient, n in conn.execute(
+                text("SELECT recipient, COUNT(*) FROM outbox GROUP BY recipient")
+            ):
+                by_recipient[recipient] = n
+            keys = set(conn.execute(text("SELECT idempotency_key FROM outbox")).scalars())
+            logged = set(
+                conn.execute(
+                    text(
+                        "SELECT correlation_id FROM ledger_entry "
+                        "WHERE action = 'delivery' AND outcome = 'success'"
+                    )
+                ).scalars()
+            )
+        engine.dispose()
+        for recipient, n in by_recipient.items():
+            got = sandboxes.received(recipient)
+            assert got["unique"] == n, recipient  # delivered once, whatever was repeated
+        assert keys <= logged, "a delivered transfer is missing from the ledger"
+        verified = evi(env, "log", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        sandboxes.stop()
