@@ -25,7 +25,7 @@ from hub.consent.fhir import export_bundle
 from hub.consent.files import load_submission
 from hub.consent.receipt import render_receipt
 from hub.consent.service import ConsentService
-from hub.consent.views import ConsentHistory, PersonConsents, listing_entry
+from hub.consent.views import ConsentHistory, PersonConsents, VersionView, listing_entry
 from hub.errors import InputError
 from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
 from hub.model.vocab import Category, Party
@@ -280,7 +280,7 @@ def _person_json(person: PersonConsents) -> dict[str, Any]:
     }
 
 
-def _version_json(v: Any) -> dict[str, Any]:
+def _version_json(v: VersionView) -> dict[str, Any]:
     return {
         "version": v.version,
         "parties": list(v.parties),

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from hub.consent import events
 from hub.consent.document import submission_document
 from hub.consent.errors import EvidenceRefusedError
 from hub.consent.evidence import verify_evidence
 from hub.consent.views import BlockView, PersonConsents, block_view, load_listing, load_person
 from hub.errors import InputError, NotFoundError
-from hub.ledger.event import Action, LedgerEvent, Outcome
+from hub.ledger.event import LedgerEvent
 from hub.ledger.writer import append, append_many
 from hub.model.consent import ConsentSubmission, EvidenceVerdict
 from hub.model.identity import PersonalIdentity
@@ -93,16 +94,12 @@ class ConsentService:
             with hub.db.session(write_lock=True) as session:
                 append(
                     session,
-                    LedgerEvent(
-                        time=self.clock(),
-                        action=Action.CONSENT_REGISTERED,
-                        decision="deny",
-                        outcome=Outcome.MINOR_FAILURE,
-                        reason="evidence_refused",
-                        actor=actor,
-                        categories=tuple(c.value for c in submission.categories),
-                        consent_id=str(submission.amends) if submission.amends else None,
-                        participant=keys.pseudonym(identity.number),
+                    events.refused(
+                        self.clock(),
+                        actor,
+                        keys.pseudonym(identity.number),
+                        str(submission.amends) if submission.amends else None,
+                        tuple(c.value for c in submission.categories),
                     ),
                 )
             raise exc from None
@@ -141,16 +138,13 @@ class ConsentService:
             repo.add_version(row, submission.parties)
             append(
                 session,
-                LedgerEvent(
-                    time=now,
-                    action=Action.CONSENT_REGISTERED,
-                    decision="permit",
-                    reason="amended" if version > 1 else "registered",
-                    actor=actor,
-                    categories=tuple(sorted(c.value for c in submission.categories)),
-                    consent_id=consent.id,
-                    consent_version=version,
-                    participant=participant.pseudonym,
+                events.registered(
+                    now,
+                    actor,
+                    participant.pseudonym,
+                    consent.id,
+                    version,
+                    tuple(c.value for c in submission.categories),
                 ),
             )
             return Registered(consent.id, version, participant.pseudonym, verdict)
@@ -210,7 +204,7 @@ class ConsentService:
                     "that category; see `evi consent show --pnr …`"
                 )
             done: list[Withdrawn] = []
-            events: list[LedgerEvent] = []
+            entries: list[LedgerEvent] = []
             for consent in targets:
                 latest = consent.versions[-1].version
                 row = repo.add_withdrawal(
@@ -222,20 +216,12 @@ class ConsentService:
                     category=category.value if category else None,
                 )
                 done.append(Withdrawn(row.id, consent.id, latest, party, row.category, now))
-                events.append(
-                    LedgerEvent(
-                        time=now,
-                        action=Action.CONSENT_WITHDRAWN,
-                        reason="whole" if party is None and category is None else "partial",
-                        recipient=party,
-                        actor=actor,
-                        categories=(category.value,) if category else (),
-                        consent_id=consent.id,
-                        consent_version=latest,
-                        participant=participant.pseudonym,
+                entries.append(
+                    events.withdrawn(
+                        now, actor, participant.pseudonym, consent.id, latest, party, row.category
                     )
                 )
-            append_many(session, events)
+            append_many(session, entries)
             return done
 
     def _withdrawable(
@@ -299,18 +285,7 @@ class ConsentService:
                 category=category.value if category else None,
                 valid_until=until,
             )
-            append(
-                session,
-                LedgerEvent(
-                    time=now,
-                    action=Action.BLOCK_RECORDED,
-                    reason="block_added",
-                    recipient=party,
-                    actor=actor,
-                    categories=(category.value,) if category else (),
-                    participant=participant.pseudonym,
-                ),
-            )
+            append(session, events.block(now, actor, participant.pseudonym, party, row.category))
             session.flush()
             return block_view(row)
 
@@ -333,14 +308,8 @@ class ConsentService:
             repo.lift_block(row, now, actor)
             append(
                 session,
-                LedgerEvent(
-                    time=now,
-                    action=Action.BLOCK_RECORDED,
-                    reason="block_lifted",
-                    recipient=row.party,
-                    actor=actor,
-                    categories=(row.category,) if row.category else (),
-                    participant=participant.pseudonym,
+                events.block(
+                    now, actor, participant.pseudonym, row.party, row.category, lifted=True
                 ),
             )
             session.flush()
