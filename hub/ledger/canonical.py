@@ -8,6 +8,17 @@ These bytes are the Merkle leaf input; they are stored verbatim and exported ver
 Document fields (format ``v`` = 1): every field of :class:`hub.ledger.event.LedgerEvent`,
 ``time`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, ``categories`` as a list, absent values as
 ``null``, and ``salt`` as base64. Readers must ignore fields they do not know.
+
+Why not call the ``rfc8785`` package for every entry: it is pure Python and takes ~26 µs
+per entry, a quarter of the time budget of a batched append. An entry document holds
+only ASCII keys, strings, lists of strings, ``null`` and integers within ±2^53, and for
+exactly those values the standard library's JSON encoder with sorted keys, no spaces and
+``ensure_ascii=False`` writes the same bytes as RFC 8785 (same escapes: ``\\"``, ``\\\\``,
+``\\b \\f \\n \\r \\t``, other controls as lower-case ``\\u00xx``; everything else
+literal UTF-8). :func:`canonical_bytes` refuses anything outside that domain, and the
+tests compare it byte for byte with ``rfc8785.dumps`` over generated events
+(tests/unit/test_ledger_canonical.py), which is also what :func:`rfc8785_bytes` offers
+callers who want the reference encoder.
 """
 
 from __future__ import annotations
@@ -25,6 +36,11 @@ from hub.ledger.event import LedgerEvent
 FORMAT_VERSION = 1
 SALT_BYTES = 16
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SAFE_INTEGER = 2**53
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+)
 
 
 def format_time(value: datetime) -> str:
@@ -60,9 +76,24 @@ def event_document(event: LedgerEvent, salt: bytes) -> dict[str, Any]:
 
 
 def canonical_bytes(event: LedgerEvent, salt: bytes | None = None) -> bytes:
-    """RFC 8785 bytes of ``event`` with ``salt`` (16 fresh random bytes when not given)."""
+    """RFC 8785 bytes of ``event`` with ``salt`` (16 fresh random bytes when not given).
+
+    Raises ``ValueError`` for text that is not valid Unicode (a lone surrogate) or an
+    integer RFC 8785 cannot represent exactly.
+    """
     if salt is None:
         salt = secrets.token_bytes(SALT_BYTES)
+    version = event.consent_version
+    if version is not None and not -_SAFE_INTEGER < version < _SAFE_INTEGER:
+        raise ValueError("consent_version is outside the integers RFC 8785 represents exactly")
+    try:
+        return _ENCODER.encode(event_document(event, salt)).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a ledger event field holds text that is not valid Unicode") from None
+
+
+def rfc8785_bytes(event: LedgerEvent, salt: bytes) -> bytes:
+    """The same bytes from the ``rfc8785`` reference package (slower; for checking)."""
     return bytes(rfc8785.dumps(event_document(event, salt)))
 
 

@@ -22,26 +22,21 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.errors import EviError
-from hub.ledger.canonical import format_time
 from hub.ledger.checkpoint import open_checkpoint
-from hub.ledger.hashing import EMPTY_ROOT, frontier_append, leaf_hash, root_from_frontier
+from hub.ledger.hashing import EMPTY_ROOT
 from hub.ledger.proofs import ProofError, verify_consistency
-from hub.ledger.scan import SEARCH_COLUMNS, LevelCursor, entry_batches
 from hub.ledger.signing import NoteError, NoteVerifier
 from hub.ledger.tree import StoredTree
+from hub.ledger.verify_scan import BLOCK_LEVEL, EntryScan
 from hub.ledger.writer import HEAD_ID
 from hub.store.tables.ledger import LedgerCheckpointRow, LedgerHeadRow, LedgerNodeRow
-
-KEPT_WHEN_PURGED = ("action",)
 
 
 class LedgerIntegrityError(EviError):
@@ -83,40 +78,12 @@ class VerifyReport:
             return min(with_seq, key=lambda p: p.seq or 0)
         return self.problems[0] if self.problems else None
 
-    def add_purged(self, seq: int) -> None:
-        if self.purged and self.purged[-1][1] == seq - 1:
-            self.purged[-1] = (self.purged[-1][0], seq)
-        else:
-            self.purged.append((seq, seq))
-
 
 @dataclass(frozen=True)
 class _Signed:
     label: str
     size: int
     root: bytes
-
-
-def _column_problem(row: Any) -> str | None:
-    if row.canonical is None:
-        filled = [
-            name
-            for name in SEARCH_COLUMNS
-            if name not in KEPT_WHEN_PURGED and getattr(row, name) is not None
-        ]
-        return f"purged but still holds {', '.join(filled)}" if filled else None
-    try:
-        doc = json.loads(row.canonical)
-    except (ValueError, UnicodeDecodeError):
-        return "its stored bytes are not JSON"
-    if not isinstance(doc, dict):
-        return "its stored bytes are not a JSON object"
-    wrong = [name for name in SEARCH_COLUMNS if doc.get(name) != getattr(row, name)]
-    if doc.get("time") != format_time(row.time):
-        wrong.insert(0, "time")
-    if wrong:
-        return f"search column(s) {', '.join(wrong)} do not match the stored bytes"
-    return None
 
 
 class _Verifier:
@@ -152,65 +119,6 @@ class _Verifier:
             self.problem(None, f"{label}: its size or root columns differ from its signed note")
             return None
         return _Signed(label, size, root)
-
-    def entries(self, head_size: int, wanted: set[int]) -> int:
-        """One pass over the entries; returns how many consecutive entries there are."""
-        frontier: list[bytes] = []
-        levels: dict[int, LevelCursor] = {}
-        expected = 0
-        for batch in entry_batches(self.session):
-            for row in batch:
-                seq = int(row.seq)
-                if seq != expected:
-                    self.problem(expected, f"entries {expected} to {seq - 1} are missing", seq - 1)
-                    self.tree_intact = False
-                if seq == head_size:
-                    self.problem(
-                        seq,
-                        f"entries from {seq} on were added outside the writer "
-                        f"(the ledger head says {head_size} entries)",
-                    )
-                leaf = bytes(row.leaf_hash)
-                self.entry(seq, row, leaf)
-                if self.tree_intact:
-                    for level, idx, digest in [
-                        (0, seq, leaf),
-                        *frontier_append(frontier, seq, leaf),
-                    ]:
-                        cursor = levels.setdefault(level, LevelCursor(self.session, level))
-                        if cursor.take(idx) != digest:
-                            self.tree_mismatch(level, idx)
-                    if seq + 1 in wanted:
-                        self.roots[seq + 1] = root_from_frontier(frontier)
-                expected = seq + 1
-        self.frontier = frontier
-        return expected
-
-    def entry(self, seq: int, row: Any, leaf: bytes) -> None:
-        if row.canonical is None:
-            if row.purged_at is None:
-                self.problem(seq, "its stored bytes are gone but it was never purged")
-                return
-            self.report.add_purged(seq)
-        elif leaf_hash(bytes(row.canonical)) != leaf:
-            self.problem(seq, "its stored bytes do not give its leaf hash (entry altered)")
-            return
-        elif row.purged_at is not None:
-            self.problem(seq, "it is marked purged but still holds its bytes")
-            return
-        columns = _column_problem(row)
-        if columns:
-            self.problem(seq, columns)
-
-    def tree_mismatch(self, level: int, idx: int) -> None:
-        first, last = idx << level, ((idx + 1) << level) - 1
-        where = f"entry {first}" if level == 0 else f"entries {first} to {last}"
-        self.problem(
-            first,
-            f"the stored tree hash over {where} does not match "
-            "(an entry, its place or a tree hash was altered)",
-            last,
-        )
 
     def against_signed(self, size: int, items: list[_Signed], *, witness: bool) -> None:
         matched = [0]
@@ -254,6 +162,7 @@ def verify_ledger(
     witness_notes: Mapping[str, str] | None = None,
     *,
     max_problems: int = 50,
+    block_level: int = BLOCK_LEVEL,
 ) -> VerifyReport:
     """Check everything stored; never writes. ``witness_notes`` maps a name to a note.
 
@@ -280,14 +189,19 @@ def verify_ledger(
         for name, note in sorted(notes.items())
         if (item := check.signed(f"witness copy {name}", note, None))
     ]
-    size = check.entries(head_size, {s.size for s in signed} | {s.size for s in witnessed})
+    wanted = {s.size for s in signed} | {s.size for s in witnessed}
+    scan = EntryScan(session, check.problem, head_size, wanted, block_level).run()
+    size = scan.size
+    check.roots = scan.roots
+    check.tree_intact = scan.tree_intact
+    check.report.purged = scan.purged
     if size < head_size:
         check.problem(
             size,
             f"entries {size} to {head_size - 1} are missing (the ledger head says {head_size})",
             head_size - 1,
         )
-    elif check.tree_intact and head is not None and head.frontier != b"".join(check.frontier):
+    elif scan.tree_intact and head is not None and head.frontier != b"".join(scan.frontier):
         check.problem(None, "the ledger head's tree edge does not match the entries")
     for level, count in session.execute(
         select(LedgerNodeRow.level, func.count()).group_by(LedgerNodeRow.level)

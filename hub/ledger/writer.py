@@ -18,10 +18,13 @@ snapshot); it is never written wrongly. Open such transactions with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Dialect, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,38 +60,85 @@ def append_many(session: Session, events: Iterable[LedgerEvent]) -> range:
     if not prepared:
         return range(0)
     size, frontier = lock_head(session)
-    entry_rows: list[dict[str, Any]] = []
-    node_rows: list[dict[str, Any]] = []
+    connection = session.connection()
+    sql = _statements(connection.dialect)
+    time_value = _time_processor(connection.dialect)
+    entry_rows: list[tuple[Any, ...]] = []
+    node_rows: list[tuple[int, int, bytes]] = []
     seq = size
     for event, data in prepared:
         digest = leaf_hash(data)
         entry_rows.append(
-            {
-                "seq": seq,
-                "time": event.time,
-                "action": event.action.value,
-                "decision": event.decision,
-                "outcome": event.outcome.value,
-                "origin": event.origin,
-                "recipient": event.recipient,
-                "actor": event.actor,
-                "participant": event.participant,
-                "correlation_id": event.correlation_id,
-                "leaf_hash": digest,
-                "canonical": data,
-                "purged_at": None,
-            }
+            (
+                seq,
+                time_value(event.time),
+                event.action.value,
+                event.decision,
+                event.outcome.value,
+                event.origin,
+                event.recipient,
+                event.actor,
+                event.participant,
+                event.correlation_id,
+                digest,
+                data,
+            )
         )
-        node_rows.append({"level": 0, "idx": seq, "hash": digest})
-        for level, index, value in frontier_append(frontier, seq, digest):
-            node_rows.append({"level": level, "idx": index, "hash": value})
+        node_rows.append((0, seq, digest))
+        node_rows.extend(frontier_append(frontier, seq, digest))
         seq += 1
-    session.execute(insert(_entries), entry_rows)
-    session.execute(insert(_nodes), node_rows)
+    # Plain driver executemany: per-row SQLAlchemy processing costs more than the
+    # hashing; the statements and the one typed column are prepared once per dialect.
+    connection.exec_driver_sql(sql.entries, entry_rows)
+    connection.exec_driver_sql(sql.nodes, node_rows)
     session.execute(
         update(_head).where(_head.c.id == HEAD_ID).values(size=seq, frontier=b"".join(frontier))
     )
     return range(size, seq)
+
+
+@dataclass(frozen=True)
+class _Sql:
+    entries: str
+    nodes: str
+
+
+_ENTRY_COLUMNS = (
+    "seq",
+    "time",
+    "action",
+    "decision",
+    "outcome",
+    "origin",
+    "recipient",
+    "actor",
+    "participant",
+    "correlation_id",
+    "leaf_hash",
+    "canonical",
+)
+
+
+@cache
+def _statements(dialect: Dialect) -> _Sql:
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(_ENTRY_COLUMNS))
+    # Built only from the constants above and the driver's placeholder: no input.
+    return _Sql(
+        entries=f"INSERT INTO ledger_entry ({', '.join(_ENTRY_COLUMNS)}) VALUES ({marks})",  # noqa: S608
+        nodes=f"INSERT INTO ledger_node (level, idx, hash) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+    )
+
+
+@cache
+def _time_processor(dialect: Dialect) -> Callable[[datetime], Any]:
+    """How this dialect stores a ``UTCDateTime`` (what SQLAlchemy itself would bind)."""
+    # dialect_impl: the decorator chained with the dialect's own DATETIME processing, so
+    # SQLite gets the same text the ORM writes (always with microseconds).
+    process = _entries.c.time.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:  # pragma: no cover - UTCDateTime always has one
+        return lambda value: value
+    return process
 
 
 def lock_head(session: Session) -> tuple[int, list[bytes]]:

@@ -112,3 +112,35 @@ def test_concurrent_writers_get_gap_free_unique_numbers(database: Database) -> N
         frontier = split_frontier(head.frontier)
     leaves = [digest for _, digest, _ in stored_leaves(database)]
     assert root_from_frontier(frontier) == ref_mth(leaves)
+
+
+def test_stored_time_reads_back_exactly_and_verifies(database: Database) -> None:
+    from datetime import UTC, datetime
+
+    from hub.ledger.verify import verify_ledger
+
+    whole_second = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    with database.session() as session:
+        append_many(
+            session,
+            [
+                LedgerEvent(action=Action.VIEW, actor="a", time=whole_second),
+                LedgerEvent(
+                    action=Action.VIEW, actor="a", time=whole_second.replace(microsecond=7)
+                ),
+            ],
+        )
+    with database.session() as session:
+        times = session.scalars(select(LedgerEntryRow.time).order_by(LedgerEntryRow.seq)).all()
+        assert times == [whole_second, whole_second.replace(microsecond=7)]
+        after = session.scalars(
+            select(LedgerEntryRow.seq).where(LedgerEntryRow.time > whole_second)
+        ).all()
+        assert after == [1]
+        assert verify_ledger(session, None).ok
+        if database.dialect == "sqlite":  # the same text the ORM writes, so SQL compares work
+            raw = session.connection().exec_driver_sql("SELECT time FROM ledger_entry").all()
+            assert [r[0] for r in raw] == [
+                "2025-03-01 12:00:00.000000",
+                "2025-03-01 12:00:00.000007",
+            ]

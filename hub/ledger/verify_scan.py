@@ -1,0 +1,265 @@
+"""The one pass over all entries that ``evi log verify`` makes, in blocks of 2^14 entries.
+
+For each aligned block it fetches the entry rows and the stored subtree hashes of every
+level inside the block, recomputes leaf hashes from the stored bytes and every subtree
+from the stored leaf hashes, and compares whole lists at a time (so the common case —
+nothing wrong — runs at the speed of ``hashlib`` and list comparison, and only a
+mismatch is looked at entry by entry). Block roots are combined as the leaves of a small
+tree above the blocks, which yields the higher stored subtrees, the root at every signed
+size and the right edge the ledger head must hold.
+
+Why the tree is rebuilt from the *stored* leaf hashes rather than from the bytes: every
+link is still checked (bytes → leaf hash, leaf hash → level-0 node → … → signed root),
+but a changed entry is then named once, exactly, instead of once per subtree above it.
+
+On SQLite the search-column check runs inside the query (``json_extract``), flagging only
+rows that need a closer look; elsewhere each row is checked in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from hub.ledger.canonical import format_time
+from hub.ledger.hashing import EMPTY_ROOT, frontier_append, node_hash
+from hub.ledger.proofs import fold, range_nodes
+from hub.store.tables.ledger import LedgerEntryRow
+
+BLOCK_LEVEL = 14
+BLOCK = 1 << BLOCK_LEVEL
+SEARCH_COLUMNS = (
+    "action",
+    "decision",
+    "outcome",
+    "origin",
+    "recipient",
+    "actor",
+    "participant",
+    "correlation_id",
+)
+"""Columns of ``ledger_entry`` that copy a field of the stored bytes (besides ``time``)."""
+
+Report = Callable[[int, str, "int | None"], None]
+
+_sha256 = hashlib.sha256
+
+
+def _sqlite_columns_ok() -> str:
+    doc = "CAST(canonical AS TEXT)"
+    same = " AND ".join(f"json_extract({doc}, '$.{name}') IS {name}" for name in SEARCH_COLUMNS)
+    # SQLAlchemy stores SQLite times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, always 6 digits)
+    same += f" AND json_extract({doc}, '$.time') = replace(time, ' ', 'T') || 'Z'"
+    return f"CASE WHEN canonical IS NULL THEN 1 WHEN json_valid({doc}) THEN ({same}) ELSE 0 END"
+
+
+# Built from constants only (column names above), never from input.
+_ENTRY_SQL = {
+    "sqlite": "SELECT seq, leaf_hash, canonical, purged_at, "  # noqa: S608
+    + _sqlite_columns_ok()
+    + " FROM ledger_entry WHERE seq >= ? ORDER BY seq LIMIT ?",
+    "postgresql": "SELECT seq, leaf_hash, canonical, purged_at, NULL AS columns_ok, time, "  # noqa: S608
+    + ", ".join(SEARCH_COLUMNS)
+    + " FROM ledger_entry WHERE seq >= %s ORDER BY seq LIMIT %s",
+}
+_NODE_SQL = {
+    "sqlite": "SELECT idx, hash FROM ledger_node WHERE level = ? AND idx >= ? AND idx < ? "
+    "ORDER BY idx",
+    "postgresql": "SELECT idx, hash FROM ledger_node WHERE level = %s AND idx >= %s "
+    "AND idx < %s ORDER BY idx",
+}
+
+
+def column_problem(row: Any) -> str | None:
+    """What is wrong with an entry's search columns, judged against its stored bytes."""
+    if row.canonical is None:
+        filled = [
+            name for name in SEARCH_COLUMNS if name != "action" and getattr(row, name) is not None
+        ]
+        return f"purged but still holds {', '.join(filled)}" if filled else None
+    try:
+        doc = json.loads(row.canonical)
+    except (ValueError, UnicodeDecodeError):
+        return "its stored bytes are not JSON"
+    if not isinstance(doc, dict):
+        return "its stored bytes are not a JSON object"
+    wrong = [name for name in SEARCH_COLUMNS if doc.get(name) != getattr(row, name)]
+    if doc.get("time") != format_time(row.time):
+        wrong.insert(0, "time")
+    if wrong:
+        return f"search column(s) {', '.join(wrong)} do not match the stored bytes"
+    return None
+
+
+@dataclass
+class ScanResult:
+    size: int = 0
+    tree_intact: bool = True
+    frontier: list[bytes] = field(default_factory=list)
+    roots: dict[int, bytes] = field(default_factory=lambda: {0: EMPTY_ROOT})
+    purged: list[tuple[int, int]] = field(default_factory=list)
+
+
+class EntryScan:
+    """Runs the pass; problems go to ``report(seq, what, last_seq_or_None)``."""
+
+    def __init__(
+        self,
+        session: Session,
+        report: Report,
+        head_size: int,
+        wanted: set[int],
+        block_level: int = BLOCK_LEVEL,
+    ) -> None:
+        self.block_level = block_level
+        self.block = 1 << block_level
+        self.session = session
+        self.conn: Connection = session.connection()
+        self.dialect = self.conn.dialect.name
+        self.report = report
+        self.head_size = head_size
+        self.wanted = wanted
+        self.result = ScanResult()
+        self.blocks: list[bytes] = []  # right edge of the tree of block roots
+        self.tail: list[bytes] = []  # complete subtrees of the last, partial block
+        self.columns_in_sql = self.dialect == "sqlite"
+
+    def run(self) -> ScanResult:
+        start = 0
+        expected = 0
+        while True:
+            rows = self.conn.exec_driver_sql(
+                _ENTRY_SQL[self.dialect], (start, self.block)
+            ).fetchall()
+            if not rows:
+                break
+            seqs = [row[0] for row in rows]
+            if seqs[0] != expected or seqs[-1] - seqs[0] != len(seqs) - 1:
+                gap = next(
+                    (expected + i for i, seq in enumerate(seqs) if seq != expected + i),
+                    expected,
+                )
+                after = next(seq for seq in seqs if seq > gap)
+                self.report(gap, f"entries {gap} to {after - 1} are missing", after - 1)
+                self.result.tree_intact = False
+            if seqs[0] <= self.head_size <= seqs[-1]:
+                self.report(
+                    self.head_size,
+                    f"entries from {self.head_size} on were added outside the writer "
+                    f"(the ledger head says {self.head_size} entries)",
+                    None,
+                )
+            self._entries(rows)
+            if self.result.tree_intact:
+                self._tree(seqs[0], [bytes(row[1]) for row in rows])
+            expected = seqs[-1] + 1
+            start = expected
+            if len(rows) < self.block:
+                break
+        self.result.size = expected
+        if self.result.tree_intact:
+            self.result.frontier = self.blocks + self.tail
+        return self.result
+
+    # -- each entry on its own --------------------------------------------------------
+
+    def _entries(self, rows: Sequence[Any]) -> None:
+        for row in rows:
+            seq, stored, data, purged_at, columns_ok = row[:5]
+            if data is None:
+                if purged_at is None:
+                    self.report(seq, "its stored bytes are gone but it was never purged", None)
+                    continue
+                self._purged(seq)
+            elif _sha256(b"\x00" + data).digest() != stored:
+                self.report(seq, "its stored bytes do not give its leaf hash (entry altered)", None)
+                continue
+            elif purged_at is not None:
+                self.report(seq, "it is marked purged but still holds its bytes", None)
+                continue
+            if not self.columns_in_sql:
+                problem = column_problem(row)
+                if problem:
+                    self.report(seq, problem, None)
+            elif not columns_ok:
+                self._columns(seq)
+
+    def _purged(self, seq: int) -> None:
+        purged = self.result.purged
+        if purged and purged[-1][1] == seq - 1:
+            purged[-1] = (purged[-1][0], seq)
+        else:
+            purged.append((seq, seq))
+
+    def _columns(self, seq: int) -> None:
+        """Look closely at a row the SQL check flagged."""
+        row = self.session.execute(
+            select(
+                LedgerEntryRow.time,
+                LedgerEntryRow.canonical,
+                *(getattr(LedgerEntryRow, name) for name in SEARCH_COLUMNS),
+            ).where(LedgerEntryRow.seq == seq)
+        ).one()
+        problem = column_problem(row)
+        if problem:
+            self.report(seq, problem, None)
+
+    # -- the tree -------------------------------------------------------------------
+
+    def _stored(self, level: int, first: int, count: int) -> list[tuple[int, bytes]]:
+        rows = self.conn.exec_driver_sql(
+            _NODE_SQL[self.dialect], (level, first, first + count)
+        ).fetchall()
+        return [(int(idx), bytes(digest)) for idx, digest in rows]
+
+    def _compare(self, level: int, first: int, computed: list[bytes]) -> None:
+        stored = self._stored(level, first, len(computed))
+        expected = list(enumerate(computed, start=first))
+        if stored == expected:
+            return
+        found = dict(stored)
+        for idx, digest in expected:
+            if found.get(idx) != digest:
+                low, high = idx << level, ((idx + 1) << level) - 1
+                where = f"entry {low}" if level == 0 else f"entries {low} to {high}"
+                self.report(
+                    low,
+                    f"the stored tree hash over {where} does not match "
+                    "(an entry, its place or a tree hash was altered)",
+                    high,
+                )
+
+    def _tree(self, start: int, leaves: list[bytes]) -> None:
+        """Check one aligned block (``start`` a multiple of the block size) of leaves."""
+        levels = [leaves]
+        self._compare(0, start, leaves)
+        for level in range(1, self.block_level + 1):
+            below = levels[-1]
+            current = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if not current:
+                break
+            self._compare(level, start >> level, current)
+            levels.append(current)
+        end = start + len(leaves)
+
+        def intra(size: int) -> list[bytes]:
+            return [levels[lv][idx - (start >> lv)] for lv, idx in range_nodes(start, size)]
+
+        for size in sorted(s for s in self.wanted if start < s < start + self.block and s <= end):
+            self.result.roots[size] = fold([*self.blocks, fold(intra(size))])
+        if len(leaves) == self.block:
+            block_index = start >> self.block_level
+            for level, idx, digest in frontier_append(self.blocks, block_index, levels[-1][0]):
+                self._compare(self.block_level + level, idx, [digest])
+            if end in self.wanted:
+                self.result.roots[end] = fold(self.blocks)
+            self.tail = []
+        else:
+            self.tail = intra(end)
