@@ -84,6 +84,8 @@ class ConsentService:
         hub = self._ready()
         keys = hub.keys
         identity = submission.pnr
+        if submission.informed_at > self.clock():
+            raise InputError("informed_at is in the future; give the time the person was informed")
         if submission.amends is not None:
             with hub.db.session() as session:
                 self._amendable(session, identity, str(submission.amends))
@@ -108,7 +110,7 @@ class ConsentService:
             participants = ParticipantRepository(session, keys)
             repo = ConsentRepository(session)
             if submission.amends is not None:
-                consent = self._amendable(session, identity, str(submission.amends))
+                consent = self._amendable(session, identity, str(submission.amends), lock=True)
                 participant = participants.ensure(identity)
                 version = repo.latest_version_number(consent.id) + 1
             else:
@@ -150,10 +152,10 @@ class ConsentService:
             return Registered(consent.id, version, participant.pseudonym, verdict)
 
     def _amendable(
-        self, session: Session, identity: PersonalIdentity, consent_id: str
+        self, session: Session, identity: PersonalIdentity, consent_id: str, *, lock: bool = False
     ) -> ConsentRow:
         repo = ConsentRepository(session)
-        consent = repo.get(consent_id)
+        consent = repo.get(consent_id, lock=lock)
         participant = ParticipantRepository(session, self.hub.keys).find(identity)
         if consent is None or participant is None or consent.participant_id != participant.id:
             raise NotFoundError(

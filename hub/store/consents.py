@@ -39,8 +39,11 @@ class ConsentRepository:
 
     # -- consents and versions --------------------------------------------------------------
 
-    def get(self, consent_id: str) -> ConsentRow | None:
-        return self.session.get(ConsentRow, consent_id)
+    def get(self, consent_id: str, *, lock: bool = False) -> ConsentRow | None:
+        """The consent; ``lock=True`` holds its row until the transaction ends (PostgreSQL
+        ``FOR UPDATE``; SQLite's write lock already serialises writers), so two amendments
+        cannot both become the next version."""
+        return self.session.get(ConsentRow, consent_id, with_for_update=lock)
 
     def consents_of(self, participant_id: int) -> list[ConsentRow]:
         """The person's consents, oldest first, each with its versions loaded."""

@@ -367,3 +367,11 @@ def test_stored_snapshot_decides_like_the_facts(hub: Hub, facts) -> None:
                     got = gate_decide(stored, o, "team", c, p, minute(at))
                     want = gate_decide(expected, o, "team", c, p, minute(at))
                     assert replace(got, block_id=None) == replace(want, block_id=None)
+
+
+def test_a_consent_the_person_was_informed_of_later_than_now_is_refused(
+    hub: Hub, service: ConsentService
+) -> None:
+    with pytest.raises(InputError, match="informed_at is in the future"):
+        service.register(paper_submission(PNR, informed_at="2030-01-01T00:00:00Z"), actor="cw")
+    assert ledger(hub.db) == []
