@@ -148,3 +148,14 @@ def test_the_registration_hook_is_typed_and_documented_with_its_signature() -> N
     signature = "evi_register_connectors(register: Callable[[type[Connector]], None]) -> None"
     assert f"def {signature}" in inspect.getsource(spec)
     assert signature in DOCS.read_text()
+
+
+def test_the_hub_never_imports_a_connector() -> None:
+    hub_dir = Path(__file__).parents[2] / "hub"
+    offenders = [
+        f"{path.relative_to(hub_dir.parent)}:{number}"
+        for path in hub_dir.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.strip().startswith(("import connectors", "from connectors"))
+    ]
+    assert offenders == []
