@@ -209,7 +209,8 @@ def _cursor(connector: str, cursor: str | None) -> int:
         value = int(cursor)
     except ValueError:
         raise ConnectorConfigError(
-            connector, "the stored cursor is not a sequence number; reset the connector's cursor"
+            connector, "the stored cursor is not a sequence number; run `evi sync --connector "
+            "kommun --from-start` once to read from the beginning"
         ) from None
     return max(value, 1)
 

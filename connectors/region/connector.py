@@ -197,5 +197,6 @@ def _cursor(connector: str, cursor: str | None) -> int | None:
         return int(cursor)
     except ValueError:
         raise ConnectorConfigError(
-            connector, "the stored cursor is not a time in milliseconds; reset the cursor"
+            connector, "the stored cursor is not a time in milliseconds; run `evi sync "
+            "--connector region --from-start` once to read from the beginning"
         ) from None

@@ -17,6 +17,7 @@ authority's API):
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -52,9 +53,16 @@ class SandboxKit:
 
     def __init__(self, name: str, settings: SandboxSettings) -> None:
         self.name = name
+        self.state = SandboxState(name, settings.state_dir)
+        # Knobs changed at run time (PATCH /_sandbox/knobs) belong to the authority's state
+        # like its subscriptions: they hold across restarts until changed again or --fresh.
+        stored = self.state.get_setting("knobs")
+        if stored:
+            settings = SandboxSettings.model_validate(
+                {**settings.model_dump(), **json.loads(stored)}
+            )
         self.settings = settings
         self.population = Population(settings.seed, settings.population)
-        self.state = SandboxState(name, settings.state_dir)
         # Rounds added by /_sandbox/advance outlive a restart, on top of records_per_person.
         self.advanced = int(self.state.get_setting("advanced") or 0)
         self.rounds = settings.records_per_person + self.advanced
@@ -170,4 +178,7 @@ class SandboxKit:
                 raise HTTPException(422, str(exc.errors(include_input=False))) from None
             kit.settings = updated
             kit.faults.update(updated)
+            kit.state.set_setting(
+                "knobs", json.dumps(updated.model_dump(mode="json", include=set(_KNOBS)))
+            )
             return updated.model_dump(mode="json", include=set(_KNOBS))

@@ -60,6 +60,12 @@ def sync(
     since: str | None = typer.Option(
         None, "--since", help="Start from this cursor instead of the stored one."
     ),
+    from_start: bool = typer.Option(
+        False,
+        "--from-start",
+        help="Ignore the stored cursor and read everything again (harmless: records are "
+        "upserted, unchanged ones are not sent again).",
+    ),
     queue_only: bool = typer.Option(
         False, "--queue-only", help="Pull and queue only; leave delivery to `evi worker`."
     ),
@@ -87,6 +93,7 @@ def sync(
         connectors=connector or None,
         dry_run=dry_run,
         since=since,
+        from_start=from_start,
         deliver=not queue_only,
         transports=_sandbox_transports(hub) if sandbox else {},
         progress=_progress(),

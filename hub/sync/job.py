@@ -56,6 +56,7 @@ class SyncOptions:
     connectors: list[str] | None = None
     dry_run: bool = False
     since: str | None = None
+    from_start: bool = False
     deliver: bool = True
     transports: Mapping[str, httpx.BaseTransport] = field(default_factory=dict)
     progress: Progress | None = None
@@ -209,7 +210,7 @@ def _pull_all(
 ) -> None:
     name = connector.name
     with hub.db.session() as session:
-        cursor = options.since or stored_cursor(session, name)
+        cursor = None if options.from_start else options.since or stored_cursor(session, name)
         subscriptions = subscribed_identities(session, hub.keys, name)
     rules = hub.settings.routing
     for batch in _batches_then_raise(connector.pull(cursor, subscriptions)):

@@ -116,6 +116,13 @@ class Sandboxes:
             data: dict[str, Any] = answer.json()
             return data
 
+    def people(self) -> list[dict[str, Any]]:
+        with self._client("kommun") as client:
+            answer = client.get("/_sandbox/people", params={"limit": 10_000})
+            answer.raise_for_status()
+            items: list[dict[str, Any]] = answer.json()["items"]
+            return items
+
     def received_keys(self) -> dict[str, set[str]]:
         return {n: {i["idempotency_key"] for i in self.received(n)["items"]} for n in AUTHORITIES}
 

@@ -329,3 +329,24 @@ def test_seed_is_remembered_per_home(demo: Hub, targets: dict[str, SandboxTarget
 
     with pytest.raises(InputError, match=f"seed {SEED}"):
         run_demo(demo, DemoOptions(seed=SEED + 1, setup_only=True), lambda _s: None)
+
+
+def test_a_person_an_authority_marks_protected_is_cancelled_everywhere_and_sent_without_identity(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    run_sync(demo, sync_options(targets))
+    with demo.db.session() as session:
+        protected = session.scalars(
+            select(ParticipantRow).where(ParticipantRow.protected_identity.is_(True))
+        ).all()
+        assert protected, f"seed {SEED} has a protected person in its caseload"
+        person = protected[0]
+        number = ParticipantRepository(session, demo.keys).identity_of(person).number
+    before = run_sync(demo, sync_options(targets))
+    assert sum(r.cancelled for r in before.connectors) >= 1
+    for name, target in targets.items():
+        with bench(target) as client:
+            subscribed = client.get("/_sandbox/subscriptions").json()["numbers"]
+        assert number not in subscribed, name
+        for item in received(target)["items"]:
+            assert number not in str(item["body"]), f"{name} received a protected identity"

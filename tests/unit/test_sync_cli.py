@@ -1,0 +1,100 @@
+"""`evi sync`, `evi sync history`, `evi transfers …` as an administrator runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sync_support import POPULATION, SEED
+
+from hub.settings import get_settings
+
+
+@pytest.fixture
+def demo_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    result = cli("demo", "--setup-only", "--seed", str(SEED), "--population", str(POPULATION))
+    assert result.code == 0, result.err
+    return evi_home
+
+
+def test_sync_prints_the_report_and_history_remembers_it(cli, demo_home: Path) -> None:
+    result = cli("sync", "--sandbox")
+    assert result.code == 0, result.err
+    header = result.out.splitlines()[0].split()
+    assert header[:4] == ["connector", "status", "pulled", "stored"]
+    assert {
+        "refused",
+        "unmapped",
+        "queued",
+        "delivered",
+        "denied",
+        "retried",
+        "dead_lettered",
+    } <= set(header)
+    history = cli("sync", "history", "--json")
+    rows = json.loads(history.out)
+    assert {r["connector"] for r in rows} == {"af", "fk", "kommun", "region"}
+    assert all(r["status"] == "ok" and r["counts"]["pulled"] >= 0 for r in rows)
+    listing = json.loads(cli("connectors", "list", "--json").out)
+    assert all(c["last_sync"] and c["status"] == "ok" for c in listing)
+
+
+def test_dry_run_from_the_command_line_says_nothing_changed(cli, demo_home: Path) -> None:
+    result = cli("sync", "--sandbox", "--dry-run")
+    assert result.code == 0, result.err
+    assert "would register" in result.out
+    assert "dry run: nothing was stored, queued, sent or logged" in result.out
+    assert json.loads(cli("sync", "history", "--json").out) == []
+
+
+def test_from_start_reads_everything_again_and_sends_nothing_twice(cli, demo_home: Path) -> None:
+    assert cli("sync", "--sandbox").code == 0
+    again = cli("sync", "--sandbox", "--from-start", "--json")
+    assert again.code == 0, again.err
+    report = json.loads(again.out)["connectors"]
+    assert sum(r["pulled"] for r in report) > 0
+    assert sum(r["queued"] + r["delivered"] for r in report) == 0
+
+
+def test_naming_a_disabled_connector_is_a_configuration_error(cli, demo_home: Path) -> None:
+    assert cli("connectors", "disable", "af").code == 0
+    result = cli("sync", "--sandbox", "--connector", "af")
+    assert result.code == 2
+    assert "evi connectors enable af" in result.err
+
+
+def test_failed_transfers_are_listed_with_a_reason_and_can_be_retried(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("sync", "--sandbox", "--queue-only").code == 0
+    # fk refuses every push: its items become dead letters after one attempt
+    from sync_support import knobs
+
+    from hub.context import open_hub
+    from hub.demo.run import demo_sandboxes
+
+    monkeypatch.setenv("EVI_SYNC__MAX_ATTEMPTS", "1")
+    hub = open_hub(get_settings())
+    knobs(demo_sandboxes(hub)["fk"], fail_rate=1.0)
+    result = cli("sync", "--sandbox", "--connector", "fk")
+    assert result.code == 1
+    failed = json.loads(cli("transfers", "failed", "--json").out)
+    assert failed and all(f["recipient"] == "fk" and "gave up" in f["reason"] for f in failed)
+    assert all(f["participant"].startswith("p-") for f in failed)
+    knobs(demo_sandboxes(hub)["fk"], fail_rate=0.0)
+    retried = cli("transfers", "retry", "--all")
+    assert retried.code == 0
+    assert f"{len(failed)} transfer(s) queued again" in retried.err
+    assert cli("sync", "--sandbox", "--connector", "fk").code == 0
+    assert json.loads(cli("transfers", "failed", "--json").out) == []
+    hub.close()
+
+
+def test_retrying_an_unknown_transfer_names_it(cli, demo_home: Path) -> None:
+    result = cli("transfers", "retry", "999999")
+    assert result.code == 1
+    assert "no dead letter with id 999999" in result.err
+    assert cli("transfers", "retry").code == 2
