@@ -11,31 +11,41 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from hub.errors import InputError, StorageError
 from hub.ledger import proofs
-from hub.ledger.hashing import split_frontier
+from hub.ledger.hashing import root_from_frontier, split_frontier
 from hub.ledger.proofs import NodeKey
 from hub.ledger.writer import HEAD_ID
-from hub.store.tables.ledger import LedgerHeadRow, LedgerNodeRow
 
 T = TypeVar("T")
 
 
 class StoredTree:
-    """Read-only view of the ledger's tree inside the caller's session."""
+    """Read-only view of the ledger's tree inside the caller's session.
+
+    Reads go through the driver's cursor with hand-written SQL (plain placeholders, no
+    input in the text): building an SQLAlchemy statement per proof would cost more than
+    the proof itself, and proofs must stay well under a millisecond at millions of entries.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        connection = session.connection()
+        self._mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        self._cursor = connection.connection.cursor()
 
     def head(self) -> tuple[int, list[bytes]]:
-        """(size, frontier) as last committed; (0, []) for an empty ledger."""
-        row = self.session.get(LedgerHeadRow, HEAD_ID)
+        """(size, frontier) as committed (plus this transaction's appends); (0, []) when empty."""
+        self._cursor.execute(
+            f"SELECT size, frontier FROM ledger_head WHERE id = {self._mark}",  # noqa: S608
+            (HEAD_ID,),
+        )
+        row = self._cursor.fetchone()
         if row is None:
             return 0, []
-        return row.size, split_frontier(row.frontier)
+        return int(row[0]), split_frontier(bytes(row[1]))
 
     def size(self) -> int:
         return self.head()[0]
@@ -45,19 +55,19 @@ class StoredTree:
         by_level: dict[int, list[int]] = defaultdict(list)
         for level, index in keys:
             by_level[level].append(index)
-        found: dict[NodeKey, bytes] = {}
-        if by_level:
-            condition = or_(
-                *(
-                    and_(LedgerNodeRow.level == level, LedgerNodeRow.idx.in_(indexes))
-                    for level, indexes in by_level.items()
-                )
-            )
-            rows = self.session.execute(
-                select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(condition)
-            )
-            found.update(((level, idx), bytes(digest)) for level, idx, digest in rows)
-        return found
+        if not by_level:
+            return {}
+        mark = self._mark
+        terms: list[str] = []
+        params: list[int] = []
+        for level, indexes in by_level.items():
+            terms.append(f"(level = {mark} AND idx IN ({', '.join([mark] * len(indexes))}))")
+            params += [level, *indexes]
+        self._cursor.execute(
+            "SELECT level, idx, hash FROM ledger_node WHERE " + " OR ".join(terms),  # noqa: S608
+            params,
+        )
+        return {(level, idx): bytes(digest) for level, idx, digest in self._cursor.fetchall()}
 
     def _size_or_current(self, size: int | None) -> int:
         current = self.size()
@@ -70,7 +80,10 @@ class StoredTree:
         return size
 
     def root(self, size: int | None = None) -> bytes:
-        """The tree head at ``size`` (default: now)."""
+        """The tree head at ``size`` (default: now, straight from the stored right edge)."""
+        current, frontier = self.head()
+        if size is None or size == current:
+            return root_from_frontier(frontier)
         size = self._size_or_current(size)
         return self._checked(lambda: proofs.tree_root(size, self.fetch))
 
