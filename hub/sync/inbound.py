@@ -104,12 +104,20 @@ class InboundBatch:
         participants = self._participants([c for _, c in mapped])
         self._snapshots = load_snapshots(self.session, list(participants.values()))
         self._stored = self._existing([c.source_id for _, c in mapped])
+        changed: list[tuple[ParticipantRow, StoredRecord]] = []
         for native, common in mapped:
             row = participants.get(self.keys.lookup_digest(common.person.number))
             if row is None:
                 self._refuse(native, "no_consent")
                 continue
-            self._admit(row, common)
+            admitted = self._admit(row, common)
+            if admitted is not None:
+                changed.append((row, admitted))
+        self.session.flush()  # ids for the outbox, and this batch's referrals for routing
+        self._routing.preload({row.id for row, _ in changed})
+        for row, record in changed:
+            self._route(row, record)
+        self.counts.queued += self.outbox.flush()
         append_many(self.session, self._events)
         if natives:
             self._move_cursor(natives[-1].cursor)
@@ -175,7 +183,8 @@ class InboundBatch:
         self.counts.tally(decision.decision, decision.reason.value)
         return decision
 
-    def _admit(self, row: ParticipantRow, common: CommonRecord) -> None:
+    def _admit(self, row: ParticipantRow, common: CommonRecord) -> StoredRecord | None:
+        """Gate the record into the joint team; the stored record if it is new or changed."""
         if common.protected_identity and not row.protected_identity:
             row.protected_identity = True
             self._snapshots.update(load_snapshots(self.session, [row]))  # carries the flag
@@ -191,11 +200,10 @@ class InboundBatch:
         )
         if not self._decide(row, inbound).permitted:
             self.counts.refused += 1
-            return
+            return None
         stored, changed = self._upsert(row, common, digest)
         self.counts.stored += 1
-        if changed:
-            self._route(row, stored)
+        return stored if changed else None
 
     def _upsert(
         self, row: ParticipantRow, common: CommonRecord, digest: str
@@ -217,9 +225,6 @@ class InboundBatch:
         if existing is None:
             self.session.add(record)
             self._stored[common.source_id] = record
-        self.session.flush()
-        if record.kind == "referral":
-            self._routing.forget(row.id)
         return record, True
 
     def _route(self, row: ParticipantRow, record: StoredRecord) -> None:
@@ -237,7 +242,7 @@ class InboundBatch:
             if not self._decide(row, request).permitted:
                 self.counts.denied += 1
                 continue
-            queued = self.outbox.enqueue(
+            self.outbox.enqueue(
                 key=idempotency_key(record, recipient, purpose),
                 record_id=record.id,
                 participant_id=row.id,
@@ -247,7 +252,6 @@ class InboundBatch:
                 category=record.category,
                 now=self.now,
             )
-            self.counts.queued += int(queued)
 
     def _refuse(self, native: NativeRecord, reason: str) -> None:
         """Refused records are never stored; the ledger keeps only their digest."""

@@ -25,6 +25,7 @@ DEAD = "dead"
 class OutboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._pending: dict[str, OutboxItem] = {}
 
     def enqueue(
         self,
@@ -38,26 +39,43 @@ class OutboxRepository:
         category: str,
         now: datetime,
     ) -> bool:
-        """Queue a delivery unless one with this idempotency key exists; True if queued."""
-        exists = self.session.scalar(select(OutboxItem.id).where(OutboxItem.idempotency_key == key))
-        if exists is not None:
+        """Queue a delivery unless one with this idempotency key exists; True if queued.
+
+        Items are held until :meth:`flush`, which checks the keys in bulk: a key queued
+        before (a record read again after a crash) is never queued twice.
+        """
+        if key in self._pending:
             return False
-        self.session.add(
-            OutboxItem(
-                idempotency_key=key,
-                record_id=record_id,
-                participant_id=participant_id,
-                origin=origin,
-                recipient=recipient,
-                purpose=purpose,
-                category=category,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+        self._pending[key] = OutboxItem(
+            idempotency_key=key,
+            record_id=record_id,
+            participant_id=participant_id,
+            origin=origin,
+            recipient=recipient,
+            purpose=purpose,
+            category=category,
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
         )
         return True
+
+    def flush(self) -> int:
+        """Add the held items whose keys are new; returns how many were added."""
+        keys = sorted(self._pending)
+        known: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            known.update(
+                self.session.scalars(
+                    select(OutboxItem.idempotency_key).where(OutboxItem.idempotency_key.in_(chunk))
+                )
+            )
+        fresh = [item for key, item in self._pending.items() if key not in known]
+        self.session.add_all(fresh)
+        self._pending.clear()
+        return len(fresh)
 
     def claim(
         self, now: datetime, lease: timedelta, limit: int, recipients: Iterable[str] | None = None

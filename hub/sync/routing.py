@@ -19,14 +19,35 @@ CASE_PARTIES = "case_parties"
 class RoutingCache:
     """Per-person routing facts for one batch: case parties and referring parties.
 
-    Subscriptions do not change during a batch; referring parties do when a referral is
-    stored, so the batch calls :meth:`forget` then.
+    Loaded in bulk by :meth:`preload` after the batch's records are flushed, so a referral
+    stored in the same batch already counts; neither changes while the batch is routed.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._case: dict[int, list[str]] = {}
         self._referring: dict[int, list[str]] = {}
+
+    def preload(self, participant_ids: set[int]) -> None:
+        ids = sorted(participant_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            case: dict[int, list[str]] = {pid: [] for pid in chunk}
+            for pid, party in self.session.execute(
+                select(Subscription.participant_id, Subscription.party).where(
+                    Subscription.participant_id.in_(chunk), Subscription.active.is_(True)
+                )
+            ):
+                case[pid].append(party)
+            referring: dict[int, set[str]] = {pid: set() for pid in chunk}
+            for pid, body in self.session.execute(
+                select(StoredRecord.participant_id, StoredRecord.body).where(
+                    StoredRecord.participant_id.in_(chunk), StoredRecord.kind == "referral"
+                )
+            ):
+                referring[pid].add(str(body["referring_party"]))
+            self._case.update(case)
+            self._referring.update({pid: sorted(v) for pid, v in referring.items()})
 
     def case_parties(self, participant_id: int) -> list[str]:
         if participant_id not in self._case:
@@ -37,9 +58,6 @@ class RoutingCache:
         if participant_id not in self._referring:
             self._referring[participant_id] = referring_parties(self.session, participant_id)
         return self._referring[participant_id]
-
-    def forget(self, participant_id: int) -> None:
-        self._referring.pop(participant_id, None)
 
 
 def recipients(

@@ -17,10 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
-from hub.consent.decisions import gate_for, subscribers
+from hub.consent import gate
+from hub.consent.decisions import DecisionRequest, decision_event, subscribers
+from hub.consent.snapshots import load_snapshots
 from hub.keys import KeyRing
 from hub.ledger.event import Action, LedgerEvent
-from hub.ledger.writer import append
+from hub.ledger.writer import append_many
 from hub.model.identity import PersonalIdentity
 from hub.model.vocab import JOINT_TEAM, Category, Purpose
 from hub.store.participants import ParticipantRepository
@@ -34,26 +36,6 @@ class SubscriptionChanges:
     cancelled: int = 0
 
 
-def wanted_participants(
-    session: Session, party: str, at: datetime, *, actor: str
-) -> list[ParticipantRow]:
-    """People who should be registered with ``party`` now: consent names it, and the gate
-    permits disclosing their identity to it (each decision is recorded)."""
-    wanted = []
-    for row in subscribers(session, party, at):
-        decision = gate_for(session, row).decide(
-            JOINT_TEAM, party, Category.IDENTITY, Purpose.COORDINATION, at, actor=actor
-        )
-        if decision.permitted:
-            wanted.append(row)
-    return wanted
-
-
-def active_subscriptions(session: Session, party: str) -> dict[int, Subscription]:
-    rows = session.scalars(select(Subscription).where(Subscription.party == party))
-    return {row.participant_id: row for row in rows}
-
-
 def reconcile(
     session: Session,
     keys: KeyRing,
@@ -65,6 +47,12 @@ def reconcile(
 ) -> SubscriptionChanges:
     """Register newly consented people with the authority and cancel the others.
 
+    Whether a person may be registered is the gate's decision (``identity`` from the joint
+    team to the authority), made for everyone whose consent names the authority. Decisions
+    that lead to a registration or a cancellation, and every refusal, are written to the
+    ledger in one append; a registration that simply stays in force discloses nothing new
+    and is not logged again each night.
+
     Calls the authority inside the caller's transaction; if a call fails the transaction
     rolls back, and both sides converge on the next run (the calls are idempotent).
     ``call_authority=False`` only counts the changes (for a dry run in a rolled-back
@@ -73,30 +61,68 @@ def reconcile(
     party = connector.name
     changes = SubscriptionChanges()
     people = ParticipantRepository(session, keys)
-    wanted = {row.id: row for row in wanted_participants(session, party, at, actor=actor)}
     current = active_subscriptions(session, party)
-    for pid, row in wanted.items():
-        sub = current.get(pid)
-        if sub is not None and sub.active:
-            continue
-        if call_authority:
-            connector.subscribe(people.identity_of(row))
-        if sub is None:
-            session.add(Subscription(participant_id=pid, party=party, active=True, changed_at=at))
-        else:
-            sub.active, sub.changed_at = True, at
-        _log(session, row, party, "subscribed", actor, at)
-        changes.added += 1
-    for pid, sub in current.items():
-        if sub.active and pid not in wanted:
-            gone = session.get(ParticipantRow, pid)
-            assert gone is not None
+    candidates = subscribers(session, party, at)
+    known = {row.id for row in candidates}
+    lapsed = [pid for pid, sub in current.items() if sub.active and pid not in known]
+    rows = candidates + [r for r in _participants(session, lapsed)]
+    snapshots = load_snapshots(session, rows)
+    events: list[LedgerEvent] = []
+    for row in rows:
+        request = DecisionRequest(
+            JOINT_TEAM, party, Category.IDENTITY.value, Purpose.COORDINATION.value, at
+        )
+        decision = gate.decide(
+            snapshots[row.id],
+            request.origin,
+            request.recipient,
+            request.category,
+            request.purpose,
+            at,
+        )
+        sub = current.get(row.id)
+        active = sub is not None and sub.active
+        if decision.permitted and not active:
             if call_authority:
-                connector.unsubscribe(people.identity_of(gone))
+                connector.subscribe(people.identity_of(row))
+            if sub is None:
+                session.add(
+                    Subscription(participant_id=row.id, party=party, active=True, changed_at=at)
+                )
+            else:
+                sub.active, sub.changed_at = True, at
+            events += [
+                decision_event(decision, row.pseudonym, request, actor=actor),
+                _event(row, party, "subscribed", actor, at),
+            ]
+            changes.added += 1
+        elif not decision.permitted and active:
+            assert sub is not None
+            if call_authority:
+                connector.unsubscribe(people.identity_of(row))
             sub.active, sub.changed_at = False, at
-            _log(session, gone, party, "cancelled", actor, at)
+            events += [
+                decision_event(decision, row.pseudonym, request, actor=actor),
+                _event(row, party, "cancelled", actor, at),
+            ]
             changes.cancelled += 1
+        elif not decision.permitted and row.id in known:
+            events.append(decision_event(decision, row.pseudonym, request, actor=actor))
+    append_many(session, events)
     return changes
+
+
+def active_subscriptions(session: Session, party: str) -> dict[int, Subscription]:
+    rows = session.scalars(select(Subscription).where(Subscription.party == party))
+    return {row.participant_id: row for row in rows}
+
+
+def _participants(session: Session, ids: Sequence[int]) -> list[ParticipantRow]:
+    found: list[ParticipantRow] = []
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        found.extend(session.scalars(select(ParticipantRow).where(ParticipantRow.id.in_(chunk))))
+    return found
 
 
 def subscribed_identities(
@@ -113,20 +139,15 @@ def subscribed_identities(
     return [people.identity_of(row) for row in rows]
 
 
-def _log(
-    session: Session, row: ParticipantRow, party: str, what: str, actor: str, at: datetime
-) -> None:
-    append(
-        session,
-        LedgerEvent(
-            time=at,
-            action=Action.SUBSCRIPTION,
-            reason=what,
-            origin=JOINT_TEAM,
-            recipient=party,
-            actor=actor,
-            purpose=Purpose.COORDINATION,
-            categories=(Category.IDENTITY,),
-            participant=row.pseudonym,
-        ),
+def _event(row: ParticipantRow, party: str, what: str, actor: str, at: datetime) -> LedgerEvent:
+    return LedgerEvent(
+        time=at,
+        action=Action.SUBSCRIPTION,
+        reason=what,
+        origin=JOINT_TEAM,
+        recipient=party,
+        actor=actor,
+        purpose=Purpose.COORDINATION,
+        categories=(Category.IDENTITY,),
+        participant=row.pseudonym,
     )
