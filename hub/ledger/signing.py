@@ -157,8 +157,9 @@ def _source(settings: Settings) -> KeySource:
 def load_signer(session: Session, settings: Settings, *, create: bool = False) -> NoteSigner:
     """The ledger signing key, checked against the fingerprint this database recorded.
 
-    With ``create=True`` a key is created (and its fingerprint recorded, in the caller's
-    transaction) only if this database has never recorded one. Raises
+    ``create=True`` is for signing: a key is created if there is none, and its fingerprint
+    is recorded (in the caller's transaction) if this database has never recorded one;
+    otherwise nothing is written. Raises
     :class:`ConfigError` naming the key and where it belongs when it is missing or is not
     the key on record; nothing is written then.
     """
@@ -185,6 +186,7 @@ def load_signer(session: Session, settings: Settings, *, create: bool = False) -
                 f"(`evi log checkpoint --new`), or put one in {source.where()}"
             )
         seed = source.create()
-    session.add(HubMeta(key=META_KEY, value=key_fingerprint(seed)))
-    session.flush()
+    if create:  # about to sign: from now on this database insists on this key
+        session.add(HubMeta(key=META_KEY, value=key_fingerprint(seed)))
+        session.flush()
     return NoteSigner(name, seed)

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Dialect, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.errors import StorageError
@@ -158,5 +159,15 @@ def lock_head(session: Session) -> tuple[int, list[bytes]]:
         .on_conflict_do_update(index_elements=[_head.c.id], set_={"size": _head.c.size})
         .returning(_head.c.size, _head.c.frontier)
     )
-    size, blob = session.execute(stmt).one()
+    try:
+        size, blob = session.execute(stmt).one()
+    except OperationalError as exc:
+        if dialect == "sqlite" and "locked" in str(exc.orig):
+            # SQLite cannot upgrade a read snapshot another writer has moved past.
+            raise StorageError(
+                "the ledger is busy: this transaction read before appending while another "
+                "writer committed; nothing was written. Retry; open such transactions with "
+                "Database.session(write_lock=True)"
+            ) from None
+        raise
     return int(size), split_frontier(bytes(blob))

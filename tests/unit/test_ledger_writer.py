@@ -144,3 +144,23 @@ def test_stored_time_reads_back_exactly_and_verifies(database: Database) -> None
                 "2025-03-01 12:00:00.000000",
                 "2025-03-01 12:00:00.000007",
             ]
+
+
+def test_sqlite_append_after_a_stale_read_fails_cleanly_without_a_gap(tmp_path) -> None:
+    from hub.errors import StorageError
+
+    database = Database(f"sqlite:///{tmp_path / 'stale.db'}")
+    from hub.store.base import Base
+
+    Base.metadata.create_all(database.engine)
+    with database.session() as session:
+        append(session, event())
+    with pytest.raises(StorageError, match="read before appending"), database.session() as stale:
+        stale.execute(select(LedgerEntryRow.seq)).all()  # a read: the snapshot is taken
+        with database.session() as other:
+            append(other, event())  # another writer commits seq 1
+        append(stale, event())
+    with database.session(write_lock=True) as session:
+        session.execute(select(LedgerEntryRow.seq)).all()
+        assert append(session, event()) == 2
+    database.dispose()
