@@ -36,3 +36,22 @@ def test_wheel_carries_the_shipped_config_and_mappings(wheel_venv: Path, run_in)
     assert "site-packages/hub/_bundled/config/evi.toml" in config
     assert Path(config).is_file()
     assert "site-packages/hub/_bundled/mappings" in mappings
+
+
+def test_evi_demo_from_the_wheel_runs_twice_in_an_empty_directory(
+    wheel_venv: Path, run_in
+) -> None:
+    evi = str(wheel_venv / "bin" / "evi")
+    first = run_in(evi, "demo")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "caseload registered for 500 people" in first.stdout
+    assert "ledger verified" in first.stdout
+    assert "What to try next" in first.stdout
+    second = run_in(evi, "demo")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "caseload already registered" in second.stdout
+    assert "a night passes" in second.stdout
+    assert "ledger verified" in second.stdout
+    # the second night found the new records the authorities made
+    table = second.stdout.split("connector  status", 1)[1].splitlines()[1:5]
+    assert all(int(line.split()[2]) > 0 for line in table), table
