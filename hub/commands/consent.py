@@ -1,4 +1,4 @@
-"""`evi consent …`: register, show, list, withdraw, block and export consents.
+"""`evi consent …`: register (one, or many with import), show, list, withdraw, block, export.
 
 The commands are thin: they parse options, call :class:`hub.consent.service.ConsentService`
 and print. Errors are :class:`hub.errors.EviError` and reach the user through ``hub.cli``;
@@ -19,14 +19,16 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 
 from hub.commands.common import hub_from, info, print_json
+from hub.consent.bulk import BulkEvidenceRefusedError
 from hub.consent.document import rfc3339, submission_document
 from hub.consent.errors import ConsentFileError
 from hub.consent.fhir import export_bundle
-from hub.consent.files import load_submission
+from hub.consent.files import describe, load_submission
 from hub.consent.receipt import render_receipt
 from hub.consent.service import ConsentService
 from hub.consent.views import ConsentHistory, PersonConsents, VersionView, listing_entry
 from hub.errors import InputError
+from hub.model.consent import ConsentSubmission, PaperEvidence
 from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
 from hub.model.vocab import Category, Party
 
@@ -114,6 +116,82 @@ def register_consent(
         f"{result.participant}; evidence: {result.verdict.detail}"
     )
     typer.echo(result.consent_id)
+
+
+@consent_app.command("import")
+def import_consents(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="JSON Lines: one consent document (JSON) per line."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Register many new consents from a JSON Lines file: all of them, or none.
+
+    Each line is what a .json file for `evi consent register` holds; blank lines are
+    skipped. Every evidence is verified first; one bad line stores nothing. Amendments
+    are not taken here (use `evi consent register`). Prints one consent id per line.
+    """
+    lines = _load_lines(file)
+    hub = hub_from(ctx)
+    try:
+        done = ConsentService(hub).register_many([s for _, s in lines], actor=_actor(actor))
+    except BulkEvidenceRefusedError as exc:
+        for position, why in exc.refused:
+            typer.echo(f"error: {file}:{lines[position][0]}: {why}", err=True)
+        typer.echo(f"error: {file}: nothing was stored; fix those lines and run again", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    for result in done:
+        typer.echo(result.consent_id)
+    info(f"registered {len(done)} consents from {file}")
+
+
+def _load_lines(file: Path) -> list[tuple[int, ConsentSubmission]]:
+    """``(line number, submission)`` for each non-blank line; every bad line is reported."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{file}: does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{file}: cannot be read as UTF-8 text ({exc})") from None
+    loaded: list[tuple[int, ConsentSubmission]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line, object_pairs_hook=_no_repeated_keys)
+        except ValueError as exc:
+            problems.append(f"{number}: not a JSON object on one line ({exc})")
+            continue
+        try:
+            submission = ConsentSubmission.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(f"{number}: {p}" for p in describe(exc))
+            continue
+        evidence = submission.evidence
+        if isinstance(evidence, PaperEvidence) and evidence.scan is not None:
+            scan = evidence.scan.expanduser()  # relative to the file, as with --file
+            scan = scan if scan.is_absolute() else file.parent / scan
+            evidence = evidence.model_copy(update={"scan": scan})
+            submission = submission.model_copy(update={"evidence": evidence})
+        loaded.append((number, submission))
+    if not loaded and not problems:
+        problems.append("1: the file holds no consent")
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {file}:{problem}", err=True)
+        typer.echo(f"error: {file}: nothing was stored; fix the file and run again", err=True)
+        raise typer.Exit(InputError.exit_code)
+    return loaded
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # As with --file: two equal keys in a consent hide a mistake.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"{key} is given twice; keep one")
+        result[key] = value
+    return result
 
 
 @consent_app.command("document")

@@ -1,4 +1,4 @@
-"""The consent registry's use cases: register, amend, withdraw, block, read.
+"""The consent registry's use cases: register (one or many), amend, withdraw, block, read.
 
 Each method owns its transaction (``hub.db.session(write_lock=True)``) and records what
 it did in the ledger inside that transaction, the participant by pseudonym only. Gate
@@ -11,14 +11,16 @@ instant they are recorded; nothing here accepts a back- or forward-dated withdra
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from hub.consent import events
+from hub.consent import bulk, events
 from hub.consent.document import submission_document
 from hub.consent.errors import EvidenceRefusedError
 from hub.consent.evidence import verify_evidence
@@ -31,11 +33,12 @@ from hub.model.identity import PersonalIdentity
 from hub.model.vocab import Category
 from hub.store.consents import ConsentRepository
 from hub.store.participants import ParticipantRepository
-from hub.store.tables.consent import ConsentRow, ConsentVersionRow
+from hub.store.tables.consent import ConsentPartyRow, ConsentRow, ConsentVersionRow
 from hub.store.tables.participant import ParticipantRow
 
 if TYPE_CHECKING:
     from hub.context import Hub
+    from hub.keys import KeyRing
 
 Clock = Callable[[], datetime]
 
@@ -118,24 +121,8 @@ class ConsentService:
                 consent = repo.create_consent(participant.id, now)
                 session.flush()
                 version = 1
-            evidence = submission.evidence.model_dump(mode="json")
             row = ConsentVersionRow(
-                consent_id=consent.id,
-                version=version,
-                categories=sorted(c.value for c in submission.categories),
-                purposes=sorted(p.value for p in submission.purposes),
-                valid_from=submission.valid_from,
-                valid_until=submission.valid_until,
-                informed_by=submission.informed_by,
-                informed_at=submission.informed_at,
-                recorded_at=now,
-                recorded_by=actor,
-                evidence_kind=submission.evidence.kind,
-                evidence_verifier=verdict.verifier,
-                evidence_detail=verdict.detail,
-                evidence_sealed=keys.encrypt_secret(
-                    json.dumps(evidence, sort_keys=True), _evidence_context(consent.id, version)
-                ),
+                **_version_values(keys, consent.id, version, submission, verdict, now, actor)
             )
             repo.add_version(row, submission.parties)
             append(
@@ -150,6 +137,95 @@ class ConsentService:
                 ),
             )
             return Registered(consent.id, version, participant.pseudonym, verdict)
+
+    def register_many(
+        self, submissions: Iterable[ConsentSubmission], *, actor: str
+    ) -> list[Registered]:
+        """Register many new consents: all of them, or (on any refusal) none.
+
+        Each evidence is verified through the same hook as :meth:`register`, and each
+        consent is stored with the same rows and ledger entry, in order; the whole batch is
+        one transaction with one ledger append. Raises :class:`InputError` for an
+        amendment (register those one by one) or a future ``informed_at``, and
+        :class:`~hub.consent.bulk.BulkEvidenceRefusedError` naming every refused position
+        (each refusal is recorded in the ledger, as :meth:`register` does; nothing else is
+        stored).
+        """
+        hub = self._ready()
+        keys = hub.keys
+        batch = list(submissions)
+        bulk.check_new_consents(batch, self.clock())
+        verdicts: list[EvidenceVerdict] = []
+        refused: list[tuple[int, str]] = []
+        for position, submission in enumerate(batch):
+            document = submission_document(submission)
+            try:
+                verdicts.append(
+                    verify_evidence(hub.plugins, submission.evidence, document, hub.settings)
+                )
+            except EvidenceRefusedError as exc:
+                refused.append((position, exc.message))
+        if refused:
+            now = self.clock()
+            with hub.db.session(write_lock=True) as session:
+                append_many(
+                    session,
+                    [
+                        events.refused(
+                            now,
+                            actor,
+                            keys.pseudonym(batch[i].pnr.number),
+                            None,
+                            _category_values(batch[i]),
+                        )
+                        for i, _ in refused
+                    ],
+                )
+            raise bulk.BulkEvidenceRefusedError(refused, len(batch))
+        now = self.clock()
+        with hub.db.session(write_lock=True) as session:
+            # Core inserts (one statement per table): the ORM's unit of work would spend
+            # most of the time on bookkeeping for rows nobody reads back here.
+            people = bulk.participants_for(session, keys, [s.pnr for s in batch])
+            consent_ids = [str(uuid.uuid4()) for _ in batch]
+            session.execute(
+                insert(ConsentRow),
+                [
+                    {"id": cid, "participant_id": people[s.pnr.number].id, "created_at": now}
+                    for cid, s in zip(consent_ids, batch, strict=True)
+                ],
+            )
+            version_ids = session.scalars(
+                insert(ConsentVersionRow).returning(
+                    ConsentVersionRow.id, sort_by_parameter_order=True
+                ),
+                [
+                    _version_values(keys, cid, 1, s, v, now, actor)
+                    for cid, s, v in zip(consent_ids, batch, verdicts, strict=True)
+                ],
+            ).all()
+            session.execute(
+                insert(ConsentPartyRow),
+                [
+                    {"version_id": vid, "party": party}
+                    for vid, s in zip(version_ids, batch, strict=True)
+                    for party in sorted(set(s.parties))
+                ],
+            )
+            done = [
+                Registered(cid, 1, people[s.pnr.number].pseudonym, v)
+                for cid, s, v in zip(consent_ids, batch, verdicts, strict=True)
+            ]
+            append_many(
+                session,
+                [
+                    events.registered(
+                        now, actor, r.participant, r.consent_id, 1, _category_values(s)
+                    )
+                    for r, s in zip(done, batch, strict=True)
+                ],
+            )
+        return done
 
     def _amendable(
         self, session: Session, identity: PersonalIdentity, consent_id: str, *, lock: bool = False
@@ -372,6 +448,41 @@ class ConsentService:
                 "`evi consent register --file FILE`"
             )
         return participant
+
+
+def _category_values(submission: ConsentSubmission) -> tuple[str, ...]:
+    return tuple(c.value for c in submission.categories)
+
+
+def _version_values(
+    keys: KeyRing,
+    consent_id: str,
+    version: int,
+    submission: ConsentSubmission,
+    verdict: EvidenceVerdict,
+    now: datetime,
+    actor: str,
+) -> dict[str, Any]:
+    """The columns of a consent version row (one for :meth:`register` and the bulk path)."""
+    evidence = submission.evidence.model_dump(mode="json")
+    return {
+        "consent_id": consent_id,
+        "version": version,
+        "categories": sorted(c.value for c in submission.categories),
+        "purposes": sorted(p.value for p in submission.purposes),
+        "valid_from": submission.valid_from,
+        "valid_until": submission.valid_until,
+        "informed_by": submission.informed_by,
+        "informed_at": submission.informed_at,
+        "recorded_at": now,
+        "recorded_by": actor,
+        "evidence_kind": submission.evidence.kind,
+        "evidence_verifier": verdict.verifier,
+        "evidence_detail": verdict.detail,
+        "evidence_sealed": keys.encrypt_secret(
+            json.dumps(evidence, sort_keys=True), _evidence_context(consent_id, version)
+        ),
+    }
 
 
 def _evidence_context(consent_id: str, version: int) -> str:

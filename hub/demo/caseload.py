@@ -2,7 +2,8 @@
 
 Each person of the sandbox population gets a profile drawn from the seed, so the same seed
 always gives the same caseload. Consents are registered through the consent service with
-paper-form evidence, exactly as a caseworker's would be; no personal data is invented
+paper-form evidence, as a caseworker's would be (in one batch, as `evi consent import`
+does); no personal data is invented
 here (the people are the sandboxes', whose numbers are Skatteverket's test numbers).
 """
 
@@ -94,12 +95,16 @@ def register_caseload(hub: Hub, people: Sequence[DemoPerson], seed: int) -> Coun
     service = ConsentService(hub)
     now = datetime.now(UTC)
     counts: Counter[str] = Counter()
-    for profile, members in assign_profiles(people, seed).items():
+    groups = assign_profiles(people, seed)
+    submissions: list[ConsentSubmission] = []
+    for profile, members in groups.items():
+        counts[profile] += len(members)
+        if profile != "no_consent":
+            submissions.extend(_submission(person, profile, now, seed) for person in members)
+    # One transaction for every consent; withdrawals and blocks follow, each as recorded.
+    service.register_many(submissions, actor=ACTOR)
+    for profile, members in groups.items():
         for person in members:
-            counts[profile] += 1
-            if profile == "no_consent":
-                continue
-            service.register(_submission(person, profile, now, seed), actor=ACTOR)
             identity = parse_identity(person.number)
             if profile == "withdrawn":
                 service.withdraw(identity, actor=ACTOR)
