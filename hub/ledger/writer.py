@@ -10,9 +10,9 @@ an append is an upsert on the single ``ledger_head`` row, which serialises write
 their transaction ends (a row lock on PostgreSQL, the database write lock on SQLite).
 A writer that rolls back takes nothing with it, so no gap can appear.
 
-On SQLite, a transaction that has *read* before it appends may fail with "database is
-locked" if another writer committed in between (SQLite cannot upgrade a stale read
-snapshot); it is never written wrongly. Open such transactions with
+On SQLite, a transaction that has *read* before it appends fails with a
+:class:`~hub.errors.StorageError` if another writer committed in between (SQLite cannot
+upgrade a stale read snapshot); nothing is written wrongly, and a retry succeeds. Open such transactions with
 ``Database.session(write_lock=True)`` to wait for the lock up front instead.
 """
 
