@@ -25,7 +25,6 @@ from connectors.af.client import (
 from hub.connector import (
     AuthorityError,
     Connector,
-    ConnectorConfigError,
     HttpOptions,
     InvalidRecordError,
     SandboxSettings,
@@ -92,12 +91,7 @@ class AfConnector(Connector):
         health = self.remote.health()
         if health.status != "UP":
             raise AuthorityError(self.name, f"the API reports status {health.status!r}")
-        if health.api_version.split(".")[0] != SUPPORTED_MAJOR:
-            raise ConnectorConfigError(
-                self.name,
-                f"the API is version {health.api_version}; connector {self.version} speaks "
-                f"version {SUPPORTED_MAJOR}.x, install a matching one",
-            )
+        self.require_api_major(health.api_version, SUPPORTED_MAJOR)
 
     def pull(
         self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]

@@ -23,15 +23,12 @@ from connectors.sandbox_kit import mtls
 from hub.connector import (
     AuthorityError,
     ClientCertificateOptions,
-    Connector,
-    ConnectorConfigError,
     InvalidRecordError,
     SandboxSettings,
-    build_client,
 )
 from hub.connector.asgi import ASGIApp
+from hub.connector.mtls import ClientCertificateConnector
 from hub.connector.native import parse_payload, parse_person, record_problems
-from hub.connector.tls import client_ssl_context
 from hub.model.codes import BenefitType, InterventionStatus, InterventionType, ReferralReason
 from hub.model.domain import Benefit, Intervention, Referral
 from hub.model.identity import PersonalIdentity
@@ -39,7 +36,7 @@ from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
 from hub.model.vocab import Category
 
 
-class FkConnector(Connector):
+class FkConnector(ClientCertificateConnector):
     """Försäkringskassan: benefits, work-oriented rehabilitation and referrals."""
 
     name = "fk"
@@ -57,28 +54,8 @@ class FkConnector(Connector):
         super().__init__(options, client, **kwargs)
         self.remote = FkApi(self.api)
 
-    @classmethod
-    def build_client(
-        cls, options: Any, *, transport: httpx.BaseTransport | None = None
-    ) -> httpx.Client:
-        # Built even in-process, so a missing or expired certificate fails the same way.
-        context = client_ssl_context(cls.name, options)
-        return build_client(
-            cls.name,
-            options.base_url,
-            timeout_seconds=options.timeout_seconds,
-            transport=transport,
-            verify=context,
-        )
-
     def check(self) -> None:
-        ping = self.remote.ping()
-        if ping.apiVersion.split(".")[0] != SUPPORTED_MAJOR:
-            raise ConnectorConfigError(
-                self.name,
-                f"the API is version {ping.apiVersion}; connector {self.version} speaks "
-                f"version {SUPPORTED_MAJOR}.x, install a matching one",
-            )
+        self.require_api_major(self.remote.ping().apiVersion, SUPPORTED_MAJOR)
 
     def pull(
         self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]

@@ -85,13 +85,7 @@ class KommunConnector(Connector):
 
     # -- contract ---------------------------------------------------------------------
     def check(self) -> None:
-        status = self.remote.status()
-        if status.version.split(".")[0] != SUPPORTED_MAJOR:
-            raise ConnectorConfigError(
-                self.name,
-                f"the municipality's API is version {status.version}; connector "
-                f"{self.version} speaks version {SUPPORTED_MAJOR}.x, install a matching one",
-            )
+        self.require_api_major(self.remote.status().version, SUPPORTED_MAJOR)
 
     def pull(
         self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
@@ -209,8 +203,9 @@ def _cursor(connector: str, cursor: str | None) -> int:
         value = int(cursor)
     except ValueError:
         raise ConnectorConfigError(
-            connector, "the stored cursor is not a sequence number; run `evi sync --connector "
-            "kommun --from-start` once to read from the beginning"
+            connector,
+            "the stored cursor is not a sequence number; run `evi sync --connector "
+            "kommun --from-start` once to read from the beginning",
         ) from None
     return max(value, 1)
 

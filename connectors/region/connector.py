@@ -23,15 +23,13 @@ from connectors.sandbox_kit import mtls
 from hub.connector import (
     AuthorityError,
     ClientCertificateOptions,
-    Connector,
     ConnectorConfigError,
     InvalidRecordError,
     SandboxSettings,
-    build_client,
 )
 from hub.connector.asgi import ASGIApp
+from hub.connector.mtls import ClientCertificateConnector
 from hub.connector.native import parse_payload, parse_person, record_problems
-from hub.connector.tls import client_ssl_context
 from hub.model.codes import ReferralReason
 from hub.model.domain import HealthStatus, Referral
 from hub.model.identity import PersonalIdentity
@@ -39,7 +37,7 @@ from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
 from hub.model.vocab import Category
 
 
-class RegionConnector(Connector):
+class RegionConnector(ClientCertificateConnector):
     """Regionen: sick-leave certificate, treatment contact, rehab coordinator; referrals."""
 
     name = "region"
@@ -57,27 +55,8 @@ class RegionConnector(Connector):
         super().__init__(options, client, **kwargs)
         self.remote = RegionApi(self.api)
 
-    @classmethod
-    def build_client(
-        cls, options: Any, *, transport: httpx.BaseTransport | None = None
-    ) -> httpx.Client:
-        context = client_ssl_context(cls.name, options)
-        return build_client(
-            cls.name,
-            options.base_url,
-            timeout_seconds=options.timeout_seconds,
-            transport=transport,
-            verify=context,
-        )
-
     def check(self) -> None:
-        ping = self.remote.ping()
-        if ping.version.split(".")[0] != SUPPORTED_MAJOR:
-            raise ConnectorConfigError(
-                self.name,
-                f"the API is version {ping.version}; connector {self.version} speaks "
-                f"version {SUPPORTED_MAJOR}.x, install a matching one",
-            )
+        self.require_api_major(self.remote.ping().version, SUPPORTED_MAJOR)
 
     def pull(
         self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
@@ -197,6 +176,7 @@ def _cursor(connector: str, cursor: str | None) -> int | None:
         return int(cursor)
     except ValueError:
         raise ConnectorConfigError(
-            connector, "the stored cursor is not a time in milliseconds; run `evi sync "
-            "--connector region --from-start` once to read from the beginning"
+            connector,
+            "the stored cursor is not a time in milliseconds; run `evi sync "
+            "--connector region --from-start` once to read from the beginning",
         ) from None

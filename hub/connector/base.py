@@ -181,6 +181,15 @@ class Connector(ABC):
 
     # -- helpers -------------------------------------------------------------------
 
+    def require_api_major(self, reported: str, supported: str) -> None:
+        """Refuse an authority API whose major version this connector does not speak."""
+        if reported.split(".")[0] != supported:
+            raise ConnectorConfigError(
+                self.name,
+                f"{self.authority}'s API is version {reported}; connector {self.version} "
+                f"speaks version {supported}.x, install a matching one",
+            )
+
     @property
     def mapping(self) -> Mapping:
         """The connector's mapping file, loaded and checked on first use."""
