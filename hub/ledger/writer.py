@@ -12,8 +12,9 @@ A writer that rolls back takes nothing with it, so no gap can appear.
 
 On SQLite, a transaction that has *read* before it appends fails with a
 :class:`~hub.errors.StorageError` if another writer committed in between (SQLite cannot
-upgrade a stale read snapshot); nothing is written wrongly, and a retry succeeds. Open such transactions with
-``Database.session(write_lock=True)`` to wait for the lock up front instead.
+upgrade a stale read snapshot); nothing is written wrongly, and a retry succeeds. Open
+such transactions with ``Database.session(write_lock=True)`` to wait for the lock up front
+instead.
 """
 
 from __future__ import annotations
