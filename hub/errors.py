@@ -9,7 +9,10 @@ data (use the participant pseudonym) and never a secret.
      ├── InputError               exit 2  a file or argument the user gave is invalid
      ├── NotFoundError            exit 1  asked for something that does not exist
      ├── StorageError             exit 1  the database cannot be reached or is in a bad state
-     └── LockHeldError            exit 3  another process holds the lock (e.g. a sync)
+     ├── LockHeldError            exit 3  another process holds the lock (e.g. a sync)
+     ├── hub.ledger.verify.…      exit 4  `evi log verify` found the log altered
+     └── hub.connector.errors.…   exit 2 / 75 / 1  configuration / transient (EX_TEMPFAIL) /
+                                          the authority refused (see that module)
 """
 
 from __future__ import annotations
