@@ -40,12 +40,13 @@ class RoutingCache:
             ):
                 case[pid].append(party)
             referring: dict[int, set[str]] = {pid: set() for pid in chunk}
-            for pid, body in self.session.execute(
-                select(StoredRecord.participant_id, StoredRecord.body).where(
-                    StoredRecord.participant_id.in_(chunk), StoredRecord.kind == "referral"
-                )
+            for pid, party in self.session.execute(
+                select(
+                    StoredRecord.participant_id,
+                    StoredRecord.body["referring_party"].as_string(),
+                ).where(StoredRecord.participant_id.in_(chunk), StoredRecord.kind == "referral")
             ):
-                referring[pid].add(str(body["referring_party"]))
+                referring[pid].add(str(party))
             self._case.update(case)
             self._referring.update({pid: sorted(v) for pid, v in referring.items()})
 
@@ -106,12 +107,12 @@ def case_parties(session: Session, participant_id: int) -> list[str]:
 
 def referring_parties(session: Session, participant_id: int) -> list[str]:
     """Every party that referred the person to the joint team, per stored referrals."""
-    bodies = session.scalars(
-        select(StoredRecord.body).where(
+    parties = session.scalars(
+        select(StoredRecord.body["referring_party"].as_string()).where(
             StoredRecord.participant_id == participant_id, StoredRecord.kind == "referral"
         )
     )
-    return sorted({str(body["referring_party"]) for body in bodies})
+    return sorted({str(party) for party in parties})
 
 
 def idempotency_key(record: StoredRecord, recipient: str, purpose: str) -> str:
