@@ -5,11 +5,16 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.progress import Progress as RichProgress
+from rich.progress import SpinnerColumn, TaskID, TextColumn
 
 from hub.commands.common import hub_from, info, print_json
 from hub.connector.service import build_connector, runnable_connectors
@@ -19,7 +24,7 @@ from hub.demo.sandboxes import transports
 from hub.ledger.service import new_checkpoint
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
-from hub.sync.job import SyncOptions, run_sync
+from hub.sync.job import Progress, SyncOptions, run_sync
 
 sync_app = typer.Typer(
     help="Run the nightly synchronisation, or show its history.",
@@ -31,16 +36,33 @@ def _sandbox_transports(hub: Hub) -> dict[str, Any]:
     return transports(demo_sandboxes(hub))
 
 
-def _progress() -> Any:
-    last: dict[str, int] = {}
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    """Progress bars on a terminal; plain lines (on stderr) in cron logs and pipes."""
+    if not sys.stderr.isatty():
+        last: dict[str, int] = {}
 
-    def report(name: str, pulled: int) -> None:
-        # Plain lines (on stderr) work in cron logs and terminals alike.
-        if pulled - last.get(name, 0) >= 1000 or name not in last:
-            info(f"{name}: {pulled} records pulled")
-            last[name] = pulled
+        def line(name: str, pulled: int) -> None:
+            if pulled - last.get(name, 0) >= 1000 or name not in last:
+                info(f"{name}: {pulled} records pulled")
+                last[name] = pulled
 
-    return report
+        yield line
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} pulled"),
+    )
+    with RichProgress(*columns, console=Console(stderr=True), transient=True) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def bar(name: str, pulled: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=None)
+            bars.update(tasks[name], completed=pulled)
+
+        yield bar
 
 
 @sync_app.callback()
@@ -96,10 +118,11 @@ def sync(
         from_start=from_start,
         deliver=not queue_only,
         transports=_sandbox_transports(hub) if sandbox else {},
-        progress=_progress(),
         lease=timedelta(seconds=lease),
     )
-    report = run_sync(hub, options)
+    with _progress() as progress:
+        options.progress = progress
+        report = run_sync(hub, options)
     if as_json:
         print_json(
             {"dry_run": report.dry_run, "connectors": [r.as_dict() for r in report.connectors]}
