@@ -26,6 +26,7 @@ import sqlalchemy
 from hub import hookspecs
 from hub.ledger.checkpoint import checkpoint_body, write_checkpoint
 from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.records import LedgerQuery, find_entries
 from hub.ledger.signing import NoteSigner
 from hub.ledger.tree import StoredTree
 from hub.ledger.verify import verify_ledger
@@ -168,6 +169,24 @@ def main() -> int:
         ("inclusion proof, random entry", ms(proof_samples), f"target < {TARGETS['proof_ms']} ms")
     )
     rows.append(("consistency proof, random old size", ms(cons_samples), ""))
+
+    # 3b. searches (what `evi log search` and `extract` run), first page of 100
+    who = pool[1].participant
+    searches = [
+        ("search: one participant (all entries)", LedgerQuery(participant=who)),
+        (
+            "search: time window, first 100",
+            LedgerQuery(since=pool[0].time, until=pool[200].time, limit=100),
+        ),
+        ("search: party, first 100", LedgerQuery(party="af", limit=100)),
+        ("search: decision=deny, first 100", LedgerQuery(decision="deny", limit=100)),
+        ("search: rare action (none stored)", LedgerQuery(action=Action.VIEW, limit=100)),
+    ]
+    with db.session() as session:
+        for label, query in searches:
+            found = sum(1 for _ in find_entries(session, query))
+            samples = timed(lambda q=query: list(find_entries(session, q)), 5)
+            rows.append((label, ms(samples), f"{found:,} found"))
 
     # 4. checkpoint signing
     signer = NoteSigner("bench.example/ledger", os.urandom(32))

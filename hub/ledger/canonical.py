@@ -10,13 +10,16 @@ Document fields (format ``v`` = 1): every field of :class:`hub.ledger.event.Ledg
 ``null``, and ``salt`` as base64. Readers must ignore fields they do not know.
 
 Why not call the ``rfc8785`` package for every entry: it is pure Python and takes ~26 µs
-per entry, a quarter of the time budget of a batched append. An entry document holds
+per entry, more than the whole time budget of a batched append. An entry document holds
 only ASCII keys, strings, lists of strings, ``null`` and integers within ±2^53, and for
-exactly those values the standard library's JSON encoder with sorted keys, no spaces and
-``ensure_ascii=False`` writes the same bytes as RFC 8785 (same escapes: ``\\"``, ``\\\\``,
-``\\b \\f \\n \\r \\t``, other controls as lower-case ``\\u00xx``; everything else
-literal UTF-8). :func:`canonical_bytes` refuses anything outside that domain, and the
-tests compare it byte for byte with ``rfc8785.dumps`` over generated events
+exactly those values the standard library's JSON string escaping (``ensure_ascii=False``)
+writes the same bytes as RFC 8785 (same escapes: ``\\"``, ``\\\\``, ``\\b \\f \\n
+\\r \\t``, other controls as lower-case ``\\u00xx``; everything else literal UTF-8).
+The keys are fixed ASCII names, so their RFC 8785 order is plain sorted order and the
+document is written straight into a template in that order (about 3 µs per entry,
+against about 9 µs for building a dict and running the JSON encoder over it).
+:func:`canonical_bytes` refuses anything outside that domain, and the tests compare it
+byte for byte with ``rfc8785.dumps`` over generated events
 (tests/unit/test_ledger_canonical.py), which is also what :func:`rfc8785_bytes` offers
 callers who want the reference encoder.
 """
@@ -24,8 +27,10 @@ callers who want the reference encoder.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import secrets
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,13 +43,13 @@ SALT_BYTES = 16
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _SAFE_INTEGER = 2**53
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-)
+# The C string escaper behind json.dumps(..., ensure_ascii=False): quotes included.
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(TIME_FORMAT)
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (always six fraction digits)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -75,6 +80,35 @@ def event_document(event: LedgerEvent, salt: bytes) -> dict[str, Any]:
     }
 
 
+def _string(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _encode(event: LedgerEvent, salt: bytes, time_text: str) -> bytes:
+    """The document of :func:`event_document`, written key by key in RFC 8785 order."""
+    version = event.consent_version
+    if version is not None and not -_SAFE_INTEGER < version < _SAFE_INTEGER:
+        raise ValueError("consent_version is outside the integers RFC 8785 represents exactly")
+    categories = ",".join(map(_quote, event.categories))
+    salt_text = binascii.b2a_base64(salt, newline=False).decode("ascii")
+    text = (
+        f'{{"action":{_quote(event.action.value)},"actor":{_quote(event.actor)},'
+        f'"categories":[{categories}],"consent_id":{_string(event.consent_id)},'
+        f'"consent_version":{"null" if version is None else int(version)},'
+        f'"correlation_id":{_string(event.correlation_id)},'
+        f'"decision":{_string(event.decision)},"origin":{_string(event.origin)},'
+        f'"outcome":{_quote(event.outcome.value)},"participant":{_string(event.participant)},'
+        f'"payload_sha256":{_string(event.payload_sha256)},"purpose":{_string(event.purpose)},'
+        f'"reason":{_string(event.reason)},"recipient":{_string(event.recipient)},'
+        f'"role":{_string(event.role)},"salt":"{salt_text}","time":"{time_text}",'
+        f'"v":{FORMAT_VERSION}}}'
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a ledger event field holds text that is not valid Unicode") from None
+
+
 def canonical_bytes(event: LedgerEvent, salt: bytes | None = None) -> bytes:
     """RFC 8785 bytes of ``event`` with ``salt`` (16 fresh random bytes when not given).
 
@@ -83,13 +117,23 @@ def canonical_bytes(event: LedgerEvent, salt: bytes | None = None) -> bytes:
     """
     if salt is None:
         salt = secrets.token_bytes(SALT_BYTES)
-    version = event.consent_version
-    if version is not None and not -_SAFE_INTEGER < version < _SAFE_INTEGER:
-        raise ValueError("consent_version is outside the integers RFC 8785 represents exactly")
-    try:
-        return _ENCODER.encode(event_document(event, salt)).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("a ledger event field holds text that is not valid Unicode") from None
+    return _encode(event, salt, format_time(event.time))
+
+
+def canonical_batch(events: Sequence[LedgerEvent]) -> list[tuple[bytes, str]]:
+    """``(canonical bytes, time text)`` of each event, each with its own fresh salt.
+
+    The same bytes :func:`canonical_bytes` writes; the 16-byte salts come from one read
+    of the system's random source for the whole batch. Raises like :func:`canonical_bytes`.
+    """
+    salts = secrets.token_bytes(SALT_BYTES * len(events))
+    out: list[tuple[bytes, str]] = []
+    offset = 0
+    for event in events:
+        time_text = format_time(event.time)
+        out.append((_encode(event, salts[offset : offset + SALT_BYTES], time_text), time_text))
+        offset += SALT_BYTES
+    return out
 
 
 def rfc8785_bytes(event: LedgerEvent, salt: bytes) -> bytes:

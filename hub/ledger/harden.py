@@ -6,7 +6,7 @@ Two independent layers, so one mistake does not open the log:
   UPDATE, DELETE and TRUNCATE (on ``ledger_head`` it may only update ``size`` and
   ``frontier``, which the writer needs);
 * triggers, which bind every role including the owner: ledger rows cannot be deleted or
-  truncated, nodes and checkpoints cannot be changed, the head cannot shrink, and an
+  truncated, tiles and checkpoints cannot be changed, the head cannot shrink, and an
   entry may only be changed by a purge (bytes and search columns cleared, ``seq``,
   ``time``, ``action`` and ``leaf_hash`` untouched).
 
@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from hub.errors import ConfigError
 
-LEDGER_TABLES = ("ledger_entry", "ledger_node", "ledger_checkpoint")
+LEDGER_TABLES = ("ledger_entry", "ledger_tile", "ledger_checkpoint")
 
 # The SQL holds no percent signs: it goes through DB-API drivers, which read them as
 # parameter placeholders.

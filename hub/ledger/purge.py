@@ -1,7 +1,7 @@
 """Retention: remove the content of old entries but keep their place in the tree.
 
 A purged entry keeps ``seq``, ``time``, ``action`` and its leaf hash (in the entry and in
-``ledger_node``), so every root, proof and checkpoint still verifies; its canonical bytes
+``ledger_tile``), so every root, proof and checkpoint still verifies; its canonical bytes
 and every other search column (participant pseudonym, parties, actor…) are cleared.
 ``evi log verify`` reports purged ranges as such.
 """

@@ -1,7 +1,8 @@
 """The stored Merkle tree: size, roots and proofs read from ``ledger_head`` and
-``ledger_node``.
+``ledger_tile``.
 
-Every question costs two indexed queries for at most ~2·log2(n) rows, whatever the size.
+Every question costs two indexed queries for a few tiles (at most ~2·log2(n)/4 of
+them, each at most 16 hashes), whatever the size.
 Purged entries keep their leaf hash, so roots and proofs are unaffected by retention.
 """
 
@@ -9,14 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sqlalchemy.orm import Session
 
 from hub.errors import InputError, StorageError
 from hub.ledger import proofs
-from hub.ledger.hashing import root_from_frontier, split_frontier
+from hub.ledger.hashing import HASH_SIZE, root_from_frontier, split_frontier
 from hub.ledger.proofs import NodeKey
+from hub.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, perfect_root, slots
 from hub.ledger.writer import HEAD_ID
 
 T = TypeVar("T")
@@ -51,23 +53,41 @@ class StoredTree:
         return self.head()[0]
 
     def fetch(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
-        """Stored hashes of the requested complete subtrees (missing ones left out)."""
-        by_level: dict[int, list[int]] = defaultdict(list)
+        """Hashes of the requested complete subtrees (missing ones left out).
+
+        Each is folded from at most 2^(TILE_HEIGHT-1) hashes of the stored level at or
+        below it; all the tiles they lie in are read in one query.
+        """
+        wanted: dict[NodeKey, tuple[int, int, int]] = {}
+        tiles: set[tuple[int, int]] = set()
         for level, index in keys:
-            by_level[level].append(index)
-        if not by_level:
+            tile_level, rest = divmod(level, TILE_HEIGHT)
+            first = index << rest
+            wanted[(level, index)] = (tile_level, first, 1 << rest)
+            tiles.add((tile_level, first >> TILE_HEIGHT))
+        if not tiles:
             return {}
         mark = self._mark
         terms: list[str] = []
         params: list[int] = []
-        for level, indexes in by_level.items():
-            terms.append(f"(level = {mark} AND idx IN ({', '.join([mark] * len(indexes))}))")
-            params += [level, *indexes]
+        for tile_level, tile in sorted(tiles):
+            terms.append(f"(level = {mark} AND start >= {mark} AND start < {mark})")
+            params += [tile_level, tile * TILE_WIDTH, (tile + 1) * TILE_WIDTH]
         self._cursor.execute(
-            "SELECT level, idx, hash FROM ledger_node WHERE " + " OR ".join(terms),  # noqa: S608
+            "SELECT level, start, hashes FROM ledger_tile WHERE " + " OR ".join(terms),  # noqa: S608
             params,
         )
-        return {(level, idx): bytes(digest) for level, idx, digest in self._cursor.fetchall()}
+        by_level: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        for tile_level, start, blob in self._cursor.fetchall():
+            by_level[tile_level].append((start, blob))
+        found = {level: slots(stored) for level, stored in by_level.items()}
+        result: dict[NodeKey, bytes] = {}
+        for key, (tile_level, first, count) in wanted.items():
+            stored = found.get(tile_level, {})
+            hashes = [stored.get(i) for i in range(first, first + count)]
+            if all(h is not None and len(h) == HASH_SIZE for h in hashes):
+                result[key] = perfect_root(cast(list[bytes], hashes))
+        return result
 
     def _size_or_current(self, size: int | None) -> int:
         current = self.size()

@@ -30,13 +30,14 @@ from sqlalchemy.orm import Session
 
 from hub.errors import EviError
 from hub.ledger.checkpoint import open_checkpoint
-from hub.ledger.hashing import EMPTY_ROOT
+from hub.ledger.hashing import EMPTY_ROOT, HASH_SIZE
 from hub.ledger.proofs import ProofError, verify_consistency
 from hub.ledger.signing import NoteError, NoteVerifier
+from hub.ledger.tiles import TILE_HEIGHT
 from hub.ledger.tree import StoredTree
 from hub.ledger.verify_scan import BLOCK_LEVEL, EntryScan
 from hub.ledger.writer import HEAD_ID
-from hub.store.tables.ledger import LedgerCheckpointRow, LedgerHeadRow, LedgerNodeRow
+from hub.store.tables.ledger import LedgerCheckpointRow, LedgerHeadRow, LedgerTileRow
 
 
 class LedgerIntegrityError(EviError):
@@ -203,10 +204,13 @@ def verify_ledger(
         )
     elif scan.tree_intact and head is not None and head.frontier != b"".join(scan.frontier):
         check.problem(None, "the ledger head's tree edge does not match the entries")
-    for level, count in session.execute(
-        select(LedgerNodeRow.level, func.count()).group_by(LedgerNodeRow.level)
+    for tile_level, stored_bytes in session.execute(
+        select(LedgerTileRow.level, func.sum(func.length(LedgerTileRow.hashes))).group_by(
+            LedgerTileRow.level
+        )
     ):
-        extra = count - (size >> int(level))
+        level = int(tile_level) * TILE_HEIGHT
+        extra = int(stored_bytes or 0) // HASH_SIZE - (size >> level)
         if extra > 0:
             check.problem(None, f"{extra} stored tree hash(es) at level {level} belong to no entry")
     check.against_signed(size, signed, witness=False)

@@ -31,8 +31,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from hub.ledger.canonical import format_time
-from hub.ledger.hashing import EMPTY_ROOT, frontier_append, node_hash
+from hub.ledger.hashing import EMPTY_ROOT, HASH_SIZE, frontier_append
 from hub.ledger.proofs import fold, range_nodes
+from hub.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, slots, stored_level
 from hub.store.tables.ledger import LedgerEntryRow
 
 BLOCK_LEVEL = 14
@@ -73,11 +74,11 @@ _ENTRY_SQL = {
 _SQLITE_FLAGGED = (
     "SELECT seq FROM ledger_entry WHERE NOT (" + _sqlite_columns_ok() + ") ORDER BY seq"  # noqa: S608
 )
-_NODE_SQL = {
-    "sqlite": "SELECT idx, hash FROM ledger_node WHERE level = ? AND idx >= ? AND idx < ? "
-    "ORDER BY idx",
-    "postgresql": "SELECT idx, hash FROM ledger_node WHERE level = %s AND idx >= %s "
-    "AND idx < %s ORDER BY idx",
+_TILE_SQL = {
+    "sqlite": "SELECT start, hashes FROM ledger_tile WHERE level = ? AND start >= ? "
+    "AND start < ? ORDER BY start",
+    "postgresql": "SELECT start, hashes FROM ledger_tile WHERE level = %s AND start >= %s "
+    "AND start < %s ORDER BY start",
 }
 
 
@@ -184,6 +185,7 @@ class EntryScan:
         self.blocks: list[bytes] = []  # right edge of the tree of block roots
         self.tail: list[bytes] = []  # complete subtrees of the last, partial block
         self.columns_in_sql = self.dialect == "sqlite"
+        self.tiles = _TileCheck(self.cursor, self.dialect, report)
 
     def run(self) -> ScanResult:
         flagged = _Flagged(self.conn.engine) if self.columns_in_sql else None
@@ -218,6 +220,8 @@ class EntryScan:
             if len(rows) < self.block:
                 break
         self.result.size = expected
+        if self.result.tree_intact:
+            self.tiles.finish()
         if flagged is not None:
             for seq in flagged.result():
                 if seq < expected:
@@ -269,37 +273,19 @@ class EntryScan:
 
     # -- the tree -------------------------------------------------------------------
 
-    def _stored(self, level: int, first: int, count: int) -> list[tuple[int, bytes]]:
-        self.cursor.execute(_NODE_SQL[self.dialect], (level, first, first + count))
-        return list(self.cursor.fetchall())  # both drivers give (idx, hash) tuples
-
-    def _compare(self, level: int, first: int, computed: list[bytes]) -> None:
-        stored = self._stored(level, first, len(computed))
-        expected = list(enumerate(computed, start=first))
-        if stored == expected:
-            return
-        found = dict(stored)
-        for idx, digest in expected:
-            if found.get(idx) != digest:
-                low, high = idx << level, ((idx + 1) << level) - 1
-                where = f"entry {low}" if level == 0 else f"entries {low} to {high}"
-                self.report(
-                    low,
-                    f"the stored tree hash over {where} does not match "
-                    "(an entry, its place or a tree hash was altered)",
-                    high,
-                )
-
     def _tree(self, start: int, leaves: list[bytes]) -> None:
         """Check one aligned block (``start`` a multiple of the block size) of leaves."""
         levels = [leaves]
-        self._compare(0, start, leaves)
+        self.tiles.add(0, start, leaves)
         for level in range(1, self.block_level + 1):
             below = levels[-1]
-            current = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            current = [
+                _sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                for i in range(0, len(below) - 1, 2)
+            ]
             if not current:
                 break
-            self._compare(level, start >> level, current)
+            self.tiles.add(level, start >> level, current)
             levels.append(current)
         end = start + len(leaves)
 
@@ -311,9 +297,65 @@ class EntryScan:
         if len(leaves) == self.block:
             block_index = start >> self.block_level
             for level, idx, digest in frontier_append(self.blocks, block_index, levels[-1][0]):
-                self._compare(self.block_level + level, idx, [digest])
+                self.tiles.add(self.block_level + level, idx, [digest])
             if end in self.wanted:
                 self.result.roots[end] = fold(self.blocks)
             self.tail = []
         else:
             self.tail = intra(end)
+
+
+class _TileCheck:
+    """Compares the hashes the scan computes with the stored tiles, whole tiles at a time.
+
+    Hashes arrive level by level in index order (from 0); complete tiles are compared
+    as soon as they are known, the partial tiles at the right edge at :meth:`finish`.
+    The common case is one query and one byte-string comparison per level and block;
+    only a mismatch is looked at hash by hash.
+    """
+
+    def __init__(self, cursor: Any, dialect: str, report: Report) -> None:
+        self.cursor = cursor
+        self.sql = _TILE_SQL[dialect]
+        self.report = report
+        self.pending: dict[int, tuple[int, list[bytes]]] = {}
+
+    def add(self, level: int, first: int, hashes: list[bytes]) -> None:
+        if not stored_level(level):
+            return
+        start, buffer = self.pending.get(level, (first, []))
+        buffer.extend(hashes)
+        complete = (start + len(buffer)) // TILE_WIDTH * TILE_WIDTH - start
+        if complete > 0:
+            self._compare(level, start, buffer[:complete])
+            start, buffer = start + complete, buffer[complete:]
+        self.pending[level] = (start, buffer)
+
+    def finish(self) -> None:
+        for level, (start, buffer) in sorted(self.pending.items()):
+            if buffer:
+                self._compare(level, start, buffer)
+        self.pending = {}
+
+    def _compare(self, level: int, first: int, computed: list[bytes]) -> None:
+        self.cursor.execute(self.sql, (level // TILE_HEIGHT, first, first + len(computed)))
+        stored = [(int(start), bytes(blob)) for start, blob in self.cursor.fetchall()]
+        position = first
+        for start, blob in stored:
+            if start != position or len(blob) % HASH_SIZE:
+                break
+            position += len(blob) // HASH_SIZE
+        else:
+            if b"".join(blob for _, blob in stored) == b"".join(computed):
+                return
+        found = slots(stored)
+        for idx, digest in enumerate(computed, start=first):
+            if found.get(idx) != digest:
+                low, high = idx << level, ((idx + 1) << level) - 1
+                where = f"entry {low}" if level == 0 else f"entries {low} to {high}"
+                self.report(
+                    low,
+                    f"the stored tree hash over {where} does not match "
+                    "(an entry, its place or a tree hash was altered)",
+                    high,
+                )

@@ -19,28 +19,27 @@ instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
+from hashlib import sha256
 from typing import Any
 
-from sqlalchemy import Dialect, Table, update
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.errors import StorageError
-from hub.ledger.canonical import canonical_bytes
+from hub.ledger.canonical import canonical_batch
 from hub.ledger.event import LedgerEvent
-from hub.ledger.hashing import frontier_append, leaf_hash, split_frontier
+from hub.ledger.hashing import frontier_append, split_frontier
+from hub.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, runs, stored_level
 from hub.store.base import Base
-from hub.store.tables.ledger import LedgerEntryRow, LedgerHeadRow, LedgerNodeRow
+from hub.store.tables.ledger import LedgerHeadRow
 
 HEAD_ID = 1
 
-_entries: Table = Base.metadata.tables[LedgerEntryRow.__tablename__]
-_nodes: Table = Base.metadata.tables[LedgerNodeRow.__tablename__]
 _head: Table = Base.metadata.tables[LedgerHeadRow.__tablename__]
 
 
@@ -58,22 +57,26 @@ def append_many(session: Session, events: Iterable[LedgerEvent]) -> range:
     The numbers are consecutive. An empty batch appends nothing and returns an empty
     range. Never commits.
     """
-    prepared = [(event, canonical_bytes(event)) for event in events]
+    batch = list(events)
+    prepared = canonical_batch(batch)
     if not prepared:
         return range(0)
     size, frontier = lock_head(session)
     connection = session.connection()
     sql = _statements(connection.dialect)
-    time_value = _time_processor(connection.dialect)
+    sqlite_time = connection.dialect.name == "sqlite"
     entry_rows: list[tuple[Any, ...]] = []
-    node_rows: list[tuple[int, int, bytes]] = []
+    # new hashes per tile level, consecutive from size >> (TILE_HEIGHT * level)
+    added: list[list[bytes]] = [[]]
     seq = size
-    for event, data in prepared:
-        digest = leaf_hash(data)
+    for event, (data, time_text) in zip(batch, prepared, strict=True):
+        digest = sha256(b"\x00" + data).digest()
         entry_rows.append(
             (
                 seq,
-                time_value(event.time),
+                # SQLite: the text SQLAlchemy writes for a UTCDateTime, from the same
+                # characters as the stored bytes ('YYYY-MM-DD HH:MM:SS.ffffff').
+                f"{time_text[:10]} {time_text[11:26]}" if sqlite_time else event.time,
                 event.action.value,
                 event.decision,
                 event.outcome.value,
@@ -86,23 +89,35 @@ def append_many(session: Session, events: Iterable[LedgerEvent]) -> range:
                 data,
             )
         )
-        node_rows.append((0, seq, digest))
-        node_rows.extend(frontier_append(frontier, seq, digest))
+        added[0].append(digest)
+        if seq & (TILE_WIDTH - 1) == TILE_WIDTH - 1:  # completes a stored subtree or more
+            for level, _, value in frontier_append(frontier, seq, digest):
+                if stored_level(level):
+                    while len(added) <= level // TILE_HEIGHT:
+                        added.append([])
+                    added[level // TILE_HEIGHT].append(value)
+        else:
+            frontier_append(frontier, seq, digest)
         seq += 1
+    tile_rows = [
+        run
+        for level, hashes in enumerate(added)
+        if hashes
+        for run in runs(level, size >> (TILE_HEIGHT * level), hashes)
+    ]
     # Plain driver executemany: per-row SQLAlchemy processing costs more than the
-    # hashing; the statements and the one typed column are prepared once per dialect.
+    # hashing; the statements are prepared once per dialect.
     connection.exec_driver_sql(sql.entries, entry_rows)
-    connection.exec_driver_sql(sql.nodes, node_rows)
-    session.execute(
-        update(_head).where(_head.c.id == HEAD_ID).values(size=seq, frontier=b"".join(frontier))
-    )
+    connection.exec_driver_sql(sql.tiles, tile_rows)
+    connection.exec_driver_sql(sql.head, (seq, b"".join(frontier), HEAD_ID))
     return range(size, seq)
 
 
 @dataclass(frozen=True)
 class _Sql:
     entries: str
-    nodes: str
+    tiles: str
+    head: str
 
 
 _ENTRY_COLUMNS = (
@@ -128,19 +143,9 @@ def _statements(dialect: Dialect) -> _Sql:
     # Built only from the constants above and the driver's placeholder: no input.
     return _Sql(
         entries=f"INSERT INTO ledger_entry ({', '.join(_ENTRY_COLUMNS)}) VALUES ({marks})",  # noqa: S608
-        nodes=f"INSERT INTO ledger_node (level, idx, hash) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+        tiles=f"INSERT INTO ledger_tile (level, start, hashes) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+        head=f"UPDATE ledger_head SET size = {mark}, frontier = {mark} WHERE id = {mark}",  # noqa: S608
     )
-
-
-@cache
-def _time_processor(dialect: Dialect) -> Callable[[datetime], Any]:
-    """How this dialect stores a ``UTCDateTime`` (what SQLAlchemy itself would bind)."""
-    # dialect_impl: the decorator chained with the dialect's own DATETIME processing, so
-    # SQLite gets the same text the ORM writes (always with microseconds).
-    process = _entries.c.time.type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:  # pragma: no cover - UTCDateTime always has one
-        return lambda value: value
-    return process
 
 
 def lock_head(session: Session) -> tuple[int, list[bytes]]:

@@ -197,7 +197,7 @@ def test_no_personnummer_in_the_ledger_its_exports_or_search_output(ledger: Hub,
     with ledger.db.engine.connect() as conn:
         stored = [
             repr(row)
-            for table in ("ledger_entry", "ledger_node", "ledger_checkpoint", "ledger_head")
+            for table in ("ledger_entry", "ledger_tile", "ledger_checkpoint", "ledger_head")
             for row in conn.execute(text(f"SELECT * FROM {table}"))
         ]
         decoded = [

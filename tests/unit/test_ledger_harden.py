@@ -71,7 +71,7 @@ def test_hardened_ledger_takes_appends_but_refuses_changes(hub: Hub, app_role: s
         "UPDATE ledger_entry SET actor = 'x' WHERE seq = 1",
         "DELETE FROM ledger_entry WHERE seq = 1",
         "TRUNCATE ledger_entry",
-        "UPDATE ledger_node SET hash = hash",
+        "UPDATE ledger_tile SET hashes = hashes",
         "DELETE FROM ledger_checkpoint",
     ):
         assert "permission denied" in refused(hub, app_role, statement)

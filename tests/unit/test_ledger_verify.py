@@ -15,6 +15,7 @@ from hub.ledger.checkpoint import write_checkpoint
 from hub.ledger.event import Action, LedgerEvent
 from hub.ledger.hashing import leaf_hash, node_hash, root_from_frontier
 from hub.ledger.service import verifier, verify
+from hub.ledger.tiles import TILE_HEIGHT, TILE_WIDTH
 from hub.ledger.verify import verify_ledger
 from hub.ledger.witness import read_witness_directory, witness_directory
 from hub.ledger.writer import append_many
@@ -24,7 +25,7 @@ from hub.store.tables.ledger import (
     LedgerCheckpointRow,
     LedgerEntryRow,
     LedgerHeadRow,
-    LedgerNodeRow,
+    LedgerTileRow,
 )
 
 SIZE = 40
@@ -138,26 +139,29 @@ def test_entry_rewritten_with_every_hash_above_it_is_caught_by_the_checkpoint(
 
 def _rebuild_tree(session: Session) -> None:
     """What a careful attacker without the signing key would do: recompute every hash."""
-    session.execute(delete(LedgerNodeRow))
+    session.execute(delete(LedgerTileRow))
     leaves = [bytes(h) for h in session.scalars(select(LedgerEntryRow.leaf_hash).order_by("seq"))]
     level = leaves
     height = 0
+    levels = []
     while level:
-        for idx, digest in enumerate(level):
-            session.add(LedgerNodeRow(level=height, idx=idx, hash=digest))
+        levels.append(level)
+        if height % TILE_HEIGHT == 0:
+            for start in range(0, len(level), TILE_WIDTH):
+                session.add(
+                    LedgerTileRow(
+                        level=height // TILE_HEIGHT,
+                        start=start,
+                        hashes=b"".join(level[start : start + TILE_WIDTH]),
+                    )
+                )
         level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         height += 1
     frontier = []
     size, offset = len(leaves), 0
     for h in range(size.bit_length() - 1, -1, -1):
         if size >> h & 1:
-            frontier.append(
-                session.scalars(
-                    select(LedgerNodeRow.hash).where(
-                        LedgerNodeRow.level == h, LedgerNodeRow.idx == offset >> h
-                    )
-                ).one()
-            )
+            frontier.append(levels[h][offset >> h])
             offset += 1 << h
     head = session.get(LedgerHeadRow, 1)
     assert head is not None
@@ -274,7 +278,7 @@ def test_truncation_with_checkpoints_removed_is_caught_by_the_witness_copy(
 
     def truncate(session: Session) -> None:
         session.execute(delete(LedgerEntryRow).where(LedgerEntryRow.seq >= 16))
-        session.execute(delete(LedgerNodeRow))
+        session.execute(delete(LedgerTileRow))
         session.execute(delete(LedgerCheckpointRow).where(LedgerCheckpointRow.tree_size == SIZE))
         session.flush()
         _rebuild_tree(session)

@@ -10,9 +10,11 @@ from test_ledger_reference import ref_mth
 
 from hub.ledger.event import Action, LedgerEvent
 from hub.ledger.hashing import leaf_hash, root_from_frontier, split_frontier
+from hub.ledger.tiles import TILE_WIDTH
+from hub.ledger.tree import StoredTree
 from hub.ledger.writer import append, append_many
 from hub.store.db import Database
-from hub.store.tables.ledger import LedgerEntryRow, LedgerHeadRow, LedgerNodeRow
+from hub.store.tables.ledger import LedgerEntryRow, LedgerHeadRow, LedgerTileRow
 
 
 def event(n: int = 0) -> LedgerEvent:
@@ -67,15 +69,31 @@ def test_every_complete_subtree_is_stored(database: Database) -> None:
     with database.session() as session:
         for i in range(11):  # one at a time, so each append extends the stored edge
             append(session, event(i))
+    with database.session() as session:  # then batches that cross tile boundaries
+        append_many(session, [event(i) for i in range(11, 40)])
+        append_many(session, [event(i) for i in range(40, 291)])
     hashes = [digest for _, digest, _ in stored_leaves(database)]
-    with database.session() as session:
-        nodes = {(n.level, n.idx): n.hash for n in session.scalars(select(LedgerNodeRow))}
     expected = {
         (level, index): ref_mth(hashes[index << level : (index + 1) << level])
-        for level in range(0, 4)
-        for index in range(11 >> level)
+        for level in range(0, 9)
+        for index in range(len(hashes) >> level)
     }
-    assert nodes == expected
+    with database.session() as session:
+        assert StoredTree(session).fetch(expected) == expected
+        runs = session.execute(
+            select(LedgerTileRow.level, LedgerTileRow.start, LedgerTileRow.hashes).order_by(
+                LedgerTileRow.level, LedgerTileRow.start
+            )
+        ).all()
+    # what is stored: levels 0, 4 and 8 (tile levels 0, 1, 2) exactly, never across a tile
+    for tile_level in (0, 1, 2):
+        level_runs = [(start, blob) for lv, start, blob in runs if lv == tile_level]
+        assert b"".join(blob for _, blob in level_runs) == b"".join(
+            expected[(4 * tile_level, i)] for i in range(len(hashes) >> (4 * tile_level))
+        )
+        for start, blob in level_runs:
+            assert start // TILE_WIDTH == (start + len(blob) // 32 - 1) // TILE_WIDTH
+    assert {lv for lv, _, _ in runs} == {0, 1, 2}
 
 
 def test_concurrent_writers_get_gap_free_unique_numbers(database: Database) -> None:

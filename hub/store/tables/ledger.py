@@ -1,14 +1,18 @@
 """Tables of the transfer log (ledger).
 
-* ``ledger_entry``: one row per leaf. ``seq`` is the 0-based leaf index, gap-free.
-  ``canonical`` holds the exact leaf input bytes (RFC 8785 JSON); the other columns are
-  copies of fields inside those bytes, kept only so searches can use indexes
-  (``evi log verify`` checks they match). A purged entry keeps ``seq``, ``time``,
-  ``action`` and ``leaf_hash``; its bytes and search columns are cleared.
-* ``ledger_node``: the hash of every complete subtree, keyed by ``(level, idx)``: the
-  node at level L, index I covers leaves ``[I*2^L, (I+1)*2^L)``. Level 0 repeats each
-  entry's leaf hash, so an entry row that is swapped, shifted or rewritten together with
-  its leaf hash is still pinned to its place. Roots and proofs read O(log n) of these.
+* ``ledger_entry``: one row per leaf. ``seq`` is the 0-based leaf index, gap-free (on
+  SQLite it is the rowid, so the table is stored in sequence order with no separate key
+  index). ``canonical`` holds the exact leaf input bytes (RFC 8785 JSON); the other
+  columns are copies of fields inside those bytes, kept only so searches can find
+  entries (``evi log verify`` checks they match). Only time, participant and action are
+  indexed: the parties and the decision take a handful of values each, so a scan in
+  sequence order finds them as fast as an index would, and every index costs each
+  append. A purged entry keeps ``seq``, ``time``, ``action`` and ``leaf_hash``; its
+  bytes and search columns are cleared.
+* ``ledger_tile``: the stored tree (see :mod:`hub.ledger.tiles`): runs of the hashes of
+  the complete subtrees at every fourth level, level 0 being the leaf hashes again, so
+  an entry row that is swapped, shifted or rewritten together with its leaf hash is
+  still pinned to its place. Roots and proofs read a few of these rows. Never updated.
 * ``ledger_head``: one row (``id = 1``) that serialises writers and holds the current
   size and the right edge of the tree (``frontier``) so an append needs no tree scan.
 * ``ledger_checkpoint``: every signed checkpoint note.
@@ -27,13 +31,15 @@ from hub.store.base import Base, UTCDateTime
 class LedgerEntryRow(Base):
     __tablename__ = "ledger_entry"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     action: Mapped[str] = mapped_column(String(40), index=True)
     decision: Mapped[str | None] = mapped_column(String(8))
     outcome: Mapped[str | None] = mapped_column(String(20))
-    origin: Mapped[str | None] = mapped_column(String(64), index=True)
-    recipient: Mapped[str | None] = mapped_column(String(64), index=True)
+    origin: Mapped[str | None] = mapped_column(String(64))
+    recipient: Mapped[str | None] = mapped_column(String(64))
     actor: Mapped[str | None] = mapped_column(String(200))
     participant: Mapped[str | None] = mapped_column(String(64), index=True)
     correlation_id: Mapped[str | None] = mapped_column(String(200))
@@ -42,12 +48,12 @@ class LedgerEntryRow(Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class LedgerNodeRow(Base):
-    __tablename__ = "ledger_node"
+class LedgerTileRow(Base):
+    __tablename__ = "ledger_tile"
 
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LedgerHeadRow(Base):

@@ -54,7 +54,12 @@ def upgrade() -> None:
 
     op.create_table(
         "ledger_entry",
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("time", hub.store.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("action", sa.String(length=40), nullable=False),
         sa.Column("decision", sa.String(length=8), nullable=True),
@@ -71,11 +76,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ledger_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ledger_entry_action"), ["action"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ledger_entry_origin"), ["origin"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_ledger_entry_participant"), ["participant"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_ledger_entry_recipient"), ["recipient"], unique=False)
         batch_op.create_index(batch_op.f("ix_ledger_entry_time"), ["time"], unique=False)
 
     op.create_table(
@@ -86,11 +89,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_head")),
     )
     op.create_table(
-        "ledger_node",
+        "ledger_tile",
         sa.Column("level", sa.SmallInteger(), autoincrement=False, nullable=False),
-        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("level", "idx", name=op.f("pk_ledger_node")),
+        sa.Column("start", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("hashes", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("level", "start", name=op.f("pk_ledger_tile")),
     )
     op.create_table(
         "participant",
@@ -369,13 +372,11 @@ def downgrade() -> None:
     op.drop_table("sync_lock")
     op.drop_table("sync_cursor")
     op.drop_table("participant")
-    op.drop_table("ledger_node")
+    op.drop_table("ledger_tile")
     op.drop_table("ledger_head")
     with op.batch_alter_table("ledger_entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entry_time"))
-        batch_op.drop_index(batch_op.f("ix_ledger_entry_recipient"))
         batch_op.drop_index(batch_op.f("ix_ledger_entry_participant"))
-        batch_op.drop_index(batch_op.f("ix_ledger_entry_origin"))
         batch_op.drop_index(batch_op.f("ix_ledger_entry_action"))
 
     op.drop_table("ledger_entry")
