@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.ledger.canonical import format_time
@@ -63,6 +64,18 @@ def _sqlite_columns_ok() -> str:
     return f"CASE WHEN canonical IS NULL THEN 1 WHEN json_valid({doc}) THEN ({same}) ELSE 0 END"
 
 
+def _sqlite_columns_ok_fast() -> str:
+    """The same check with one JSON parse per row: the fields as one JSON array, compared
+    as text with the columns rendered the same way. Equal text means equal values (both
+    sides decode to them); a difference that is only one of spelling (an escape written
+    another way) flags a row that the close look then clears. Stops with an error on
+    bytes that are not JSON, and the careful query runs instead."""
+    doc = "CAST(canonical AS TEXT)"
+    paths = ", ".join(f"'$.{name}'" for name in (*SEARCH_COLUMNS, "time"))
+    columns = ", ".join(SEARCH_COLUMNS) + ", replace(time, ' ', 'T') || 'Z'"
+    return f"canonical IS NULL OR json_extract({doc}, {paths}) = json_array({columns})"
+
+
 # Built from constants only (column names above), never from input.
 _ENTRY_SQL = {
     "sqlite": "SELECT seq, leaf_hash, canonical, purged_at "
@@ -73,6 +86,9 @@ _ENTRY_SQL = {
 }
 _SQLITE_FLAGGED = (
     "SELECT seq FROM ledger_entry WHERE NOT (" + _sqlite_columns_ok() + ") ORDER BY seq"  # noqa: S608
+)
+_SQLITE_FLAGGED_FAST = (
+    "SELECT seq FROM ledger_entry WHERE NOT (" + _sqlite_columns_ok_fast() + ") ORDER BY seq"  # noqa: S608
 )
 _TILE_SQL = {
     "sqlite": "SELECT start, hashes FROM ledger_tile WHERE level = ? AND start >= ? "
@@ -121,7 +137,12 @@ class _Flagged:
     def _run(self, engine: Engine) -> None:
         try:
             with engine.connect() as conn:
-                self._seqs = [int(r[0]) for r in conn.exec_driver_sql(_SQLITE_FLAGGED)]
+                try:
+                    flagged = conn.exec_driver_sql(_SQLITE_FLAGGED_FAST).all()
+                except OperationalError:  # some stored bytes are not JSON
+                    conn.rollback()
+                    flagged = conn.exec_driver_sql(_SQLITE_FLAGGED).all()
+                self._seqs = [int(r[0]) for r in flagged]
         except BaseException as exc:  # handed to the caller in result()
             self._error = exc
 
@@ -212,9 +233,10 @@ class EntryScan:
                     f"(the ledger head says {self.head_size} entries)",
                     None,
                 )
-            self._entries(rows)
+            stored = [bytes(row[1]) for row in rows]
+            self._entries(rows, stored)
             if self.result.tree_intact:
-                self._tree(seqs[0], [bytes(row[1]) for row in rows])
+                self._tree(seqs[0], stored)
             expected = seqs[-1] + 1
             start = expected
             if len(rows) < self.block:
@@ -232,7 +254,17 @@ class EntryScan:
 
     # -- each entry on its own --------------------------------------------------------
 
-    def _entries(self, rows: Sequence[Any]) -> None:
+    def _entries(self, rows: Sequence[Any], stored: list[bytes]) -> None:
+        if self.columns_in_sql:
+            # The common case, in a few C-speed list operations: every entry holds its
+            # bytes, none is marked purged, and every leaf hash matches.
+            data = [row[2] for row in rows]
+            if (
+                None not in data
+                and [row[3] for row in rows].count(None) == len(rows)
+                and [_sha256(b"\x00" + d).digest() for d in data] == stored
+            ):
+                return
         for row in rows:
             seq, stored, data, purged_at = row[:4]
             if data is None:
