@@ -181,6 +181,7 @@ def main() -> int:
         ("search: party, first 100", LedgerQuery(party="af", limit=100)),
         ("search: decision=deny, first 100", LedgerQuery(decision="deny", limit=100)),
         ("search: rare action (none stored)", LedgerQuery(action=Action.VIEW, limit=100)),
+        ("search: rare party (none stored)", LedgerQuery(party="nobody", limit=100)),
     ]
     with db.session() as session:
         for label, query in searches:

@@ -233,10 +233,10 @@ class EntryScan:
                     f"(the ledger head says {self.head_size} entries)",
                     None,
                 )
-            stored = [bytes(row[1]) for row in rows]
-            self._entries(rows, stored)
+            leaves = [bytes(row[1]) for row in rows]
+            self._entries(rows, leaves)
             if self.result.tree_intact:
-                self._tree(seqs[0], stored)
+                self._tree(seqs[0], leaves)
             expected = seqs[-1] + 1
             start = expected
             if len(rows) < self.block:
@@ -254,7 +254,7 @@ class EntryScan:
 
     # -- each entry on its own --------------------------------------------------------
 
-    def _entries(self, rows: Sequence[Any], stored: list[bytes]) -> None:
+    def _entries(self, rows: Sequence[Any], leaves: list[bytes]) -> None:
         if self.columns_in_sql:
             # The common case, in a few C-speed list operations: every entry holds its
             # bytes, none is marked purged, and every leaf hash matches.
@@ -262,7 +262,7 @@ class EntryScan:
             if (
                 None not in data
                 and [row[3] for row in rows].count(None) == len(rows)
-                and [_sha256(b"\x00" + d).digest() for d in data] == stored
+                and [_sha256(b"\x00" + d).digest() for d in data] == leaves
             ):
                 return
         for row in rows:
