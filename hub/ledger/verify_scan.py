@@ -56,12 +56,19 @@ Report = Callable[[int, str, "int | None"], None]
 _sha256 = hashlib.sha256
 
 
+# A purged entry keeps only its time and action.
+_PURGED_CLEARED = " AND ".join(f"{name} IS NULL" for name in SEARCH_COLUMNS if name != "action")
+
+
 def _sqlite_columns_ok() -> str:
     doc = "CAST(canonical AS TEXT)"
     same = " AND ".join(f"json_extract({doc}, '$.{name}') IS {name}" for name in SEARCH_COLUMNS)
     # SQLAlchemy stores SQLite times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, always 6 digits)
     same += f" AND json_extract({doc}, '$.time') = replace(time, ' ', 'T') || 'Z'"
-    return f"CASE WHEN canonical IS NULL THEN 1 WHEN json_valid({doc}) THEN ({same}) ELSE 0 END"
+    return (
+        f"CASE WHEN canonical IS NULL THEN ({_PURGED_CLEARED}) "
+        f"WHEN json_valid({doc}) THEN ({same}) ELSE 0 END"
+    )
 
 
 def _sqlite_columns_ok_fast() -> str:
@@ -73,7 +80,10 @@ def _sqlite_columns_ok_fast() -> str:
     doc = "CAST(canonical AS TEXT)"
     paths = ", ".join(f"'$.{name}'" for name in (*SEARCH_COLUMNS, "time"))
     columns = ", ".join(SEARCH_COLUMNS) + ", replace(time, ' ', 'T') || 'Z'"
-    return f"canonical IS NULL OR json_extract({doc}, {paths}) = json_array({columns})"
+    return (
+        f"CASE WHEN canonical IS NULL THEN ({_PURGED_CLEARED}) "
+        f"ELSE json_extract({doc}, {paths}) = json_array({columns}) END"
+    )
 
 
 # Built from constants only (column names above), never from input.

@@ -290,3 +290,58 @@ def test_truncation_with_checkpoints_removed_is_caught_by_the_witness_copy(
     seq, what = first_bad(hub)
     assert seq == 16
     assert "covers 40 entries but only 16 are stored (the ledger was truncated)" in what
+
+
+def test_changed_tree_hash_in_a_tile_is_named(ledger: Hub) -> None:
+    def change(session: Session) -> None:
+        run = session.get(LedgerTileRow, (1, 1))  # the subtree over entries 16 to 31
+        assert run is not None and len(run.hashes) == 32
+        run.hashes = bytes([run.hashes[0] ^ 1]) + run.hashes[1:]
+
+    tamper(ledger, change)
+    seq, what = first_bad(ledger)
+    assert seq == 16 and "stored tree hash over entries 16 to 31 does not match" in what
+
+
+def test_tree_hashes_that_belong_to_no_entry_are_named(ledger: Hub) -> None:
+    tamper(ledger, lambda s: s.add(LedgerTileRow(level=0, start=SIZE, hashes=b"\x00" * 32)))
+    seq, what = first_bad(ledger)
+    assert (seq, what) == (None, "1 stored tree hash(es) at level 0 belong to no entry")
+
+
+def test_entry_bytes_that_are_not_json_are_named(ledger: Hub) -> None:
+    def change(session: Session) -> None:
+        row = entry(session, 17)
+        row.canonical = b"not json"
+        row.leaf_hash = leaf_hash(row.canonical)
+
+    tamper(ledger, change)
+    report = verify(ledger)
+    assert (17, "its stored bytes are not JSON") in [(p.seq, p.what) for p in report.problems]
+    assert report.first_problem is not None and report.first_problem.seq == 17
+
+
+def test_entries_with_escaped_characters_verify(hub: Hub) -> None:
+    odd = 'tab\t soh\x01 del\x7f "quote" back\\slash \u2028 å \U0001f600'
+    with hub.db.session() as session:
+        append_many(
+            session,
+            [
+                LedgerEvent(action=Action.VIEW, actor=odd, origin=odd, participant=odd, reason=odd),
+                event(1),
+            ],
+        )
+    report = verify(hub)
+    assert report.ok, report.problems
+
+
+def test_purged_entry_that_still_names_someone_is_named(ledger: Hub) -> None:
+    from datetime import UTC, datetime
+
+    from hub.ledger.purge import purge_before
+
+    with ledger.db.session() as session:
+        purge_before(session, datetime.now(UTC), datetime.now(UTC))
+    assert verify(ledger).ok
+    tamper(ledger, lambda s: setattr(entry(s, 21), "participant", "p-" + "0" * 32))
+    assert first_bad(ledger) == (21, "purged but still holds participant")
