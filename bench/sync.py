@@ -107,6 +107,7 @@ class Result:
     dlt_pulled: int = 0
     dlt_rows: int = 0
     problems: list[str] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average, before and after
 
     @property
     def evi_pull_rate(self) -> float | None:
@@ -193,6 +194,7 @@ def run_size(plan: Plan, args: argparse.Namespace, work: Path) -> Result:
         for name in sandboxes.urls:  # every sandbox builds its people before the clock runs
             sandboxes.people(name)
         result.setup["total"] = time.perf_counter() - started
+        result.load.append(os.getloadavg()[0])
         say(
             f"setup: consents for {len(people):,} people imported in "
             f"{result.setup['consent import']:.1f} s, registered with the authorities in "
@@ -237,6 +239,7 @@ def run_size(plan: Plan, args: argparse.Namespace, work: Path) -> Result:
             log=work / "dlt.log",
         )
         read_dlt_report(result, work)
+        result.load.append(os.getloadavg()[0])
         say(f"dlt: {result.dlt_pulled:,} records in {result.dlt.seconds:.1f} s")
     for what, pulled in (("EVI", result.evi_pulled), ("dlt", result.dlt_pulled)):
         if pulled != plan.records:
@@ -276,9 +279,11 @@ def read_dlt_report(result: Result, work: Path) -> None:
 
 def print_profile(name: str, path: Path) -> None:
     out = io.StringIO()
-    pstats.Stats(str(path), stream=out).sort_stats("cumulative").print_stats(30)
-    say(f"\n-- profile of {name} (cumulative, top 30) --")
-    say(out.getvalue().split("\n\n", 2)[-1])
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(20)
+    say(f"\n-- profile of {name}: top 40 by cumulative time, top 20 by own time --")
+    say(out.getvalue())
 
 
 # -- output --------------------------------------------------------------------------------
@@ -367,7 +372,8 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         say(
             f"{r.plan.records:,}: {r.plan.population:,} people x {r.plan.rounds} rounds; "
             f"{timings}; EVI stored {r.evi_stored:,}, queued {r.evi_queued:,}, delivered "
-            f"{r.delivered:,}; dlt rows {r.dlt_rows:,}; setup {r.setup.get('total', 0):.0f} s"
+            f"{r.delivered:,}; dlt rows {r.dlt_rows:,}; setup {r.setup.get('total', 0):.0f} s; "
+            f"load average {' -> '.join(f'{x:.1f}' for x in r.load)}"
         )
         for problem in r.problems:
             say(f"  PROBLEM: {problem}")
