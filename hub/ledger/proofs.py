@@ -2,7 +2,8 @@
 
 Proof *generation* follows the recursive definitions (PATH and SUBPROOF) but first
 plans which complete subtrees it needs, so a caller can fetch them all in one query;
-every range a proof names splits into at most log2(n) stored complete subtrees.
+every range a proof names splits into at most log2(n) complete subtrees (read from the
+stored tiles, :mod:`hub.ledger.tiles`).
 Proof *verification* is the iterative algorithm of §2.1.3.2 and §2.1.4.2, which needs
 nothing but the proof, the sizes and the hashes being checked.
 

@@ -2,13 +2,13 @@
 
 One pass over every entry in sequence order recomputes each leaf hash from the stored
 bytes, checks the search columns against those bytes, rebuilds the tree from the stored
-leaf hashes comparing every stored complete subtree, and records the root at every
+leaf hashes comparing every stored tile of subtree hashes, and records the root at every
 signed size. Then every checkpoint signature, the consistency of successive checkpoints,
 the head, and any copies in the witness directory are checked against the rebuilt tree.
 
 How exactly a change is named depends on how much was rewritten: an entry changed on its
 own is named exactly (its bytes no longer give its leaf hash; or, rewritten with its
-leaf hash, shifted or swapped, its leaf no longer matches the level-0 node); an entry
+leaf hash, shifted or swapped, its leaf no longer matches the level-0 tile); an entry
 rewritten together with every hash above it is caught by the first signed checkpoint
 whose root no longer matches, and named as the range since the last checkpoint that
 still matches. Removing the newest entries together with their checkpoints is caught by

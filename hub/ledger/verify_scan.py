@@ -1,15 +1,15 @@
 """The one pass over all entries that ``evi log verify`` makes, in blocks of 2^14 entries.
 
-For each aligned block it fetches the entry rows and the stored subtree hashes of every
-level inside the block, recomputes leaf hashes from the stored bytes and every subtree
-from the stored leaf hashes, and compares whole lists at a time (so the common case —
-nothing wrong — runs at the speed of ``hashlib`` and list comparison, and only a
-mismatch is looked at entry by entry). Block roots are combined as the leaves of a small
-tree above the blocks, which yields the higher stored subtrees, the root at every signed
-size and the right edge the ledger head must hold.
+For each aligned block it fetches the entry rows, recomputes leaf hashes from the stored
+bytes and every subtree from the stored leaf hashes, and compares whole lists at a time
+with the stored tiles (:class:`_TileCheck`), so the common case — nothing wrong — runs
+at the speed of ``hashlib`` and list comparison, and only a mismatch is looked at entry
+by entry. Block roots are combined as the leaves of a small tree above the blocks, which
+yields the higher stored subtrees, the root at every signed size and the right edge the
+ledger head must hold.
 
 Why the tree is rebuilt from the *stored* leaf hashes rather than from the bytes: every
-link is still checked (bytes → leaf hash, leaf hash → level-0 node → … → signed root),
+link is still checked (bytes → leaf hash, leaf hash → level-0 tile → … → signed root),
 but a changed entry is then named once, exactly, instead of once per subtree above it.
 
 On SQLite the search-column check runs as one ``json_extract`` query beside the pass (see
