@@ -12,6 +12,11 @@ transaction (and no database lock) is held while an authority is being called:
 A process killed between 1 and 3 leaves its items leased; when the lease ends they are
 claimed again and pushed with the same idempotency keys, which the authority recognises,
 so each is delivered once.
+
+Pushes wait on the authority far more than they compute, so a batch is pushed by a small
+thread pool: transfers about one person to one authority go one after the other, in
+queue order (a newer version never overtakes an older one); different people go side by
+side. The idempotency key makes each push independent of the others.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -44,7 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=10)
 BREAKER_THRESHOLD = 3
-BATCH = 20
+BATCH = 64
+CONCURRENCY = 8
 
 
 @dataclass
@@ -85,6 +92,7 @@ class Deliverer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
         batch: int = BATCH,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.hub = hub
         self.connectors = dict(connectors)
@@ -94,33 +102,49 @@ class Deliverer:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.batch = batch
+        self.concurrency = max(1, concurrency)
         self.counts: dict[str, DeliveryCounts] = {name: DeliveryCounts() for name in connectors}
         self._streak: dict[str, int] = {}
+        self._lock = threading.Lock()  # guards connectors, counts and streaks across pushes
 
     def run(self) -> dict[str, DeliveryCounts]:
         """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set."""
-        while not self.stop.is_set() and self.connectors and self.deliver_batch():
-            pass
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="evi-push") as pool:
+            while not self.stop.is_set() and self.connectors and self.deliver_batch(pool):
+                pass
         return self.counts
 
-    def deliver_batch(self) -> bool:
+    def deliver_batch(self, pool: ThreadPoolExecutor | None = None) -> bool:
         """Claim, push and record one batch; False when nothing was due."""
         claims, handled = self._claim()
         if not handled:
             return False
-        outcomes: list[_Outcome] = []
-        skipped: list[int] = []
-        for claim in claims:
-            if self.stop.is_set() or claim.recipient not in self.connectors:
-                skipped.append(claim.item_id)
-                continue
-            outcome = self._push(claim)
-            if outcome is not None:
-                outcomes.append(outcome)
-            else:
-                skipped.append(claim.item_id)
+        queues: dict[tuple[str, str], list[_Claim]] = {}
+        for claim in claims:  # claims come in queue order
+            queues.setdefault((claim.recipient, claim.transfer.participant), []).append(claim)
+        if pool is None:
+            done = [self._push_in_order(queue) for queue in queues.values()]
+        else:
+            done = list(pool.map(self._push_in_order, queues.values()))
+        outcomes = [o for pushed, _ in done for o in pushed]
+        skipped = [item_id for _, left in done for item_id in left]
         self._record(outcomes, skipped)
         return True
+
+    def _push_in_order(self, claims: list[_Claim]) -> tuple[list[_Outcome], list[int]]:
+        """Push one person's transfers to one authority in order; stop at the first failure
+        (the rest are released untouched, to keep the order on the next attempt)."""
+        pushed: list[_Outcome] = []
+        for i, claim in enumerate(claims):
+            if self.stop.is_set() or claim.recipient not in self.connectors:
+                return pushed, [c.item_id for c in claims[i:]]
+            outcome = self._push(claim)
+            if outcome is None:
+                return pushed, [c.item_id for c in claims[i:]]
+            pushed.append(outcome)
+            if outcome.error is not None:
+                return pushed, [c.item_id for c in claims[i + 1 :]]
+        return pushed, []
 
     # -- 1. claim -----------------------------------------------------------------------
 
@@ -193,25 +217,35 @@ class Deliverer:
     # -- 2. push ------------------------------------------------------------------------
 
     def _push(self, claim: _Claim) -> _Outcome | None:
+        with self._lock:
+            connector = self.connectors.get(claim.recipient)
+        if connector is None:
+            return None
         try:
-            result = self.connectors[claim.recipient].push(claim.transfer)
+            result = connector.push(claim.transfer)
         except ConnectorConfigError as exc:
             # Our side is wrong: stop using this connector; the item is released untouched.
             self._give_up_on(claim.recipient, exc)
             return None
         except ConnectorError as exc:
             if isinstance(exc, TransientConnectorError):
-                self._streak[claim.recipient] = self._streak.get(claim.recipient, 0) + 1
-                if self._streak[claim.recipient] >= BREAKER_THRESHOLD:
+                with self._lock:
+                    streak = self._streak[claim.recipient] = (
+                        self._streak.get(claim.recipient, 0) + 1
+                    )
+                if streak >= BREAKER_THRESHOLD:
                     self._give_up_on(claim.recipient, exc)
             return _Outcome(claim, error=exc)
-        self._streak[claim.recipient] = 0
+        with self._lock:
+            self._streak[claim.recipient] = 0
         return _Outcome(claim, result=result)
 
     def _give_up_on(self, recipient: str, exc: ConnectorError) -> None:
         """Stop delivering to ``recipient`` for this run; its items wait for the next one."""
-        self.counts[recipient].errors.append(exc.message)
-        self.connectors.pop(recipient, None)
+        with self._lock:
+            if self.connectors.pop(recipient, None) is None:
+                return
+            self.counts[recipient].errors.append(exc.message)
         log.warning("delivery to %s stopped for this run: %s", recipient, exc.message)
 
     # -- 3. record ----------------------------------------------------------------------
