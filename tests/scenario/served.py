@@ -57,6 +57,7 @@ class Sandboxes:
 
     def __init__(self, home: Path, *, seed: int, population: int, latency_ms: int = 0) -> None:
         self.home = home
+        self.seed, self.population = seed, population
         self.env = evi_env(home)
         self.urls: dict[str, str] = {}
         self._servers: list[subprocess.Popen[str]] = []
@@ -102,6 +103,20 @@ class Sandboxes:
                 pass
             assert time.monotonic() < deadline, f"sandbox {name} did not start"
             time.sleep(0.1)
+
+    def setup_demo(self, env: dict[str, str]) -> None:
+        """`evi demo --setup-only` with this population, every authority reached over HTTP."""
+        setup = evi(
+            env,
+            "demo",
+            "--setup-only",
+            "--seed",
+            str(self.seed),
+            "--population",
+            str(self.population),
+            *self.url_args(),
+        )
+        assert setup.returncode == 0, setup.stderr
 
     def url_args(self) -> list[str]:
         args = []

@@ -28,17 +28,7 @@ KILLS = 20
 def _prepare(home: Path) -> tuple[Sandboxes, dict[str, str]]:
     sandboxes = Sandboxes(home, seed=SEED, population=POPULATION, latency_ms=LATENCY_MS)
     env = evi_env(home)
-    setup = evi(
-        env,
-        "demo",
-        "--setup-only",
-        "--seed",
-        str(SEED),
-        "--population",
-        str(POPULATION),
-        *sandboxes.url_args(),
-    )
-    assert setup.returncode == 0, setup.stderr
+    sandboxes.setup_demo(env)
     people = sandboxes.people()
     assert not any(p["protected"] for p in people), "pick a seed without protected identity"
     return sandboxes, env

@@ -40,17 +40,7 @@ def test_four_workers_one_killed_deliver_every_transfer_once(tmp_path: Path, pg_
     env = evi_env(home, EVI_DATABASE_URL=pg_url)
     workers: list[subprocess.Popen[str]] = []
     try:
-        setup = evi(
-            env,
-            "demo",
-            "--setup-only",
-            "--seed",
-            str(SEED),
-            "--population",
-            str(POPULATION),
-            *sandboxes.url_args(),
-        )
-        assert setup.returncode == 0, setup.stderr
+        sandboxes.setup_demo(env)
         queued = evi(env, "sync", "--queue-only")
         assert queued.returncode == 0, queued.stdout + queued.stderr
         total = _scalar(pg_url, "SELECT COUNT(*) FROM outbox")
