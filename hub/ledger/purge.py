@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from hub.ledger.records import block_spans
 from hub.store.tables.ledger import LedgerEntryRow
 
 CLEARED = (
@@ -28,13 +29,20 @@ CLEARED = (
 
 
 def count_purgeable(session: Session, before: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(LedgerEntryRow)
-            .where(LedgerEntryRow.time < before, LedgerEntryRow.canonical.is_not(None))
+    return sum(
+        int(
+            session.scalar(
+                select(func.count())
+                .select_from(LedgerEntryRow)
+                .where(
+                    LedgerEntryRow.seq_block.in_(blocks),  # the time index is per block
+                    LedgerEntryRow.time < before,
+                    LedgerEntryRow.canonical.is_not(None),
+                )
+            )
+            or 0
         )
-        or 0
+        for blocks in block_spans(session)
     )
 
 
@@ -43,10 +51,17 @@ def purge_before(session: Session, before: datetime, now: datetime) -> int:
     many. Never commits."""
     values: dict[str, object] = {name: None for name in CLEARED}
     values["purged_at"] = now
-    result = session.execute(
-        update(LedgerEntryRow)
-        .where(LedgerEntryRow.time < before, LedgerEntryRow.canonical.is_not(None))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    purged = 0
+    for blocks in list(block_spans(session)):
+        result = session.execute(
+            update(LedgerEntryRow)
+            .where(
+                LedgerEntryRow.seq_block.in_(blocks),  # the time index is per block
+                LedgerEntryRow.time < before,
+                LedgerEntryRow.canonical.is_not(None),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        purged += int(result.rowcount)  # type: ignore[attr-defined]
+    return purged

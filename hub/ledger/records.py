@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.ledger.canonical import format_time, read_document
 from hub.ledger.event import Action
-from hub.store.tables.ledger import LedgerEntryRow
+from hub.store.tables.ledger import BLOCK_BITS, LedgerEntryRow
 
 EXPORT_FIELDS = (
     "time",
@@ -40,6 +40,8 @@ EXPORT_FIELDS = (
 """Readable fields of a JSON Lines export line, after ``seq`` and ``leaf`` (a contract)."""
 
 _BATCH = 5_000
+_MAX_SPAN = 1_024
+"""Most blocks one query looks into (the participant and time indexes are per block)."""
 
 
 @dataclass(frozen=True)
@@ -141,16 +143,54 @@ def record_from_row(row: LedgerEntryRow) -> EntryRecord:
 
 
 def find_entries(session: Session, query: LedgerQuery) -> Iterator[EntryRecord]:
-    """Entries matching ``query`` in sequence order, read in batches; stops at ``limit``."""
+    """Entries matching ``query`` in sequence order, read in batches; stops at ``limit``.
+
+    A search by participant or time uses their indexes, which are per block of
+    ``2^BLOCK_BITS`` entries (see :mod:`hub.store.tables.ledger`): it asks for the blocks
+    in order, one block first and twice as many each time a query comes back short, so a
+    common match stops in the first block and a rare one takes a few queries of many
+    index lookups each. Other searches read in sequence order (the action has its own
+    plain index).
+    """
     remaining = query.limit
-    after = -1
-    while remaining is None or remaining > 0:
+    if query.participant is None and query.since is None and query.until is None:
+        after = -1
+        while remaining is None or remaining > 0:
+            size = _BATCH if remaining is None else min(_BATCH, remaining)
+            rows = session.scalars(query.statement(after).limit(size)).all()
+            for row in rows:
+                yield record_from_row(row)
+            if remaining is not None:
+                remaining -= len(rows)
+            if len(rows) < size:
+                return
+            after = rows[-1].seq
+        return
+    last = session.scalar(select(func.max(LedgerEntryRow.seq)))
+    if last is None:
+        return
+    after, block, span = -1, 0, 1
+    while block <= last >> BLOCK_BITS and (remaining is None or remaining > 0):
+        blocks = range(block, min(block + span, (last >> BLOCK_BITS) + 1))
         size = _BATCH if remaining is None else min(_BATCH, remaining)
-        rows = session.scalars(query.statement(after).limit(size)).all()
+        stmt = query.statement(after).where(LedgerEntryRow.seq_block.in_(blocks)).limit(size)
+        rows = session.scalars(stmt).all()
         for row in rows:
             yield record_from_row(row)
         if remaining is not None:
             remaining -= len(rows)
-        if len(rows) < size:
-            return
-        after = rows[-1].seq
+        if len(rows) == size:  # there may be more in these blocks
+            after = rows[-1].seq
+            block = after >> BLOCK_BITS
+        else:
+            block, span = blocks.stop, min(2 * span, _MAX_SPAN)
+
+
+def block_spans(session: Session) -> Iterator[range]:
+    """Every block number that holds entries, in ranges of at most ``_MAX_SPAN`` blocks
+    (for statements that filter by time: its index is per block)."""
+    last = session.scalar(select(func.max(LedgerEntryRow.seq)))
+    if last is None:
+        return
+    for first in range(0, (last >> BLOCK_BITS) + 1, _MAX_SPAN):
+        yield range(first, min(first + _MAX_SPAN, (last >> BLOCK_BITS) + 1))

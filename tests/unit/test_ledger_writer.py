@@ -182,3 +182,67 @@ def test_sqlite_append_after_a_stale_read_fails_cleanly_without_a_gap(tmp_path) 
         session.execute(select(LedgerEntryRow.seq)).all()
         assert append(session, event()) == 2
     database.dispose()
+
+
+TRICKY = ['quote " and \\ backslash', "tab\t newline\n \u2028 é 😀 \x1f \x7f", "", None]
+
+
+def test_large_batches_are_written_in_chunks_with_the_columns_of_their_bytes(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite inserts a batch of more than writer.CHUNK entries chunk by chunk, each with one
+    statement that reads the search columns out of the canonical bytes (the chunk whose bytes
+    hold an escaped NUL, entries 8-14, takes the executemany path); every column equals the
+    event's field."""
+    from datetime import UTC, datetime, timedelta
+
+    from hub.ledger import writer
+    from hub.ledger.verify import verify_ledger
+
+    monkeypatch.setattr(writer, "CHUNK", 7)
+    nul = "nul \u0000 inside" if database.dialect == "sqlite" else None  # not in PostgreSQL
+    start = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    events = [
+        LedgerEvent(
+            action=Action.DELIVERY if i % 2 else Action.DECISION,
+            decision=None if i % 2 else "deny",
+            actor=f"job:{i} {TRICKY[i % 3]}",
+            origin=TRICKY[i % 4],
+            recipient="team",
+            participant=f"p-{i:032x}",
+            correlation_id=nul if i == 12 else TRICKY[(i + 1) % 4],
+            time=start - timedelta(seconds=i, microseconds=i),
+        )
+        for i in range(30)
+    ]
+    with database.session() as session:
+        assert append_many(session, events[:1]) == range(0, 1)
+        assert append_many(session, events[1:]) == range(1, 30)
+    with database.session() as session:
+        rows = session.scalars(select(LedgerEntryRow).order_by(LedgerEntryRow.seq)).all()
+        assert [row.seq for row in rows] == list(range(30))
+        for row, ev in zip(rows, events, strict=True):
+            assert row.leaf_hash == leaf_hash(row.canonical)
+            assert (row.time, row.action, row.decision, row.outcome) == (
+                ev.time,
+                ev.action.value,
+                ev.decision,
+                ev.outcome.value,
+            )
+            assert (row.origin, row.recipient, row.actor) == (ev.origin, ev.recipient, ev.actor)
+            assert (row.participant, row.correlation_id) == (ev.participant, ev.correlation_id)
+        assert verify_ledger(session, None).ok
+
+
+def test_a_batch_that_fails_part_way_leaves_nothing_behind(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.ledger import writer
+
+    monkeypatch.setattr(writer, "CHUNK", 4)
+    bad = [event(i) for i in range(10)] + [LedgerEvent(action=Action.VIEW, actor="\ud800")]
+    with database.session() as session:
+        with pytest.raises(ValueError, match="not valid Unicode"):
+            append_many(session, bad)
+        assert append_many(session, [event(1), event(2)]) == range(0, 2)
+    assert [seq for seq, _, _ in stored_leaves(database)] == [0, 1]

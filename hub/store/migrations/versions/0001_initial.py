@@ -72,14 +72,20 @@ def upgrade() -> None:
         sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("canonical", sa.LargeBinary(), nullable=True),
         sa.Column("purged_at", hub.store.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "seq_block",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.Computed("seq >> 14", persisted=True),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_ledger_entry")),
     )
     with op.batch_alter_table("ledger_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ledger_entry_action"), ["action"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_ledger_entry_participant"), ["participant"], unique=False
+            "ix_ledger_entry_block_participant", ["seq_block", "participant"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_ledger_entry_time"), ["time"], unique=False)
+        batch_op.create_index("ix_ledger_entry_block_time", ["seq_block", "time"], unique=False)
 
     op.create_table(
         "ledger_head",
@@ -375,8 +381,8 @@ def downgrade() -> None:
     op.drop_table("ledger_tile")
     op.drop_table("ledger_head")
     with op.batch_alter_table("ledger_entry", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ledger_entry_time"))
-        batch_op.drop_index(batch_op.f("ix_ledger_entry_participant"))
+        batch_op.drop_index("ix_ledger_entry_block_time")
+        batch_op.drop_index("ix_ledger_entry_block_participant")
         batch_op.drop_index(batch_op.f("ix_ledger_entry_action"))
 
     op.drop_table("ledger_entry")
