@@ -82,28 +82,36 @@ def event_document(event: LedgerEvent, salt: bytes) -> dict[str, Any]:
     }
 
 
-def _string(value: str | None) -> str:
-    return "null" if value is None else _quote(value)
-
-
 def _encode(event: LedgerEvent, salt: bytes, time_text: str) -> bytes:
-    """The document of :func:`event_document`, written key by key in RFC 8785 order."""
+    """The document of :func:`event_document`, written key by key in RFC 8785 order.
+
+    The ``None`` tests are written out in the template rather than in a helper: a Python
+    call per field was a fifth of the cost of a batched append.
+    """
     version = event.consent_version
     if version is not None and not -_SAFE_INTEGER < version < _SAFE_INTEGER:
         raise ValueError("consent_version is outside the integers RFC 8785 represents exactly")
-    categories = ",".join(map(_quote, event.categories))
+    q = _quote  # StrEnum members are str: quoting one writes its value
+    consent_id, correlation_id, decision = event.consent_id, event.correlation_id, event.decision
+    origin, participant, payload = event.origin, event.participant, event.payload_sha256
+    purpose, reason, recipient, role = event.purpose, event.reason, event.recipient, event.role
     salt_text = binascii.b2a_base64(salt, newline=False).decode("ascii")
     text = (
-        f'{{"action":{_quote(event.action.value)},"actor":{_quote(event.actor)},'
-        f'"categories":[{categories}],"consent_id":{_string(event.consent_id)},'
+        f'{{"action":{q(event.action)},"actor":{q(event.actor)},'
+        f'"categories":[{",".join(map(q, event.categories))}],'
+        f'"consent_id":{"null" if consent_id is None else q(consent_id)},'
         f'"consent_version":{"null" if version is None else int(version)},'
-        f'"correlation_id":{_string(event.correlation_id)},'
-        f'"decision":{_string(event.decision)},"origin":{_string(event.origin)},'
-        f'"outcome":{_quote(event.outcome.value)},"participant":{_string(event.participant)},'
-        f'"payload_sha256":{_string(event.payload_sha256)},"purpose":{_string(event.purpose)},'
-        f'"reason":{_string(event.reason)},"recipient":{_string(event.recipient)},'
-        f'"role":{_string(event.role)},"salt":"{salt_text}","time":"{time_text}",'
-        f'"v":{FORMAT_VERSION}}}'
+        f'"correlation_id":{"null" if correlation_id is None else q(correlation_id)},'
+        f'"decision":{"null" if decision is None else q(decision)},'
+        f'"origin":{"null" if origin is None else q(origin)},'
+        f'"outcome":{q(event.outcome)},'
+        f'"participant":{"null" if participant is None else q(participant)},'
+        f'"payload_sha256":{"null" if payload is None else q(payload)},'
+        f'"purpose":{"null" if purpose is None else q(purpose)},'
+        f'"reason":{"null" if reason is None else q(reason)},'
+        f'"recipient":{"null" if recipient is None else q(recipient)},'
+        f'"role":{"null" if role is None else q(role)},'
+        f'"salt":"{salt_text}","time":"{time_text}","v":{FORMAT_VERSION}}}'
     )
     try:
         return text.encode("utf-8")
@@ -130,10 +138,14 @@ def canonical_batch(events: Sequence[LedgerEvent]) -> list[tuple[bytes, str]]:
     """
     salts = secrets.token_bytes(SALT_BYTES * len(events))
     out: list[tuple[bytes, str]] = []
+    append = out.append
     offset = 0
     for event in events:
-        time_text = format_time(event.time)
-        out.append((_encode(event, salts[offset : offset + SALT_BYTES], time_text), time_text))
+        time = event.time
+        if time.tzinfo is not UTC:  # as in format_time, without the call
+            time = time.astimezone(UTC)
+        time_text = time.isoformat(timespec="microseconds")[:-6] + "Z"
+        append((_encode(event, salts[offset : offset + SALT_BYTES], time_text), time_text))
         offset += SALT_BYTES
     return out
 

@@ -61,5 +61,36 @@ def frontier_append(frontier: list[bytes], size: int, leaf: bytes) -> list[tuple
     return completed
 
 
+def frontier_extend(frontier: list[bytes], size: int, leaves: list[bytes]) -> list[list[bytes]]:
+    """Add many leaf hashes to the right edge of a tree of ``size`` leaves, in place.
+
+    Returns, level by level from 0, the complete subtrees the new leaves complete (at
+    level L the first is subtree ``size >> L``, then consecutive), i.e. what
+    :func:`frontier_append` returns leaf after leaf, computed a whole level at a time:
+    one list comprehension per level instead of a Python call per leaf, about half the
+    cost. The tests compare the two for many sizes and splits.
+    """
+    old = dict(zip(frontier_levels(size), frontier, strict=True))
+    kept: dict[int, bytes] = {}
+    completed: list[list[bytes]] = []
+    nodes, first, level = leaves, size, 0
+    while nodes:
+        completed.append(nodes)
+        if first & 1:  # its left sibling is the edge's subtree at this level
+            nodes = [old.pop(level), *nodes]
+            first -= 1
+        if len(nodes) & 1:  # the last one has no sibling yet: the new edge at this level
+            kept[level] = nodes[-1]
+        nodes = [
+            hashlib.sha256(_NODE + nodes[i] + nodes[i + 1]).digest()
+            for i in range(0, len(nodes) - 1, 2)
+        ]
+        first >>= 1
+        level += 1
+    old.update(kept)
+    frontier[:] = [old[level] for level in frontier_levels(size + len(leaves))]
+    return completed
+
+
 def split_frontier(blob: bytes) -> list[bytes]:
     return [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]

@@ -26,6 +26,7 @@ error is raised, so an append either adds all its entries or none.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -41,13 +42,13 @@ from sqlalchemy.orm import Session
 from hub.errors import StorageError
 from hub.ledger.canonical import canonical_batch
 from hub.ledger.event import LedgerEvent
-from hub.ledger.hashing import frontier_append, split_frontier
-from hub.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, runs, stored_level
+from hub.ledger.hashing import frontier_extend, split_frontier
+from hub.ledger.tiles import TILE_HEIGHT, runs, stored_level
 from hub.store.base import Base
 from hub.store.tables.ledger import LedgerHeadRow
 
 HEAD_ID = 1
-CHUNK = 2_500
+CHUNK = 1000
 """SQLite: entries per ``INSERT … SELECT``; a batch of more than one chunk is pipelined."""
 
 _head: Table = Base.metadata.tables[LedgerHeadRow.__tablename__]
@@ -119,17 +120,11 @@ def _columns(event: LedgerEvent) -> tuple[str | None, ...]:
 def _grow(frontier: list[bytes], added: list[list[bytes]], seq: int, digests: list[bytes]) -> None:
     """Add leaf hashes (the first at index ``seq``) to the right edge of the tree, keeping
     the hashes of the stored levels in ``added``."""
-    added[0].extend(digests)
-    for digest in digests:
-        if seq & (TILE_WIDTH - 1) == TILE_WIDTH - 1:  # completes a stored subtree or more
-            for level, _, value in frontier_append(frontier, seq, digest):
-                if stored_level(level):
-                    while len(added) <= level // TILE_HEIGHT:
-                        added.append([])
-                    added[level // TILE_HEIGHT].append(value)
-        else:
-            frontier_append(frontier, seq, digest)
-        seq += 1
+    for level, hashes in enumerate(frontier_extend(frontier, seq, digests)):
+        if stored_level(level):
+            while len(added) <= level // TILE_HEIGHT:
+                added.append([])
+            added[level // TILE_HEIGHT].extend(hashes)
 
 
 # SQLite: the rows of one chunk from three parameters, so that one statement (and one
@@ -209,7 +204,11 @@ def _sqlite_insert(
                         pending.result()
                     if pool is None:
                         pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-append")
-                    pending = pool.submit(connection.exec_driver_sql, _SQLITE_INSERT, params)
+                    started = threading.Event()
+                    pending = pool.submit(_insert_chunk, connection, params, started)
+                    # Let the helper take the GIL now, until its statement runs without it;
+                    # otherwise it would wait for this thread's switch interval (5 ms).
+                    started.wait()
             seq += len(chunk)
         if pending is not None:
             pending.result()
@@ -225,6 +224,13 @@ def _sqlite_insert(
 
 
 _SQLITE_UNDO = "DELETE FROM ledger_entry WHERE seq >= ?"
+
+
+def _insert_chunk(
+    connection: Connection, params: tuple[Any, ...], started: threading.Event
+) -> None:
+    started.set()
+    connection.exec_driver_sql(_SQLITE_INSERT, params)
 
 
 @dataclass(frozen=True)

@@ -62,16 +62,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # BEGIN IMMEDIATE (see Database.session(write_lock=True)) is honoured.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # 8 KB pages (SQLite's default is 4 KB): fewer pages per row and index entry, measured
+    # with bench/ledger.py about 5-10 % more batched appends, single-entry commits
+    # unchanged (16 KB pages gained no more and made single commits 30 % slower). Takes
+    # effect only when the database file is created; existing files keep their page size.
+    cursor.execute("PRAGMA page_size=8192")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    # The nightly job writes in large batches: checkpointing the WAL every 20,000 pages
+    # The nightly job writes in large batches: checkpointing the WAL every 10,000 pages
     # (about 80 MB) instead of SQLite's 1,000 writes each index page back once instead of
     # many times, and a 64 MB page cache keeps the ledger's random-keyed indexes in memory.
     # Measured with bench/ledger.py: batched appends about 1.9x faster. Durability is
     # unchanged (WAL, synchronous=NORMAL).
-    cursor.execute("PRAGMA wal_autocheckpoint=20000")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 

@@ -19,7 +19,13 @@ from test_ledger_reference import (
 from hub.errors import InputError
 from hub.ledger import proofs
 from hub.ledger.event import Action, LedgerEvent
-from hub.ledger.hashing import EMPTY_ROOT, frontier_append, leaf_hash, root_from_frontier
+from hub.ledger.hashing import (
+    EMPTY_ROOT,
+    frontier_append,
+    frontier_extend,
+    leaf_hash,
+    root_from_frontier,
+)
 from hub.ledger.proofs import NodeKey, ProofError
 from hub.ledger.tree import StoredTree
 from hub.ledger.writer import append_many
@@ -187,3 +193,23 @@ def test_stored_tree_refuses_what_does_not_exist(database: Database) -> None:
             tree.root(4)
         with pytest.raises(InputError, match="--from <= --to"):
             tree.consistency_proof(3, 2)
+
+
+def test_extending_the_edge_by_many_leaves_equals_adding_them_one_by_one() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        one: list[bytes] = []
+        many: list[bytes] = []
+        size = 0
+        for _ in range(rng.randrange(1, 6)):
+            count = rng.choice([1, 2, 3, 15, 16, 17, 255, 256, 257, rng.randrange(1, 1500)])
+            leaves = [rng.randbytes(32) for _ in range(count)]
+            expected: dict[int, list[bytes]] = {0: list(leaves)}
+            for i, leaf in enumerate(leaves):
+                for level, index, digest in frontier_append(one, size + i, leaf):
+                    assert index == (size >> level) + len(expected.setdefault(level, []))
+                    expected[level].append(digest)
+            completed = frontier_extend(many, size, leaves)
+            assert many == one
+            assert dict(enumerate(completed)) == {k: v for k, v in expected.items() if v}
+            size += count
