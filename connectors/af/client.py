@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
 from hub.connector.native import parse_answer
+from hub.model.records import PushResult
 
 PREFIX = "/participants/v1"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a secret
@@ -131,3 +134,7 @@ class AfApi:
         except (ValueError, KeyError, TypeError):
             reference = None
         return reference, response.headers.get("Idempotent-Replayed", "").lower() == "true"
+
+    def send_messages(self, messages: Sequence[tuple[str, dict[str, object]]]) -> list[PushResult]:
+        """Send several messages in one request (each with its own key); one result each."""
+        return post_batch(self.api, PREFIX + "/messages/batch", messages)

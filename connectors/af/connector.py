@@ -32,6 +32,7 @@ from hub.connector import (
 )
 from hub.connector.asgi import ASGIApp
 from hub.connector.auth import ClientCredentials
+from hub.connector.batch import BATCH_LIMIT
 from hub.connector.native import parse_payload, parse_person, record_problems
 from hub.model.codes import (
     BenefitType,
@@ -57,6 +58,7 @@ class AfConnector(Connector):
         {Category.REFERRAL, Category.BENEFIT, Category.INTERVENTION, Category.OUTCOME}
     )
     receives = frozenset({Category.REFERRAL, Category.ASSESSMENT, Category.PLAN, Category.OUTCOME})
+    push_batch_size = BATCH_LIMIT
 
     class Options(HttpOptions):
         client_id: str = Field(min_length=1, description="OAuth 2.0 client id.")
@@ -176,7 +178,7 @@ class AfConnector(Connector):
                 mapping_version=self.mapping.version,
             )
 
-    def push(self, transfer: Transfer) -> PushResult:
+    def _message(self, transfer: Transfer) -> dict[str, object]:
         body: dict[str, object] = {
             "category": transfer.category.value,
             "origin": transfer.origin,
@@ -189,8 +191,17 @@ class AfConnector(Connector):
             body["personal_identity_number"] = transfer.person.number
         else:
             body["participant_reference"] = transfer.participant
-        reference, replayed = self.remote.send_message(transfer.idempotency_key, body)
+        return body
+
+    def push(self, transfer: Transfer) -> PushResult:
+        reference, replayed = self.remote.send_message(
+            transfer.idempotency_key, self._message(transfer)
+        )
         return PushResult(accepted=True, duplicate=replayed, reference=reference)
+
+    def push_many(self, transfers: Sequence[Transfer]) -> list[PushResult]:
+        messages = [(t.idempotency_key, self._message(t)) for t in transfers]
+        return self.remote.send_messages(messages)
 
     def subscribe(self, identity: PersonalIdentity) -> None:
         self.remote.subscribe(identity.number)

@@ -24,7 +24,7 @@ from connectors.af.client import PREFIX, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRE
 from connectors.sandbox_kit import SandboxKit
 from connectors.sandbox_kit.auth import bearer_token
 from connectors.sandbox_kit.feed import changed_at, draw
-from connectors.sandbox_kit.pushes import receive_push
+from connectors.sandbox_kit.pushes import add_batch_route, receive_push
 from hub.connector.sandbox import SandboxSettings
 from hub.model.identity import InvalidIdentityError, parse_identity
 
@@ -205,4 +205,5 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         receipt = receive_push(kit, idempotency_key, body, response)
         return {"message_id": receipt.reference}
 
+    add_batch_route(app, PREFIX + "/messages/batch", kit, auth)
     return app

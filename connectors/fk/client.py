@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
 from hub.connector.native import parse_answer
+from hub.model.records import PushResult
 
 PREFIX = "/samverkan/api/v1"
 SUPPORTED_MAJOR = "1"
@@ -108,3 +111,9 @@ class FkApi:
         except (ValueError, KeyError, TypeError):
             reference = None
         return reference, response.headers.get("Idempotent-Replayed", "").lower() == "true"
+
+    def underratta_flera(
+        self, messages: Sequence[tuple[str, dict[str, object]]]
+    ) -> list[PushResult]:
+        """Send several messages in one request (each with its own key); one result each."""
+        return post_batch(self.api, PREFIX + "/underrattelser/batch", messages)

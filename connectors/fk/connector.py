@@ -27,6 +27,7 @@ from hub.connector import (
     SandboxSettings,
 )
 from hub.connector.asgi import ASGIApp
+from hub.connector.batch import BATCH_LIMIT
 from hub.connector.mtls import ClientCertificateConnector
 from hub.connector.native import parse_payload, parse_person, record_problems
 from hub.model.codes import BenefitType, InterventionStatus, InterventionType, ReferralReason
@@ -44,6 +45,7 @@ class FkConnector(ClientCertificateConnector):
     version = "1.0.0"
     delivers = frozenset({Category.REFERRAL, Category.BENEFIT, Category.INTERVENTION})
     receives = frozenset({Category.ASSESSMENT, Category.PLAN, Category.OUTCOME, Category.HEALTH})
+    push_batch_size = BATCH_LIMIT
 
     class Options(ClientCertificateOptions):
         page_size: int = Field(default=500, ge=1, le=1000, description="Cases per call.")
@@ -135,7 +137,7 @@ class FkConnector(ClientCertificateConnector):
                 mapping_version=self.mapping.version,
             )
 
-    def push(self, transfer: Transfer) -> PushResult:
+    def _message(self, transfer: Transfer) -> dict[str, object]:
         body: dict[str, object] = {
             "informationsmangd": transfer.category.value,
             "avsandare": transfer.origin,
@@ -148,8 +150,17 @@ class FkConnector(ClientCertificateConnector):
             body["personnummer"] = transfer.person.number
         else:
             body["deltagarreferens"] = transfer.participant
-        reference, replayed = self.remote.underratta(transfer.idempotency_key, body)
+        return body
+
+    def push(self, transfer: Transfer) -> PushResult:
+        reference, replayed = self.remote.underratta(
+            transfer.idempotency_key, self._message(transfer)
+        )
         return PushResult(accepted=True, duplicate=replayed, reference=reference)
+
+    def push_many(self, transfers: Sequence[Transfer]) -> list[PushResult]:
+        messages = [(t.idempotency_key, self._message(t)) for t in transfers]
+        return self.remote.underratta_flera(messages)
 
     def subscribe(self, identity: PersonalIdentity) -> None:
         self.remote.bevaka(identity.number)

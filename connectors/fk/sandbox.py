@@ -17,7 +17,7 @@ from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from connectors.fk.client import PREFIX
 from connectors.sandbox_kit import SandboxKit
 from connectors.sandbox_kit.feed import changed_at, draw, first_position_at_or_after
-from connectors.sandbox_kit.pushes import receive_push
+from connectors.sandbox_kit.pushes import add_batch_route, receive_push
 from hub.connector.sandbox import SandboxSettings
 from hub.model.identity import InvalidIdentityError, parse_identity
 
@@ -144,4 +144,5 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         receipt = receive_push(kit, idempotency_key, body, response)
         return {"underrattelseId": receipt.reference}
 
+    add_batch_route(app, PREFIX + "/underrattelser/batch", kit)
     return app

@@ -6,13 +6,16 @@ common model happens in :mod:`connectors.kommun.connector`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
 from hub.connector.native import parse_answer
+from hub.model.records import PushResult
 
 PREFIX = "/ekonomiskt-bistand/v2"
 SUPPORTED_MAJOR = "2"
@@ -119,3 +122,9 @@ class KommunApi:
         except (ValueError, KeyError, TypeError):
             reference = None
         return reference, response.headers.get("Idempotent-Replayed", "").lower() == "true"
+
+    def skicka_meddelanden(
+        self, messages: Sequence[tuple[str, dict[str, object]]]
+    ) -> list[PushResult]:
+        """Send several messages in one request (each with its own key); one result each."""
+        return post_batch(self.api, PREFIX + "/meddelanden/batch", messages)

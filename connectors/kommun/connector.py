@@ -33,6 +33,7 @@ from hub.connector import (
 )
 from hub.connector.asgi import ASGIApp
 from hub.connector.auth import BearerToken
+from hub.connector.batch import BATCH_LIMIT
 from hub.connector.native import parse_payload, parse_person, record_problems
 from hub.model.codes import (
     BenefitType,
@@ -60,6 +61,7 @@ class KommunConnector(Connector):
         {Category.REFERRAL, Category.BENEFIT, Category.INTERVENTION, Category.OUTCOME}
     )
     receives = frozenset({Category.REFERRAL, Category.ASSESSMENT, Category.PLAN, Category.OUTCOME})
+    push_batch_size = BATCH_LIMIT
 
     class Options(HttpOptions):
         token: SecretStr = Field(description="API token issued by the municipality.")
@@ -162,7 +164,7 @@ class KommunConnector(Connector):
                 mapping_version=self.mapping.version,
             )
 
-    def push(self, transfer: Transfer) -> PushResult:
+    def _message(self, transfer: Transfer) -> dict[str, object]:
         body: dict[str, object] = {
             "kategori": transfer.category.value,
             "avsandare": transfer.origin,
@@ -175,8 +177,17 @@ class KommunConnector(Connector):
             body["personnummer"] = transfer.person.formatted()
         else:
             body["deltagarreferens"] = transfer.participant
-        reference, replayed = self.remote.skicka_meddelande(transfer.idempotency_key, body)
+        return body
+
+    def push(self, transfer: Transfer) -> PushResult:
+        reference, replayed = self.remote.skicka_meddelande(
+            transfer.idempotency_key, self._message(transfer)
+        )
         return PushResult(accepted=True, duplicate=replayed, reference=reference)
+
+    def push_many(self, transfers: Sequence[Transfer]) -> list[PushResult]:
+        messages = [(t.idempotency_key, self._message(t)) for t in transfers]
+        return self.remote.skicka_meddelanden(messages)
 
     def subscribe(self, identity: PersonalIdentity) -> None:
         self.remote.bevaka(identity.formatted())

@@ -18,7 +18,7 @@ from connectors.kommun.client import SANDBOX_TOKEN
 from connectors.sandbox_kit import SandboxKit
 from connectors.sandbox_kit.auth import bearer_token
 from connectors.sandbox_kit.feed import changed_at, draw
-from connectors.sandbox_kit.pushes import receive_push
+from connectors.sandbox_kit.pushes import add_batch_route, receive_push
 from hub.connector.sandbox import SandboxSettings
 from hub.model.identity import InvalidIdentityError, parse_identity
 
@@ -163,4 +163,5 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         receipt = receive_push(kit, idempotency_key, body, response)
         return {"meddelandeId": receipt.reference}
 
+    add_batch_route(app, PREFIX + "/meddelanden/batch", kit, auth)
     return app

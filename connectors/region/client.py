@@ -9,13 +9,16 @@ whether a rehabilitation coordinator is assigned. Never a diagnosis (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
 from hub.connector.native import parse_answer
+from hub.model.records import PushResult
 
 PREFIX = "/rehab/v3"
 SUPPORTED_MAJOR = "3"
@@ -131,3 +134,7 @@ class RegionApi:
         except (ValueError, KeyError, TypeError):
             reference = None
         return reference, response.headers.get("Idempotent-Replayed", "").lower() == "true"
+
+    def meddela_flera(self, messages: Sequence[tuple[str, dict[str, object]]]) -> list[PushResult]:
+        """Send several messages in one request (each with its own key); one result each."""
+        return post_batch(self.api, PREFIX + "/meddelanden/batch", messages)

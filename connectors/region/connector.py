@@ -28,6 +28,7 @@ from hub.connector import (
     SandboxSettings,
 )
 from hub.connector.asgi import ASGIApp
+from hub.connector.batch import BATCH_LIMIT
 from hub.connector.mtls import ClientCertificateConnector
 from hub.connector.native import parse_payload, parse_person, record_problems
 from hub.model.codes import ReferralReason
@@ -45,6 +46,7 @@ class RegionConnector(ClientCertificateConnector):
     version = "1.0.0"
     delivers = frozenset({Category.HEALTH, Category.REFERRAL})
     receives = frozenset({Category.PLAN, Category.OUTCOME})
+    push_batch_size = BATCH_LIMIT
 
     class Options(ClientCertificateOptions):
         page_size: int = Field(default=500, ge=1, le=1000, description="Records per search.")
@@ -138,7 +140,7 @@ class RegionConnector(ClientCertificateConnector):
                 mapping_version=self.mapping.version,
             )
 
-    def push(self, transfer: Transfer) -> PushResult:
+    def _message(self, transfer: Transfer) -> dict[str, object]:
         body: dict[str, object] = {
             "kategori": transfer.category.value,
             "avsandare": transfer.origin,
@@ -151,8 +153,15 @@ class RegionConnector(ClientCertificateConnector):
             body["patient"] = {"personnummer": transfer.person.formatted()}
         else:
             body["deltagarreferens"] = transfer.participant
-        reference, replayed = self.remote.meddela(transfer.idempotency_key, body)
+        return body
+
+    def push(self, transfer: Transfer) -> PushResult:
+        reference, replayed = self.remote.meddela(transfer.idempotency_key, self._message(transfer))
         return PushResult(accepted=True, duplicate=replayed, reference=reference)
+
+    def push_many(self, transfers: Sequence[Transfer]) -> list[PushResult]:
+        messages = [(t.idempotency_key, self._message(t)) for t in transfers]
+        return self.remote.meddela_flera(messages)
 
     @classmethod
     def sandbox_app(cls, settings: SandboxSettings) -> ASGIApp:

@@ -17,7 +17,7 @@ from fastapi import Body, FastAPI, Header, HTTPException, Response
 from connectors.region.client import GRADE_PERCENT, PREFIX
 from connectors.sandbox_kit import SandboxKit
 from connectors.sandbox_kit.feed import EPOCH, STEP, changed_at, draw
-from connectors.sandbox_kit.pushes import receive_push
+from connectors.sandbox_kit.pushes import add_batch_route, receive_push
 from hub.connector.sandbox import SandboxSettings
 from hub.model.identity import InvalidIdentityError, parse_identity
 
@@ -122,4 +122,5 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         receipt = receive_push(kit, idempotency_key, body, response)
         return {"meddelandeId": receipt.reference}
 
+    add_batch_route(app, PREFIX + "/meddelanden/batch", kit)
     return app

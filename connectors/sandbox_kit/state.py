@@ -15,6 +15,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,23 +84,49 @@ class SandboxState:
     # -- pushes ------------------------------------------------------------------------
     def receive(self, key: str, body: dict[str, Any]) -> Receipt:
         """Store a push once per key; raises :class:`KeyReusedError` for a changed body."""
+        receipt = self.receive_many([(key, body)])[0]
+        if isinstance(receipt, KeyReusedError):
+            raise receipt
+        return receipt
+
+    def receive_many(
+        self, pushes: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[Receipt | KeyReusedError]:
+        """Store several pushes in order in one transaction; one answer per push.
+
+        Each push is judged on its own, exactly as :meth:`receive` would (a repeated key in
+        the same batch is a duplicate of the first); a reused key with another body gets a
+        :class:`KeyReusedError` in its place instead of being raised.
+        """
+        answers: list[Receipt | KeyReusedError] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for key, body in pushes:
+                    answers.append(self._receive_one(key, body))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return answers
+
+    def _receive_one(self, key: str, body: dict[str, Any]) -> Receipt | KeyReusedError:
         text = json.dumps(body, sort_keys=True, ensure_ascii=False)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        with self._lock:
-            row = self._db.execute(
-                "SELECT body_sha256, reference FROM received WHERE key = ?", (key,)
-            ).fetchone()
-            if row is not None:
-                if row[0] != digest:
-                    raise KeyReusedError(key)
-                self._db.execute("UPDATE received SET repeats = repeats + 1 WHERE key = ?", (key,))
-                return Receipt(reference=row[1], duplicate=True)
-            reference = f"{self.name}-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-            self._db.execute(
-                "INSERT INTO received (key, body_sha256, body, reference) VALUES (?, ?, ?, ?)",
-                (key, digest, text, reference),
-            )
-            return Receipt(reference=reference, duplicate=False)
+        row = self._db.execute(
+            "SELECT body_sha256, reference FROM received WHERE key = ?", (key,)
+        ).fetchone()
+        if row is not None:
+            if row[0] != digest:
+                return KeyReusedError(key)
+            self._db.execute("UPDATE received SET repeats = repeats + 1 WHERE key = ?", (key,))
+            return Receipt(reference=row[1], duplicate=True)
+        reference = f"{self.name}-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        self._db.execute(
+            "INSERT INTO received (key, body_sha256, body, reference) VALUES (?, ?, ?, ?)",
+            (key, digest, text, reference),
+        )
+        return Receipt(reference=reference, duplicate=False)
 
     def received(self, limit: int | None = None) -> dict[str, Any]:
         """``{"unique": N, "duplicates": M, "items": [...]}`` in arrival order."""

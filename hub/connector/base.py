@@ -7,6 +7,7 @@ settings as a nested ``Options`` model, and implements four things::
     pull(cursor, subscriptions)  -> Iterator[NativeRecord]
     map(native)                  -> CommonRecord      via its mapping file
     push(transfer)               -> PushResult        (only if it receives categories)
+    push_many(transfers)         -> list[PushResult]  (optional: batches, if the API has them)
 
 and, where the authority keeps a list of people the hub follows, ``subscribe`` /
 ``unsubscribe``. Every method raises one of the errors in :mod:`hub.connector.errors`.
@@ -55,6 +56,8 @@ class Connector(ABC):
       encrypted and never shown.
     * ``mapping_file``: path of its mapping file; ``None`` means the shipped
       ``mappings/NAME.toml``.
+    * ``push_batch_size``: transfers per :meth:`push_many` call when the authority takes
+      messages in batches (1, the default: one :meth:`push` per transfer).
     """
 
     name: ClassVar[str]
@@ -63,6 +66,7 @@ class Connector(ABC):
     delivers: ClassVar[frozenset[Category]] = frozenset()
     receives: ClassVar[frozenset[Category]] = frozenset()
     mapping_file: ClassVar[Path | None] = None
+    push_batch_size: ClassVar[int] = 1
 
     class Options(ConnectorOptions):
         """No options. Subclasses replace this with their own model."""
@@ -168,6 +172,16 @@ class Connector(ABC):
         raise ConnectorConfigError(
             self.name, f"{self.authority} receives nothing through this connector"
         )
+
+    def push_many(self, transfers: Sequence[Transfer]) -> list[PushResult]:
+        """Deliver several transfers, in order, in as few requests as the API allows.
+
+        Returns one result per transfer, in order; a failure of the whole call raises like
+        :meth:`push` (every transfer in it is then tried again later with its key). The
+        delivery uses it only when :attr:`push_batch_size` is above 1; the default pushes
+        one at a time.
+        """
+        return [self.push(transfer) for transfer in transfers]
 
     def subscribe(self, identity: PersonalIdentity) -> None:  # noqa: B027 - optional hook
         """Tell the authority the hub follows this person (their consent names it).

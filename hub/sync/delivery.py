@@ -13,10 +13,13 @@ A process killed between 1 and 3 leaves its items leased; when the lease ends th
 claimed again and pushed with the same idempotency keys, which the authority recognises,
 so each is delivered once.
 
-Pushes wait on the authority far more than they compute, so a batch is pushed by a small
-thread pool: transfers about one person to one authority go one after the other, in
+Where the authority takes messages in batches (``Connector.push_batch_size`` > 1, as all
+four shipped connectors do), a round's transfers to it go in batches, one after the
+other, in queue order. Otherwise each transfer is its own request, and a small thread
+pool pushes them: transfers about one person to one authority go one after the other, in
 queue order (a newer version never overtakes an older one); different people go side by
-side. The idempotency key makes each push independent of the others.
+side. Different authorities are always served side by side. The idempotency key makes
+each push independent of the others.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
-from hub.connector.errors import ConnectorConfigError, ConnectorError, TransientConnectorError
+from hub.connector.errors import (
+    AuthorityError,
+    ConnectorConfigError,
+    ConnectorError,
+    TransientConnectorError,
+)
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event
 from hub.consent.snapshots import load_snapshots
@@ -50,7 +58,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=10)
 BREAKER_THRESHOLD = 3
-BATCH = 64
+BATCH = 256
 CONCURRENCY = 8
 
 
@@ -121,29 +129,42 @@ class Deliverer:
             return False
         queues: dict[tuple[str, str], list[_Claim]] = {}
         for claim in claims:  # claims come in queue order
-            queues.setdefault((claim.recipient, claim.transfer.participant), []).append(claim)
+            connector = self.connectors.get(claim.recipient)
+            if connector is not None and connector.push_batch_size > 1:
+                # one queue per authority, sent in batches one after the other
+                queues.setdefault((claim.recipient, ""), []).append(claim)
+            else:
+                queues.setdefault((claim.recipient, claim.transfer.participant), []).append(claim)
         if pool is None:
-            done = [self._push_in_order(queue) for queue in queues.values()]
+            done = [self._push_queue(queue) for queue in queues.values()]
         else:
-            done = list(pool.map(self._push_in_order, queues.values()))
+            done = list(pool.map(self._push_queue, queues.values()))
         outcomes = [o for pushed, _ in done for o in pushed]
         skipped = [item_id for _, left in done for item_id in left]
         self._record(outcomes, skipped)
         return True
 
-    def _push_in_order(self, claims: list[_Claim]) -> tuple[list[_Outcome], list[int]]:
-        """Push one person's transfers to one authority in order; stop at the first failure
-        (the rest are released untouched, to keep the order on the next attempt)."""
+    def _push_queue(self, claims: list[_Claim]) -> tuple[list[_Outcome], list[int]]:
+        """Push one queue in order, in batches where the authority takes them; stop at the
+        first failure (the rest are released untouched, to keep the order next time).
+
+        A queue is one person's transfers to one authority, or, for an authority that
+        takes batches, all of its transfers in this round in queue order, which keeps
+        each person's order too."""
         pushed: list[_Outcome] = []
-        for i, claim in enumerate(claims):
-            if self.stop.is_set() or claim.recipient not in self.connectors:
-                return pushed, [c.item_id for c in claims[i:]]
-            outcome = self._push(claim)
-            if outcome is None:
-                return pushed, [c.item_id for c in claims[i:]]
-            pushed.append(outcome)
-            if outcome.error is not None:
-                return pushed, [c.item_id for c in claims[i + 1 :]]
+        with self._lock:
+            connector = self.connectors.get(claims[0].recipient)
+        size = 1 if connector is None else connector.push_batch_size
+        for start in range(0, len(claims), size):
+            chunk = claims[start : start + size]
+            if self.stop.is_set() or chunk[0].recipient not in self.connectors:
+                return pushed, [c.item_id for c in claims[start:]]
+            outcomes = self._push(chunk)
+            if outcomes is None:
+                return pushed, [c.item_id for c in claims[start:]]
+            pushed.extend(outcomes)
+            if any(o.error is not None for o in outcomes):
+                return pushed, [c.item_id for c in claims[start + size :]]
         return pushed, []
 
     # -- 1. claim -----------------------------------------------------------------------
@@ -216,29 +237,38 @@ class Deliverer:
 
     # -- 2. push ------------------------------------------------------------------------
 
-    def _push(self, claim: _Claim) -> _Outcome | None:
+    def _push(self, chunk: list[_Claim]) -> list[_Outcome] | None:
+        """Push one transfer, or a batch in one call; ``None`` if the connector is given up."""
+        recipient = chunk[0].recipient
         with self._lock:
-            connector = self.connectors.get(claim.recipient)
+            connector = self.connectors.get(recipient)
         if connector is None:
             return None
         try:
-            result = connector.push(claim.transfer)
+            if len(chunk) == 1 and connector.push_batch_size == 1:
+                results = [connector.push(chunk[0].transfer)]
+            else:
+                results = connector.push_many([c.transfer for c in chunk])
+            if len(results) != len(chunk):
+                raise AuthorityError(
+                    recipient, f"push_many answered {len(results)} results for {len(chunk)}"
+                )
         except ConnectorConfigError as exc:
-            # Our side is wrong: stop using this connector; the item is released untouched.
-            self._give_up_on(claim.recipient, exc)
+            # Our side is wrong: stop using this connector; the items are released untouched.
+            self._give_up_on(recipient, exc)
             return None
         except ConnectorError as exc:
             if isinstance(exc, TransientConnectorError):
                 with self._lock:
-                    streak = self._streak[claim.recipient] = (
-                        self._streak.get(claim.recipient, 0) + 1
-                    )
+                    streak = self._streak[recipient] = self._streak.get(recipient, 0) + 1
                 if streak >= BREAKER_THRESHOLD:
-                    self._give_up_on(claim.recipient, exc)
-            return _Outcome(claim, error=exc)
+                    self._give_up_on(recipient, exc)
+            return [_Outcome(claim, error=exc) for claim in chunk]
         with self._lock:
-            self._streak[claim.recipient] = 0
-        return _Outcome(claim, result=result)
+            self._streak[recipient] = 0
+        return [
+            _Outcome(claim, result=result) for claim, result in zip(chunk, results, strict=True)
+        ]
 
     def _give_up_on(self, recipient: str, exc: ConnectorError) -> None:
         """Stop delivering to ``recipient`` for this run; its items wait for the next one."""
@@ -256,9 +286,11 @@ class Deliverer:
             outbox = OutboxRepository(session)
             outbox.release(skipped, now)
             events = []
+            items = {
+                i.id: i for i in _rows(session, OutboxItem, {o.claim.item_id for o in outcomes})
+            }
             for outcome in outcomes:
-                item = session.get(OutboxItem, outcome.claim.item_id)
-                assert item is not None
+                item = items[outcome.claim.item_id]
                 item.attempts += 1
                 events.append(self._settle(outbox, item, outcome, now))
             append_many(session, events)
@@ -311,8 +343,14 @@ class Deliverer:
         )
 
 
-_Row = TypeVar("_Row", StoredRecord, ParticipantRow)
+_Row = TypeVar("_Row", StoredRecord, ParticipantRow, OutboxItem)
 
 
 def _rows(session: Session, table: type[_Row], ids: set[int]) -> list[_Row]:
-    return list(session.scalars(select(table).where(table.id.in_(ids))))
+    """The rows with these ids, fetched in chunks under the drivers' parameter limits."""
+    ordered = sorted(ids)
+    found: list[_Row] = []
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        found.extend(session.scalars(select(table).where(table.id.in_(chunk))))
+    return found

@@ -270,6 +270,60 @@ def test_a_push_whose_answer_was_lost_is_retried_and_absorbed(rig: Any, name: st
     assert len(r.waits) == 1
 
 
+@ALL
+def test_a_batch_push_stores_each_message_once_like_single_pushes(rig: Any, name: str) -> None:
+    r = rig(name)
+    one, two, three = people(3)
+    single = r.connector.push(transfer(one, key="k-single-000000001"))
+    results = r.connector.push_many(
+        [
+            transfer(one, key="k-single-000000001"),  # already sent alone: the same message
+            transfer(two, key="k-batch-0000000002"),
+            transfer(three, key="k-batch-0000000003"),
+        ]
+    )
+    assert [(x.accepted, x.duplicate) for x in results] == [
+        (True, True),
+        (True, False),
+        (True, False),
+    ]
+    assert results[0].reference == single.reference
+    received = r.bench.get("/_sandbox/received").json()
+    assert (received["unique"], received["duplicates"]) == (3, 1)
+    assert [i["idempotency_key"] for i in received["items"]] == [
+        "k-single-000000001",
+        "k-batch-0000000002",
+        "k-batch-0000000003",
+    ]
+
+
+@ALL
+def test_a_batch_item_reusing_a_key_is_refused_alone(rig: Any, name: str) -> None:
+    r = rig(name)
+    one, two = people(2)
+    r.connector.push(transfer(one, key="k-reused-00000001"))
+    results = r.connector.push_many(
+        [transfer(two, key="k-reused-00000001"), transfer(two, key="k-fresh-000000002")]
+    )
+    assert not results[0].accepted and "422" in (results[0].detail or "")
+    assert results[1].accepted and not results[1].duplicate
+    assert one.number not in (results[0].detail or "")
+    assert r.bench.get("/_sandbox/received").json()["unique"] == 2
+
+
+@ALL
+def test_a_batch_whose_answer_was_lost_is_retried_and_absorbed(rig: Any, name: str) -> None:
+    r = rig(name, timeout=0.2)
+    r.connector.check()
+    r.knobs(timeout_rate=1.0, fault_budget=1, stall_seconds=5.0)
+    keys = ["k-lost-0000000001", "k-lost-0000000002"]
+    results = r.connector.push_many([transfer(p, key=k) for p, k in zip(people(2), keys)])
+    assert all(x.accepted and x.duplicate for x in results)
+    received = r.bench.get("/_sandbox/received").json()
+    assert (received["unique"], received["duplicates"]) == (2, 2)
+    assert len(r.waits) == 1
+
+
 def test_a_protected_person_is_pushed_by_reference_only(rig: Any) -> None:
     r = rig("kommun")
     r.connector.push(transfer(None))

@@ -160,6 +160,27 @@ def test_pushes_count_once_per_idempotency_key() -> None:
     assert [item["body"] for item in received["items"]] == [{"a": 1}, {"a": 2}]
 
 
+def test_a_batch_of_pushes_is_judged_item_by_item_and_a_malformed_batch_whole() -> None:
+    with client() as c:
+        url = "/ekonomiskt-bistand/v2/meddelanden/batch"
+        c.post("/ekonomiskt-bistand/v2/meddelanden", json={"a": 1}, headers={**TOKEN, **KEY})
+        items = [
+            {"idempotency_key": KEY["Idempotency-Key"], "body": {"a": 1}},  # a repeat
+            {"idempotency_key": KEY["Idempotency-Key"], "body": {"a": 2}},  # key reused
+            {"idempotency_key": "short", "body": {"a": 3}},
+            {"idempotency_key": "push-0000000000000002", "body": {"a": 4}},
+        ]
+        answer = c.post(url, json={"items": items}, headers=TOKEN)
+        assert answer.status_code == 200
+        assert [r["status"] for r in answer.json()["results"]] == [200, 422, 400, 201]
+        assert c.get("/_sandbox/received").json()["unique"] == 2
+        assert c.post(url, json={"items": items}).status_code == 401  # same credentials
+        for bad in ({"items": []}, {"items": [{"body": {}}] * 201}, {"items": [{"x": 1}]}):
+            refused = c.post(url, json=bad, headers=TOKEN)
+            assert refused.status_code == 400, bad
+        assert c.get("/_sandbox/received").json()["unique"] == 2
+
+
 def test_state_under_a_state_dir_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "sandbox" / "kommun"
     number = Population(1, 10).numbers[0]
