@@ -317,7 +317,9 @@ def test_a_batch_whose_answer_was_lost_is_retried_and_absorbed(rig: Any, name: s
     r.connector.check()
     r.knobs(timeout_rate=1.0, fault_budget=1, stall_seconds=5.0)
     keys = ["k-lost-0000000001", "k-lost-0000000002"]
-    results = r.connector.push_many([transfer(p, key=k) for p, k in zip(people(2), keys)])
+    results = r.connector.push_many(
+        [transfer(p, key=k) for p, k in zip(people(2), keys, strict=True)]
+    )
     assert all(x.accepted and x.duplicate for x in results)
     received = r.bench.get("/_sandbox/received").json()
     assert (received["unique"], received["duplicates"]) == (2, 2)
