@@ -212,6 +212,7 @@ class ConsentService:
                     for party in sorted(set(s.parties))
                 ],
             )
+            ConsentRepository(session).touch(people[s.pnr.number].id for s in batch)
             done = [
                 Registered(cid, 1, people[s.pnr.number].pseudonym, v)
                 for cid, s, v in zip(consent_ids, batch, verdicts, strict=True)

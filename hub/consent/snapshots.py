@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -53,12 +54,27 @@ def block_facts(row: ConsentBlockRow) -> BlockFacts:
     )
 
 
+class Person(Protocol):
+    """What a snapshot load needs of a participant (a ``ParticipantRow`` or a column row)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def protected_identity(self) -> bool: ...
+
+
+class RevisedPerson(Person, Protocol):
+    @property
+    def consent_revision(self) -> int: ...
+
+
 def load_snapshot(session: Session, participant: ParticipantRow) -> Snapshot:
     """The gate snapshot of one participant as stored now (in ``session``'s transaction)."""
     return load_snapshots(session, [participant])[participant.id]
 
 
-def load_snapshots(session: Session, participants: Sequence[ParticipantRow]) -> dict[int, Snapshot]:
+def load_snapshots(session: Session, participants: Sequence[Person]) -> dict[int, Snapshot]:
     """Snapshots for many participants in a handful of queries, keyed by participant id.
 
     Reads only the columns the gate uses (no ORM objects, no sealed evidence): this runs
@@ -123,3 +139,46 @@ def _block_end(until: datetime | None, lifted: datetime | None) -> datetime | No
     if lifted is None:
         return until
     return lifted if until is None else min(until, lifted)
+
+
+class SnapshotCache:
+    """Gate snapshots kept across the batches of one run, each reloaded when it goes stale.
+
+    A snapshot is stale when the person's ``consent_revision`` (bumped in the same
+    transaction as every consent, withdrawal or block change) or protected-identity flag
+    differs from the one it was loaded with. The caller passes the participant as read in
+    its current transaction, so a change committed before that read is always seen: a
+    cached snapshot never decides on older consents than a fresh load would.
+
+    The cache holds at most ``limit`` people and is emptied when full, so its memory is
+    bounded by the people, not the records, a run sees.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._held: dict[int, tuple[int, bool, Snapshot]] = {}
+        self.loads = 0  # people loaded from the database (for tests and profiling)
+
+    def snapshots(self, session: Session, people: Sequence[RevisedPerson]) -> dict[int, Snapshot]:
+        """Current snapshots of ``people``, keyed by participant id."""
+        stale = []
+        for person in people:
+            held = self._held.get(person.id)
+            if (
+                held is None
+                or held[0] != person.consent_revision
+                or held[1] != person.protected_identity
+            ):
+                stale.append(person)
+        if stale:
+            if len(self._held) + len(stale) > self.limit:
+                self._held.clear()
+            loaded = load_snapshots(session, stale)
+            self.loads += len(stale)
+            for person in stale:
+                self._held[person.id] = (
+                    person.consent_revision,
+                    person.protected_identity,
+                    loaded[person.id],
+                )
+        return {person.id: self._held[person.id][2] for person in people}

@@ -75,10 +75,7 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
     result = verify(hub)
     say("")
     if result.ok:
-        say(
-            f"ledger verified: {result.size} entries, "
-            f"{result.checkpoints} signed checkpoints"
-        )
+        say(f"ledger verified: {result.size} entries, {result.checkpoints} signed checkpoints")
     else:
         first = result.first_problem
         say(f"ledger verification FAILED: {first}")

@@ -7,13 +7,12 @@ router queues a :class:`Transfer` per recipient, and the connector pushes it.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.model.canonical import json_sha256
 from hub.model.domain import RecordBody
 from hub.model.identity import IdentityNumber
 from hub.model.vocab import Category, Party, Purpose
@@ -52,7 +51,7 @@ class NativeRecord(BaseModel):
 
     def digest(self) -> str:
         """SHA-256 of the canonical payload: what the ledger keeps of a refused record."""
-        return hashlib.sha256(rfc8785.dumps(self.payload)).hexdigest()
+        return json_sha256(self.payload)
 
 
 class UnmappedCode(BaseModel):
@@ -102,7 +101,7 @@ class CommonRecord(BaseModel):
 
     def payload_sha256(self) -> str:
         """SHA-256 of the canonical body: the ledger's fingerprint of what was disclosed."""
-        return hashlib.sha256(rfc8785.dumps(self.body_json())).hexdigest()
+        return json_sha256(self.body_json())
 
 
 class Transfer(BaseModel):
@@ -130,7 +129,7 @@ class Transfer(BaseModel):
         return KIND_CATEGORY[self.body.kind]
 
     def payload_sha256(self) -> str:
-        return hashlib.sha256(rfc8785.dumps(self.body.model_dump(mode="json"))).hexdigest()
+        return json_sha256(self.body.model_dump(mode="json"))
 
 
 class PushResult(BaseModel):

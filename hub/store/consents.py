@@ -1,7 +1,9 @@
 """Consent repository: read and add consents, versions, withdrawals and blocks. Never commits.
 
 Rows are only ever added (consents are immutable and versioned); the single update is
-:meth:`ConsentRepository.lift_block`.
+:meth:`ConsentRepository.lift_block`. Every write also bumps the person's
+``participant.consent_revision`` (:meth:`ConsentRepository.touch`), which caches of gate
+snapshots compare.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.tables.consent import (
@@ -22,6 +24,7 @@ from hub.store.tables.consent import (
     ConsentVersionRow,
     ConsentWithdrawalRow,
 )
+from hub.store.tables.participant import ParticipantRow
 
 T = TypeVar("T")
 
@@ -125,6 +128,28 @@ class ConsentRepository:
             )
         return rows
 
+    def touch(self, participant_ids: Iterable[int]) -> None:
+        """Count a change to these people's consents (``participant.consent_revision``).
+
+        Every write below calls it, in the same transaction as the change, so a cached gate
+        snapshot whose revision still matches the stored one is the stored snapshot.
+        """
+        ids = sorted(set(participant_ids))
+        for chunk in _chunks(ids):
+            self.session.execute(
+                update(ParticipantRow)
+                .where(ParticipantRow.id.in_(chunk))
+                .values(consent_revision=ParticipantRow.consent_revision + 1)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _touch_consent(self, consent_id: str) -> None:
+        participant_id = self.session.scalar(
+            select(ConsentRow.participant_id).where(ConsentRow.id == consent_id)
+        )
+        if participant_id is not None:
+            self.touch([participant_id])
+
     def all_consents(self) -> list[ConsentRow]:
         return list(
             self.session.scalars(select(ConsentRow).order_by(ConsentRow.created_at, ConsentRow.id))
@@ -151,6 +176,7 @@ class ConsentRepository:
             self.session.add(ConsentPartyRow(version_id=row.id, party=party))
         self.session.flush()
         self.session.expire(row, ["party_rows"])
+        self._touch_consent(row.consent_id)
         return row
 
     def participants_naming(self, party: str, at: datetime) -> list[int]:
@@ -206,6 +232,7 @@ class ConsentRepository:
             recorded_by=recorded_by,
         )
         self.session.add(row)
+        self._touch_consent(consent_id)
         return row
 
     # -- blocks -------------------------------------------------------------------------------
@@ -249,8 +276,10 @@ class ConsentRepository:
             recorded_by=recorded_by,
         )
         self.session.add(row)
+        self.touch([participant_id])
         return row
 
     def lift_block(self, row: ConsentBlockRow, at: datetime, lifted_by: str) -> None:
         row.lifted_at = at
         row.lifted_by = lifted_by
+        self.touch([row.participant_id])

@@ -44,7 +44,7 @@ from hub.connector.errors import (
 )
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event
-from hub.consent.snapshots import load_snapshots
+from hub.consent.snapshots import SnapshotCache
 from hub.context import Hub
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
@@ -114,6 +114,7 @@ class Deliverer:
         self.counts: dict[str, DeliveryCounts] = {name: DeliveryCounts() for name in connectors}
         self._streak: dict[str, int] = {}
         self._lock = threading.Lock()  # guards connectors, counts and streaks across pushes
+        self._snapshots = SnapshotCache()
 
     def run(self) -> dict[str, DeliveryCounts]:
         """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set."""
@@ -180,7 +181,8 @@ class Deliverer:
             people = {
                 p.id: p for p in _rows(session, ParticipantRow, {i.participant_id for i in items})
             }
-            snapshots = load_snapshots(session, list(people.values()))
+            # current as of this transaction: a withdrawal committed before it is seen
+            snapshots = self._snapshots.snapshots(session, list(people.values()))
             identities = ParticipantRepository(session, self.hub.keys)
             events: list[LedgerEvent] = []
             claims: list[_Claim] = []

@@ -4,6 +4,11 @@ Records are handled in batches; each batch is one transaction that stores the re
 queues the outbox rows, writes every gate decision to the ledger and moves the cursor
 past the batch. A crash loses at most the uncommitted batch, which the next run reads
 again (cursors are inclusive and records are upserted by source id, so that is harmless).
+
+What one batch learns and the next can reuse lives in an :class:`InboundRun`: the
+people's gate snapshots (reloaded for anyone whose consents changed, see
+:class:`~hub.consent.snapshots.SnapshotCache`) and who referred each person. Both are
+bounded by the people a run sees, not by its records.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -21,10 +27,11 @@ from hub.connector.errors import InvalidRecordError, UnmappedCodeError
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event
 from hub.consent.gate import Decision, Snapshot
-from hub.consent.snapshots import load_snapshots
+from hub.consent.snapshots import SnapshotCache
 from hub.keys import KeyRing
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
+from hub.model.canonical import json_sha256
 from hub.model.records import CommonRecord, NativeRecord
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.settings import RoutingRule
@@ -52,6 +59,39 @@ class InboundCounts:
         self.decisions[key] = self.decisions.get(key, 0) + 1
 
 
+@dataclass
+class InboundRun:
+    """What the batches of one connector's pull share (see the module docstring)."""
+
+    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+    routing: RoutingCache = field(default_factory=RoutingCache)
+
+
+class _Person(NamedTuple):
+    """The participant columns a batch needs (no ORM object per person)."""
+
+    id: int
+    pnr_lookup: str
+    pseudonym: str
+    protected_identity: bool
+    consent_revision: int
+
+
+@dataclass(slots=True)
+class _Record:
+    """A record to insert or update in this batch, and route afterwards."""
+
+    id: int | None
+    source: str
+    source_id: str
+    participant_id: int
+    kind: str
+    category: str
+    payload_sha256: str
+    restricted: bool
+    values: dict[str, Any]
+
+
 def stored_cursor(session: Session, connector: str) -> str | None:
     row = session.get(SyncCursor, connector)
     return row.cursor if row else None
@@ -60,9 +100,10 @@ def stored_cursor(session: Session, connector: str) -> str | None:
 class InboundBatch:
     """Handles one batch of native records inside the caller's transaction.
 
-    Everything per batch is done in bulk: one lookup of the people, one load of their
-    consent snapshots, one lookup of already stored records, one ledger append for all
-    the batch's decisions and refusals. Each decision still comes from the one gate,
+    Everything per batch is done in bulk: one lookup of the people, their snapshots from
+    the run's cache, one lookup of already stored records, one insert and one update of
+    records, one insert of outbox rows, one ledger append for all the batch's decisions
+    and refusals. Each decision still comes from the one gate,
     :func:`hub.consent.gate.decide`, and is logged like any other.
     """
 
@@ -77,6 +118,7 @@ class InboundBatch:
         *,
         actor: str,
         correlation_id: str,
+        run: InboundRun | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.session = session
@@ -87,12 +129,13 @@ class InboundBatch:
         self.counts = counts
         self.actor = actor
         self.correlation_id = correlation_id
+        self.run_state = run or InboundRun()
         self.now = clock()
         self.outbox = OutboxRepository(session)
         self._snapshots: dict[int, Snapshot] = {}
         self._events: list[LedgerEvent] = []
-        self._stored: dict[str, StoredRecord] = {}
-        self._routing = RoutingCache(session)
+        self._stored: dict[str, tuple[int, str]] = {}
+        self._pending: dict[str, _Record] = {}
 
     def run(self, natives: Sequence[NativeRecord]) -> None:
         mapped: list[tuple[NativeRecord, CommonRecord]] = []
@@ -101,22 +144,27 @@ class InboundBatch:
             common = self._map(native)
             if common is not None:
                 mapped.append((native, common))
-        participants = self._participants([c for _, c in mapped])
-        self._snapshots = load_snapshots(self.session, list(participants.values()))
+        digests = [self.keys.lookup_digest(c.person.number) for _, c in mapped]
+        people = self._people(digests)
+        self._snapshots = self.run_state.snapshots.snapshots(self.session, list(people.values()))
         self._stored = self._existing([c.source_id for _, c in mapped])
-        changed: list[tuple[ParticipantRow, StoredRecord]] = []
-        for native, common in mapped:
-            row = participants.get(self.keys.lookup_digest(common.person.number))
-            if row is None:
+        for (native, common), digest in zip(mapped, digests, strict=True):
+            person = people.get(digest)
+            if person is None:
                 self._refuse(native, "no_consent")
                 continue
-            admitted = self._admit(row, common)
-            if admitted is not None:
-                changed.append((row, admitted))
-        self.session.flush()  # ids for the outbox, and this batch's referrals for routing
-        self._routing.preload({row.id for row, _ in changed})
-        for row, record in changed:
-            self._route(row, record)
+            if common.protected_identity and not person.protected_identity:
+                person = people[digest] = self._mark_protected(person)
+            self._admit(person, common)
+        self._write()
+        routing = self.run_state.routing
+        routing.preload(self.session, {r.participant_id for r in self._pending.values()})
+        for record in self._pending.values():
+            if record.kind == "referral":
+                routing.add_referral(record.participant_id, record.values["body"])
+        pseudonyms = {p.id: p.pseudonym for p in people.values()}
+        for record in self._pending.values():
+            self._route(pseudonyms[record.participant_id], record)
         self.counts.queued += self.outbox.flush()
         append_many(self.session, self._events)
         if natives:
@@ -140,30 +188,47 @@ class InboundBatch:
             self.counts.unmapped += 1
         return common
 
-    def _participants(self, records: Sequence[CommonRecord]) -> dict[str, ParticipantRow]:
-        digests = sorted({self.keys.lookup_digest(r.person.number) for r in records})
-        found: dict[str, ParticipantRow] = {}
-        for chunk in _chunks(digests):
-            for row in self.session.scalars(
-                select(ParticipantRow).where(ParticipantRow.pnr_lookup.in_(chunk))
+    def _people(self, digests: Sequence[str]) -> dict[str, _Person]:
+        p = ParticipantRow
+        found: dict[str, _Person] = {}
+        for chunk in _chunks(sorted(set(digests))):
+            for row in self.session.execute(
+                select(
+                    p.id, p.pnr_lookup, p.pseudonym, p.protected_identity, p.consent_revision
+                ).where(p.pnr_lookup.in_(chunk))
             ):
-                found[row.pnr_lookup] = row
+                person = _Person(*row)
+                found[person.pnr_lookup] = person
         return found
 
-    def _existing(self, source_ids: Sequence[str]) -> dict[str, StoredRecord]:
-        found: dict[str, StoredRecord] = {}
+    def _mark_protected(self, person: _Person) -> _Person:
+        """An authority reports a protected identity: record it, and gate with it from now."""
+        self.session.execute(
+            update(ParticipantRow)
+            .where(ParticipantRow.id == person.id)
+            .values(protected_identity=True)
+            .execution_options(synchronize_session=False)
+        )
+        marked = person._replace(protected_identity=True)
+        self._snapshots.update(self.run_state.snapshots.snapshots(self.session, [marked]))
+        return marked
+
+    def _existing(self, source_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """``source_id → (id, payload_sha256)`` of this connector's records already stored."""
+        r = StoredRecord
+        found: dict[str, tuple[int, str]] = {}
         for chunk in _chunks(sorted(set(source_ids))):
-            for record in self.session.scalars(
-                select(StoredRecord).where(
-                    StoredRecord.source == self.connector.name, StoredRecord.source_id.in_(chunk)
+            for source_id, record_id, digest in self.session.execute(
+                select(r.source_id, r.id, r.payload_sha256).where(
+                    r.source == self.connector.name, r.source_id.in_(chunk)
                 )
             ):
-                found[record.source_id] = record
+                found[source_id] = (record_id, digest)
         return found
 
-    def _decide(self, row: ParticipantRow, request: DecisionRequest) -> Decision:
+    def _decide(self, pseudonym: str, participant_id: int, request: DecisionRequest) -> Decision:
         decision = gate.decide(
-            self._snapshots[row.id],
+            self._snapshots[participant_id],
             request.origin,
             request.recipient,
             request.category,
@@ -174,7 +239,7 @@ class InboundBatch:
         self._events.append(
             decision_event(
                 decision,
-                row.pseudonym,
+                pseudonym,
                 request,
                 actor=self.actor,
                 correlation_id=self.correlation_id,
@@ -183,52 +248,73 @@ class InboundBatch:
         self.counts.tally(decision.decision, decision.reason.value)
         return decision
 
-    def _admit(self, row: ParticipantRow, common: CommonRecord) -> StoredRecord | None:
-        """Gate the record into the joint team; the stored record if it is new or changed."""
-        if common.protected_identity and not row.protected_identity:
-            row.protected_identity = True
-            self._snapshots.update(load_snapshots(self.session, [row]))  # carries the flag
-        digest = common.payload_sha256()
+    def _admit(self, person: _Person, common: CommonRecord) -> None:
+        """Gate the record into the joint team; hold it for writing if it is new or changed."""
+        body = common.body_json()
+        digest = json_sha256(body)
+        category = common.category.value
         inbound = DecisionRequest(
             common.source,
             JOINT_TEAM,
-            common.category.value,
+            category,
             Purpose.COORDINATION.value,
             self.now,
             payload_sha256=digest,
             restricted_origin=common.restricted,
         )
-        if not self._decide(row, inbound).permitted:
+        if not self._decide(person.pseudonym, person.id, inbound).permitted:
             self.counts.refused += 1
-            return None
-        stored, changed = self._upsert(row, common, digest)
+            return
         self.counts.stored += 1
-        return stored if changed else None
-
-    def _upsert(
-        self, row: ParticipantRow, common: CommonRecord, digest: str
-    ) -> tuple[StoredRecord, bool]:
         existing = self._stored.get(common.source_id)
-        if existing is not None and existing.payload_sha256 == digest:
-            return existing, False
-        record = existing or StoredRecord(source=common.source, source_id=common.source_id)
-        record.participant_id = row.id
-        record.kind = common.kind
-        record.category = common.category.value
-        record.updated_at = common.updated_at
-        record.body = common.body_json()
-        record.payload_sha256 = digest
-        record.restricted = common.restricted
-        record.unmapped = [u.model_dump() for u in common.unmapped]
-        record.mapping_version = common.mapping_version
-        record.stored_at = self.now
-        if existing is None:
-            self.session.add(record)
-            self._stored[common.source_id] = record
-        return record, True
+        if existing is not None and existing[1] == digest:
+            self._pending.pop(common.source_id, None)  # a later copy of what is stored
+            return
+        values = {
+            "participant_id": person.id,
+            "kind": common.kind,
+            "category": category,
+            "updated_at": common.updated_at,
+            "body": body,
+            "payload_sha256": digest,
+            "restricted": common.restricted,
+            "unmapped": [u.model_dump() for u in common.unmapped],
+            "mapping_version": common.mapping_version,
+            "stored_at": self.now,
+        }
+        # A record changed twice in one batch is stored (and routed) as its last version.
+        self._pending[common.source_id] = _Record(
+            id=None if existing is None else existing[0],
+            source=common.source,
+            source_id=common.source_id,
+            participant_id=person.id,
+            kind=common.kind,
+            category=category,
+            payload_sha256=digest,
+            restricted=common.restricted,
+            values=values,
+        )
 
-    def _route(self, row: ParticipantRow, record: StoredRecord) -> None:
-        targets = recipients(self._routing, self.rules, record, self.receivers)
+    def _write(self) -> None:
+        """Insert the new records (their ids come back) and update the changed ones."""
+        fresh = [r for r in self._pending.values() if r.id is None]
+        changed = [r for r in self._pending.values() if r.id is not None]
+        if fresh:
+            ids = self.session.scalars(
+                insert(StoredRecord).returning(StoredRecord.id, sort_by_parameter_order=True),
+                [{"source": r.source, "source_id": r.source_id, **r.values} for r in fresh],
+            ).all()
+            for record, record_id in zip(fresh, ids, strict=True):
+                record.id = record_id
+        if changed:
+            self.session.execute(
+                update(StoredRecord),
+                [{"id": r.id, **r.values} for r in changed],
+            )
+
+    def _route(self, pseudonym: str, record: _Record) -> None:
+        assert record.id is not None
+        targets = recipients(self.run_state.routing, self.rules, record, self.receivers)
         for recipient, purpose in targets:
             request = DecisionRequest(
                 record.source,
@@ -239,13 +325,13 @@ class InboundBatch:
                 payload_sha256=record.payload_sha256,
                 restricted_origin=record.restricted,
             )
-            if not self._decide(row, request).permitted:
+            if not self._decide(pseudonym, record.participant_id, request).permitted:
                 self.counts.denied += 1
                 continue
             self.outbox.enqueue(
                 key=idempotency_key(record, recipient, purpose),
                 record_id=record.id,
-                participant_id=row.id,
+                participant_id=record.participant_id,
                 origin=record.source,
                 recipient=recipient,
                 purpose=purpose,

@@ -33,8 +33,16 @@ from hub.ledger.service import new_checkpoint
 from hub.model.records import NativeRecord
 from hub.store.tables.sync import SyncRun
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
-from hub.sync.inbound import BATCH_SIZE, InboundBatch, InboundCounts, correlation_id, stored_cursor
+from hub.sync.inbound import (
+    BATCH_SIZE,
+    InboundBatch,
+    InboundCounts,
+    InboundRun,
+    correlation_id,
+    stored_cursor,
+)
 from hub.sync.lock import connector_lock
+from hub.sync.prefetch import prefetched
 from hub.sync.report import (
     CONFIG_ERROR,
     DRY_RUN,
@@ -213,7 +221,8 @@ def _pull_all(
         cursor = None if options.from_start else options.since or stored_cursor(session, name)
         subscriptions = subscribed_identities(session, hub.keys, name)
     rules = hub.settings.routing
-    for batch in _batches_then_raise(connector.pull(cursor, subscriptions)):
+    shared = InboundRun()
+    for batch in prefetched(_batches_then_raise(connector.pull(cursor, subscriptions))):
         with hub.db.session(write_lock=True, dry_run=options.dry_run) as session:
             InboundBatch(
                 session,
@@ -224,6 +233,7 @@ def _pull_all(
                 counts,
                 actor=ACTOR,
                 correlation_id=run_id,
+                run=shared,
             ).run(batch)
         if options.progress:
             options.progress(name, counts.pulled)

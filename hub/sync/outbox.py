@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.tables.sync import OutboxItem
@@ -25,7 +25,7 @@ DEAD = "dead"
 class OutboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._pending: dict[str, OutboxItem] = {}
+        self._pending: dict[str, dict[str, object]] = {}
 
     def enqueue(
         self,
@@ -46,23 +46,23 @@ class OutboxRepository:
         """
         if key in self._pending:
             return False
-        self._pending[key] = OutboxItem(
-            idempotency_key=key,
-            record_id=record_id,
-            participant_id=participant_id,
-            origin=origin,
-            recipient=recipient,
-            purpose=purpose,
-            category=category,
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        self._pending[key] = {
+            "idempotency_key": key,
+            "record_id": record_id,
+            "participant_id": participant_id,
+            "origin": origin,
+            "recipient": recipient,
+            "purpose": purpose,
+            "category": category,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
         return True
 
     def flush(self) -> int:
-        """Add the held items whose keys are new; returns how many were added."""
+        """Insert the held items whose keys are new (one statement); returns how many."""
         keys = sorted(self._pending)
         known: set[str] = set()
         for start in range(0, len(keys), 500):
@@ -73,7 +73,8 @@ class OutboxRepository:
                 )
             )
         fresh = [item for key, item in self._pending.items() if key not in known]
-        self.session.add_all(fresh)
+        if fresh:
+            self.session.execute(insert(OutboxItem), fresh)
         self._pending.clear()
         return len(fresh)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,55 +17,87 @@ REFERRING_PARTY = "referring_party"
 CASE_PARTIES = "case_parties"
 
 
-class RoutingCache:
-    """Per-person routing facts for one batch: case parties and referring parties.
+class RoutedRecord(Protocol):
+    """What routing reads of a record (a ``StoredRecord`` or a row about to be stored)."""
 
-    Loaded in bulk by :meth:`preload` after the batch's records are flushed, so a referral
-    stored in the same batch already counts; neither changes while the batch is routed.
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def source_id(self) -> str: ...
+
+    @property
+    def participant_id(self) -> int: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def payload_sha256(self) -> str: ...
+
+
+class RoutingCache:
+    """Per-person routing facts: the case parties and the referring parties.
+
+    :meth:`preload` runs for every batch, after the batch's records are written: the case
+    parties (active subscriptions) are read again each time; who referred a person is read
+    once per run and then kept up to date with :meth:`add_referral` for the referrals the
+    run itself stores, so the run does not re-read every referral of a person for every
+    batch. (A referral stored meanwhile by another connector's run counts from the next
+    run on.)
     """
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self) -> None:
         self._case: dict[int, list[str]] = {}
-        self._referring: dict[int, list[str]] = {}
+        self._referring: dict[int, set[str]] = {}
 
-    def preload(self, participant_ids: set[int]) -> None:
+    def preload(self, session: Session, participant_ids: set[int]) -> None:
         ids = sorted(participant_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             case: dict[int, list[str]] = {pid: [] for pid in chunk}
-            for pid, party in self.session.execute(
+            for pid, party in session.execute(
                 select(Subscription.participant_id, Subscription.party).where(
                     Subscription.participant_id.in_(chunk), Subscription.active.is_(True)
                 )
             ):
                 case[pid].append(party)
+            self._case.update(case)
+        unknown = [pid for pid in ids if pid not in self._referring]
+        for start in range(0, len(unknown), 500):
+            chunk = unknown[start : start + 500]
             referring: dict[int, set[str]] = {pid: set() for pid in chunk}
-            for pid, party in self.session.execute(
+            for pid, party in session.execute(
                 select(
                     StoredRecord.participant_id,
                     StoredRecord.body["referring_party"].as_string(),
-                ).where(StoredRecord.participant_id.in_(chunk), StoredRecord.kind == "referral")
+                )
+                .where(StoredRecord.participant_id.in_(chunk), StoredRecord.kind == "referral")
+                .distinct()
             ):
                 referring[pid].add(str(party))
-            self._case.update(case)
-            self._referring.update({pid: sorted(v) for pid, v in referring.items()})
+            self._referring.update(referring)
+
+    def add_referral(self, participant_id: int, body: Mapping[str, object]) -> None:
+        """Count a referral the run has just stored (``body`` as stored)."""
+        party = body.get("referring_party")
+        if party is not None and participant_id in self._referring:
+            self._referring[participant_id].add(str(party))
 
     def case_parties(self, participant_id: int) -> list[str]:
-        if participant_id not in self._case:
-            self._case[participant_id] = case_parties(self.session, participant_id)
         return self._case[participant_id]
 
     def referring_parties(self, participant_id: int) -> list[str]:
-        if participant_id not in self._referring:
-            self._referring[participant_id] = referring_parties(self.session, participant_id)
-        return self._referring[participant_id]
+        return sorted(self._referring[participant_id])
 
 
 def recipients(
     facts: RoutingCache,
     rules: Sequence[RoutingRule],
-    record: StoredRecord,
+    record: RoutedRecord,
     receivers: Mapping[str, frozenset[str]],
 ) -> list[tuple[str, str]]:
     """``(recipient, purpose)`` pairs for ``record``; never its origin, never the joint team.
@@ -115,7 +148,7 @@ def referring_parties(session: Session, participant_id: int) -> list[str]:
     return sorted({str(party) for party in parties})
 
 
-def idempotency_key(record: StoredRecord, recipient: str, purpose: str) -> str:
+def idempotency_key(record: RoutedRecord, recipient: str, purpose: str) -> str:
     """The same record version to the same recipient always gets the same key.
 
     A re-run after a crash queues and pushes with the key it used before, so the

@@ -38,9 +38,7 @@ def test_wheel_carries_the_shipped_config_and_mappings(wheel_venv: Path, run_in)
     assert "site-packages/hub/_bundled/mappings" in mappings
 
 
-def test_evi_demo_from_the_wheel_runs_twice_in_an_empty_directory(
-    wheel_venv: Path, run_in
-) -> None:
+def test_evi_demo_from_the_wheel_runs_twice_in_an_empty_directory(wheel_venv: Path, run_in) -> None:
     evi = str(wheel_venv / "bin" / "evi")
     first = run_in(evi, "demo")
     assert first.returncode == 0, first.stdout + first.stderr

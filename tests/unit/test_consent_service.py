@@ -375,3 +375,51 @@ def test_a_consent_the_person_was_informed_of_later_than_now_is_refused(
     with pytest.raises(InputError, match="informed_at is in the future"):
         service.register(paper_submission(PNR, informed_at="2030-01-01T00:00:00Z"), actor="cw")
     assert ledger(hub.db) == []
+
+
+# -- snapshot cache: a run's cached snapshots never lag behind the stored consents ----------
+
+
+def test_every_consent_change_makes_a_cached_snapshot_reload_and_decide_anew(
+    hub: Hub, service: ConsentService, clock: Clock
+) -> None:
+    from hub.consent.snapshots import SnapshotCache
+
+    cache = SnapshotCache()
+    first = service.register(paper_submission(PNR), actor="cw")
+
+    def cached() -> Snapshot:
+        with hub.db.session() as session:
+            row = participant(hub)
+            snapshot = cache.snapshots(session, [row])[row.id]
+            # the cached snapshot decides like one loaded afresh, whatever changed
+            fresh = load_snapshot(session, row)
+            for party in ("af", "kommun", "fk"):
+                at = clock()
+                assert gate_decide(snapshot, party, "team", "plan", "coordination", at) == (
+                    gate_decide(fresh, party, "team", "plan", "coordination", at)
+                )
+            return snapshot
+
+    cached()
+    cached()
+    assert cache.loads == 1  # unchanged: served from the cache
+    blocks: list[str] = []
+    changes = [
+        lambda: service.register(
+            paper_submission(PNR, parties=["af", "fk", "team"], amends=first.consent_id),
+            actor="cw",
+        ),
+        lambda: service.withdraw(PERSON, actor="cw", party="fk"),
+        lambda: service.block(PERSON, actor="cw", party="af"),
+        lambda: blocks.append(service.block(PERSON, actor="cw", party="kommun").id),
+        lambda: service.lift_block(PERSON, blocks[0], actor="cw"),
+        lambda: service.register_many([paper_submission(PNR)], actor="cw"),
+        lambda: service.withdraw(PERSON, actor="cw"),
+    ]
+    for number, change in enumerate(changes, start=2):
+        clock.advance(minutes=1)
+        change()
+        cached()
+        assert cache.loads == number, f"change {number - 1} was not seen"
+    assert not gate_decide(cached(), "af", "team", "plan", "coordination", clock()).permitted

@@ -1,4 +1,9 @@
-"""The participant (deltagare): the number encrypted, a keyed digest to find it, a pseudonym."""
+"""The participant (deltagare): the number encrypted, a keyed digest to find it, a pseudonym.
+
+``consent_revision`` counts changes to the person's consents, withdrawals and blocks, so a
+cache of gate snapshots can tell, with the participant row it reads anyway, whether the
+snapshot it holds is still the stored one.
+"""
 
 from __future__ import annotations
 
@@ -21,4 +26,7 @@ class ParticipantRow(Base):
     gender: Mapped[str] = mapped_column(String(6))
     birth_year: Mapped[int] = mapped_column(Integer)
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped by every change to the person's consents, withdrawals and blocks
+    # (ConsentRepository.touch): caches of gate snapshots compare it to stay current.
+    consent_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.Column("gender", sa.String(length=6), nullable=False),
         sa.Column("birth_year", sa.Integer(), nullable=False),
         sa.Column("protected_identity", sa.Boolean(), nullable=False),
+        sa.Column("consent_revision", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", hub.store.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_participant")),
         sa.UniqueConstraint("pnr_lookup", name=op.f("uq_participant_pnr_lookup")),
