@@ -1,34 +1,39 @@
 """The one pass over all entries that ``evi log verify`` makes, in blocks of 2^14 entries.
 
-For each aligned block it fetches the entry rows, recomputes leaf hashes from the stored
-bytes and every subtree from the stored leaf hashes, and compares whole lists at a time
-with the stored tiles (:class:`_TileCheck`), so the common case — nothing wrong — runs
-at the speed of ``hashlib`` and list comparison, and only a mismatch is looked at entry
-by entry. Block roots are combined as the leaves of a small tree above the blocks, which
-yields the higher stored subtrees, the root at every signed size and the right edge the
-ledger head must hold.
+For each aligned block (sequence numbers ``k·2^14`` up to the next multiple) it fetches
+the entry rows, recomputes leaf hashes from the stored bytes and every subtree from the
+stored leaf hashes, and compares whole lists at a time with the stored tiles
+(:class:`_TileCheck`), so the common case — nothing wrong — runs at the speed of
+``hashlib`` and list comparison: on SQLite the block is read as just the leaf inputs
+(``0x00`` and the bytes, joined by SQLite), the leaf hashes and the purge marks, and
+only a block where something does not fit is read again with sequence numbers and
+looked at entry by entry. Block roots are combined as the leaves of a small tree above
+the blocks, which yields the higher stored subtrees, the root at every signed size and
+the right edge the ledger head must hold.
 
 Why the tree is rebuilt from the *stored* leaf hashes rather than from the bytes: every
 link is still checked (bytes → leaf hash, leaf hash → level-0 tile → … → signed root),
 but a changed entry is then named once, exactly, instead of once per subtree above it.
 
-On SQLite the search-column check runs as one ``json_extract`` query beside the pass (see
-:class:`_Flagged`), flagging only rows that need a closer look; on PostgreSQL each row is
-checked in Python.
+On SQLite the search-column check runs as ``json_extract`` queries beside the pass, on a
+second core (see :class:`_Flagged`), flagging only rows that need a closer look; on
+PostgreSQL each row is checked in Python.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.ledger.canonical import format_time
@@ -54,6 +59,7 @@ SEARCH_COLUMNS = (
 Report = Callable[[int, str, "int | None"], None]
 
 _sha256 = hashlib.sha256
+_digest = methodcaller("digest")
 
 
 # A purged entry keeps only its time and action.
@@ -89,17 +95,26 @@ def _sqlite_columns_ok_fast() -> str:
 # Built from constants only (column names above), never from input.
 _ENTRY_SQL = {
     "sqlite": "SELECT seq, leaf_hash, canonical, purged_at "
-    "FROM ledger_entry WHERE seq >= ? ORDER BY seq LIMIT ?",
+    "FROM ledger_entry WHERE seq >= ? AND seq < ? ORDER BY seq",
     "postgresql": "SELECT seq, leaf_hash, canonical, purged_at, time, "  # noqa: S608
     + ", ".join(SEARCH_COLUMNS)
-    + " FROM ledger_entry WHERE seq >= %s ORDER BY seq LIMIT %s",
+    + " FROM ledger_entry WHERE seq >= %s AND seq < %s ORDER BY seq",
 }
+# SQLite, the common case: the leaf input (0x00 and the bytes, joined by SQLite, so Python
+# hashes each entry without copying it again), the stored leaf hash, the purge mark.
+_SQLITE_LEAVES = (
+    "SELECT CAST(X'00' || canonical AS BLOB), leaf_hash, purged_at "
+    "FROM ledger_entry WHERE seq >= ? AND seq < ? ORDER BY seq"
+)
 _SQLITE_FLAGGED = (
-    "SELECT seq FROM ledger_entry WHERE NOT (" + _sqlite_columns_ok() + ") ORDER BY seq"  # noqa: S608
+    "SELECT seq FROM ledger_entry WHERE seq >= ? AND seq < ? "  # noqa: S608
+    "AND NOT (" + _sqlite_columns_ok() + ") ORDER BY seq"
 )
 _SQLITE_FLAGGED_FAST = (
-    "SELECT seq FROM ledger_entry WHERE NOT (" + _sqlite_columns_ok_fast() + ") ORDER BY seq"  # noqa: S608
+    "SELECT seq FROM ledger_entry WHERE seq >= ? AND seq < ? "  # noqa: S608
+    "AND NOT (" + _sqlite_columns_ok_fast() + ") ORDER BY seq"
 )
+_MAX_SEQ = "SELECT max(seq) FROM ledger_entry"
 _TILE_SQL = {
     "sqlite": "SELECT start, hashes FROM ledger_tile WHERE level = ? AND start >= ? "
     "AND start < ? ORDER BY start",
@@ -130,37 +145,67 @@ def column_problem(row: Any) -> str | None:
 
 
 class _Flagged:
-    """SQLite: the search-column check as one query on a second connection, in a thread.
+    """SQLite: the search-column check as ``json_extract`` queries beside the pass.
 
     ``json_extract`` runs inside SQLite, which releases the GIL, so on a machine with two
-    cores this check costs no wall-clock time next to the hashing. It only flags rows;
-    each flagged row is then judged in the verifying session itself. (A row purged
-    between the two snapshots could escape this check once; nothing else can.)
+    cores this check runs beside the hashing at no cost in wall-clock time. The ranges of
+    sequence numbers are taken from the front by a helper thread on a second connection,
+    and from the back by the verifying thread once its own pass is done (:meth:`help`),
+    so whichever side is faster does more. It only flags rows; each flagged row is then
+    judged in the verifying session itself. (A row purged between the two snapshots
+    could escape this check once; nothing else can.)
     """
 
-    def __init__(self, engine: Engine) -> None:
+    RANGE = 1 << 16
+
+    def __init__(self, engine: Engine, end: int) -> None:
+        self._todo = deque(
+            (start, min(start + self.RANGE, end)) for start in range(0, end, self.RANGE)
+        )
+        self._lock = threading.Lock()
         self._seqs: list[int] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(engine,), daemon=True)
         self._thread.start()
 
+    def _take(self, *, front: bool) -> tuple[int, int] | None:
+        with self._lock:
+            if not self._todo:
+                return None
+            return self._todo.popleft() if front else self._todo.pop()
+
+    def _check(self, cursor: Any, first: int, end: int) -> None:
+        try:
+            cursor.execute(_SQLITE_FLAGGED_FAST, (first, end))
+        except sqlite3.OperationalError:  # some stored bytes are not JSON
+            cursor.execute(_SQLITE_FLAGGED, (first, end))
+        flagged = [int(row[0]) for row in cursor.fetchall()]
+        with self._lock:
+            self._seqs.extend(flagged)
+
     def _run(self, engine: Engine) -> None:
         try:
-            with engine.connect() as conn:
-                try:
-                    flagged = conn.exec_driver_sql(_SQLITE_FLAGGED_FAST).all()
-                except OperationalError:  # some stored bytes are not JSON
-                    conn.rollback()
-                    flagged = conn.exec_driver_sql(_SQLITE_FLAGGED).all()
-                self._seqs = [int(r[0]) for r in flagged]
+            connection = engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                while (todo := self._take(front=True)) is not None:
+                    self._check(cursor, *todo)
+                cursor.close()
+            finally:
+                connection.close()
         except BaseException as exc:  # handed to the caller in result()
             self._error = exc
+
+    def help(self, cursor: Any) -> None:
+        """Check ranges from the back in the calling thread until none is left."""
+        while (todo := self._take(front=False)) is not None:
+            self._check(cursor, *todo)
 
     def result(self) -> list[int]:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._seqs
+        return sorted(self._seqs)
 
 
 class _Row(NamedTuple):
@@ -219,42 +264,40 @@ class EntryScan:
         self.tiles = _TileCheck(self.cursor, self.dialect, report)
 
     def run(self) -> ScanResult:
-        flagged = _Flagged(self.conn.engine) if self.columns_in_sql else None
-        start = 0
+        self.cursor.execute(_MAX_SEQ)
+        (top,) = self.cursor.fetchone() or (None,)
+        end = -1 if top is None else int(top)  # the highest sequence number stored
+        flagged = _Flagged(self.conn.engine, end + 1) if self.columns_in_sql else None
         expected = 0
-        while True:
-            self.cursor.execute(_ENTRY_SQL[self.dialect], (start, self.block))
-            rows = self.cursor.fetchall()
-            if not rows:
-                break
-            seqs = [row[0] for row in rows]
-            if seqs[0] != expected or seqs[-1] - seqs[0] != len(seqs) - 1:
-                gap = next(
-                    (expected + i for i, seq in enumerate(seqs) if seq != expected + i),
-                    expected,
-                )
-                after = next(seq for seq in seqs if seq > gap)
-                self.report(gap, f"entries {gap} to {after - 1} are missing", after - 1)
-                self.result.tree_intact = False
-            if seqs[0] <= self.head_size <= seqs[-1]:
+        for start in range(0, end + 1, self.block):
+            stop = min(start + self.block, end + 1)
+            if start <= self.head_size < start + self.block and self.head_size <= end:
+                # entries are stored at or beyond the head: named once, in this block
                 self.report(
                     self.head_size,
                     f"entries from {self.head_size} on were added outside the writer "
                     f"(the ledger head says {self.head_size} entries)",
                     None,
                 )
-            leaves = [bytes(row[1]) for row in rows]
-            self._entries(rows, leaves)
+            clean = self.columns_in_sql and expected == start
+            leaves = self._clean(start, stop) if clean else None
+            if leaves is not None:  # every entry is there, and its bytes give its leaf hash
+                expected = stop
+            else:
+                self.cursor.execute(_ENTRY_SQL[self.dialect], (start, stop))
+                rows = self.cursor.fetchall()
+                if not rows:
+                    continue  # a gap, named where the entries go on (or by the head)
+                expected = self._gaps(expected, [row[0] for row in rows])
+                leaves = [bytes(row[1]) for row in rows]
+                self._entries(rows)
             if self.result.tree_intact:
-                self._tree(seqs[0], leaves)
-            expected = seqs[-1] + 1
-            start = expected
-            if len(rows) < self.block:
-                break
+                self._tree(start, leaves)
         self.result.size = expected
         if self.result.tree_intact:
             self.tiles.finish()
         if flagged is not None:
+            flagged.help(self.cursor)
             for seq in flagged.result():
                 if seq < expected:
                     self._columns(seq)
@@ -262,19 +305,35 @@ class EntryScan:
             self.result.frontier = self.blocks + self.tail
         return self.result
 
+    def _clean(self, start: int, stop: int) -> list[bytes] | None:
+        """SQLite, the common case in a few C-speed list operations: the stored leaf hashes
+        of ``start``..``stop - 1`` if every one of them is stored, holds its bytes, is not
+        marked purged and its bytes give its leaf hash; else None (look row by row)."""
+        self.cursor.execute(_SQLITE_LEAVES, (start, stop))
+        rows = self.cursor.fetchall()
+        inputs = [row[0] for row in rows]
+        leaves = [row[1] for row in rows]
+        if (
+            len(rows) == stop - start
+            and None not in inputs
+            and [row[2] for row in rows].count(None) == len(rows)
+            and list(map(_digest, map(_sha256, inputs))) == leaves
+        ):
+            return leaves
+        return None
+
+    def _gaps(self, expected: int, seqs: list[int]) -> int:
+        """Report every run of missing sequence numbers before and among ``seqs``."""
+        for seq in seqs:
+            if seq != expected:
+                self.report(expected, f"entries {expected} to {seq - 1} are missing", seq - 1)
+                self.result.tree_intact = False
+            expected = seq + 1
+        return expected
+
     # -- each entry on its own --------------------------------------------------------
 
-    def _entries(self, rows: Sequence[Any], leaves: list[bytes]) -> None:
-        if self.columns_in_sql:
-            # The common case, in a few C-speed list operations: every entry holds its
-            # bytes, none is marked purged, and every leaf hash matches.
-            data = [row[2] for row in rows]
-            if (
-                None not in data
-                and [row[3] for row in rows].count(None) == len(rows)
-                and [_sha256(b"\x00" + d).digest() for d in data] == leaves
-            ):
-                return
+    def _entries(self, rows: Sequence[Any]) -> None:
         for row in rows:
             seq, stored, data, purged_at = row[:4]
             if data is None:
@@ -320,10 +379,10 @@ class EntryScan:
         levels = [leaves]
         self.tiles.add(0, start, leaves)
         for level in range(1, self.block_level + 1):
-            below = levels[-1]
+            pairs = iter(levels[-1])  # zip(pairs, pairs): each hash with the one after it
             current = [
-                _sha256(b"\x01" + below[i] + below[i + 1]).digest()
-                for i in range(0, len(below) - 1, 2)
+                _sha256(b"\x01" + left + right).digest()
+                for left, right in zip(pairs, pairs, strict=False)  # an odd last one waits
             ]
             if not current:
                 break

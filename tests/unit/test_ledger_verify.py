@@ -237,6 +237,28 @@ def test_search_column_that_disagrees_with_the_bytes_is_named(ledger: Hub) -> No
     )
 
 
+@pytest.mark.parametrize("helper", ["helper thread", "verifying thread only"])
+def test_search_columns_are_checked_range_by_range_by_either_thread(
+    ledger: Hub, monkeypatch: pytest.MonkeyPatch, helper: str
+) -> None:
+    """On SQLite the column check runs over ranges of entries, taken by a helper thread
+    from the front and by the verifying thread from the back; every range is checked
+    whichever thread takes it."""
+    if ledger.db.dialect != "sqlite":
+        pytest.skip("the column check runs in SQL on SQLite only")
+    from hub.ledger import verify_scan
+
+    monkeypatch.setattr(verify_scan._Flagged, "RANGE", 3)
+    if helper == "verifying thread only":
+        monkeypatch.setattr(verify_scan._Flagged, "_run", lambda self, engine: None)
+    for seq in (2, 21, 38):
+        tamper(ledger, lambda s, seq=seq: setattr(entry(s, seq), "actor", "someone else"))
+    report = verify(ledger)
+    assert [(p.seq, p.what) for p in report.problems] == [
+        (seq, "search column(s) actor do not match the stored bytes") for seq in (2, 21, 38)
+    ]
+
+
 def test_changed_checkpoint_note_is_named(ledger: Hub, cli) -> None:
     def change(session: Session) -> None:
         row = session.get(LedgerCheckpointRow, 2)
