@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.consent import gate
 from hub.consent.gate import Decision, Snapshot
-from hub.consent.snapshots import load_snapshot, load_snapshots
+from hub.consent.snapshots import SnapshotCache, load_snapshot, load_snapshots
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
 from hub.store.consents import ConsentRepository
@@ -155,18 +155,21 @@ def decide(
     )
 
 
-def subscribers(session: Session, party: str, at: datetime) -> list[ParticipantRow]:
+def subscribers(
+    session: Session, party: str, at: datetime, *, cache: SnapshotCache | None = None
+) -> list[ParticipantRow]:
     """Participants whose consent names ``party`` at ``at`` (see ``Snapshot.parties_at``).
 
     These are the people the hub may register with (and ask) that authority about; anyone
     registered there who is not in this list must be cancelled. Ordered by participant id.
+    ``cache`` serves snapshots that are still current (a sync run shares one).
     """
     _require_aware(at)
     candidates = ConsentRepository(session).participants_naming(party, at)
     if not candidates:
         return []
     rows = _participants(session, candidates)
-    snapshots = load_snapshots(session, rows)
+    snapshots = load_snapshots(session, rows) if cache is None else cache.snapshots(session, rows)
     return [row for row in rows if party in snapshots[row.id].parties_at(at)]
 
 

@@ -101,6 +101,7 @@ class Deliverer:
         stop: threading.Event | None = None,
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
+        snapshots: SnapshotCache | None = None,
     ) -> None:
         self.hub = hub
         self.connectors = dict(connectors)
@@ -114,7 +115,7 @@ class Deliverer:
         self.counts: dict[str, DeliveryCounts] = {name: DeliveryCounts() for name in connectors}
         self._streak: dict[str, int] = {}
         self._lock = threading.Lock()  # guards connectors, counts and streaks across pushes
-        self._snapshots = SnapshotCache()
+        self._snapshots = snapshots or SnapshotCache()
 
     def run(self) -> dict[str, DeliveryCounts]:
         """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set."""

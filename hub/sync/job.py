@@ -97,6 +97,7 @@ def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
         return report
     hub.keys  # noqa: B018 - fail early on a missing key, before anyone is asked for data
     run_id = correlation_id()
+    shared = InboundRun()  # consent snapshots and routing facts, reused across connectors
     with ExitStack() as stack:
         connectors: dict[str, Connector] = {}
         for name in names:
@@ -114,14 +115,15 @@ def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
         # Subscriptions first, for every connector: routing a record to "the parties on the
         # case" must not depend on the order the authorities are pulled in.
         for name in held:
-            _guarded(report.get(name), _reconcile, hub, connectors[name], report.get(name), options)
+            entry = report.get(name)
+            _guarded(entry, _reconcile, hub, connectors[name], entry, options, shared)
         receivers = receiving(hub)
         for name in held:
             entry = report.get(name)
             if entry.status == OK:
-                _pull(hub, connectors[name], entry, options, run_id, receivers)
+                _pull(hub, connectors[name], entry, options, run_id, receivers, shared)
         if options.deliver and not options.dry_run:
-            _deliver(hub, connectors, report, options)
+            _deliver(hub, connectors, report, options, shared)
         if not options.dry_run:
             _finish_runs(hub, report, runs)
             new_checkpoint(hub)
@@ -171,7 +173,11 @@ def _guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> N
 
 
 def _reconcile(
-    hub: Hub, connector: Connector, entry: ConnectorReport, options: SyncOptions
+    hub: Hub,
+    connector: Connector,
+    entry: ConnectorReport,
+    options: SyncOptions,
+    shared: InboundRun,
 ) -> None:
     with hub.db.session(write_lock=True, dry_run=options.dry_run) as session:
         changes = reconcile(
@@ -181,6 +187,7 @@ def _reconcile(
             datetime.now(UTC),
             actor=ACTOR,
             call_authority=not options.dry_run,
+            cache=shared.snapshots,
         )
     entry.subscribed, entry.cancelled = changes.added, changes.cancelled
 
@@ -192,10 +199,11 @@ def _pull(
     options: SyncOptions,
     run_id: str,
     receivers: Mapping[str, frozenset[str]],
+    shared: InboundRun,
 ) -> None:
     counts = InboundCounts()
     try:
-        _guarded(entry, _pull_all, hub, connector, counts, options, run_id, receivers)
+        _guarded(entry, _pull_all, hub, connector, counts, options, run_id, receivers, shared)
     finally:
         for name in ("pulled", "stored", "refused", "invalid", "unmapped", "queued", "denied"):
             setattr(entry, name, getattr(entry, name) + getattr(counts, name))
@@ -215,13 +223,13 @@ def _pull_all(
     options: SyncOptions,
     run_id: str,
     receivers: Mapping[str, frozenset[str]],
+    shared: InboundRun,
 ) -> None:
     name = connector.name
     with hub.db.session() as session:
         cursor = None if options.from_start else options.since or stored_cursor(session, name)
         subscriptions = subscribed_identities(session, hub.keys, name)
     rules = hub.settings.routing
-    shared = InboundRun()
     for batch in prefetched(_batches_then_raise(connector.pull(cursor, subscriptions))):
         with hub.db.session(write_lock=True, dry_run=options.dry_run) as session:
             InboundBatch(
@@ -257,7 +265,11 @@ def _batches_then_raise(records: Iterator[NativeRecord]) -> Iterator[list[Native
 
 
 def _deliver(
-    hub: Hub, connectors: Mapping[str, Connector], report: SyncReport, options: SyncOptions
+    hub: Hub,
+    connectors: Mapping[str, Connector],
+    report: SyncReport,
+    options: SyncOptions,
+    shared: InboundRun,
 ) -> None:
     usable = {n: c for n, c in connectors.items() if report.get(n).status != CONFIG_ERROR}
     started = time.monotonic()
@@ -267,6 +279,7 @@ def _deliver(
         actor=ACTOR,
         max_attempts=hub.settings.sync.max_attempts,
         lease=options.lease,
+        snapshots=shared.snapshots,
     )
     for name, counts in deliverer.run().items():
         entry = report.get(name)

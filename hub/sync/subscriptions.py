@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from hub.connector.base import Connector
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event, subscribers
-from hub.consent.snapshots import load_snapshots
+from hub.consent.snapshots import SnapshotCache, load_snapshots
 from hub.keys import KeyRing
 from hub.ledger.event import Action, LedgerEvent
 from hub.ledger.writer import append_many
@@ -44,6 +44,7 @@ def reconcile(
     *,
     actor: str,
     call_authority: bool = True,
+    cache: SnapshotCache | None = None,
 ) -> SubscriptionChanges:
     """Register newly consented people with the authority and cancel the others.
 
@@ -56,17 +57,17 @@ def reconcile(
     Calls the authority inside the caller's transaction; if a call fails the transaction
     rolls back, and both sides converge on the next run (the calls are idempotent).
     ``call_authority=False`` only counts the changes (for a dry run in a rolled-back
-    session).
+    session). ``cache`` serves gate snapshots that are still current (one per sync run).
     """
     party = connector.name
     changes = SubscriptionChanges()
     people = ParticipantRepository(session, keys)
     current = active_subscriptions(session, party)
-    candidates = subscribers(session, party, at)
+    candidates = subscribers(session, party, at, cache=cache)
     known = {row.id for row in candidates}
     lapsed = [pid for pid, sub in current.items() if sub.active and pid not in known]
     rows = candidates + [r for r in _participants(session, lapsed)]
-    snapshots = load_snapshots(session, rows)
+    snapshots = load_snapshots(session, rows) if cache is None else cache.snapshots(session, rows)
     events: list[LedgerEvent] = []
     for row in rows:
         request = DecisionRequest(
