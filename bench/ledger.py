@@ -63,6 +63,14 @@ def machine() -> str:
     )
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def events(rng: random.Random) -> list[LedgerEvent]:
     parties = ["kommun", "af", "fk", "region", "team"]
     people = [f"p-{rng.getrandbits(128):032x}" for _ in range(5_000)]
@@ -118,16 +126,20 @@ def main() -> int:
     rows: list[tuple[str, str, str]] = []
     print(f"machine: {machine()}")
     print(f"database: {db.dialect} ({'temporary file' if not args.engine_url else 'given URL'})")
+    print(f"load average at start: {load()}")
 
     # 1. batched appends, 10,000 per transaction
     n = args.entries
     start = time.perf_counter()
     last_100k = start
     done = 0
+    in_commit = 0.0  # wall time from append_many's return to the end of the COMMIT
     while done < n:
         size = min(BATCH, n - done)
         with db.session() as session:
             append_many(session, pool[:size])
+            appended = time.perf_counter()
+        in_commit += time.perf_counter() - appended
         done += size
         if done == n - min(n, 100_000):
             last_100k = time.perf_counter()
@@ -142,6 +154,13 @@ def main() -> int:
         )
     )
     rows.append(("  of which the last 100,000", f"{min(n, 100_000) / tail:,.0f} entries/s", ""))
+    rows.append(
+        (
+            "  time per entry: append_many / COMMIT",
+            f"{(elapsed - in_commit) / n * 1e6:.1f} / {in_commit / n * 1e6:.1f} µs",
+            "",
+        )
+    )
 
     # 2. one commit per entry, on the full ledger
     single = 2_000
@@ -229,6 +248,7 @@ def main() -> int:
     for name, figure, note in rows:
         print(f"{name:<{width}}  {figure:<34} {note}")
     print()
+    print(f"load average at end: {load()}")
     print("published anchors (other systems, other machines):")
     for name, figure in ANCHORS:
         print(f"  {name}: {figure}")
