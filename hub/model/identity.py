@@ -22,6 +22,7 @@ Messages never repeat the number: they end up in logs and terminals.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -106,7 +107,13 @@ def parse_identity(text: str, *, today: date | None = None) -> PersonalIdentity:
     """
     if not isinstance(text, str):
         raise InvalidIdentityError("an identity number must be given as text")
-    cleaned = text.strip().replace(" ", "")
+    return _parse(text.strip().replace(" ", ""), today or date.today())
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse(cleaned: str, today: date) -> PersonalIdentity:
+    """Parse a cleaned number; cached, since a sync meets the same people many times
+    (the result is immutable, and refusals raise, so they are never cached)."""
     if m := _TWELVE.match(cleaned):
         head, sep, tail = m.groups()
         if sep == "+":
@@ -116,7 +123,7 @@ def parse_identity(text: str, *, today: date | None = None) -> PersonalIdentity:
         number = head + tail
     elif m := _TEN.match(cleaned):
         head, sep, tail = m.groups()
-        number = _with_century(head, sep, today or date.today()) + tail
+        number = _with_century(head, sep, today) + tail
     else:
         digits = sum(ch.isdigit() for ch in cleaned)
         raise InvalidIdentityError(

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,11 +48,11 @@ from hub.consent.snapshots import SnapshotCache
 from hub.context import Hub
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
+from hub.model.identity import parse_identity
 from hub.model.records import PushResult, Transfer
-from hub.store.participants import ParticipantRepository
 from hub.store.tables.participant import ParticipantRow
-from hub.store.tables.sync import OutboxItem, StoredRecord
-from hub.sync.outbox import DEAD, DELIVERED, DENIED, OutboxRepository
+from hub.store.tables.sync import StoredRecord
+from hub.sync.outbox import DEAD, DELIVERED, DENIED, OutboxRepository, QueuedItem
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,20 @@ class DeliveryCounts:
 
 @dataclass(frozen=True)
 class _Claim:
-    item_id: int
-    key: str
-    recipient: str
+    item: QueuedItem
     transfer: Transfer
+
+    @property
+    def item_id(self) -> int:
+        return self.item.id
+
+    @property
+    def key(self) -> str:
+        return self.item.idempotency_key
+
+    @property
+    def recipient(self) -> str:
+        return self.item.recipient
 
 
 @dataclass(frozen=True)
@@ -178,15 +188,13 @@ class Deliverer:
             items = outbox.claim(now, self.lease, self.batch, sorted(self.connectors))
             if not items:
                 return [], 0
-            records = {r.id: r for r in _rows(session, StoredRecord, {i.record_id for i in items})}
-            people = {
-                p.id: p for p in _rows(session, ParticipantRow, {i.participant_id for i in items})
-            }
+            records = _records(session, {i.record_id for i in items})
+            people = _people(session, {i.participant_id for i in items})
             # current as of this transaction: a withdrawal committed before it is seen
             snapshots = self._snapshots.snapshots(session, list(people.values()))
-            identities = ParticipantRepository(session, self.hub.keys)
             events: list[LedgerEvent] = []
             claims: list[_Claim] = []
+            denied: list[QueuedItem] = []
             for item in items:
                 record, person = records[item.record_id], people[item.participant_id]
                 request = DecisionRequest(
@@ -218,9 +226,14 @@ class Deliverer:
                 )
                 if not decision.permitted:
                     outbox.finish(item, DENIED, now, error=f"consent gate: {decision.reason.value}")
+                    denied.append(item)
                     self.counts[item.recipient].denied += 1
                     continue
-                identity = None if person.protected_identity else identities.identity_of(person)
+                identity = (
+                    None
+                    if person.protected_identity
+                    else parse_identity(self.hub.keys.decrypt_number(person.pnr_ciphertext))
+                )
                 transfer = Transfer.model_validate(
                     {
                         "idempotency_key": item.idempotency_key,
@@ -234,7 +247,8 @@ class Deliverer:
                         "body": record.body,
                     }
                 )
-                claims.append(_Claim(item.id, item.idempotency_key, item.recipient, transfer))
+                claims.append(_Claim(item, transfer))
+            outbox.save(denied)
             append_many(session, events)
             return claims, len(items)
 
@@ -289,17 +303,15 @@ class Deliverer:
             outbox = OutboxRepository(session)
             outbox.release(skipped, now)
             events = []
-            items = {
-                i.id: i for i in _rows(session, OutboxItem, {o.claim.item_id for o in outcomes})
-            }
             for outcome in outcomes:
-                item = items[outcome.claim.item_id]
+                item = outcome.claim.item
                 item.attempts += 1
                 events.append(self._settle(outbox, item, outcome, now))
+            outbox.save([outcome.claim.item for outcome in outcomes])
             append_many(session, events)
 
     def _settle(
-        self, outbox: OutboxRepository, item: OutboxItem, outcome: _Outcome, now: datetime
+        self, outbox: OutboxRepository, item: QueuedItem, outcome: _Outcome, now: datetime
     ) -> LedgerEvent:
         counts = self.counts[outcome.claim.recipient]
         result, exc = outcome.result, outcome.error
@@ -346,14 +358,39 @@ class Deliverer:
         )
 
 
-_Row = TypeVar("_Row", StoredRecord, ParticipantRow, OutboxItem)
+class _Record(NamedTuple):
+    id: int
+    source_id: str
+    updated_at: datetime
+    body: dict[str, Any]
+    payload_sha256: str
+    restricted: bool
 
 
-def _rows(session: Session, table: type[_Row], ids: set[int]) -> list[_Row]:
-    """The rows with these ids, fetched in chunks under the drivers' parameter limits."""
+class _Person(NamedTuple):
+    id: int
+    pseudonym: str
+    protected_identity: bool
+    consent_revision: int
+    pnr_ciphertext: bytes
+
+
+def _records(session: Session, ids: set[int]) -> dict[int, _Record]:
+    r = StoredRecord
+    columns = (r.id, r.source_id, r.updated_at, r.body, r.payload_sha256, r.restricted)
+    return {row.id: row for row in (_Record(*x) for x in _by_id(session, columns, r.id, ids))}
+
+
+def _people(session: Session, ids: set[int]) -> dict[int, _Person]:
+    p = ParticipantRow
+    columns = (p.id, p.pseudonym, p.protected_identity, p.consent_revision, p.pnr_ciphertext)
+    return {row.id: row for row in (_Person(*x) for x in _by_id(session, columns, p.id, ids))}
+
+
+def _by_id(
+    session: Session, columns: tuple[Any, ...], key: Any, ids: set[int]
+) -> Iterator[Sequence[Any]]:
+    """Rows of ``columns`` whose ``key`` is in ``ids``, in chunks under parameter limits."""
     ordered = sorted(ids)
-    found: list[_Row] = []
     for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
-        found.extend(session.scalars(select(table).where(table.id.in_(chunk))))
-    return found
+        yield from session.execute(select(*columns).where(key.in_(ordered[start : start + 500])))

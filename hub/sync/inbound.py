@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -35,12 +35,14 @@ from hub.model.canonical import json_sha256
 from hub.model.records import CommonRecord, NativeRecord
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.settings import RoutingRule
+from hub.store.base import Base
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import StoredRecord, SyncCursor
 from hub.sync.outbox import OutboxRepository
 from hub.sync.routing import RoutingCache, idempotency_key, recipients
 
 BATCH_SIZE = 500
+_RECORDS: Table = Base.metadata.tables[StoredRecord.__tablename__]
 
 
 @dataclass
@@ -299,17 +301,22 @@ class InboundBatch:
         """Insert the new records (their ids come back) and update the changed ones."""
         fresh = [r for r in self._pending.values() if r.id is None]
         changed = [r for r in self._pending.values() if r.id is not None]
+        table = _RECORDS
         if fresh:
-            ids = self.session.scalars(
-                insert(StoredRecord).returning(StoredRecord.id, sort_by_parameter_order=True),
+            # Core executemany, then the ids read back by the unique key: RETURNING with
+            # its rows in parameter order makes SQLAlchemy insert one row at a time on
+            # SQLite, and the ORM's bulk path costs more than the insert itself.
+            self.session.execute(
+                insert(table),
                 [{"source": r.source, "source_id": r.source_id, **r.values} for r in fresh],
-            ).all()
-            for record, record_id in zip(fresh, ids, strict=True):
-                record.id = record_id
+            )
+            ids = self._existing([r.source_id for r in fresh])
+            for record in fresh:
+                record.id = ids[record.source_id][0]
         if changed:
             self.session.execute(
-                update(StoredRecord),
-                [{"id": r.id, **r.values} for r in changed],
+                update(table).where(table.c.id == bindparam("record_id")),
+                [{"record_id": r.id, **r.values} for r in changed],
             )
 
     def _route(self, pseudonym: str, record: _Record) -> None:
