@@ -393,4 +393,5 @@ def _by_id(
     """Rows of ``columns`` whose ``key`` is in ``ids``, in chunks under parameter limits."""
     ordered = sorted(ids)
     for start in range(0, len(ordered), 500):
-        yield from session.execute(select(*columns).where(key.in_(ordered[start : start + 500])))
+        query = select(*columns).where(key.in_(ordered[start : start + 500]))
+        yield from session.connection().execute(query)

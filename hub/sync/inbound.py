@@ -194,7 +194,7 @@ class InboundBatch:
         p = ParticipantRow
         found: dict[str, _Person] = {}
         for chunk in _chunks(sorted(set(digests))):
-            for row in self.session.execute(
+            for row in self.session.connection().execute(
                 select(
                     p.id, p.pnr_lookup, p.pseudonym, p.protected_identity, p.consent_revision
                 ).where(p.pnr_lookup.in_(chunk))
@@ -220,7 +220,7 @@ class InboundBatch:
         r = StoredRecord
         found: dict[str, tuple[int, str]] = {}
         for chunk in _chunks(sorted(set(source_ids))):
-            for source_id, record_id, digest in self.session.execute(
+            for source_id, record_id, digest in self.session.connection().execute(
                 select(r.source_id, r.id, r.payload_sha256).where(
                     r.source == self.connector.name, r.source_id.in_(chunk)
                 )

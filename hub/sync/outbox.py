@@ -137,7 +137,7 @@ class OutboxRepository:
         )
         if recipients is not None:
             query = query.where(o.recipient.in_(list(recipients)))
-        items = [QueuedItem(*row) for row in self.session.execute(query)]
+        items = [QueuedItem(*row) for row in self.session.connection().execute(query)]
         ids = [item.id for item in items]
         for start in range(0, len(ids), 500):
             self.session.execute(

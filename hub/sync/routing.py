@@ -59,7 +59,7 @@ class RoutingCache:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             case: dict[int, list[str]] = {pid: [] for pid in chunk}
-            for pid, party in session.execute(
+            for pid, party in session.connection().execute(
                 select(Subscription.participant_id, Subscription.party).where(
                     Subscription.participant_id.in_(chunk), Subscription.active.is_(True)
                 )
@@ -70,7 +70,7 @@ class RoutingCache:
         for start in range(0, len(unknown), 500):
             chunk = unknown[start : start + 500]
             referring: dict[int, set[str]] = {pid: set() for pid in chunk}
-            for pid, party in session.execute(
+            for pid, party in session.connection().execute(
                 select(
                     StoredRecord.participant_id,
                     StoredRecord.body["referring_party"].as_string(),
