@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -350,3 +350,75 @@ def test_a_person_an_authority_marks_protected_is_cancelled_everywhere_and_sent_
         assert number not in subscribed, name
         for item in received(target)["items"]:
             assert number not in str(item["body"]), f"{name} received a protected identity"
+
+
+def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_under_new_keys(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    from hub.connector.service import build_connector
+    from hub.demo.sandboxes import transports
+    from hub.sync.inbound import InboundBatch, InboundCounts
+    from hub.sync.job import receiving
+    from hub.sync.subscriptions import subscribed_identities
+
+    run_sync(demo, sync_options(targets, deliver=False))
+    with demo.db.session() as session:
+        routed = set(session.scalars(select(OutboxItem.record_id)))
+        followed = subscribed_identities(session, demo.keys, "kommun")
+    with build_connector(demo, "kommun", transport=transports(targets)["kommun"]) as connector:
+        natives = list(connector.pull(None, followed))
+        with demo.db.session() as session:
+            stored = dict(
+                session.execute(
+                    select(StoredRecord.source_id, StoredRecord.id).where(
+                        StoredRecord.source == "kommun", StoredRecord.id.in_(routed)
+                    )
+                ).all()
+            )
+        native = next(n for n in natives if n.source_id in stored)
+        record_id = stored[native.source_id]
+        field = next(
+            f
+            for f in ("remissdatum", "beslutFran", "startdatum", "avslutsdatum")
+            if f in native.payload
+        )
+        moved = (date.fromisoformat(native.payload[field]) - timedelta(days=1)).isoformat()
+        changed = native.model_copy(update={"payload": {**native.payload, field: moved}})
+
+        def night(record: object) -> InboundCounts:
+            counts = InboundCounts()
+            with demo.db.session(write_lock=True) as session:
+                InboundBatch(
+                    session,
+                    demo.keys,
+                    connector,
+                    demo.settings.routing,
+                    receiving(demo),
+                    counts,
+                    actor="test",
+                    correlation_id="test-run",
+                ).run([record])  # type: ignore[list-item]
+            return counts
+
+        def outbox_keys() -> set[str]:
+            with demo.db.session() as session:
+                return set(
+                    session.scalars(
+                        select(OutboxItem.idempotency_key).where(OutboxItem.record_id == record_id)
+                    )
+                )
+
+        before = outbox_keys()
+        assert night(native).queued == 0  # the same version again: nothing new
+        counts = night(changed)
+        after = outbox_keys()
+    assert counts.stored == 1 and counts.queued == len(before) > 0
+    assert before < after and len(after) == 2 * len(before)  # new version, new keys
+    with demo.db.session() as session:
+        rows = session.scalars(
+            select(StoredRecord).where(
+                StoredRecord.source == "kommun", StoredRecord.source_id == native.source_id
+            )
+        ).all()
+    assert [r.id for r in rows] == [record_id]  # updated in place, not inserted again
+    assert moved in rows[0].body.values()
