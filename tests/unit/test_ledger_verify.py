@@ -237,26 +237,70 @@ def test_search_column_that_disagrees_with_the_bytes_is_named(ledger: Hub) -> No
     )
 
 
-@pytest.mark.parametrize("helper", ["helper thread", "verifying thread only"])
-def test_search_columns_are_checked_range_by_range_by_either_thread(
-    ledger: Hub, monkeypatch: pytest.MonkeyPatch, helper: str
+def _purge_first_ten(session: Session) -> None:
+    from datetime import UTC, datetime
+
+    session.execute(
+        update(LedgerEntryRow)
+        .where(LedgerEntryRow.seq < 10)
+        .values(canonical=None, participant=None, actor=None, purged_at=datetime.now(UTC))
+    )
+
+
+TAMPERING: dict[str, Callable[[Session], object]] = {
+    "nothing": lambda s: None,
+    "bytes": lambda s: setattr(entry(s, 17), "canonical", b"{}"),
+    "forged": lambda s: forge(entry(s, 9), event(99)),
+    "deleted": lambda s: s.delete(entry(s, 22)),
+    "column": lambda s: setattr(entry(s, 33), "actor", "someone else"),
+    "purged": _purge_first_ten,
+}
+
+
+@pytest.mark.parametrize("change", TAMPERING, ids=str)
+def test_a_helper_process_finds_what_one_process_finds(
+    ledger: Hub, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
-    """On SQLite the column check runs over ranges of entries, taken by a helper thread
-    from the front and by the verifying thread from the back; every range is checked
-    whichever thread takes it."""
+    """On SQLite a second process scans blocks from the front while the verifying one
+    scans from the back; put together in order, the result is the same."""
     if ledger.db.dialect != "sqlite":
-        pytest.skip("the column check runs in SQL on SQLite only")
+        pytest.skip("the helper process is for SQLite")
     from hub.ledger import verify_scan
 
-    monkeypatch.setattr(verify_scan._Flagged, "RANGE", 3)
-    if helper == "verifying thread only":
-        monkeypatch.setattr(verify_scan._Flagged, "_run", lambda self, engine: None)
-    for seq in (2, 21, 38):
-        tamper(ledger, lambda s, seq=seq: setattr(entry(s, seq), "actor", "someone else"))
-    report = verify(ledger)
-    assert [(p.seq, p.what) for p in report.problems] == [
-        (seq, "search column(s) actor do not match the stored bytes") for seq in (2, 21, 38)
-    ]
+    tamper(ledger, TAMPERING[change])
+
+    def run(min_blocks: int) -> tuple[list[object], list[tuple[int, int]], int]:
+        monkeypatch.setattr(verify_scan, "HELPER_MIN_BLOCKS", min_blocks)
+        with ledger.db.session() as session:
+            report = verify_ledger(session, verifier(ledger), block_level=2)
+        return report.problems, report.purged, report.size
+
+    alone = run(10**9)
+    assert run(1) == alone
+    assert (change == "nothing") == (alone[0] == [])
+
+
+def test_verify_scans_everything_itself_when_its_helper_fails(
+    ledger: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if ledger.db.dialect != "sqlite":
+        pytest.skip("the helper process is for SQLite")
+    import sys
+
+    from hub.ledger import verify_scan
+
+    tamper(ledger, TAMPERING["column"])
+    monkeypatch.setattr(verify_scan, "HELPER_MIN_BLOCKS", 1)
+    expected = verify(ledger).problems
+    for command in (
+        ("/nonexistent/python",),  # cannot start
+        (sys.executable, "-c", "import sys; sys.stdin.buffer.read(9); sys.exit(3)"),  # dies
+    ):
+        monkeypatch.setattr(verify_scan._Helper, "COMMAND", command)
+        with ledger.db.session() as session:
+            report = verify_ledger(session, verifier(ledger), block_level=1)
+        assert report.problems == expected
+        assert report.size == SIZE
 
 
 def test_changed_checkpoint_note_is_named(ledger: Hub, cli) -> None:
