@@ -257,14 +257,17 @@ TAMPERING: dict[str, Callable[[Session], object]] = {
 }
 
 
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY  # the helper process is for SQLite
 @pytest.mark.parametrize("change", TAMPERING, ids=str)
 def test_a_helper_process_finds_what_one_process_finds(
     ledger: Hub, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     """On SQLite a second process scans blocks from the front while the verifying one
     scans from the back; put together in order, the result is the same."""
-    if ledger.db.dialect != "sqlite":
-        pytest.skip("the helper process is for SQLite")
+    assert ledger.db.dialect == "sqlite"
     from hub.ledger import verify_scan
 
     tamper(ledger, TAMPERING[change])
@@ -280,11 +283,11 @@ def test_a_helper_process_finds_what_one_process_finds(
     assert (change == "nothing") == (alone[0] == [])
 
 
+@SQLITE_ONLY
 def test_verify_scans_everything_itself_when_its_helper_fails(
     ledger: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if ledger.db.dialect != "sqlite":
-        pytest.skip("the helper process is for SQLite")
+    assert ledger.db.dialect == "sqlite"
     import sys
 
     from hub.ledger import verify_scan
