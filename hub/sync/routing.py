@@ -127,27 +127,6 @@ def recipients(
     )
 
 
-def case_parties(session: Session, participant_id: int) -> list[str]:
-    """The authorities the person is registered with (their consent names them)."""
-    return list(
-        session.scalars(
-            select(Subscription.party).where(
-                Subscription.participant_id == participant_id, Subscription.active.is_(True)
-            )
-        )
-    )
-
-
-def referring_parties(session: Session, participant_id: int) -> list[str]:
-    """Every party that referred the person to the joint team, per stored referrals."""
-    parties = session.scalars(
-        select(StoredRecord.body["referring_party"].as_string()).where(
-            StoredRecord.participant_id == participant_id, StoredRecord.kind == "referral"
-        )
-    )
-    return sorted({str(party) for party in parties})
-
-
 def idempotency_key(record: RoutedRecord, recipient: str, purpose: str) -> str:
     """The same record version to the same recipient always gets the same key.
 
