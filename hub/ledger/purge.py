@@ -14,18 +14,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.ledger.records import block_spans
-from hub.store.tables.ledger import LedgerEntryRow
+from hub.store.tables.ledger import SEARCH_COLUMNS, LedgerEntryRow
 
-CLEARED = (
-    "decision",
-    "outcome",
-    "origin",
-    "recipient",
-    "actor",
-    "participant",
-    "correlation_id",
-    "canonical",
-)
+CLEARED = (*(name for name in SEARCH_COLUMNS if name != "action"), "canonical")
 
 
 def count_purgeable(session: Session, before: datetime) -> int:

@@ -36,18 +36,7 @@ from typing import Any
 from hub.ledger.hashing import HASH_SIZE
 from hub.ledger.proofs import range_nodes
 from hub.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, slots, stored_level
-
-SEARCH_COLUMNS = (
-    "action",
-    "decision",
-    "outcome",
-    "origin",
-    "recipient",
-    "actor",
-    "participant",
-    "correlation_id",
-)
-"""Columns of ``ledger_entry`` that copy a field of the stored bytes (besides ``time``)."""
+from hub.store.tables.ledger import SEARCH_COLUMNS
 
 Problem = tuple[int, str, "int | None"]
 """(first sequence number, what is wrong, last sequence number or None)."""

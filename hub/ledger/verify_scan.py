@@ -39,13 +39,12 @@ from hub.ledger.canonical import format_time
 from hub.ledger.hashing import EMPTY_ROOT, frontier_append
 from hub.ledger.proofs import fold
 from hub.ledger.verify_blocks import (
-    SEARCH_COLUMNS,
     BlockResult,
     Report,
     TileCheck,
     scan_block,
 )
-from hub.store.tables.ledger import LedgerEntryRow
+from hub.store.tables.ledger import SEARCH_COLUMNS, LedgerEntryRow
 
 BLOCK_LEVEL = 14
 BLOCK = 1 << BLOCK_LEVEL

@@ -45,7 +45,7 @@ from hub.ledger.event import LedgerEvent
 from hub.ledger.hashing import frontier_extend, split_frontier
 from hub.ledger.tiles import TILE_HEIGHT, runs, stored_level
 from hub.store.base import Base
-from hub.store.tables.ledger import LedgerHeadRow
+from hub.store.tables.ledger import SEARCH_COLUMNS, LedgerHeadRow
 
 HEAD_ID = 1
 CHUNK = 1000
@@ -240,20 +240,7 @@ class _Sql:
     head: str
 
 
-_ENTRY_COLUMNS = (
-    "seq",
-    "time",
-    "action",
-    "decision",
-    "outcome",
-    "origin",
-    "recipient",
-    "actor",
-    "participant",
-    "correlation_id",
-    "leaf_hash",
-    "canonical",
-)
+_ENTRY_COLUMNS = ("seq", "time", *SEARCH_COLUMNS, "leaf_hash", "canonical")
 
 
 @cache

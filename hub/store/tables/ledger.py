@@ -49,6 +49,20 @@ BLOCK_BITS = 14
 """Entries ``k·2^14`` to ``(k+1)·2^14 - 1`` form block ``k`` of the search indexes."""
 
 
+SEARCH_COLUMNS = (
+    "action",
+    "decision",
+    "outcome",
+    "origin",
+    "recipient",
+    "actor",
+    "participant",
+    "correlation_id",
+)
+"""Columns of ``ledger_entry`` that copy a field of the stored bytes (besides ``time``);
+a purge clears all of them but ``action``."""
+
+
 class LedgerEntryRow(Base):
     __tablename__ = "ledger_entry"
 
