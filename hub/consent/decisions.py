@@ -182,8 +182,12 @@ def decision_event(
     role: str | None = None,
     correlation_id: str | None = None,
 ) -> LedgerEvent:
-    """The ledger entry for one gate decision (participant by pseudonym only)."""
+    """The ledger entry for one gate decision (participant by pseudonym only).
+
+    Its time is the instant decided about, ``request.at``: callers ask about their now.
+    """
     return LedgerEvent(
+        time=request.at,
         action=Action.DECISION,
         decision=decision.decision,
         outcome=Outcome.SUCCESS if decision.permitted else Outcome.MINOR_FAILURE,

@@ -52,6 +52,7 @@ from hub.model.identity import parse_identity
 from hub.model.records import PushResult, Transfer
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import StoredRecord
+from hub.sync.gcpolicy import fewer_collections
 from hub.sync.outbox import DEAD, DELIVERED, DENIED, OutboxRepository, QueuedItem
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,10 @@ class Deliverer:
 
     def run(self) -> dict[str, DeliveryCounts]:
         """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set."""
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="evi-push") as pool:
+        with (
+            fewer_collections(),
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="evi-push") as pool,
+        ):
             while not self.stop.is_set() and self.connectors and self.deliver_batch(pool):
                 pass
         return self.counts

@@ -14,12 +14,13 @@ bounded by the people a run sees, not by its records.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -31,18 +32,17 @@ from hub.consent.snapshots import SnapshotCache
 from hub.keys import KeyRing
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
-from hub.model.canonical import json_sha256
+from hub.model.canonical import canonical_json
 from hub.model.records import CommonRecord, NativeRecord
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.settings import RoutingRule
-from hub.store.base import Base
+from hub.store.bulk import insert_records, rows_in, time_binder, update_records
 from hub.store.tables.participant import ParticipantRow
-from hub.store.tables.sync import StoredRecord, SyncCursor
+from hub.store.tables.sync import SyncCursor
 from hub.sync.outbox import OutboxRepository
 from hub.sync.routing import RoutingCache, idempotency_key, recipients
 
 BATCH_SIZE = 500
-_RECORDS: Table = Base.metadata.tables[StoredRecord.__tablename__]
 
 
 @dataclass
@@ -91,7 +91,8 @@ class _Record:
     category: str
     payload_sha256: str
     restricted: bool
-    values: dict[str, Any]
+    body: dict[str, Any]
+    row: tuple[Any, ...]  # the record's columns, in RECORD_COLUMNS order
 
 
 def stored_cursor(session: Session, connector: str) -> str | None:
@@ -133,6 +134,8 @@ class InboundBatch:
         self.correlation_id = correlation_id
         self.run_state = run or InboundRun()
         self.now = clock()
+        self._time = time_binder(session.get_bind().dialect)
+        self._stored_at = self._time(self.now)
         self.outbox = OutboxRepository(session)
         self._snapshots: dict[int, Snapshot] = {}
         self._events: list[LedgerEvent] = []
@@ -163,7 +166,7 @@ class InboundBatch:
         routing.preload(self.session, {r.participant_id for r in self._pending.values()})
         for record in self._pending.values():
             if record.kind == "referral":
-                routing.add_referral(record.participant_id, record.values["body"])
+                routing.add_referral(record.participant_id, record.body)
         pseudonyms = {p.id: p.pseudonym for p in people.values()}
         for record in self._pending.values():
             self._route(pseudonyms[record.participant_id], record)
@@ -191,17 +194,13 @@ class InboundBatch:
         return common
 
     def _people(self, digests: Sequence[str]) -> dict[str, _Person]:
-        p = ParticipantRow
-        found: dict[str, _Person] = {}
-        for chunk in _chunks(sorted(set(digests))):
-            for row in self.session.connection().execute(
-                select(
-                    p.id, p.pnr_lookup, p.pseudonym, p.protected_identity, p.consent_revision
-                ).where(p.pnr_lookup.in_(chunk))
-            ):
-                person = _Person(*row)
-                found[person.pnr_lookup] = person
-        return found
+        rows = rows_in(
+            self.session.connection(),
+            "SELECT id, pnr_lookup, pseudonym, protected_identity, consent_revision "
+            "FROM participant WHERE pnr_lookup IN ({marks})",
+            sorted(set(digests)),
+        )
+        return {row[1]: _Person(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
 
     def _mark_protected(self, person: _Person) -> _Person:
         """An authority reports a protected identity: record it, and gate with it from now."""
@@ -217,16 +216,14 @@ class InboundBatch:
 
     def _existing(self, source_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
         """``source_id → (id, payload_sha256)`` of this connector's records already stored."""
-        r = StoredRecord
-        found: dict[str, tuple[int, str]] = {}
-        for chunk in _chunks(sorted(set(source_ids))):
-            for source_id, record_id, digest in self.session.connection().execute(
-                select(r.source_id, r.id, r.payload_sha256).where(
-                    r.source == self.connector.name, r.source_id.in_(chunk)
-                )
-            ):
-                found[source_id] = (record_id, digest)
-        return found
+        rows = rows_in(
+            self.session.connection(),
+            "SELECT source_id, id, payload_sha256 FROM record "
+            "WHERE source = ? AND source_id IN ({marks})",
+            sorted(set(source_ids)),
+            (self.connector.name,),
+        )
+        return {source_id: (record_id, digest) for source_id, record_id, digest in rows}
 
     def _decide(self, pseudonym: str, participant_id: int, request: DecisionRequest) -> Decision:
         decision = gate.decide(
@@ -253,7 +250,8 @@ class InboundBatch:
     def _admit(self, person: _Person, common: CommonRecord) -> None:
         """Gate the record into the joint team; hold it for writing if it is new or changed."""
         body = common.body_json()
-        digest = json_sha256(body)
+        body_bytes = canonical_json(body)  # stored as is, so the digest is of what is kept
+        digest = hashlib.sha256(body_bytes).hexdigest()
         category = common.category.value
         inbound = DecisionRequest(
             common.source,
@@ -272,18 +270,21 @@ class InboundBatch:
         if existing is not None and existing[1] == digest:
             self._pending.pop(common.source_id, None)  # a later copy of what is stored
             return
-        values = {
-            "participant_id": person.id,
-            "kind": common.kind,
-            "category": category,
-            "updated_at": common.updated_at,
-            "body": body,
-            "payload_sha256": digest,
-            "restricted": common.restricted,
-            "unmapped": [u.model_dump() for u in common.unmapped],
-            "mapping_version": common.mapping_version,
-            "stored_at": self.now,
-        }
+        unmapped = json.dumps([u.model_dump() for u in common.unmapped])
+        row = (
+            common.source,
+            common.source_id,
+            person.id,
+            common.kind,
+            category,
+            self._time(common.updated_at),
+            body_bytes.decode("utf-8"),
+            digest,
+            common.restricted,
+            unmapped,
+            common.mapping_version,
+            self._stored_at,
+        )
         # A record changed twice in one batch is stored (and routed) as its last version.
         self._pending[common.source_id] = _Record(
             id=None if existing is None else existing[0],
@@ -294,30 +295,25 @@ class InboundBatch:
             category=category,
             payload_sha256=digest,
             restricted=common.restricted,
-            values=values,
+            body=body,
+            row=row,
         )
 
     def _write(self) -> None:
         """Insert the new records (their ids come back) and update the changed ones."""
         fresh = [r for r in self._pending.values() if r.id is None]
         changed = [r for r in self._pending.values() if r.id is not None]
-        table = _RECORDS
+        connection = self.session.connection()
         if fresh:
-            # Core executemany, then the ids read back by the unique key: RETURNING with
+            # Plain executemany, then the ids read back by the unique key: RETURNING with
             # its rows in parameter order makes SQLAlchemy insert one row at a time on
             # SQLite, and the ORM's bulk path costs more than the insert itself.
-            self.session.execute(
-                insert(table),
-                [{"source": r.source, "source_id": r.source_id, **r.values} for r in fresh],
-            )
+            insert_records(connection, [r.row for r in fresh])
             ids = self._existing([r.source_id for r in fresh])
             for record in fresh:
                 record.id = ids[record.source_id][0]
         if changed:
-            self.session.execute(
-                update(table).where(table.c.id == bindparam("record_id")),
-                [{"record_id": r.id, **r.values} for r in changed],
-            )
+            update_records(connection, [(*r.row, r.id) for r in changed])
 
     def _route(self, pseudonym: str, record: _Record) -> None:
         assert record.id is not None

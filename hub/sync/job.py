@@ -33,6 +33,7 @@ from hub.ledger.service import new_checkpoint
 from hub.model.records import NativeRecord
 from hub.store.tables.sync import SyncRun
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
+from hub.sync.gcpolicy import fewer_collections
 from hub.sync.inbound import (
     BATCH_SIZE,
     InboundBatch,
@@ -91,6 +92,11 @@ def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
 
 
 def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
+    with fewer_collections():
+        return _run_sync(hub, options)
+
+
+def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
     names = selected_connectors(hub, options.connectors)
     report = SyncReport(dry_run=options.dry_run)
     if not names:

@@ -40,14 +40,16 @@ class RoutedRecord(Protocol):
 
 
 class RoutingCache:
-    """Per-person routing facts: the case parties and the referring parties.
+    """Per-person routing facts for one run: the case parties and the referring parties.
 
-    :meth:`preload` runs for every batch, after the batch's records are written: the case
-    parties (active subscriptions) are read again each time; who referred a person is read
-    once per run and then kept up to date with :meth:`add_referral` for the referrals the
-    run itself stores, so the run does not re-read every referral of a person for every
-    batch. (A referral stored meanwhile by another connector's run counts from the next
-    run on.)
+    :meth:`preload` runs for every batch, after the batch's records are written, and reads
+    both facts once per run for each person the run has not met yet; after that, who
+    referred a person is kept up to date with :meth:`add_referral` for the referrals the
+    run itself stores. The case parties (active subscriptions) are settled for the whole
+    run before any pull (see ``hub.sync.job``), so reading them once is reading them
+    right; a referral or subscription written meanwhile by another connector's run counts
+    from the next run on. Whoever is routed to, every transfer still passes the consent
+    gate when it is queued and again when it is sent.
     """
 
     def __init__(self) -> None:
@@ -55,21 +57,17 @@ class RoutingCache:
         self._referring: dict[int, set[str]] = {}
 
     def preload(self, session: Session, participant_ids: set[int]) -> None:
-        ids = sorted(participant_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        unknown = sorted(pid for pid in participant_ids if pid not in self._case)
+        for start in range(0, len(unknown), 500):
+            chunk = unknown[start : start + 500]
             case: dict[int, list[str]] = {pid: [] for pid in chunk}
+            referring: dict[int, set[str]] = {pid: set() for pid in chunk}
             for pid, party in session.connection().execute(
                 select(Subscription.participant_id, Subscription.party).where(
                     Subscription.participant_id.in_(chunk), Subscription.active.is_(True)
                 )
             ):
                 case[pid].append(party)
-            self._case.update(case)
-        unknown = [pid for pid in ids if pid not in self._referring]
-        for start in range(0, len(unknown), 500):
-            chunk = unknown[start : start + 500]
-            referring: dict[int, set[str]] = {pid: set() for pid in chunk}
             for pid, party in session.connection().execute(
                 select(
                     StoredRecord.participant_id,
@@ -79,6 +77,7 @@ class RoutingCache:
                 .distinct()
             ):
                 referring[pid].add(str(party))
+            self._case.update(case)
             self._referring.update(referring)
 
     def add_referral(self, participant_id: int, body: Mapping[str, object]) -> None:
