@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
@@ -22,7 +22,7 @@ def _compact_date(value: object) -> object:
     if isinstance(value, str):
         if len(value) != 8 or not value.isdigit():
             raise ValueError("a date is written YYYYMMDD")
-        return datetime.strptime(value, "%Y%m%d").date()
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))  # ValueError if impossible
     return value
 
 

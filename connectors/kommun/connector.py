@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,9 +222,16 @@ def _cursor(connector: str, cursor: str | None) -> int:
     return max(value, 1)
 
 
+_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
 def _local_time(connector: str, source_id: str, event: HandelseBase) -> datetime:
+    # Exactly YYYY-MM-DD HH:MM:SS (fromisoformat alone would take other ISO forms too).
+    text = event.andrad
     try:
-        naive = datetime.strptime(event.andrad, "%Y-%m-%d %H:%M:%S")
+        if not _LOCAL_TIME.fullmatch(text):
+            raise ValueError(text)
+        naive = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRecordError(
             connector, source_id, ["andrad: not a local time written YYYY-MM-DD HH:MM:SS"]

@@ -88,6 +88,8 @@ POST_TYPES: dict[str, type[_Post]] = {"REHABSTATUS": Rehabstatus, "REMISS": Remi
 
 def forbidden_fields(payload: Any, path: str = "") -> list[str]:
     """Paths of every forbidden (clinical) field anywhere in ``payload``."""
+    if not _holds_forbidden(payload):
+        return []  # the usual case, found without building any path
     found: list[str] = []
     if isinstance(payload, dict):
         for key, value in payload.items():
@@ -99,6 +101,18 @@ def forbidden_fields(payload: Any, path: str = "") -> list[str]:
         for i, value in enumerate(payload):
             found.extend(forbidden_fields(value, f"{path}[{i}]"))
     return found
+
+
+def _holds_forbidden(value: Any) -> bool:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower() in FORBIDDEN_FIELDS:
+                return True
+            if isinstance(item, dict | list) and _holds_forbidden(item):
+                return True
+    elif isinstance(value, list):
+        return any(isinstance(item, dict | list) and _holds_forbidden(item) for item in value)
+    return False
 
 
 class RegionApi:

@@ -41,6 +41,9 @@ class Mapping:
     version: str
     path: Path
     tables: dict[str, dict[str, str]]
+    _members: dict[type[StrEnum], dict[str, StrEnum]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def codes_for(self, connector: str, source_id: str, *, strict: bool) -> RecordCodes:
         """A mapper for the codes of one record (collects what it could not map)."""
@@ -49,6 +52,16 @@ class Mapping:
     def known(self, code_list: str) -> frozenset[str]:
         """The native codes this file maps in ``code_list``."""
         return frozenset(self.tables.get(code_list, {}))
+
+    def common_code(self, code_list: type[E], native: str) -> E | None:
+        """The member of ``code_list`` that ``native`` maps to, or ``None`` if unmapped."""
+        members = self._members.get(code_list)
+        if members is None:
+            table = self.tables.get(_list_name(code_list), {})
+            members = {code: code_list(common) for code, common in table.items()}
+            self._members[code_list] = members
+        found = members.get(native)
+        return found  # type: ignore[return-value]  # members[code_list] holds E members
 
 
 @dataclass
@@ -67,10 +80,9 @@ class RecordCodes:
         Unknown codes give the list's ``UNMAPPED`` member and are recorded, or raise
         :class:`UnmappedCodeError` in strict mode.
         """
-        name = _list_name(code_list)
-        common = self.mapping.tables.get(name, {}).get(native)
+        common = self.mapping.common_code(code_list, native)
         if common is not None:
-            return code_list(common)
+            return common
         if self.strict:
             raise UnmappedCodeError(
                 self.connector, self.source_id, field, native, self.mapping.path.name

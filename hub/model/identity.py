@@ -107,7 +107,23 @@ def parse_identity(text: str, *, today: date | None = None) -> PersonalIdentity:
     """
     if not isinstance(text, str):
         raise InvalidIdentityError("an identity number must be given as text")
-    return _parse(text.strip().replace(" ", ""), today or date.today())
+    found = _TWELVE_DIGIT_SEEN.get(text)
+    if found is not None:
+        return found
+    parsed = _parse(text.strip().replace(" ", ""), today or date.today())
+    if _TWELVE_WRITTEN.match(text):
+        # The 12-digit forms do not depend on today: remember them by the text as given.
+        if len(_TWELVE_DIGIT_SEEN) >= _SEEN_LIMIT:
+            _TWELVE_DIGIT_SEEN.clear()
+        _TWELVE_DIGIT_SEEN[text] = parsed
+    return parsed
+
+
+_TWELVE_WRITTEN = re.compile(r"^\d{8}-?\d{4}$")
+_SEEN_LIMIT = 65_536
+_TWELVE_DIGIT_SEEN: dict[str, PersonalIdentity] = {}
+"""Valid numbers written ``YYYYMMDDNNNC`` or ``YYYYMMDD-NNNC``, by their exact text: a sync
+meets the same people many times (refusals raise and are never kept)."""
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=10)
 BREAKER_THRESHOLD = 3
-BATCH = 256
+BATCH = 1000
 CONCURRENCY = 8
 
 
@@ -76,6 +76,7 @@ class DeliveryCounts:
 class _Claim:
     item: QueuedItem
     transfer: Transfer
+    payload_sha256: str  # the stored record's digest: the body the transfer carries
 
     @property
     def item_id(self) -> int:
@@ -95,6 +96,18 @@ class _Outcome:
     claim: _Claim
     result: PushResult | None = None
     error: ConnectorError | None = None
+
+
+_Pushed = tuple[list["_Outcome"], list[int]]
+"""What pushing one queue did: the outcomes, and the ids of items left unattempted."""
+
+
+def _merged(done: Sequence[_Pushed]) -> _Pushed:
+    return [o for pushed, _ in done for o in pushed], [i for _, left in done for i in left]
+
+
+def _gathered(futures: Sequence[Future[_Pushed]]) -> _Pushed:
+    return _merged([future.result() for future in futures])
 
 
 class Deliverer:
@@ -129,38 +142,54 @@ class Deliverer:
         self._snapshots = snapshots or SnapshotCache()
 
     def run(self) -> dict[str, DeliveryCounts]:
-        """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set."""
+        """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set.
+
+        The next batch is claimed while the current one is being pushed; its pushes start
+        once the current batch's are done, so batches still reach each authority one
+        after the other, in queue order.
+        """
         with (
             fewer_collections(),
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="evi-push") as pool,
         ):
-            while not self.stop.is_set() and self.connectors and self.deliver_batch(pool):
-                pass
+            in_flight: list[Future[_Pushed]] | None = None
+            while not self.stop.is_set() and self.connectors:
+                claims, handled = self._claim()
+                if in_flight is not None:
+                    self._record(*_gathered(in_flight))
+                    in_flight = None
+                if not handled:
+                    break
+                if self.stop.is_set() or not self.connectors:
+                    self._record([], [claim.item_id for claim in claims])
+                    break
+                in_flight = [pool.submit(self._push_queue, q) for q in self._queues(claims)]
+            if in_flight is not None:
+                self._record(*_gathered(in_flight))
         return self.counts
 
-    def deliver_batch(self, pool: ThreadPoolExecutor | None = None) -> bool:
-        """Claim, push and record one batch; False when nothing was due."""
+    def deliver_batch(self) -> bool:
+        """Claim, push and record one batch, one queue after the other; False when nothing
+        was due."""
         claims, handled = self._claim()
         if not handled:
             return False
+        self._record(*_merged([self._push_queue(q) for q in self._queues(claims)]))
+        return True
+
+    def _queues(self, claims: list[_Claim]) -> list[list[_Claim]]:
+        """The claims in the queues that are pushed side by side (claims in queue order)."""
         queues: dict[tuple[str, str], list[_Claim]] = {}
-        for claim in claims:  # claims come in queue order
+        for claim in claims:
             connector = self.connectors.get(claim.recipient)
             if connector is not None and connector.push_batch_size > 1:
                 # one queue per authority, sent in batches one after the other
                 queues.setdefault((claim.recipient, ""), []).append(claim)
             else:
                 queues.setdefault((claim.recipient, claim.transfer.participant), []).append(claim)
-        if pool is None:
-            done = [self._push_queue(queue) for queue in queues.values()]
-        else:
-            done = list(pool.map(self._push_queue, queues.values()))
-        outcomes = [o for pushed, _ in done for o in pushed]
-        skipped = [item_id for _, left in done for item_id in left]
-        self._record(outcomes, skipped)
-        return True
+        return list(queues.values())
 
-    def _push_queue(self, claims: list[_Claim]) -> tuple[list[_Outcome], list[int]]:
+    def _push_queue(self, claims: list[_Claim]) -> _Pushed:
         """Push one queue in order, in batches where the authority takes them; stop at the
         first failure (the rest are released untouched, to keep the order next time).
 
@@ -251,7 +280,7 @@ class Deliverer:
                         "body": record.body,
                     }
                 )
-                claims.append(_Claim(item, transfer))
+                claims.append(_Claim(item, transfer, record.payload_sha256))
             outbox.save(denied)
             append_many(session, events)
             return claims, len(items)
@@ -356,7 +385,7 @@ class Deliverer:
             actor=self.actor,
             purpose=claim.transfer.purpose,
             categories=(claim.transfer.category.value,),
-            payload_sha256=claim.transfer.payload_sha256(),
+            payload_sha256=claim.payload_sha256,
             participant=claim.transfer.participant,
             correlation_id=claim.key,
         )

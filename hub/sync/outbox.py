@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.base import Base
+from hub.store.bulk import insert_outbox, rows_in, time_binder
 from hub.store.tables.sync import OutboxItem
 
 PENDING = "pending"
@@ -65,7 +66,7 @@ class QueuedItem:
 class OutboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._pending: dict[str, dict[str, object]] = {}
+        self._pending: dict[str, tuple[str, int, int, str, str, str, str, datetime]] = {}
 
     def enqueue(
         self,
@@ -86,35 +87,33 @@ class OutboxRepository:
         """
         if key in self._pending:
             return False
-        self._pending[key] = {
-            "idempotency_key": key,
-            "record_id": record_id,
-            "participant_id": participant_id,
-            "origin": origin,
-            "recipient": recipient,
-            "purpose": purpose,
-            "category": category,
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
+        item = (key, record_id, participant_id, origin, recipient, purpose, category, now)
+        self._pending[key] = item
         return True
 
     def flush(self) -> int:
         """Insert the held items whose keys are new (one statement); returns how many."""
-        keys = sorted(self._pending)
-        known: set[str] = set()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            known.update(
-                self.session.scalars(
-                    select(OutboxItem.idempotency_key).where(OutboxItem.idempotency_key.in_(chunk))
-                )
+        if not self._pending:
+            return 0
+        connection = self.session.connection()
+        known = {
+            row[0]
+            for row in rows_in(
+                connection,
+                "SELECT idempotency_key FROM outbox WHERE idempotency_key IN ({marks})",
+                sorted(self._pending),
             )
-        fresh = [item for key, item in self._pending.items() if key not in known]
-        if fresh:
-            self.session.execute(insert(_OUTBOX), fresh)  # Core: no ORM bookkeeping
+        }
+        when = time_binder(connection.dialect)
+        fresh = [
+            (key, record_id, participant_id, origin, recipient, purpose, category, PENDING, 0, t, t)
+            for key, record_id, participant_id, origin, recipient, purpose, category, now in (
+                self._pending.values()
+            )
+            if key not in known
+            for t in (when(now),)
+        ]
+        insert_outbox(connection, fresh)
         self._pending.clear()
         return len(fresh)
 
@@ -184,26 +183,21 @@ class OutboxRepository:
         """Write the state of claimed items back, in one statement."""
         if not items:
             return
-        o = _OUTBOX.c
-        self.session.execute(
-            update(_OUTBOX)
-            .where(o.id == bindparam("item_id"))
-            .values(
-                status=bindparam("new_status"),
-                attempts=bindparam("new_attempts"),
-                next_attempt_at=bindparam("new_next"),
-                last_error=bindparam("new_error"),
-                finished_at=bindparam("new_finished"),
-            ),
+        connection = self.session.connection()
+        when = time_binder(connection.dialect)
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(
+            f"UPDATE outbox SET status = {mark}, attempts = {mark}, next_attempt_at = {mark}, "  # noqa: S608 - placeholders only
+            f"last_error = {mark}, finished_at = {mark} WHERE id = {mark}",
             [
-                {
-                    "item_id": item.id,
-                    "new_status": item.status,
-                    "new_attempts": item.attempts,
-                    "new_next": item.next_attempt_at,
-                    "new_error": item.last_error,
-                    "new_finished": item.finished_at,
-                }
+                (
+                    item.status,
+                    item.attempts,
+                    when(item.next_attempt_at),
+                    item.last_error,
+                    None if item.finished_at is None else when(item.finished_at),
+                    item.id,
+                )
                 for item in items
             ],
         )
