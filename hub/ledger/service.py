@@ -113,7 +113,9 @@ def extract(hub: Hub, identity: PersonalIdentity, actor: str) -> Extract:
 
 def new_checkpoint(hub: Hub) -> Checkpoint:
     hub.require_schema()
-    with hub.db.session() as session:
+    # It reads (the signing key) before it takes the writer lock: on SQLite that read
+    # would go stale if another writer committed in between, so take the lock first.
+    with hub.db.session(write_lock=True) as session:
         return write_checkpoint(session, hub.settings, hub.plugins)
 
 
