@@ -116,6 +116,34 @@ def insert_outbox(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> No
         connection.exec_driver_sql(_insert_sql(connection.dialect, "outbox", OUTBOX_COLUMNS), rows)
 
 
+def upsert_cursor(connection: Connection, connector: str, cursor: str, when: Any) -> None:
+    """Set ``connector``'s sync cursor (``when`` as :func:`time_binder` gives it)."""
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        f"INSERT INTO sync_cursor (connector, cursor, updated_at) VALUES ({mark}, {mark}, {mark}) "  # noqa: S608 - placeholders only
+        "ON CONFLICT (connector) DO UPDATE SET cursor = excluded.cursor, "
+        "updated_at = excluded.updated_at",
+        (connector, cursor, when),
+    )
+
+
+def execute_in(
+    connection: Connection,
+    statement: str,
+    values: Sequence[Any],
+    params: Sequence[Any] = (),
+    *,
+    chunk: int = 500,
+) -> None:
+    """Run ``statement`` for every value in ``values`` in chunks, like :func:`rows_in`."""
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    template = statement.replace("?", mark)
+    for start in range(0, len(values), chunk):
+        part = values[start : start + chunk]
+        sql = template.format(marks=", ".join([mark] * len(part)))
+        connection.exec_driver_sql(sql, (*params, *part))
+
+
 def rows_in(
     connection: Connection,
     query: str,

@@ -1,26 +1,39 @@
 """The inbound half of a sync: pull → map → gate (origin → joint team) → store → route.
 
-Records are handled in batches; each batch is one transaction that stores the records,
-queues the outbox rows, writes every gate decision to the ledger and moves the cursor
-past the batch. A crash loses at most the uncommitted batch, which the next run reads
-again (cursors are inclusive and records are upserted by source id, so that is harmless).
+Records are handled in batches, each in two steps (:class:`InboundBatch`):
+
+1. **prepare**, reading only: map the records, look their people up, ask the gate with
+   each person's current consents, work out who should know, and encode the ledger
+   entries of every decision and refusal (:class:`PreparedBatch`).
+2. **store**, one write transaction: check that nobody's consents changed since step 1
+   (``participant.consent_revision`` is bumped in the same transaction as every consent,
+   withdrawal or block), then insert and update the records, queue the outbox rows,
+   append the prepared ledger entries and move the cursor past the batch. If someone's
+   consents did change, or a person refused for lack of consent has since been
+   registered, step 1 is done again inside this transaction before storing. Either way
+   every decision stored is the gate's answer on the consents as committed when the
+   batch is.
+
+Only step 2 holds the database's write lock, so several processes (one per connector,
+see :mod:`hub.sync.fanout`) can share one database. A crash loses at most the
+uncommitted batch, which the next run reads again (cursors are inclusive and records are
+upserted by source id, so that is harmless).
 
 What one batch learns and the next can reuse lives in an :class:`InboundRun`: the
 people's gate snapshots (reloaded for anyone whose consents changed, see
-:class:`~hub.consent.snapshots.SnapshotCache`) and who referred each person. Both are
-bounded by the people a run sees, not by its records.
+:class:`~hub.consent.snapshots.SnapshotCache`) and the routing facts. Both are bounded by
+the people a run sees, not by its records.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -31,15 +44,22 @@ from hub.consent.gate import Decision, Snapshot
 from hub.consent.snapshots import SnapshotCache
 from hub.keys import KeyRing
 from hub.ledger.event import Action, LedgerEvent, Outcome
-from hub.ledger.writer import append_many
+from hub.ledger.writer import PreparedEntries, append_prepared, prepare_entries
 from hub.model.canonical import canonical_json
 from hub.model.records import CommonRecord, NativeRecord
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.settings import RoutingRule
-from hub.store.bulk import insert_records, rows_in, time_binder, update_records
-from hub.store.tables.participant import ParticipantRow
+from hub.store.bulk import (
+    execute_in,
+    insert_outbox,
+    insert_records,
+    rows_in,
+    time_binder,
+    update_records,
+    upsert_cursor,
+)
 from hub.store.tables.sync import SyncCursor
-from hub.sync.outbox import OutboxRepository
+from hub.sync.outbox import PENDING
 from hub.sync.routing import RoutingCache, idempotency_key, recipients
 
 BATCH_SIZE = 500
@@ -60,10 +80,16 @@ class InboundCounts:
         key = f"{decision}:{reason}"
         self.decisions[key] = self.decisions.get(key, 0) + 1
 
+    def add(self, other: InboundCounts) -> None:
+        for name in ("pulled", "stored", "refused", "invalid", "unmapped", "queued", "denied"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, n in other.decisions.items():
+            self.decisions[key] = self.decisions.get(key, 0) + n
+
 
 @dataclass
 class InboundRun:
-    """What the batches of one connector's pull share (see the module docstring)."""
+    """What the batches of one run share (see the module docstring)."""
 
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     routing: RoutingCache = field(default_factory=RoutingCache)
@@ -95,13 +121,22 @@ class _Record:
     row: tuple[Any, ...]  # the record's columns, in RECORD_COLUMNS order
 
 
-def stored_cursor(session: Session, connector: str) -> str | None:
-    row = session.get(SyncCursor, connector)
-    return row.cursor if row else None
+@dataclass
+class PreparedBatch:
+    """Everything a batch will write, worked out before the write transaction."""
+
+    counts: InboundCounts
+    cursor: str | None
+    people: dict[int, tuple[int, bool]]  # id -> (consent_revision, protected) as decided on
+    unknown: list[str]  # lookup digests of people refused for lack of consent
+    protect: list[int]  # people an authority reported as having a protected identity
+    records: list[_Record]
+    queued: list[tuple[_Record, str, str, str]]  # (record, key, recipient, purpose)
+    entries: PreparedEntries
 
 
 class InboundBatch:
-    """Handles one batch of native records inside the caller's transaction.
+    """Prepares and stores batches of one connector's native records.
 
     Everything per batch is done in bulk: one lookup of the people, their snapshots from
     the run's cache, one lookup of already stored records, one insert and one update of
@@ -112,70 +147,172 @@ class InboundBatch:
 
     def __init__(
         self,
-        session: Session,
         keys: KeyRing,
         connector: Connector,
         rules: Sequence[RoutingRule],
         receivers: Mapping[str, frozenset[str]],
-        counts: InboundCounts,
         *,
         actor: str,
         correlation_id: str,
         run: InboundRun | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.session = session
         self.keys = keys
         self.connector = connector
         self.rules = rules
         self.receivers = receivers
-        self.counts = counts
         self.actor = actor
         self.correlation_id = correlation_id
         self.run_state = run or InboundRun()
-        self.now = clock()
+        self.clock = clock
+
+    def run(self, session: Session, natives: Sequence[NativeRecord], counts: InboundCounts) -> None:
+        """Prepare and store one batch in ``session``'s (write) transaction."""
+        stored = self.store(session, self.prepare(session, natives), counts)
+        assert stored, "nothing can change between the steps of one write transaction"
+
+    def prepare(self, session: Session, natives: Sequence[NativeRecord]) -> PreparedBatch:
+        """Step 1: decide and encode everything ``natives`` will write. Only reads."""
+        return _Preparation(self, session).prepare(natives)
+
+    def store(self, session: Session, batch: PreparedBatch, counts: InboundCounts) -> bool:
+        """Step 2, in ``session``'s write transaction: write ``batch`` and add its counts.
+
+        Returns ``False``, having written nothing, if a consent changed since ``batch`` was
+        prepared; prepare it again in this transaction and store that.
+        """
+        connection = session.connection()
+        if not _still_current(session, batch):
+            return False
+        execute_in(
+            connection,
+            "UPDATE participant SET protected_identity = ? WHERE id IN ({marks})",
+            batch.protect,
+            (True,),
+        )
+        fresh = [r for r in batch.records if r.id is None]
+        update_records(connection, [(*r.row, r.id) for r in batch.records if r.id is not None])
+        insert_records(connection, [r.row for r in fresh])
+        if fresh:
+            ids = _existing(session, self.connector.name, [r.source_id for r in fresh])
+            for record in fresh:
+                record.id = ids[record.source_id][0]
+        when = time_binder(connection.dialect)(self.clock())
+        queued = (PENDING, 0, when, when)  # status, attempts, next_attempt_at, created_at
+        insert_outbox(
+            connection,
+            [
+                (key, r.id, r.participant_id, r.source, to, purpose, r.category, *queued)
+                for r, key, to, purpose in batch.queued
+            ],
+        )
+        append_prepared(session, batch.entries)
+        if batch.cursor is not None:
+            upsert_cursor(connection, self.connector.name, batch.cursor, when)
+        counts.add(batch.counts)
+        return True
+
+
+def _still_current(session: Session, batch: PreparedBatch) -> bool:
+    """Whether the people ``batch`` decided about are as it read them (and the people it
+    refused for lack of consent are still unknown)."""
+    connection = session.connection()
+    rows = rows_in(
+        connection,
+        "SELECT id, consent_revision, protected_identity FROM participant WHERE id IN ({marks})",
+        sorted(batch.people),
+    )
+    if len(rows) != len(batch.people):
+        return False
+    for pid, revision, protected in rows:
+        if batch.people[pid] != (revision, bool(protected)):
+            return False
+    return not rows_in(
+        connection,
+        "SELECT id FROM participant WHERE pnr_lookup IN ({marks})",
+        sorted(set(batch.unknown)),
+    )
+
+
+def _existing(
+    session: Session, source: str, source_ids: Sequence[str]
+) -> dict[str, tuple[int, str]]:
+    """``source_id → (id, payload_sha256)`` of ``source``'s records already stored."""
+    rows = rows_in(
+        session.connection(),
+        "SELECT source_id, id, payload_sha256 FROM record "
+        "WHERE source = ? AND source_id IN ({marks})",
+        sorted(set(source_ids)),
+        (source,),
+    )
+    return {source_id: (record_id, digest) for source_id, record_id, digest in rows}
+
+
+class _Preparation:
+    """Step 1 for one batch: the decisions, rows and ledger entries it will write."""
+
+    def __init__(self, batch: InboundBatch, session: Session) -> None:
+        self.batch = batch
+        self.session = session
+        self.connector = batch.connector
+        self.run_state = batch.run_state
+        self.counts = InboundCounts()
+        self.now = batch.clock()
         self._time = time_binder(session.get_bind().dialect)
         self._stored_at = self._time(self.now)
-        self.outbox = OutboxRepository(session)
         self._snapshots: dict[int, Snapshot] = {}
         self._events: list[LedgerEvent] = []
         self._stored: dict[str, tuple[int, str]] = {}
         self._pending: dict[str, _Record] = {}
 
-    def run(self, natives: Sequence[NativeRecord]) -> None:
+    def prepare(self, natives: Sequence[NativeRecord]) -> PreparedBatch:
         mapped: list[tuple[NativeRecord, CommonRecord]] = []
         for native in natives:
             self.counts.pulled += 1
             common = self._map(native)
             if common is not None:
                 mapped.append((native, common))
-        digests = [self.keys.lookup_digest(c.person.number) for _, c in mapped]
+        lookup = self.batch.keys.lookup_digest
+        digests = [lookup(c.person.number) for _, c in mapped]
         people = self._people(digests)
+        decided_on = {p.id: (p.consent_revision, p.protected_identity) for p in people.values()}
         self._snapshots = self.run_state.snapshots.snapshots(self.session, list(people.values()))
-        self._stored = self._existing([c.source_id for _, c in mapped])
+        self._stored = _existing(
+            self.session, self.connector.name, [c.source_id for _, c in mapped]
+        )
+        unknown: list[str] = []
+        protect: list[int] = []
         for (native, common), digest in zip(mapped, digests, strict=True):
             person = people.get(digest)
             if person is None:
+                unknown.append(digest)
                 self._refuse(native, "no_consent")
                 continue
             if common.protected_identity and not person.protected_identity:
                 person = people[digest] = self._mark_protected(person)
+                protect.append(person.id)
             self._admit(person, common)
-        self._write()
         routing = self.run_state.routing
         routing.preload(self.session, {r.participant_id for r in self._pending.values()})
         for record in self._pending.values():
             if record.kind == "referral":
                 routing.add_referral(record.participant_id, record.body)
         pseudonyms = {p.id: p.pseudonym for p in people.values()}
+        queued: list[tuple[_Record, str, str, str]] = []
         for record in self._pending.values():
-            self._route(pseudonyms[record.participant_id], record)
-        self.counts.queued += self.outbox.flush()
-        append_many(self.session, self._events)
-        if natives:
-            self._move_cursor(natives[-1].cursor)
-
-    # -- steps ---------------------------------------------------------------------------
+            queued.extend(self._route(pseudonyms[record.participant_id], record))
+        queued = self._not_queued_before(queued)
+        self.counts.queued += len(queued)
+        return PreparedBatch(
+            counts=self.counts,
+            cursor=natives[-1].cursor if natives else None,
+            people=decided_on,
+            unknown=unknown,
+            protect=protect,
+            records=list(self._pending.values()),
+            queued=queued,
+            entries=prepare_entries(self._events),
+        )
 
     def _map(self, native: NativeRecord) -> CommonRecord | None:
         try:
@@ -203,27 +340,10 @@ class InboundBatch:
         return {row[1]: _Person(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
 
     def _mark_protected(self, person: _Person) -> _Person:
-        """An authority reports a protected identity: record it, and gate with it from now."""
-        self.session.execute(
-            update(ParticipantRow)
-            .where(ParticipantRow.id == person.id)
-            .values(protected_identity=True)
-            .execution_options(synchronize_session=False)
-        )
+        """An authority reports a protected identity: gate with it from now (stored in step 2)."""
         marked = person._replace(protected_identity=True)
         self._snapshots.update(self.run_state.snapshots.snapshots(self.session, [marked]))
         return marked
-
-    def _existing(self, source_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """``source_id → (id, payload_sha256)`` of this connector's records already stored."""
-        rows = rows_in(
-            self.session.connection(),
-            "SELECT source_id, id, payload_sha256 FROM record "
-            "WHERE source = ? AND source_id IN ({marks})",
-            sorted(set(source_ids)),
-            (self.connector.name,),
-        )
-        return {source_id: (record_id, digest) for source_id, record_id, digest in rows}
 
     def _decide(self, pseudonym: str, participant_id: int, request: DecisionRequest) -> Decision:
         decision = gate.decide(
@@ -240,8 +360,8 @@ class InboundBatch:
                 decision,
                 pseudonym,
                 request,
-                actor=self.actor,
-                correlation_id=self.correlation_id,
+                actor=self.batch.actor,
+                correlation_id=self.batch.correlation_id,
             )
         )
         self.counts.tally(decision.decision, decision.reason.value)
@@ -299,25 +419,9 @@ class InboundBatch:
             row=row,
         )
 
-    def _write(self) -> None:
-        """Insert the new records (their ids come back) and update the changed ones."""
-        fresh = [r for r in self._pending.values() if r.id is None]
-        changed = [r for r in self._pending.values() if r.id is not None]
-        connection = self.session.connection()
-        if fresh:
-            # Plain executemany, then the ids read back by the unique key: RETURNING with
-            # its rows in parameter order makes SQLAlchemy insert one row at a time on
-            # SQLite, and the ORM's bulk path costs more than the insert itself.
-            insert_records(connection, [r.row for r in fresh])
-            ids = self._existing([r.source_id for r in fresh])
-            for record in fresh:
-                record.id = ids[record.source_id][0]
-        if changed:
-            update_records(connection, [(*r.row, r.id) for r in changed])
-
-    def _route(self, pseudonym: str, record: _Record) -> None:
-        assert record.id is not None
-        targets = recipients(self.run_state.routing, self.rules, record, self.receivers)
+    def _route(self, pseudonym: str, record: _Record) -> list[tuple[_Record, str, str, str]]:
+        targets = recipients(self.run_state.routing, self.batch.rules, record, self.batch.receivers)
+        queued = []
         for recipient, purpose in targets:
             request = DecisionRequest(
                 record.source,
@@ -331,16 +435,28 @@ class InboundBatch:
             if not self._decide(pseudonym, record.participant_id, request).permitted:
                 self.counts.denied += 1
                 continue
-            self.outbox.enqueue(
-                key=idempotency_key(record, recipient, purpose),
-                record_id=record.id,
-                participant_id=record.participant_id,
-                origin=record.source,
-                recipient=recipient,
-                purpose=purpose,
-                category=record.category,
-                now=self.now,
+            queued.append((record, idempotency_key(record, recipient, purpose), recipient, purpose))
+        return queued
+
+    def _not_queued_before(
+        self, queued: list[tuple[_Record, str, str, str]]
+    ) -> list[tuple[_Record, str, str, str]]:
+        """Leave out keys already in the outbox (a record read again after a crash)."""
+        if not queued:
+            return queued
+        known = {
+            row[0]
+            for row in rows_in(
+                self.session.connection(),
+                "SELECT idempotency_key FROM outbox WHERE idempotency_key IN ({marks})",
+                sorted({key for _, key, _, _ in queued}),
             )
+        }
+        fresh: dict[str, tuple[_Record, str, str, str]] = {}
+        for item in queued:
+            if item[1] not in known:
+                fresh.setdefault(item[1], item)
+        return list(fresh.values())
 
     def _refuse(self, native: NativeRecord, reason: str) -> None:
         """Refused records are never stored; the ledger keeps only their digest."""
@@ -353,25 +469,16 @@ class InboundBatch:
                 reason=reason,
                 origin=self.connector.name,
                 recipient=JOINT_TEAM,
-                actor=self.actor,
+                actor=self.batch.actor,
                 payload_sha256=native.digest(),
-                correlation_id=self.correlation_id,
+                correlation_id=self.batch.correlation_id,
             )
         )
 
-    def _move_cursor(self, cursor: str) -> None:
-        row = self.session.get(SyncCursor, self.connector.name)
-        if row is None:
-            self.session.add(
-                SyncCursor(connector=self.connector.name, cursor=cursor, updated_at=self.now)
-            )
-        else:
-            row.cursor, row.updated_at = cursor, self.now
 
-
-def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def stored_cursor(session: Session, connector: str) -> str | None:
+    row = session.get(SyncCursor, connector)
+    return row.cursor if row else None
 
 
 def correlation_id() -> str:

@@ -235,20 +235,27 @@ def _pull_all(
     with hub.db.session() as session:
         cursor = None if options.from_start else options.since or stored_cursor(session, name)
         subscriptions = subscribed_identities(session, hub.keys, name)
-    rules = hub.settings.routing
+    inbound = InboundBatch(
+        hub.keys,
+        connector,
+        hub.settings.routing,
+        receivers,
+        actor=ACTOR,
+        correlation_id=run_id,
+        run=shared,
+    )
     for batch in prefetched(_batches_then_raise(connector.pull(cursor, subscriptions))):
-        with hub.db.session(write_lock=True, dry_run=options.dry_run) as session:
-            InboundBatch(
-                session,
-                hub.keys,
-                connector,
-                rules,
-                receivers,
-                counts,
-                actor=ACTOR,
-                correlation_id=run_id,
-                run=shared,
-            ).run(batch)
+        if options.dry_run:
+            with hub.db.session(write_lock=True, dry_run=True) as session:
+                inbound.run(session, batch, counts)
+        else:
+            # Decided and encoded before the write lock is taken; stored under it, after a
+            # check that no consent changed meanwhile (else decided again under the lock).
+            with hub.db.session() as session:
+                prepared = inbound.prepare(session, batch)
+            with hub.db.session(write_lock=True) as session:
+                if not inbound.store(session, prepared, counts):
+                    inbound.run(session, batch, counts)
         if options.progress:
             options.progress(name, counts.pulled)
 

@@ -389,15 +389,13 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
             counts = InboundCounts()
             with demo.db.session(write_lock=True) as session:
                 InboundBatch(
-                    session,
                     demo.keys,
                     connector,
                     demo.settings.routing,
                     receiving(demo),
-                    counts,
                     actor="test",
                     correlation_id="test-run",
-                ).run([record])  # type: ignore[list-item]
+                ).run(session, [record], counts)  # type: ignore[list-item]
             return counts
 
         def outbox_keys() -> set[str]:
