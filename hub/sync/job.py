@@ -8,7 +8,7 @@ connector in ``sync_run`` (for `evi sync history`) and the ``evi_sync_finished``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,12 +30,10 @@ from hub.connector.service import (
 from hub.context import Hub
 from hub.errors import ConfigError, LockHeldError
 from hub.ledger.service import new_checkpoint
-from hub.model.records import NativeRecord
 from hub.store.tables.sync import SyncRun
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.gcpolicy import fewer_collections
 from hub.sync.inbound import (
-    BATCH_SIZE,
     InboundBatch,
     InboundCounts,
     InboundRun,
@@ -43,7 +41,7 @@ from hub.sync.inbound import (
     stored_cursor,
 )
 from hub.sync.lock import connector_lock
-from hub.sync.prefetch import prefetched
+from hub.sync.pull import pull_batches
 from hub.sync.report import (
     CONFIG_ERROR,
     DRY_RUN,
@@ -244,37 +242,19 @@ def _pull_all(
         correlation_id=run_id,
         run=shared,
     )
-    for batch in prefetched(_batches_then_raise(connector.pull(cursor, subscriptions))):
-        if options.dry_run:
-            with hub.db.session(write_lock=True, dry_run=True) as session:
-                inbound.run(session, batch, counts)
-        else:
-            # Decided and encoded before the write lock is taken; stored under it, after a
-            # check that no consent changed meanwhile (else decided again under the lock).
-            with hub.db.session() as session:
-                prepared = inbound.prepare(session, batch)
-            with hub.db.session(write_lock=True) as session:
-                if not inbound.store(session, prepared, counts):
-                    inbound.run(session, batch, counts)
+
+    def stored() -> None:
         if options.progress:
             options.progress(name, counts.pulled)
 
-
-def _batches_then_raise(records: Iterator[NativeRecord]) -> Iterator[list[NativeRecord]]:
-    """Batches of records; records read before a failure are handed on before it is raised."""
-    batch: list[NativeRecord] = []
-    try:
-        for record in records:
-            batch.append(record)
-            if len(batch) >= BATCH_SIZE:
-                yield batch
-                batch = []
-    except ConnectorError:
-        if batch:
-            yield batch
-        raise
-    if batch:
-        yield batch
+    pull_batches(
+        hub.db,
+        inbound,
+        connector.pull(cursor, subscriptions),
+        counts,
+        dry_run=options.dry_run,
+        stored=stored,
+    )
 
 
 def _deliver(
