@@ -170,6 +170,11 @@ class Database:
         finally:
             self._turns.release()
 
+    def after_fork(self) -> None:
+        """In a forked child: leave the parent's connections and lock file to the parent."""
+        self.engine.dispose(close=False)
+        self._turns = _writer_turns(self.engine)
+
     def check_connection(self) -> None:
         """Raise :class:`StorageError` naming the (password-less) URL if unreachable."""
         try:

@@ -8,9 +8,9 @@ connector in ``sync_run`` (for `evi sync history`) and the ``evi_sync_finished``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,8 @@ from hub.context import Hub
 from hub.errors import ConfigError, LockHeldError
 from hub.ledger.service import new_checkpoint
 from hub.store.tables.sync import SyncRun
-from hub.sync.delivery import DEFAULT_LEASE, Deliverer
+from hub.sync import fanout
+from hub.sync.delivery import DEFAULT_LEASE, Deliverer, DeliveryCounts
 from hub.sync.gcpolicy import fewer_collections
 from hub.sync.inbound import (
     InboundBatch,
@@ -122,12 +123,18 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
             entry = report.get(name)
             _guarded(entry, _reconcile, hub, connectors[name], entry, options, shared)
         receivers = receiving(hub)
-        for name in held:
-            entry = report.get(name)
-            if entry.status == OK:
-                _pull(hub, connectors[name], entry, options, run_id, receivers, shared)
+        pulling = [name for name in held if report.get(name).status == OK]
+        forked = _forking(options, connectors)
+        if forked:
+            _pull_forked(hub, pulling, report, options, run_id, receivers, shared)
+        else:
+            for name in pulling:
+                _pull(hub, connectors[name], report.get(name), options, run_id, receivers, shared)
         if options.deliver and not options.dry_run:
-            _deliver(hub, connectors, report, options, shared)
+            if forked:
+                _deliver_forked(hub, connectors, report, options, shared)
+            else:
+                _deliver(hub, connectors, report, options, shared)
         if not options.dry_run:
             _finish_runs(hub, report, runs)
             new_checkpoint(hub)
@@ -257,6 +264,115 @@ def _pull_all(
     )
 
 
+def _forking(options: SyncOptions, connectors: Mapping[str, Connector]) -> bool:
+    """Whether this run spreads its connectors over helper processes (hub.sync.fanout):
+    for more than one connector, reached over the network (an in-process sandbox lives in
+    this process only), and not for a dry run."""
+    return (
+        len(connectors) > 1
+        and not options.transports
+        and not options.dry_run
+        and fanout.available()
+    )
+
+
+def _pull_forked(
+    hub: Hub,
+    names: list[str],
+    report: SyncReport,
+    options: SyncOptions,
+    run_id: str,
+    receivers: Mapping[str, frozenset[str]],
+    shared: InboundRun,
+) -> None:
+    """Each connector's pull in a helper process of its own; their reports replace ours."""
+
+    def job(name: str) -> fanout.Job:
+        def pull(send: fanout.Send) -> ConnectorReport:
+            entry = report.get(name)
+            child = replace(options, progress=lambda _name, pulled: send(pulled))
+            with _built(hub, name, entry, options) as connector:
+                if connector is not None:
+                    _pull(hub, connector, entry, child, run_id, receivers, shared)
+            return entry
+
+        return pull
+
+    def progress(index: int, pulled: Any) -> None:
+        if options.progress:
+            options.progress(names[index], int(pulled))
+
+    entries = fanout.run_forked([job(n) for n in names], progress, before_job=hub.db.after_fork)
+    for entry in entries:
+        report.replace(entry)
+
+
+def _deliver_forked(
+    hub: Hub,
+    connectors: Mapping[str, Connector],
+    report: SyncReport,
+    options: SyncOptions,
+    shared: InboundRun,
+) -> None:
+    """Deliveries to each authority in a helper process of its own."""
+    usable = [n for n in connectors if report.get(n).status != CONFIG_ERROR]
+
+    def job(name: str) -> fanout.Job:
+        def deliver(_send: fanout.Send) -> tuple[DeliveryCounts, float]:
+            started = time.monotonic()
+            entry = ConnectorReport(connector=name)
+            with _built(hub, name, entry, options) as connector:
+                if connector is None:
+                    return DeliveryCounts(errors=[entry.error or "not configured"]), 0.0
+                counts = _deliverer(hub, {name: connector}, options, shared).run()[name]
+            return counts, time.monotonic() - started
+
+        return deliver
+
+    done = fanout.run_forked([job(n) for n in usable], before_job=hub.db.after_fork)
+    for name, (counts, seconds) in zip(usable, done, strict=True):
+        _add_deliveries(report.get(name), counts)
+        report.get(name).duration_s += seconds
+
+
+@contextmanager
+def _built(
+    hub: Hub, name: str, entry: ConnectorReport, options: SyncOptions
+) -> Iterator[Connector | None]:
+    """The connector, built afresh in a helper (the parent's holds the parent's sockets);
+    ``None``, with the reason on ``entry``, if it cannot be."""
+    try:
+        connector = build_connector(hub, name, retry=options.retry)
+    except ConnectorConfigError as exc:
+        entry.status, entry.error = CONFIG_ERROR, exc.message
+        yield None
+        return
+    with connector:
+        yield connector
+
+
+def _deliverer(
+    hub: Hub, connectors: Mapping[str, Connector], options: SyncOptions, shared: InboundRun
+) -> Deliverer:
+    return Deliverer(
+        hub,
+        connectors,
+        actor=ACTOR,
+        max_attempts=hub.settings.sync.max_attempts,
+        lease=options.lease,
+        snapshots=shared.snapshots,
+    )
+
+
+def _add_deliveries(entry: ConnectorReport, counts: DeliveryCounts) -> None:
+    entry.delivered += counts.delivered
+    entry.denied += counts.denied
+    entry.retried += counts.retried
+    entry.dead_lettered += counts.dead_lettered
+    if counts.errors and entry.status == OK:
+        entry.status, entry.error = FAILED, counts.errors[0]
+
+
 def _deliver(
     hub: Hub,
     connectors: Mapping[str, Connector],
@@ -266,22 +382,8 @@ def _deliver(
 ) -> None:
     usable = {n: c for n, c in connectors.items() if report.get(n).status != CONFIG_ERROR}
     started = time.monotonic()
-    deliverer = Deliverer(
-        hub,
-        usable,
-        actor=ACTOR,
-        max_attempts=hub.settings.sync.max_attempts,
-        lease=options.lease,
-        snapshots=shared.snapshots,
-    )
-    for name, counts in deliverer.run().items():
-        entry = report.get(name)
-        entry.delivered += counts.delivered
-        entry.denied += counts.denied
-        entry.retried += counts.retried
-        entry.dead_lettered += counts.dead_lettered
-        if counts.errors and entry.status == OK:
-            entry.status, entry.error = FAILED, counts.errors[0]
+    for name, counts in _deliverer(hub, usable, options, shared).run().items():
+        _add_deliveries(report.get(name), counts)
     elapsed = time.monotonic() - started
     for entry in report.connectors:
         entry.duration_s += elapsed / max(len(usable), 1)

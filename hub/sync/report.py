@@ -68,6 +68,13 @@ class SyncReport:
         self.connectors.append(report)
         return report
 
+    def replace(self, entry: ConnectorReport) -> None:
+        """Put ``entry`` in the place of the report for its connector (e.g. one made by a
+        helper process)."""
+        self.connectors = [entry if r.connector == entry.connector else r for r in self.connectors]
+        if all(r is not entry for r in self.connectors):
+            self.connectors.append(entry)
+
     @property
     def exit_code(self) -> int:
         """The documented exit codes (docs/sync.md).
