@@ -14,6 +14,7 @@ names from :mod:`hub.store.tables` go into the SQL, never input.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -66,6 +67,20 @@ def time_binder(dialect: Dialect) -> Any:
     if dialect.name == "sqlite":
         return _sqlite_time
     return _aware_utc
+
+
+def read_time(value: Any) -> datetime:
+    """A ``UTCDateTime`` column as the driver returned it, as an aware UTC datetime."""
+    if isinstance(value, str):  # SQLite: the text SQLAlchemy wrote, in UTC
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def read_json(value: Any) -> Any:
+    """A JSON column as the driver returned it (text on SQLite, decoded on PostgreSQL)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _sqlite_time(value: datetime) -> str:

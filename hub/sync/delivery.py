@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -50,8 +49,7 @@ from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
 from hub.model.identity import parse_identity
 from hub.model.records import PushResult, Transfer
-from hub.store.tables.participant import ParticipantRow
-from hub.store.tables.sync import StoredRecord
+from hub.store.bulk import read_json, read_time, rows_in
 from hub.sync.gcpolicy import fewer_collections
 from hub.sync.outbox import DEAD, DELIVERED, DENIED, OutboxRepository, QueuedItem
 
@@ -409,22 +407,26 @@ class _Person(NamedTuple):
 
 
 def _records(session: Session, ids: set[int]) -> dict[int, _Record]:
-    r = StoredRecord
-    columns = (r.id, r.source_id, r.updated_at, r.body, r.payload_sha256, r.restricted)
-    return {row.id: row for row in (_Record(*x) for x in _by_id(session, columns, r.id, ids))}
+    rows = rows_in(
+        session.connection(),
+        "SELECT id, source_id, updated_at, body, payload_sha256, restricted FROM record "
+        "WHERE id IN ({marks})",
+        sorted(ids),
+    )
+    return {
+        rid: _Record(rid, source_id, read_time(updated), read_json(body), digest, bool(restricted))
+        for rid, source_id, updated, body, digest, restricted in rows
+    }
 
 
 def _people(session: Session, ids: set[int]) -> dict[int, _Person]:
-    p = ParticipantRow
-    columns = (p.id, p.pseudonym, p.protected_identity, p.consent_revision, p.pnr_ciphertext)
-    return {row.id: row for row in (_Person(*x) for x in _by_id(session, columns, p.id, ids))}
-
-
-def _by_id(
-    session: Session, columns: tuple[Any, ...], key: Any, ids: set[int]
-) -> Iterator[Sequence[Any]]:
-    """Rows of ``columns`` whose ``key`` is in ``ids``, in chunks under parameter limits."""
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), 500):
-        query = select(*columns).where(key.in_(ordered[start : start + 500]))
-        yield from session.connection().execute(query)
+    rows = rows_in(
+        session.connection(),
+        "SELECT id, pseudonym, protected_identity, consent_revision, pnr_ciphertext "
+        "FROM participant WHERE id IN ({marks})",
+        sorted(ids),
+    )
+    return {
+        pid: _Person(pid, pseudonym, bool(protected), revision, bytes(ciphertext))
+        for pid, pseudonym, protected, revision, ciphertext in rows
+    }

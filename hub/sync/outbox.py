@@ -16,7 +16,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.base import Base
-from hub.store.bulk import insert_outbox, rows_in, time_binder
+from hub.store.bulk import execute_in, time_binder
 from hub.store.tables.sync import OutboxItem
 
 PENDING = "pending"
@@ -27,7 +27,7 @@ DEAD = "dead"
 _OUTBOX: Table = Base.metadata.tables[OutboxItem.__tablename__]
 
 
-_QUEUED = (
+_CLAIMED = (
     "id",
     "idempotency_key",
     "record_id",
@@ -36,11 +36,8 @@ _QUEUED = (
     "recipient",
     "purpose",
     "category",
-    "status",
     "attempts",
-    "next_attempt_at",
     "last_error",
-    "finished_at",
 )
 
 
@@ -66,56 +63,6 @@ class QueuedItem:
 class OutboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._pending: dict[str, tuple[str, int, int, str, str, str, str, datetime]] = {}
-
-    def enqueue(
-        self,
-        *,
-        key: str,
-        record_id: int,
-        participant_id: int,
-        origin: str,
-        recipient: str,
-        purpose: str,
-        category: str,
-        now: datetime,
-    ) -> bool:
-        """Queue a delivery unless one with this idempotency key exists; True if queued.
-
-        Items are held until :meth:`flush`, which checks the keys in bulk: a key queued
-        before (a record read again after a crash) is never queued twice.
-        """
-        if key in self._pending:
-            return False
-        item = (key, record_id, participant_id, origin, recipient, purpose, category, now)
-        self._pending[key] = item
-        return True
-
-    def flush(self) -> int:
-        """Insert the held items whose keys are new (one statement); returns how many."""
-        if not self._pending:
-            return 0
-        connection = self.session.connection()
-        known = {
-            row[0]
-            for row in rows_in(
-                connection,
-                "SELECT idempotency_key FROM outbox WHERE idempotency_key IN ({marks})",
-                sorted(self._pending),
-            )
-        }
-        when = time_binder(connection.dialect)
-        fresh = [
-            (key, record_id, participant_id, origin, recipient, purpose, category, PENDING, 0, t, t)
-            for key, record_id, participant_id, origin, recipient, purpose, category, now in (
-                self._pending.values()
-            )
-            if key not in known
-            for t in (when(now),)
-        ]
-        insert_outbox(connection, fresh)
-        self._pending.clear()
-        return len(fresh)
 
     def claim(
         self, now: datetime, lease: timedelta, limit: int, recipients: Iterable[str] | None = None
@@ -126,26 +73,34 @@ class OutboxRepository:
         lease keeps it claimed after this transaction commits, while the push runs. A
         worker that dies mid-push leaves its items due again when their lease runs out.
         """
-        o = _OUTBOX.c
-        query = (
-            select(*(o[name] for name in _QUEUED))
-            .where(o.status == PENDING, o.next_attempt_at <= now)
-            .order_by(o.next_attempt_at, o.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        if recipients is not None:
-            query = query.where(o.recipient.in_(list(recipients)))
-        items = [QueuedItem(*row) for row in self.session.connection().execute(query)]
-        ids = [item.id for item in items]
-        for start in range(0, len(ids), 500):
-            self.session.execute(
-                update(_OUTBOX)
-                .where(o.id.in_(ids[start : start + 500]))
-                .values(next_attempt_at=now + lease)
+        wanted = sorted(recipients) if recipients is not None else None
+        if wanted == []:
+            return []
+        connection = self.session.connection()
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        only = f" AND recipient IN ({', '.join([mark] * len(wanted))})" if wanted else ""
+        lock = " FOR UPDATE SKIP LOCKED" if connection.dialect.name == "postgresql" else ""
+        when = time_binder(connection.dialect)
+        rows = connection.exec_driver_sql(
+            # Only placeholders and fixed text go into the statement.
+            f"SELECT {', '.join(_CLAIMED)} FROM outbox "  # noqa: S608
+            f"WHERE status = {mark} AND next_attempt_at <= {mark}{only} "
+            f"ORDER BY next_attempt_at, id LIMIT {mark}{lock}",
+            (PENDING, when(now), *(wanted or ()), limit),
+        ).fetchall()
+        until = now + lease
+        items = [
+            QueuedItem(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], PENDING, r[8], until, r[9], None
             )
-        for item in items:
-            item.next_attempt_at = now + lease
+            for r in rows
+        ]
+        execute_in(
+            connection,
+            "UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks})",
+            [item.id for item in items],
+            (when(until),),
+        )
         return items
 
     def release(self, ids: Sequence[int], now: datetime) -> None:
