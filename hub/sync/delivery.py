@@ -124,6 +124,7 @@ class Deliverer:
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
         snapshots: SnapshotCache | None = None,
+        share: tuple[int, int] | None = None,
     ) -> None:
         self.hub = hub
         self.connectors = dict(connectors)
@@ -138,6 +139,7 @@ class Deliverer:
         self._streak: dict[str, int] = {}
         self._lock = threading.Lock()  # guards connectors, counts and streaks across pushes
         self._snapshots = snapshots or SnapshotCache()
+        self.share = share  # (k, n): only transfers about participants with id k modulo n
 
     def run(self) -> dict[str, DeliveryCounts]:
         """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set.
@@ -216,7 +218,9 @@ class Deliverer:
         now = self.clock()
         with self.hub.db.session(write_lock=True) as session:
             outbox = OutboxRepository(session)
-            items = outbox.claim(now, self.lease, self.batch, sorted(self.connectors))
+            items = outbox.claim(
+                now, self.lease, self.batch, sorted(self.connectors), share=self.share
+            )
             if not items:
                 return [], 0
             records = _records(session, {i.record_id for i in items})

@@ -57,33 +57,38 @@ def run_forked(
     on_message: Callable[[int, Any], None] | None = None,
     *,
     before_job: Callable[[], None] | None = None,
+    at_once: int | None = None,
 ) -> list[Any]:
-    """Run every job in its own forked process at once; their results in job order.
+    """Run every job in a forked process of its own; their results in job order.
 
-    ``on_message(i, message)`` receives, in the parent, what job ``i`` sent. ``before_job``
-    runs first in every helper (e.g. to drop database connections inherited from the
-    parent).
+    At most ``at_once`` helpers run at a time (default: one per core); the next job starts
+    when one ends. ``on_message(i, message)`` receives, in the parent, what job ``i``
+    sent. ``before_job`` runs first in every helper (e.g. to drop database connections
+    inherited from the parent).
     """
     sys.stdout.flush()  # else a helper would write the parent's unflushed output again
     sys.stderr.flush()
     context = multiprocessing.get_context("fork")
     parent = os.getpid()
+    limit = max(1, at_once or os.cpu_count() or 1)
     ends: dict[Connection, int] = {}
-    helpers = []
-    for index, job in enumerate(jobs):
-        receive, send = context.Pipe(duplex=False)
-        helper = context.Process(
-            target=_helper,
-            args=(job, send, parent, before_job),
-            name=f"evi-sync-{index}",
-            daemon=True,
-        )
-        helper.start()
-        send.close()
-        ends[receive] = index
-        helpers.append(helper)
+    helpers: dict[int, Any] = {}
     results: dict[int, tuple[str, Any]] = {}
-    while ends:
+    waiting = list(enumerate(jobs))
+    while waiting or ends:
+        while waiting and len(ends) < limit:
+            index, job = waiting.pop(0)
+            receive, send = context.Pipe(duplex=False)
+            helper = context.Process(
+                target=_helper,
+                args=(job, send, parent, before_job),
+                name=f"evi-sync-{index}",
+                daemon=True,
+            )
+            helper.start()
+            send.close()
+            ends[receive] = index
+            helpers[index] = helper
         for ready in wait(list(ends)):
             assert isinstance(ready, Connection)
             index = ends[ready]
@@ -92,22 +97,21 @@ def run_forked(
             except EOFError:
                 del ends[ready]
                 ready.close()
+                helpers[index].join()
                 continue
             if kind == _MESSAGE:
                 if on_message is not None:
                     on_message(index, value)
             else:
                 results[index] = (kind, value)
-    for helper in helpers:
-        helper.join()
     failure: BaseException | None = None
     out: list[Any] = []
-    for index, helper in enumerate(helpers):
+    for index in range(len(jobs)):
         kind, value = results.get(index, (_ERROR, None))
         if kind == _ERROR and failure is None:
             failure = value or HelperDiedError(
                 f"sync helper process {index} ended without an answer (exit code "
-                f"{helper.exitcode}); the work it committed stays, run `evi sync` again"
+                f"{helpers[index].exitcode}); the work it committed stays, run `evi sync` again"
             )
         out.append(value)
     if failure is not None:

@@ -62,7 +62,7 @@ from hub.store.tables.sync import SyncCursor
 from hub.sync.outbox import PENDING
 from hub.sync.routing import RoutingCache, idempotency_key, recipients
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 
 
 @dataclass

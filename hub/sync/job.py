@@ -7,6 +7,7 @@ connector in ``sync_run`` (for `evi sync history`) and the ``evi_sync_finished``
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -314,25 +315,34 @@ def _deliver_forked(
     options: SyncOptions,
     shared: InboundRun,
 ) -> None:
-    """Deliveries to each authority in a helper process of its own."""
+    """The deliveries in helper processes, one per connector, that split the queue by
+    person (so each person's transfers to an authority still go one after the other)."""
     usable = [n for n in connectors if report.get(n).status != CONFIG_ERROR]
+    helpers = max(1, min(len(usable), os.cpu_count() or 1))
 
-    def job(name: str) -> fanout.Job:
-        def deliver(_send: fanout.Send) -> tuple[DeliveryCounts, float]:
+    def job(share: int) -> fanout.Job:
+        def deliver(_send: fanout.Send) -> tuple[dict[str, DeliveryCounts], float]:
             started = time.monotonic()
-            entry = ConnectorReport(connector=name)
-            with _built(hub, name, entry, options) as connector:
-                if connector is None:
-                    return DeliveryCounts(errors=[entry.error or "not configured"]), 0.0
-                counts = _deliverer(hub, {name: connector}, options, shared).run()[name]
+            with ExitStack() as stack:
+                built = {}
+                for name in usable:
+                    entry = ConnectorReport(connector=name)
+                    connector = stack.enter_context(_built(hub, name, entry, options))
+                    if connector is not None:
+                        built[name] = connector
+                deliverer = _deliverer(hub, built, options, shared, share=(share, helpers))
+                counts = deliverer.run()
             return counts, time.monotonic() - started
 
         return deliver
 
-    done = fanout.run_forked([job(n) for n in usable], before_job=hub.db.after_fork)
-    for name, (counts, seconds) in zip(usable, done, strict=True):
-        _add_deliveries(report.get(name), counts)
-        report.get(name).duration_s += seconds
+    done = fanout.run_forked([job(k) for k in range(helpers)], before_job=hub.db.after_fork)
+    for counts, _seconds in done:
+        for name, delivered in counts.items():
+            _add_deliveries(report.get(name), delivered)
+    elapsed = max((seconds for _, seconds in done), default=0.0)
+    for name in usable:
+        report.get(name).duration_s += elapsed / max(len(usable), 1)
 
 
 @contextmanager
@@ -352,7 +362,11 @@ def _built(
 
 
 def _deliverer(
-    hub: Hub, connectors: Mapping[str, Connector], options: SyncOptions, shared: InboundRun
+    hub: Hub,
+    connectors: Mapping[str, Connector],
+    options: SyncOptions,
+    shared: InboundRun,
+    share: tuple[int, int] | None = None,
 ) -> Deliverer:
     return Deliverer(
         hub,
@@ -361,6 +375,7 @@ def _deliverer(
         max_attempts=hub.settings.sync.max_attempts,
         lease=options.lease,
         snapshots=shared.snapshots,
+        share=share,
     )
 
 

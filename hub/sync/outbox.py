@@ -65,13 +65,20 @@ class OutboxRepository:
         self.session = session
 
     def claim(
-        self, now: datetime, lease: timedelta, limit: int, recipients: Iterable[str] | None = None
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        recipients: Iterable[str] | None = None,
+        share: tuple[int, int] | None = None,
     ) -> list[QueuedItem]:
         """Claim up to ``limit`` due items for ``lease``: not due again until it ends.
 
         The row locks (``SKIP LOCKED``) keep two workers from claiming the same item; the
         lease keeps it claimed after this transaction commits, while the push runs. A
         worker that dies mid-push leaves its items due again when their lease runs out.
+        ``share = (k, n)`` claims only items about participants whose id is ``k`` modulo
+        ``n``, so ``n`` claimants split the queue by person.
         """
         wanted = sorted(recipients) if recipients is not None else None
         if wanted == []:
@@ -79,6 +86,9 @@ class OutboxRepository:
         connection = self.session.connection()
         mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         only = f" AND recipient IN ({', '.join([mark] * len(wanted))})" if wanted else ""
+        if share is not None:
+            modulo = "%%" if mark == "%s" else "%"  # a literal % beside %s placeholders
+            only += f" AND participant_id {modulo} {mark} = {mark}"
         lock = " FOR UPDATE SKIP LOCKED" if connection.dialect.name == "postgresql" else ""
         when = time_binder(connection.dialect)
         rows = connection.exec_driver_sql(
@@ -86,7 +96,7 @@ class OutboxRepository:
             f"SELECT {', '.join(_CLAIMED)} FROM outbox "  # noqa: S608
             f"WHERE status = {mark} AND next_attempt_at <= {mark}{only} "
             f"ORDER BY next_attempt_at, id LIMIT {mark}{lock}",
-            (PENDING, when(now), *(wanted or ()), limit),
+            (PENDING, when(now), *(wanted or ()), *(share[::-1] if share else ()), limit),
         ).fetchall()
         until = now + lease
         items = [
