@@ -390,7 +390,9 @@ class _Preparation:
         if existing is not None and existing[1] == digest:
             self._pending.pop(common.source_id, None)  # a later copy of what is stored
             return
-        unmapped = json.dumps([u.model_dump() for u in common.unmapped])
+        unmapped = (
+            json.dumps([u.model_dump() for u in common.unmapped]) if common.unmapped else "[]"
+        )
         row = (
             common.source,
             common.source_id,
