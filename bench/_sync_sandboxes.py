@@ -8,6 +8,7 @@ started here is stopped by its pid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 AUTHORITIES = ("kommun", "af", "fk", "region")
 TLS = frozenset({"fk", "region"})
@@ -50,11 +52,18 @@ def evi(home: Path, *args: str, timeout: float = 600) -> str:
 
 @dataclass(frozen=True)
 class Measured:
-    """What a child process cost: wall time, peak RSS (of it and its waited-for children)."""
+    """What a child process cost: wall time and memory.
+
+    ``peak_rss_mb`` is the child's ``ru_maxrss`` from ``wait4``: the largest resident set
+    of any one process of its tree. ``peak_tree_mb`` is the largest sum of the resident
+    sets of the child and all its descendants at one moment, sampled every 50 ms (shared
+    pages are counted once per process, so this overstates a forking child a little).
+    """
 
     returncode: int
     seconds: float
     peak_rss_mb: float
+    peak_tree_mb: float
     stdout: str
 
 
@@ -69,16 +78,49 @@ def run_measured(args: list[str], env: dict[str, str], *, timeout: float, log: P
         child = subprocess.Popen(args, env=env, stdout=out, stderr=err)
         timer = threading.Timer(timeout, child.kill)
         timer.start()
+        done = threading.Event()
+        tree = TreeMemory(child.pid, done)
+        tree.start()
         try:
             _, status, usage = os.wait4(child.pid, 0)
         finally:
             timer.cancel()
+            done.set()
+            tree.join()
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
     # Linux reports ru_maxrss in kilobytes.
     return Measured(
-        child.returncode, seconds, usage.ru_maxrss / 1024, out_path.read_text(encoding="utf-8")
+        child.returncode,
+        seconds,
+        usage.ru_maxrss / 1024,
+        tree.peak / 1024 / 1024,
+        out_path.read_text(encoding="utf-8"),
     )
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed RSS of a process and its descendants until ``done``."""
+
+    def __init__(self, pid: int, done: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.done, self.peak = pid, done, 0
+
+    def run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self.done.wait(0.05):
+            total = 0
+            try:
+                processes = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in processes:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
 
 
 def free_port() -> int:
