@@ -53,6 +53,13 @@ class SyncSettings(_Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
     pause_after_failures: int = Field(default=3, ge=1, le=365)
     strict_mapping: bool = False
+    helpers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="helper processes a sync runs at a time (hub.sync.fanout); unset: one "
+        "per core; 0: everything in the `evi sync` process",
+    )
 
 
 class RoutingRule(_Section):

@@ -125,15 +125,15 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
             _guarded(entry, _reconcile, hub, connectors[name], entry, options, shared)
         receivers = receiving(hub)
         pulling = [name for name in held if report.get(name).status == OK]
-        forked = _forking(options, connectors)
-        if forked:
-            _pull_forked(hub, pulling, report, options, run_id, receivers, shared)
+        helpers = _helpers(hub, options, connectors)
+        if helpers:
+            _pull_forked(hub, pulling, report, options, run_id, receivers, shared, helpers)
         else:
             for name in pulling:
                 _pull(hub, connectors[name], report.get(name), options, run_id, receivers, shared)
         if options.deliver and not options.dry_run:
-            if forked:
-                _deliver_forked(hub, connectors, report, options, shared)
+            if helpers:
+                _deliver_forked(hub, connectors, report, options, shared, helpers)
             else:
                 _deliver(hub, connectors, report, options, shared)
         if not options.dry_run:
@@ -265,16 +265,16 @@ def _pull_all(
     )
 
 
-def _forking(options: SyncOptions, connectors: Mapping[str, Connector]) -> bool:
-    """Whether this run spreads its connectors over helper processes (hub.sync.fanout):
-    for more than one connector, reached over the network (an in-process sandbox lives in
-    this process only), and not for a dry run."""
-    return (
-        len(connectors) > 1
-        and not options.transports
-        and not options.dry_run
-        and fanout.available()
-    )
+def _helpers(hub: Hub, options: SyncOptions, connectors: Mapping[str, Connector]) -> int:
+    """How many helper processes (hub.sync.fanout) this run may use at a time; 0 for none.
+
+    Helpers are used for more than one connector reached over the network (an in-process
+    sandbox lives in this process only), never for a dry run, and as many at a time as
+    ``sync.helpers`` says (default: one per core)."""
+    if len(connectors) < 2 or options.transports or options.dry_run or not fanout.available():
+        return 0
+    wanted = hub.settings.sync.helpers
+    return os.cpu_count() or 1 if wanted is None else wanted
 
 
 def _pull_forked(
@@ -285,8 +285,10 @@ def _pull_forked(
     run_id: str,
     receivers: Mapping[str, frozenset[str]],
     shared: InboundRun,
+    helpers: int,
 ) -> None:
-    """Each connector's pull in a helper process of its own; their reports replace ours."""
+    """Each connector's pull in a helper process of its own, ``helpers`` at a time; their
+    reports replace ours."""
 
     def job(name: str) -> fanout.Job:
         def pull(send: fanout.Send) -> ConnectorReport:
@@ -303,7 +305,9 @@ def _pull_forked(
         if options.progress:
             options.progress(names[index], int(pulled))
 
-    entries = fanout.run_forked([job(n) for n in names], progress, before_job=hub.db.after_fork)
+    entries = fanout.run_forked(
+        [job(n) for n in names], progress, before_job=hub.db.after_fork, at_once=helpers
+    )
     for entry in entries:
         report.replace(entry)
 
@@ -314,11 +318,12 @@ def _deliver_forked(
     report: SyncReport,
     options: SyncOptions,
     shared: InboundRun,
+    at_most: int,
 ) -> None:
-    """The deliveries in helper processes, one per connector, that split the queue by
-    person (so each person's transfers to an authority still go one after the other)."""
+    """The deliveries in up to ``at_most`` helper processes that split the queue by person
+    (so each person's transfers to an authority still go one after the other)."""
     usable = [n for n in connectors if report.get(n).status != CONFIG_ERROR]
-    helpers = max(1, min(len(usable), os.cpu_count() or 1))
+    helpers = max(1, min(len(usable), at_most))
 
     def job(share: int) -> fanout.Job:
         def deliver(_send: fanout.Send) -> tuple[dict[str, DeliveryCounts], float]:
@@ -336,7 +341,9 @@ def _deliver_forked(
 
         return deliver
 
-    done = fanout.run_forked([job(k) for k in range(helpers)], before_job=hub.db.after_fork)
+    done = fanout.run_forked(
+        [job(k) for k in range(helpers)], before_job=hub.db.after_fork, at_once=helpers
+    )
     for counts, _seconds in done:
         for name, delivered in counts.items():
             _add_deliveries(report.get(name), delivered)
