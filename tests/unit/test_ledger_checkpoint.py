@@ -202,3 +202,34 @@ def test_witness_directory_plugin_keeps_one_read_only_file_per_checkpoint(
     assert [f.read_text() for f in files] == [c.note for c in notes]
     assert all(stat.S_IMODE(os.stat(f).st_mode) == 0o444 for f in files)
     assert all(not c.witness_failures for c in notes)
+
+
+def test_a_checkpoint_waits_for_a_writer_at_work_and_covers_what_it_committed(hub: Hub) -> None:
+    """`evi sync` ends with a checkpoint while other writers (another connector's sync, a
+    worker) may be appending: it waits for them instead of failing, and signs what they
+    committed."""
+    import threading
+    import time
+
+    from hub.ledger.service import new_checkpoint
+
+    with hub.db.session() as session:
+        append_many(session, events(2))
+    appended, done = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with hub.db.session(write_lock=True) as session:
+            append_many(session, events(3))
+            appended.set()
+            time.sleep(0.3)  # still holding the write lock when the checkpoint is asked for
+        done.set()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        assert appended.wait(30)
+        checkpoint = new_checkpoint(hub)
+    finally:
+        writer.join()
+    assert done.is_set()
+    assert checkpoint.size == 5

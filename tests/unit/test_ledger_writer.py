@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from test_ledger_reference import ref_mth
 
 from hub.ledger.event import Action, LedgerEvent
@@ -187,13 +189,22 @@ def test_sqlite_append_after_a_stale_read_fails_cleanly_without_a_gap(tmp_path) 
 TRICKY = ['quote " and \\ backslash', "tab\t newline\n \u2028 é 😀 \x1f \x7f", "", None]
 
 
+def _appended_prepared(session: Session, events: list[LedgerEvent]) -> range:
+    from hub.ledger.writer import append_prepared, prepare_entries
+
+    prepared = prepare_entries(events)  # as the sync does, before the write transaction
+    return append_prepared(session, prepared)
+
+
+@pytest.mark.parametrize("append_events", [append_many, _appended_prepared])
 def test_large_batches_are_written_in_chunks_with_the_columns_of_their_bytes(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch, append_events: Callable[..., range]
 ) -> None:
     """SQLite inserts a batch of more than writer.CHUNK entries chunk by chunk, each with one
     statement that reads the search columns out of the canonical bytes (the chunk whose bytes
     hold an escaped NUL, entries 8-14, takes the executemany path); every column equals the
-    event's field."""
+    event's field. Entries encoded ahead (prepare_entries, then append_prepared) are stored
+    the same way."""
     from datetime import UTC, datetime, timedelta
 
     from hub.ledger import writer
@@ -216,8 +227,8 @@ def test_large_batches_are_written_in_chunks_with_the_columns_of_their_bytes(
         for i in range(30)
     ]
     with database.session() as session:
-        assert append_many(session, events[:1]) == range(0, 1)
-        assert append_many(session, events[1:]) == range(1, 30)
+        assert append_events(session, events[:1]) == range(0, 1)
+        assert append_events(session, events[1:]) == range(1, 30)
     with database.session() as session:
         rows = session.scalars(select(LedgerEntryRow).order_by(LedgerEntryRow.seq)).all()
         assert [row.seq for row in rows] == list(range(30))

@@ -173,7 +173,7 @@ def test_a_withdrawal_recorded_during_delivery_stops_every_send_not_yet_past_the
         identity = ParticipantRepository(session, demo.keys).identity_of(
             session.get(ParticipantRow, pid)
         )
-    pushes: list[tuple[str, datetime]] = []
+    pushes: list[tuple[str, str, datetime]] = []
     withdrawn_at: list[datetime] = []
     from hub.connector.service import build_connector
     from hub.demo.sandboxes import transports
@@ -189,16 +189,29 @@ def test_a_withdrawal_recorded_during_delivery_stops_every_send_not_yet_past_the
                 ConsentService(demo).withdraw(identity, actor="test")
                 withdrawn_at.append(datetime.now(UTC))
             results = _original(transfers)
-            pushes.extend((t.participant, datetime.now(UTC)) for t in transfers)
+            pushes.extend((t.participant, t.idempotency_key, datetime.now(UTC)) for t in transfers)
             return results
 
         connector.push_many = push_many  # type: ignore[method-assign]
     Deliverer(demo, connectors, actor="test", max_attempts=3, batch=1).run()
     assert withdrawn_at, "the withdrawal never happened"
-    late = [p for p, at in pushes if p == pseudonym and at > withdrawn_at[0] + timedelta(seconds=0)]
-    # batch=1: each item passes the gate right before its own push, so at most the one
-    # item already past the gate when the withdrawal committed may still go out.
-    assert len(late) <= 1
+    late = {key for p, key, at in pushes if p == pseudonym and at > withdrawn_at[0]}
+    # batch=1: each item passes the gate when it is claimed, and the next one is claimed
+    # while the current one is pushed; so at most those two were past the gate when the
+    # withdrawal committed, and each push after it was permitted before it.
+    assert len(late) <= 2
+    with demo.db.session() as session:
+        permitted = {
+            entry.correlation_id: entry.time
+            for entry in session.scalars(
+                select(LedgerEntryRow).where(
+                    LedgerEntryRow.participant == pseudonym,
+                    LedgerEntryRow.actor == "test",
+                    LedgerEntryRow.decision == "permit",
+                )
+            )
+        }
+    assert all(permitted[key] < withdrawn_at[0] for key in late)
     with demo.db.session() as session:
         left = session.scalars(
             select(OutboxItem.status).where(OutboxItem.participant_id == pid)
