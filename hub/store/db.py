@@ -171,10 +171,20 @@ class Database:
         finally:
             self._turns.release()
 
-    def after_fork(self) -> None:
-        """In a forked child: leave the parent's connections and lock file to the parent."""
+    def after_fork(self, *, page_cache_kib: int | None = None) -> None:
+        """In a forked child: leave the parent's connections and lock file to the parent.
+
+        ``page_cache_kib`` caps SQLite's page cache of the child's connections (each is
+        64 MB otherwise, which several processes need not hold each).
+        """
         self.engine.dispose(close=False)
         self._turns = _writer_turns(self.engine)
+        if page_cache_kib is not None and self.dialect == "sqlite":
+
+            def smaller_cache(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute(f"PRAGMA cache_size=-{int(page_cache_kib)}")
+
+            event.listen(self.engine, "connect", smaller_cache)
 
     def check_connection(self) -> None:
         """Raise :class:`StorageError` naming the (password-less) URL if unreachable."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -57,6 +58,9 @@ from hub.sync.report import (
 from hub.sync.subscriptions import reconcile, subscribed_identities
 
 ACTOR = "evi-sync"
+HELPER_PAGE_CACHE_KIB = 16_384
+"""SQLite page cache of each helper process's connections (measured: a 100,000-record
+sync no faster with 64 MB each; at 1M records 64 MB each made every helper 48 MB bigger)."""
 Progress = Callable[[str, int], None]
 
 
@@ -306,7 +310,10 @@ def _pull_forked(
             options.progress(names[index], int(pulled))
 
     entries = fanout.run_forked(
-        [job(n) for n in names], progress, before_job=hub.db.after_fork, at_once=helpers
+        [job(n) for n in names],
+        progress,
+        before_job=_in_helper(hub),
+        at_once=helpers,
     )
     for entry in entries:
         report.replace(entry)
@@ -342,7 +349,9 @@ def _deliver_forked(
         return deliver
 
     done = fanout.run_forked(
-        [job(k) for k in range(helpers)], before_job=hub.db.after_fork, at_once=helpers
+        [job(k) for k in range(helpers)],
+        before_job=_in_helper(hub),
+        at_once=helpers,
     )
     for counts, _seconds in done:
         for name, delivered in counts.items():
@@ -350,6 +359,11 @@ def _deliver_forked(
     elapsed = max((seconds for _, seconds in done), default=0.0)
     for name in usable:
         report.get(name).duration_s += elapsed / max(len(usable), 1)
+
+
+def _in_helper(hub: Hub) -> Callable[[], None]:
+    """What a helper process does first: its own database connections, smaller caches."""
+    return partial(hub.db.after_fork, page_cache_kib=HELPER_PAGE_CACHE_KIB)
 
 
 @contextmanager

@@ -84,3 +84,17 @@ def test_a_writer_killed_during_its_turn_holds_nobody_up(tmp_path: Path) -> None
         if holder.poll() is None:
             holder.kill()
         database.dispose()
+
+
+def test_a_forked_helper_opens_its_own_connections_with_the_cache_it_asks_for(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'helper.db'}")
+    with database.session() as session:
+        parents = session.connection().connection.dbapi_connection
+        assert session.execute(text("PRAGMA cache_size")).scalar() == -65536
+    database.after_fork(page_cache_kib=1024)
+    with database.session(write_lock=True) as session:
+        assert session.connection().connection.dbapi_connection is not parents
+        assert session.execute(text("PRAGMA cache_size")).scalar() == -1024
+    database.dispose()
