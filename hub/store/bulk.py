@@ -15,12 +15,12 @@ names from :mod:`hub.store.tables` go into the SQL, never input.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, CursorResult, Dialect
 
 RECORD_COLUMNS = (
     "source",
@@ -99,7 +99,7 @@ def _aware_utc(value: datetime) -> datetime:
 
 @cache
 def _insert_sql(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(dialect)
     json_mark = mark if dialect.name == "sqlite" else f"CAST({mark} AS JSON)"
     marks = ", ".join(json_mark if c in _JSON_COLUMNS else mark for c in columns)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
@@ -107,7 +107,7 @@ def _insert_sql(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
 
 @cache
 def _update_sql(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(dialect)
     json_mark = mark if dialect.name == "sqlite" else f"CAST({mark} AS JSON)"
     sets = ", ".join(f"{c} = {json_mark if c in _JSON_COLUMNS else mark}" for c in columns)
     return f"UPDATE {table} SET {sets} WHERE id = {mark}"  # noqa: S608
@@ -133,7 +133,7 @@ def insert_outbox(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 
 def upsert_cursor(connection: Connection, connector: str, cursor: str, when: Any) -> None:
     """Set ``connector``'s sync cursor (``when`` as :func:`time_binder` gives it)."""
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(connection.dialect)
     connection.exec_driver_sql(
         f"INSERT INTO sync_cursor (connector, cursor, updated_at) VALUES ({mark}, {mark}, {mark}) "  # noqa: S608 - placeholders only
         "ON CONFLICT (connector) DO UPDATE SET cursor = excluded.cursor, "
@@ -151,12 +151,8 @@ def execute_in(
     chunk: int = 500,
 ) -> None:
     """Run ``statement`` for every value in ``values`` in chunks, like :func:`rows_in`."""
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    template = statement.replace("?", mark)
-    for start in range(0, len(values), chunk):
-        part = values[start : start + chunk]
-        sql = template.format(marks=", ".join([mark] * len(part)))
-        connection.exec_driver_sql(sql, (*params, *part))
+    for _ in _in_chunks(connection, statement, values, params, chunk):
+        pass
 
 
 def rows_in(
@@ -173,11 +169,23 @@ def rows_in(
     driver's placeholder written as ``?`` for each of ``params``, which come before the
     values (``SELECT id FROM record WHERE source = ? AND source_id IN ({marks})``).
     """
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    template = query.replace("?", mark)
     rows: list[tuple[Any, ...]] = []
+    for result in _in_chunks(connection, query, values, params, chunk):
+        rows.extend(result.fetchall())
+    return rows
+
+
+def _in_chunks(
+    connection: Connection, sql: str, values: Sequence[Any], params: Sequence[Any], chunk: int
+) -> Iterator[CursorResult[Any]]:
+    mark = placeholder(connection.dialect)
+    template = sql.replace("?", mark)
     for start in range(0, len(values), chunk):
         part = values[start : start + chunk]
-        sql = template.format(marks=", ".join([mark] * len(part)))
-        rows.extend(connection.exec_driver_sql(sql, (*params, *part)).fetchall())
-    return rows
+        statement = template.format(marks=", ".join([mark] * len(part)))
+        yield connection.exec_driver_sql(statement, (*params, *part))
+
+
+def placeholder(dialect: Dialect) -> str:
+    """The driver's parameter mark: ``?`` (sqlite3) or ``%s`` (psycopg)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"

@@ -16,7 +16,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.base import Base
-from hub.store.bulk import execute_in, time_binder
+from hub.store.bulk import execute_in, placeholder, time_binder
 from hub.store.tables.sync import OutboxItem
 
 PENDING = "pending"
@@ -84,7 +84,7 @@ class OutboxRepository:
         if wanted == []:
             return []
         connection = self.session.connection()
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(connection.dialect)
         only = f" AND recipient IN ({', '.join([mark] * len(wanted))})" if wanted else ""
         if share is not None:
             modulo = "%%" if mark == "%s" else "%"  # a literal % beside %s placeholders
@@ -150,7 +150,7 @@ class OutboxRepository:
             return
         connection = self.session.connection()
         when = time_binder(connection.dialect)
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(connection.dialect)
         connection.exec_driver_sql(
             f"UPDATE outbox SET status = {mark}, attempts = {mark}, next_attempt_at = {mark}, "  # noqa: S608 - placeholders only
             f"last_error = {mark}, finished_at = {mark} WHERE id = {mark}",

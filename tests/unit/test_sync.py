@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -17,13 +15,12 @@ from sync_support import (
     count,
     knobs,
     received,
-    setup_demo,
     sync_options,
 )
 
 from hub.connector.service import list_connectors
 from hub.consent.service import ConsentService
-from hub.context import Hub, open_hub
+from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget
 from hub.ledger.service import verify
 from hub.settings import get_settings
@@ -34,20 +31,6 @@ from hub.store.tables.sync import OutboxItem, StoredRecord, SyncLock
 from hub.sync.delivery import Deliverer
 from hub.sync.job import run_sync
 from hub.sync.outbox import DELIVERED, DENIED, PENDING
-
-
-@pytest.fixture
-def demo(db_url: str, evi_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
-    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    hub = open_hub()
-    yield hub
-    hub.close()
-
-
-@pytest.fixture
-def targets(demo: Hub) -> dict[str, SandboxTarget]:
-    return setup_demo(demo)
 
 
 def _delivered_per_recipient(hub: Hub) -> dict[str, int]:

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sync_support import setup_demo, sync_options
+from sync_support import sync_options
 
 from hub.connector.base import Connector
 from hub.connector.service import build_connector
 from hub.consent.service import ConsentService
-from hub.context import Hub, open_hub
+from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget, transports
 from hub.model.records import NativeRecord
-from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
@@ -31,20 +29,6 @@ from hub.sync.inbound import InboundBatch, InboundCounts
 from hub.sync.job import receiving, run_sync
 from hub.sync.outbox import OutboxRepository
 from hub.sync.subscriptions import subscribed_identities
-
-
-@pytest.fixture
-def demo(db_url: str, evi_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
-    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    hub = open_hub()
-    yield hub
-    hub.close()
-
-
-@pytest.fixture
-def targets(demo: Hub) -> dict[str, SandboxTarget]:
-    return setup_demo(demo)
 
 
 @pytest.fixture
