@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from hub.connector.base import Connector
 from hub.connector.retry import RetryPolicy
 from hub.context import Hub
 from hub.demo.run import DemoOptions, run_demo
 from hub.demo.sandboxes import SandboxTarget, sandbox_client, sandbox_targets, transports
+from hub.model.records import NativeRecord
 from hub.store.base import Base
-from hub.sync.job import SyncOptions
+from hub.sync.inbound import InboundBatch
+from hub.sync.job import SyncOptions, receiving
 
 SEED = 7
 POPULATION = 40
@@ -52,3 +56,26 @@ def knobs(target: SandboxTarget, **changes: Any) -> None:
 def count(hub: Hub, table: type[Base], *where: Any) -> int:
     with hub.db.session() as session:
         return int(session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+def inbound_batch(hub: Hub, connector: Connector) -> InboundBatch:
+    """Batches of ``connector``'s records as a test run stores them."""
+    return InboundBatch(
+        hub.keys,
+        connector,
+        hub.settings.routing,
+        receiving(hub),
+        actor="test",
+        correlation_id="test-run",
+    )
+
+
+def a_day_earlier(native: NativeRecord) -> NativeRecord:
+    """The same municipality record with its date a day earlier: a new version of it."""
+    field = next(
+        f
+        for f in ("remissdatum", "beslutFran", "startdatum", "avslutsdatum")
+        if f in native.payload
+    )
+    moved = (date.fromisoformat(native.payload[field]) - timedelta(days=1)).isoformat()
+    return native.model_copy(update={"payload": {**native.payload, field: moved}})

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sync_support import (
     SEED,
+    a_day_earlier,
     bench,
     count,
+    inbound_batch,
     knobs,
     received,
     sync_options,
@@ -353,8 +355,7 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
 ) -> None:
     from hub.connector.service import build_connector
     from hub.demo.sandboxes import transports
-    from hub.sync.inbound import InboundBatch, InboundCounts
-    from hub.sync.job import receiving
+    from hub.sync.inbound import InboundCounts
     from hub.sync.subscriptions import subscribed_identities
 
     run_sync(demo, sync_options(targets, deliver=False))
@@ -373,25 +374,13 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
             )
         native = next(n for n in natives if n.source_id in stored)
         record_id = stored[native.source_id]
-        field = next(
-            f
-            for f in ("remissdatum", "beslutFran", "startdatum", "avslutsdatum")
-            if f in native.payload
-        )
-        moved = (date.fromisoformat(native.payload[field]) - timedelta(days=1)).isoformat()
-        changed = native.model_copy(update={"payload": {**native.payload, field: moved}})
+        changed = a_day_earlier(native)
+        moved = next(v for k, v in changed.payload.items() if native.payload[k] != v)
 
         def night(record: object) -> InboundCounts:
             counts = InboundCounts()
             with demo.db.session(write_lock=True) as session:
-                InboundBatch(
-                    demo.keys,
-                    connector,
-                    demo.settings.routing,
-                    receiving(demo),
-                    actor="test",
-                    correlation_id="test-run",
-                ).run(session, [record], counts)  # type: ignore[list-item]
+                inbound_batch(demo, connector).run(session, [record], counts)  # type: ignore[list-item]
             return counts
 
         def outbox_keys() -> set[str]:

@@ -9,11 +9,11 @@ between the two steps.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sync_support import sync_options
+from sync_support import a_day_earlier, inbound_batch, sync_options
 
 from hub.connector.base import Connector
 from hub.connector.service import build_connector
@@ -25,8 +25,8 @@ from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord
-from hub.sync.inbound import InboundBatch, InboundCounts
-from hub.sync.job import receiving, run_sync
+from hub.sync.inbound import InboundCounts
+from hub.sync.job import run_sync
 from hub.sync.outbox import OutboxRepository
 from hub.sync.subscriptions import subscribed_identities
 
@@ -36,17 +36,6 @@ def kommun(demo: Hub, targets: dict[str, SandboxTarget]) -> Iterator[Connector]:
     run_sync(demo, sync_options(targets, deliver=False))
     with build_connector(demo, "kommun", transport=transports(targets)["kommun"]) as connector:
         yield connector
-
-
-def _inbound(demo: Hub, connector: Connector) -> InboundBatch:
-    return InboundBatch(
-        demo.keys,
-        connector,
-        demo.settings.routing,
-        receiving(demo),
-        actor="test",
-        correlation_id="test-run",
-    )
 
 
 def _changed_records(demo: Hub, connector: Connector) -> tuple[list[NativeRecord], int]:
@@ -62,17 +51,7 @@ def _changed_records(demo: Hub, connector: Connector) -> tuple[list[NativeRecord
             ).all()
         )
     person = next(stored[n.source_id] for n in natives if n.source_id in stored)
-    changed = []
-    for native in natives:
-        if stored.get(native.source_id) != person:
-            continue
-        field = next(
-            f
-            for f in ("remissdatum", "beslutFran", "startdatum", "avslutsdatum")
-            if f in native.payload
-        )
-        moved = (date.fromisoformat(native.payload[field]) - timedelta(days=1)).isoformat()
-        changed.append(native.model_copy(update={"payload": {**native.payload, field: moved}}))
+    changed = [a_day_earlier(n) for n in natives if stored.get(n.source_id) == person]
     return changed, person
 
 
@@ -93,7 +72,7 @@ def test_a_consent_withdrawn_between_preparing_and_storing_a_batch_is_decided_ag
     batch, person = _changed_records(demo, kommun)
     source_ids = [n.source_id for n in batch]
     before = _digests(demo, source_ids)
-    inbound = _inbound(demo, kommun)
+    inbound = inbound_batch(demo, kommun)
     with demo.db.session() as session:
         prepared = inbound.prepare(session, batch)
     assert prepared.counts.stored == len(batch) > 0  # as things stood: every version stored
@@ -135,7 +114,7 @@ def test_a_batch_prepared_before_a_refused_person_was_registered_is_decided_agai
     demo: Hub, kommun: Connector
 ) -> None:
     batch, person = _changed_records(demo, kommun)
-    inbound = _inbound(demo, kommun)
+    inbound = inbound_batch(demo, kommun)
     with demo.db.session() as session:
         row = session.get(ParticipantRow, person)
         assert row is not None
