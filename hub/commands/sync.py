@@ -24,7 +24,8 @@ from hub.demo.sandboxes import transports
 from hub.ledger.service import new_checkpoint
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
-from hub.sync.job import Progress, SyncOptions, run_sync
+from hub.sync.job import run_sync
+from hub.sync.options import Progress, SyncOptions
 
 sync_app = typer.Typer(
     help="Run the nightly synchronisation, or show its history.",

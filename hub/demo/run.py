@@ -26,7 +26,8 @@ from hub.errors import ConfigError, InputError
 from hub.ledger.service import verify
 from hub.store import migrate
 from hub.store.meta import get_meta, set_meta
-from hub.sync.job import SyncOptions, run_sync
+from hub.sync.job import run_sync
+from hub.sync.options import SyncOptions
 
 SEED_KEY = "demo:seed"
 POPULATION_KEY = "demo:population"

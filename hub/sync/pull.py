@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from hub.connector.errors import ConnectorError
 from hub.model.records import NativeRecord
 from hub.store.db import Database
-from hub.sync.inbound import BATCH_SIZE, InboundBatch, InboundCounts
+from hub.sync.batch import InboundCounts
+from hub.sync.inbound import BATCH_SIZE, InboundBatch
 from hub.sync.prefetch import prefetched
 
 

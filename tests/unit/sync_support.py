@@ -18,7 +18,8 @@ from hub.demo.sandboxes import SandboxTarget, sandbox_client, sandbox_targets, t
 from hub.model.records import NativeRecord
 from hub.store.base import Base
 from hub.sync.inbound import InboundBatch
-from hub.sync.job import SyncOptions, receiving
+from hub.sync.job import receiving
+from hub.sync.options import SyncOptions
 
 SEED = 7
 POPULATION = 40

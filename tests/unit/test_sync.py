@@ -355,7 +355,7 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
 ) -> None:
     from hub.connector.service import build_connector
     from hub.demo.sandboxes import transports
-    from hub.sync.inbound import InboundCounts
+    from hub.sync.batch import InboundCounts
     from hub.sync.subscriptions import subscribed_identities
 
     run_sync(demo, sync_options(targets, deliver=False))

@@ -25,7 +25,7 @@ from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord
-from hub.sync.inbound import InboundCounts
+from hub.sync.batch import InboundCounts
 from hub.sync.job import run_sync
 from hub.sync.outbox import OutboxRepository
 from hub.sync.subscriptions import subscribed_identities
