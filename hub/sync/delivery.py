@@ -3,9 +3,10 @@
 Items go in small batches, with two short transactions around the pushes, so no
 transaction (and no database lock) is held while an authority is being called:
 
-1. claim: lock due items (``FOR UPDATE SKIP LOCKED``), lease them, ask the gate with each
-   person's consents *as stored now*, and write the decisions to the ledger; a deny
-   finishes its item here. A withdrawal committed before this point stops the send.
+1. claim (:mod:`hub.sync.claims`): lock due items (``FOR UPDATE SKIP LOCKED``), lease
+   them, ask the gate with each person's consents *as stored now*, and write the
+   decisions to the ledger; a deny finishes its item here. A withdrawal committed before
+   this point stops the send.
 2. push each permitted item with its idempotency key (outside any transaction).
 3. record: the delivery results in the ledger and the items' new states.
 
@@ -30,9 +31,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
-
-from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
 from hub.connector.errors import (
@@ -41,17 +39,14 @@ from hub.connector.errors import (
     ConnectorError,
     TransientConnectorError,
 )
-from hub.consent import gate
-from hub.consent.decisions import DecisionRequest, decision_event
 from hub.consent.snapshots import SnapshotCache
 from hub.context import Hub
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
-from hub.model.identity import parse_identity
-from hub.model.records import PushResult, Transfer
-from hub.store.bulk import read_json, read_time, rows_in
+from hub.model.records import PushResult
+from hub.sync.claims import Claim, claim_due
 from hub.sync.gcpolicy import fewer_collections
-from hub.sync.outbox import DEAD, DELIVERED, DENIED, OutboxRepository, QueuedItem
+from hub.sync.outbox import DEAD, DELIVERED, OutboxRepository, QueuedItem
 
 log = logging.getLogger(__name__)
 
@@ -71,27 +66,8 @@ class DeliveryCounts:
 
 
 @dataclass(frozen=True)
-class _Claim:
-    item: QueuedItem
-    transfer: Transfer
-    payload_sha256: str  # the stored record's digest: the body the transfer carries
-
-    @property
-    def item_id(self) -> int:
-        return self.item.id
-
-    @property
-    def key(self) -> str:
-        return self.item.idempotency_key
-
-    @property
-    def recipient(self) -> str:
-        return self.item.recipient
-
-
-@dataclass(frozen=True)
 class _Outcome:
-    claim: _Claim
+    claim: Claim
     result: PushResult | None = None
     error: ConnectorError | None = None
 
@@ -168,18 +144,9 @@ class Deliverer:
                 self._record(*_gathered(in_flight))
         return self.counts
 
-    def deliver_batch(self) -> bool:
-        """Claim, push and record one batch, one queue after the other; False when nothing
-        was due."""
-        claims, handled = self._claim()
-        if not handled:
-            return False
-        self._record(*_merged([self._push_queue(q) for q in self._queues(claims)]))
-        return True
-
-    def _queues(self, claims: list[_Claim]) -> list[list[_Claim]]:
+    def _queues(self, claims: list[Claim]) -> list[list[Claim]]:
         """The claims in the queues that are pushed side by side (claims in queue order)."""
-        queues: dict[tuple[str, str], list[_Claim]] = {}
+        queues: dict[tuple[str, str], list[Claim]] = {}
         for claim in claims:
             connector = self.connectors.get(claim.recipient)
             if connector is not None and connector.push_batch_size > 1:
@@ -189,7 +156,7 @@ class Deliverer:
                 queues.setdefault((claim.recipient, claim.transfer.participant), []).append(claim)
         return list(queues.values())
 
-    def _push_queue(self, claims: list[_Claim]) -> _Pushed:
+    def _push_queue(self, claims: list[Claim]) -> _Pushed:
         """Push one queue in order, in batches where the authority takes them; stop at the
         first failure (the rest are released untouched, to keep the order next time).
 
@@ -214,82 +181,26 @@ class Deliverer:
 
     # -- 1. claim -----------------------------------------------------------------------
 
-    def _claim(self) -> tuple[list[_Claim], int]:
-        now = self.clock()
+    def _claim(self) -> tuple[list[Claim], int]:
         with self.hub.db.session(write_lock=True) as session:
-            outbox = OutboxRepository(session)
-            items = outbox.claim(
-                now, self.lease, self.batch, sorted(self.connectors), share=self.share
+            done = claim_due(
+                session,
+                self.hub.keys,
+                self._snapshots,
+                self.clock(),
+                lease=self.lease,
+                limit=self.batch,
+                recipients=sorted(self.connectors),
+                share=self.share,
+                actor=self.actor,
             )
-            if not items:
-                return [], 0
-            records = _records(session, {i.record_id for i in items})
-            people = _people(session, {i.participant_id for i in items})
-            # current as of this transaction: a withdrawal committed before it is seen
-            snapshots = self._snapshots.snapshots(session, list(people.values()))
-            events: list[LedgerEvent] = []
-            claims: list[_Claim] = []
-            denied: list[QueuedItem] = []
-            for item in items:
-                record, person = records[item.record_id], people[item.participant_id]
-                request = DecisionRequest(
-                    item.origin,
-                    item.recipient,
-                    item.category,
-                    item.purpose,
-                    now,
-                    payload_sha256=record.payload_sha256,
-                    restricted_origin=record.restricted,
-                )
-                decision = gate.decide(
-                    snapshots[person.id],
-                    request.origin,
-                    request.recipient,
-                    request.category,
-                    request.purpose,
-                    now,
-                    restricted_origin=record.restricted,
-                )
-                events.append(
-                    decision_event(
-                        decision,
-                        person.pseudonym,
-                        request,
-                        actor=self.actor,
-                        correlation_id=item.idempotency_key,
-                    )
-                )
-                if not decision.permitted:
-                    outbox.finish(item, DENIED, now, error=f"consent gate: {decision.reason.value}")
-                    denied.append(item)
-                    self.counts[item.recipient].denied += 1
-                    continue
-                identity = (
-                    None
-                    if person.protected_identity
-                    else parse_identity(self.hub.keys.decrypt_number(person.pnr_ciphertext))
-                )
-                transfer = Transfer.model_validate(
-                    {
-                        "idempotency_key": item.idempotency_key,
-                        "origin": item.origin,
-                        "recipient": item.recipient,
-                        "purpose": item.purpose,
-                        "participant": person.pseudonym,
-                        "person": identity,
-                        "source_id": record.source_id,
-                        "updated_at": record.updated_at,
-                        "body": record.body,
-                    }
-                )
-                claims.append(_Claim(item, transfer, record.payload_sha256))
-            outbox.save(denied)
-            append_many(session, events)
-            return claims, len(items)
+        for item in done.denied:
+            self.counts[item.recipient].denied += 1
+        return done.claims, done.handled
 
     # -- 2. push ------------------------------------------------------------------------
 
-    def _push(self, chunk: list[_Claim]) -> list[_Outcome] | None:
+    def _push(self, chunk: list[Claim]) -> list[_Outcome] | None:
         """Push one transfer, or a batch in one call; ``None`` if the connector is given up."""
         recipient = chunk[0].recipient
         with self._lock:
@@ -376,7 +287,7 @@ class Deliverer:
         counts.dead_lettered += 1
         return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, exc.detail[:200])
 
-    def _event(self, claim: _Claim, now: datetime, outcome: Outcome, reason: str) -> LedgerEvent:
+    def _event(self, claim: Claim, now: datetime, outcome: Outcome, reason: str) -> LedgerEvent:
         return LedgerEvent(
             time=now,
             action=Action.DELIVERY,
@@ -391,46 +302,3 @@ class Deliverer:
             participant=claim.transfer.participant,
             correlation_id=claim.key,
         )
-
-
-class _Record(NamedTuple):
-    id: int
-    source_id: str
-    updated_at: datetime
-    body: dict[str, Any]
-    payload_sha256: str
-    restricted: bool
-
-
-class _Person(NamedTuple):
-    id: int
-    pseudonym: str
-    protected_identity: bool
-    consent_revision: int
-    pnr_ciphertext: bytes
-
-
-def _records(session: Session, ids: set[int]) -> dict[int, _Record]:
-    rows = rows_in(
-        session.connection(),
-        "SELECT id, source_id, updated_at, body, payload_sha256, restricted FROM record "
-        "WHERE id IN ({marks})",
-        sorted(ids),
-    )
-    return {
-        rid: _Record(rid, source_id, read_time(updated), read_json(body), digest, bool(restricted))
-        for rid, source_id, updated, body, digest, restricted in rows
-    }
-
-
-def _people(session: Session, ids: set[int]) -> dict[int, _Person]:
-    rows = rows_in(
-        session.connection(),
-        "SELECT id, pseudonym, protected_identity, consent_revision, pnr_ciphertext "
-        "FROM participant WHERE id IN ({marks})",
-        sorted(ids),
-    )
-    return {
-        pid: _Person(pid, pseudonym, bool(protected), revision, bytes(ciphertext))
-        for pid, pseudonym, protected, revision, ciphertext in rows
-    }
