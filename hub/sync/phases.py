@@ -40,6 +40,7 @@ def pull(
     receivers: Mapping[str, frozenset[str]],
     shared: InboundRun,
 ) -> None:
+    """One connector's pull, in this process; its counts and outcome go on ``entry``."""
     counts = InboundCounts()
     try:
         guarded(entry, _pull_all, hub, connector, counts, options, run_id, receivers, shared)
@@ -101,7 +102,7 @@ def helpers_for(hub: Hub, options: SyncOptions, connectors: Mapping[str, Connect
     if len(connectors) < 2 or options.transports or options.dry_run or not fanout.available():
         return 0
     wanted = hub.settings.sync.helpers
-    return os.cpu_count() or 1 if wanted is None else wanted
+    return (os.cpu_count() or 1) if wanted is None else wanted
 
 
 def pull_forked(

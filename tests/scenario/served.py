@@ -141,6 +141,22 @@ class Sandboxes:
     def received_keys(self) -> dict[str, set[str]]:
         return {n: {i["idempotency_key"] for i in self.received(n)["items"]} for n in AUTHORITIES}
 
+    def advance(self, rounds: int = 1) -> None:
+        """A night passes at every authority: each person gets ``rounds`` new records."""
+        for name in AUTHORITIES:
+            with self._client(name) as client:
+                client.post("/_sandbox/advance", json={"rounds": rounds}).raise_for_status()
+
+    def stop_one(self, name: str) -> None:
+        """Take one authority's service down (connections to it are refused from now)."""
+        server = self._servers[AUTHORITIES.index(name)]
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
     def stop(self) -> None:
         for server in self._servers:
             if server.poll() is None:

@@ -68,3 +68,39 @@ def test_a_night_with_helper_processes_does_what_one_process_does(tmp_path: Path
             many.stop()
     finally:
         one.stop()
+
+
+def test_with_helpers_an_authority_that_is_down_fails_alone_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "down"
+    sandboxes, first = _night(home, "2")
+    try:
+        assert all(entry["status"] == "ok" for entry in first.values())
+        sandboxes.advance()
+        sandboxes.stop_one("af")
+        env = evi_env(home, EVI_SYNC__HELPERS="2")
+        done = evi(env, "sync", "--json")
+        assert done.returncode == 1, done.stdout + done.stderr
+        report = {r["connector"]: r for r in json.loads(done.stdout)["connectors"]}
+        assert report["af"]["status"] == "failed" and report["af"]["error"]
+        for name in ("fk", "kommun", "region"):
+            assert report[name]["status"] == "ok", report[name]
+            assert report[name]["pulled"] > 0
+        assert sum(report[n]["delivered"] for n in ("fk", "kommun", "region")) > 0
+        with sqlite3.connect(home / "evi.db") as db:
+            to_af = dict(
+                db.execute(
+                    "SELECT status, COUNT(*) FROM outbox WHERE recipient = 'af' GROUP BY status"
+                ).fetchall()
+            )
+            others_pending = db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE recipient != 'af' AND status = 'pending'"
+            ).fetchone()[0]
+        assert to_af.get("pending", 0) > 0, "nothing was queued for the authority that is down"
+        assert to_af.get("dead", 0) == 0, "a transfer to an authority that is down was given up"
+        assert others_pending == 0
+        verified = evi(env, "log", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        sandboxes.stop()
