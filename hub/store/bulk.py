@@ -56,11 +56,6 @@ OUTBOX_COLUMNS = (
 _JSON_COLUMNS = frozenset({"body", "unmapped"})
 
 
-def db_time(connection: Connection, value: datetime) -> Any:
-    """``value`` (aware) as the driver takes it for a ``UTCDateTime`` column."""
-    return time_binder(connection.dialect)(value)
-
-
 @cache
 def time_binder(dialect: Dialect) -> Any:
     """A function turning an aware datetime into this dialect's ``UTCDateTime`` parameter."""

@@ -3,7 +3,8 @@
 Rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number
 of `evi worker` processes can drain one outbox; the row lock is the claim, and it dies
 with the worker's connection, so a killed worker's item simply becomes claimable again.
-SQLite ignores ``FOR UPDATE``; there the job runs in one process.
+On SQLite, which has no row locks, a claim is made inside the write lock (the caller's
+``write_lock`` transaction), so claimants take turns and the lease does the rest.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from hub.store.base import Base
 from hub.store.bulk import execute_in, placeholder, time_binder
 from hub.store.tables.sync import OutboxItem
 
@@ -23,9 +23,6 @@ PENDING = "pending"
 DELIVERED = "delivered"
 DENIED = "denied"
 DEAD = "dead"
-
-_OUTBOX: Table = Base.metadata.tables[OutboxItem.__tablename__]
-
 
 _CLAIMED = (
     "id",
