@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _sync_sandboxes import (
     Measured,
     Sandboxes,
+    bench_env,
     evi,
     evi_env,
     run_measured,
@@ -218,7 +219,7 @@ def run_size(plan: Plan, args: argparse.Namespace, work: Path) -> Result:
         dlt_config = write_json(work / "dlt.json", config)
         result.dlt = run_measured(
             [sys.executable, str(DLT_SCRIPT), "--config", str(dlt_config)],
-            {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"},
+            {**bench_env(), "RUNTIME__DLTHUB_TELEMETRY": "false"},
             timeout=CHILD_TIMEOUT,
             log=work / "dlt.log",
         )

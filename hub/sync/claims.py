@@ -5,6 +5,13 @@ each is decided with the person's consents *as stored now*: a withdrawal committ
 this transaction stops the send. Every decision goes to the ledger in the same
 transaction; a deny finishes its item here. What is permitted comes back as a
 :class:`Claim` carrying the :class:`~hub.model.records.Transfer` to push.
+
+On PostgreSQL a claim is one transaction (:func:`claim_due`): row locks let any number of
+claimants work at once. On SQLite, where a writer holds the whole database, a claim is
+made in two steps like an inbound batch: decided and encoded while only reading
+(:func:`plan_claim`), then taken in a short write transaction (:func:`take_claim`) that
+first checks that no item was claimed and nobody's consents changed meanwhile, and
+otherwise claims in one step after all.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from hub.consent.decisions import DecisionRequest, decision_event
 from hub.consent.snapshots import SnapshotCache
 from hub.keys import KeyRing
 from hub.ledger.event import LedgerEvent
-from hub.ledger.writer import append_many
+from hub.ledger.writer import PreparedEntries, append_prepared, prepare_entries
 from hub.model.identity import parse_identity
 from hub.model.records import Transfer
 from hub.store.bulk import read_json, read_time, rows_in
@@ -76,6 +83,84 @@ def claim_due(
     items = outbox.claim(now, lease, limit, recipients, share=share)
     if not items:
         return Claimed([], [])
+    plan = _decide(session, keys, snapshots, now, items, actor)
+    outbox.save(plan.claimed.denied)
+    append_prepared(session, plan.entries)
+    return plan.claimed
+
+
+@dataclass
+class ClaimPlan:
+    """A claim decided while only reading (:func:`plan_claim`), to be taken by
+    :func:`take_claim` if nothing it read has changed meanwhile."""
+
+    now: datetime
+    items: list[QueuedItem]
+    claimed: Claimed
+    people: dict[int, tuple[int, bool]]  # participant id: (consent revision, protected)
+    entries: PreparedEntries  # the gate decisions, encoded
+
+
+def plan_claim(
+    session: Session,
+    keys: KeyRing,
+    snapshots: SnapshotCache,
+    now: datetime,
+    *,
+    limit: int,
+    recipients: list[str],
+    share: tuple[int, int] | None,
+    actor: str,
+) -> ClaimPlan | None:
+    """Step 1 of a claim in two steps, reading only: the due items, each decided at the
+    gate, the transfers built and the ledger entries encoded; ``None`` if nothing is due.
+
+    For SQLite, where one writer at a time holds the whole database: only step 2
+    (:func:`take_claim`) needs the write lock, so helper processes decide and encode
+    side by side instead of one after the other.
+    """
+    items = OutboxRepository(session).due(now, limit, recipients, share)
+    if not items:
+        return None
+    return _decide(session, keys, snapshots, now, items, actor)
+
+
+def take_claim(session: Session, plan: ClaimPlan, lease: timedelta) -> Claimed | None:
+    """Step 2, in ``session``'s write transaction: lease the planned items, finish the
+    denied ones and append the decisions, as :func:`claim_due` would have.
+
+    Returns ``None``, having written nothing, if an item was claimed or finished by
+    someone else, or a person's consents (or protected identity) changed since ``plan``
+    was read; then claim with :func:`claim_due` in this transaction instead. So every
+    decision stored is the gate's answer on the consents as committed when it is.
+    """
+    outbox = OutboxRepository(session)
+    if not outbox.still_due([item.id for item in plan.items], plan.now):
+        return None
+    rows = rows_in(
+        session.connection(),
+        "SELECT id, consent_revision, protected_identity FROM participant WHERE id IN ({marks})",
+        sorted(plan.people),
+    )
+    if len(rows) != len(plan.people) or any(
+        plan.people[pid] != (revision, bool(protected)) for pid, revision, protected in rows
+    ):
+        return None
+    outbox.lease(plan.items, plan.now + lease)
+    outbox.save(plan.claimed.denied)
+    append_prepared(session, plan.entries)
+    return plan.claimed
+
+
+def _decide(
+    session: Session,
+    keys: KeyRing,
+    snapshots: SnapshotCache,
+    now: datetime,
+    items: list[QueuedItem],
+    actor: str,
+) -> ClaimPlan:
+    """Ask the gate about each item with the consents as ``session`` reads them now."""
     records = _records(session, {i.record_id for i in items})
     people = _people(session, {i.participant_id for i in items})
     # current as of this transaction: a withdrawal committed before it is seen
@@ -112,7 +197,8 @@ def claim_due(
             )
         )
         if not decision.permitted:
-            outbox.finish(item, DENIED, now, error=f"consent gate: {decision.reason.value}")
+            why = f"consent gate: {decision.reason.value}"
+            OutboxRepository.finish(item, DENIED, now, error=why)
             done.denied.append(item)
             continue
         identity = (
@@ -134,9 +220,13 @@ def claim_due(
             }
         )
         done.claims.append(Claim(item, transfer, record.payload_sha256))
-    outbox.save(done.denied)
-    append_many(session, events)
-    return done
+    return ClaimPlan(
+        now=now,
+        items=items,
+        claimed=done,
+        people={p.id: (p.consent_revision, p.protected_identity) for p in people.values()},
+        entries=prepare_entries(events),
+    )
 
 
 class _Record(NamedTuple):

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hub.connector.base import Connector
 from hub.connector.errors import (
@@ -42,9 +43,9 @@ from hub.connector.errors import (
 from hub.consent.snapshots import SnapshotCache
 from hub.context import Hub
 from hub.ledger.event import Action, LedgerEvent, Outcome
-from hub.ledger.writer import append_many
+from hub.ledger.writer import append_prepared, prepare_entries
 from hub.model.records import PushResult
-from hub.sync.claims import Claim, claim_due
+from hub.sync.claims import Claim, Claimed, claim_due, plan_claim, take_claim
 from hub.sync.gcpolicy import fewer_collections
 from hub.sync.outbox import DEAD, DELIVERED, OutboxRepository, QueuedItem
 
@@ -182,21 +183,41 @@ class Deliverer:
     # -- 1. claim -----------------------------------------------------------------------
 
     def _claim(self) -> tuple[list[Claim], int]:
-        with self.hub.db.session(write_lock=True) as session:
-            done = claim_due(
-                session,
-                self.hub.keys,
-                self._snapshots,
-                self.clock(),
-                lease=self.lease,
-                limit=self.batch,
-                recipients=sorted(self.connectors),
-                share=self.share,
-                actor=self.actor,
-            )
+        done = self._claim_in_two_steps() if self.hub.db.dialect == "sqlite" else None
+        if done is None:
+            with self.hub.db.session(write_lock=True) as session:
+                done = claim_due(
+                    session, self.hub.keys, self._snapshots, self.clock(), **self._wanted()
+                )
         for item in done.denied:
             self.counts[item.recipient].denied += 1
         return done.claims, done.handled
+
+    def _claim_in_two_steps(self) -> Claimed:
+        """SQLite: decide while reading, then take the claim in a short write transaction
+        (see :mod:`hub.sync.claims`); claims in one step if something changed between."""
+        wanted = self._wanted()
+        lease = wanted.pop("lease")
+        with self.hub.db.session() as session:
+            plan = plan_claim(session, self.hub.keys, self._snapshots, self.clock(), **wanted)
+        if plan is None:
+            return Claimed([], [])
+        with self.hub.db.session(write_lock=True) as session:
+            done = take_claim(session, plan, lease)
+            if done is None:
+                done = claim_due(
+                    session, self.hub.keys, self._snapshots, self.clock(), lease=lease, **wanted
+                )
+        return done
+
+    def _wanted(self) -> dict[str, Any]:
+        return {
+            "lease": self.lease,
+            "limit": self.batch,
+            "recipients": sorted(self.connectors),
+            "share": self.share,
+            "actor": self.actor,
+        }
 
     # -- 2. push ------------------------------------------------------------------------
 
@@ -244,21 +265,22 @@ class Deliverer:
     # -- 3. record ----------------------------------------------------------------------
 
     def _record(self, outcomes: list[_Outcome], skipped: list[int]) -> None:
+        """Write the results: the ledger entries are encoded before the write lock is taken."""
         now = self.clock()
+        events = []
+        for outcome in outcomes:
+            outcome.claim.item.attempts += 1
+            events.append(self._settle(outcome.claim.item, outcome, now))
+        entries = prepare_entries(events)
         with self.hub.db.session(write_lock=True) as session:
             outbox = OutboxRepository(session)
             outbox.release(skipped, now)
-            events = []
-            for outcome in outcomes:
-                item = outcome.claim.item
-                item.attempts += 1
-                events.append(self._settle(outbox, item, outcome, now))
             outbox.save([outcome.claim.item for outcome in outcomes])
-            append_many(session, events)
+            append_prepared(session, entries)
 
-    def _settle(
-        self, outbox: OutboxRepository, item: QueuedItem, outcome: _Outcome, now: datetime
-    ) -> LedgerEvent:
+    def _settle(self, item: QueuedItem, outcome: _Outcome, now: datetime) -> LedgerEvent:
+        """The item's new state (written by ``OutboxRepository.save``) and its ledger entry."""
+        outbox = OutboxRepository
         counts = self.counts[outcome.claim.recipient]
         result, exc = outcome.result, outcome.error
         if result is not None and result.accepted:

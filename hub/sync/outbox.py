@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from hub.store.bulk import execute_in, placeholder, time_binder
+from hub.store.bulk import execute_in, placeholder, rows_in, time_binder
 from hub.store.tables.sync import OutboxItem
 
 PENDING = "pending"
@@ -77,6 +77,24 @@ class OutboxRepository:
         ``share = (k, n)`` claims only items about participants whose id is ``k`` modulo
         ``n``, so ``n`` claimants split the queue by person.
         """
+        items = self.due(now, limit, recipients, share, lock=True)
+        self.lease(items, now + lease)
+        return items
+
+    def due(
+        self,
+        now: datetime,
+        limit: int,
+        recipients: Iterable[str] | None = None,
+        share: tuple[int, int] | None = None,
+        *,
+        lock: bool = False,
+    ) -> list[QueuedItem]:
+        """Up to ``limit`` items due at ``now``, in queue order, as :meth:`claim` picks them.
+
+        Only reads, unless ``lock`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); the items
+        are claimed only once :meth:`lease` is called for them.
+        """
         wanted = sorted(recipients) if recipients is not None else None
         if wanted == []:
             return []
@@ -86,29 +104,52 @@ class OutboxRepository:
         if share is not None:
             modulo = "%%" if mark == "%s" else "%"  # a literal % beside %s placeholders
             only += f" AND participant_id {modulo} {mark} = {mark}"
-        lock = " FOR UPDATE SKIP LOCKED" if connection.dialect.name == "postgresql" else ""
-        when = time_binder(connection.dialect)
+        locked = ""
+        if lock and connection.dialect.name == "postgresql":
+            locked = " FOR UPDATE SKIP LOCKED"
         rows = connection.exec_driver_sql(
             # Only placeholders and fixed text go into the statement.
             f"SELECT {', '.join(_CLAIMED)} FROM outbox "  # noqa: S608
             f"WHERE status = {mark} AND next_attempt_at <= {mark}{only} "
-            f"ORDER BY next_attempt_at, id LIMIT {mark}{lock}",
-            (PENDING, when(now), *(wanted or ()), *(share[::-1] if share else ()), limit),
+            f"ORDER BY next_attempt_at, id LIMIT {mark}{locked}",
+            (
+                PENDING,
+                time_binder(connection.dialect)(now),
+                *(wanted or ()),
+                *(share[::-1] if share else ()),
+                limit,
+            ),
         ).fetchall()
-        until = now + lease
-        items = [
-            QueuedItem(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], PENDING, r[8], until, r[9], None
-            )
+        return [
+            QueuedItem(*r[:8], PENDING, r[8], now, r[9], None)  # type: ignore[arg-type]
             for r in rows
         ]
+
+    def lease(self, items: Sequence[QueuedItem], until: datetime) -> None:
+        """Claim ``items`` until ``until``: not due again before it (see :meth:`claim`)."""
+        for item in items:
+            item.next_attempt_at = until
+        connection = self.session.connection()
         execute_in(
             connection,
             "UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks})",
             [item.id for item in items],
-            (when(until),),
+            (time_binder(connection.dialect)(until),),
         )
-        return items
+
+    def still_due(self, ids: Sequence[int], now: datetime) -> bool:
+        """Whether every item of ``ids`` is still pending and due at ``now`` (claimed by
+        nobody since it was read); on PostgreSQL the rows stay locked until commit."""
+        connection = self.session.connection()
+        lock = " FOR UPDATE" if connection.dialect.name == "postgresql" else ""
+        rows = rows_in(
+            connection,
+            "SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ? "
+            "AND id IN ({marks})" + lock,
+            sorted(ids),
+            (PENDING, time_binder(connection.dialect)(now)),
+        )
+        return len(rows) == len(set(ids))
 
     def release(self, ids: Sequence[int], now: datetime) -> None:
         """End the lease of claimed items that were not attempted (e.g. on shutdown)."""
@@ -119,16 +160,16 @@ class OutboxRepository:
                 .values(next_attempt_at=now)
             )
 
-    def finish(
-        self, item: QueuedItem, status: str, now: datetime, error: str | None = None
-    ) -> None:
+    @staticmethod
+    def finish(item: QueuedItem, status: str, now: datetime, error: str | None = None) -> None:
         """Mark ``item`` done (written by :meth:`save`)."""
         item.status = status
         item.finished_at = now
         item.last_error = error
 
+    @staticmethod
     def retry_later(
-        self, item: QueuedItem, now: datetime, error: str, retry_after: float | None = None
+        item: QueuedItem, now: datetime, error: str, retry_after: float | None = None
     ) -> None:
         """Schedule another attempt after a failed one (``attempts`` already counted).
 
