@@ -75,17 +75,14 @@ class Preparation:
         self._stored = existing_records(
             self.session, self.connector.name, [c.source_id for _, c in mapped]
         )
+        protect = self._mark_protected(people, mapped, digests)
         unknown: list[str] = []
-        protect: list[int] = []
         for (native, common), digest in zip(mapped, digests, strict=True):
             person = people.get(digest)
             if person is None:
                 unknown.append(digest)
                 self._refuse(native, "no_consent")
                 continue
-            if common.protected_identity and not person.protected_identity:
-                person = people[digest] = self._mark_protected(person)
-                protect.append(person.id)
             self._admit(person, common)
         routing = self.run_state.routing
         routing.preload(self.session, {r.participant_id for r in self._pending.values()})
@@ -134,11 +131,25 @@ class Preparation:
         )
         return {row[1]: _Person(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
 
-    def _mark_protected(self, person: _Person) -> _Person:
-        """An authority reports a protected identity: gate with it from now (stored in step 2)."""
-        marked = person._replace(protected_identity=True)
-        self._snapshots.update(self.run_state.snapshots.snapshots(self.session, [marked]))
-        return marked
+    def _mark_protected(
+        self,
+        people: dict[str, _Person],
+        mapped: Sequence[tuple[NativeRecord, CommonRecord]],
+        digests: Sequence[str],
+    ) -> list[int]:
+        """The people an authority reports with a protected identity, marked so in
+        ``people`` and gated so from now (stored in step 2); returns their ids."""
+        marked: dict[str, _Person] = {}
+        for (_, common), digest in zip(mapped, digests, strict=True):
+            person = people.get(digest)
+            if common.protected_identity and person is not None and not person.protected_identity:
+                marked[digest] = person._replace(protected_identity=True)
+        if marked:
+            people.update(marked)
+            self._snapshots.update(
+                self.run_state.snapshots.snapshots(self.session, list(marked.values()))
+            )
+        return [person.id for person in marked.values()]
 
     def _decide(self, pseudonym: str, participant_id: int, request: DecisionRequest) -> Decision:
         decision = gate.decide(
