@@ -1,32 +1,46 @@
 """The `evi` command. Sub-commands live in :mod:`hub.commands`, one module per area.
 
+An area's module is imported only when one of its commands runs (or help lists them all),
+see :mod:`hub.commands.lazy`: each start of `evi` then pays for the area it uses.
+
 Errors a user can cause (:class:`hub.errors.EviError`) print one line and exit with the
 error's code; anything else prints one line too, and the traceback only with ``--debug``.
 """
 
 from __future__ import annotations
 
-import importlib
+import gc
 import logging
 import sys
 
 import typer
 
 from hub import __version__
+from hub.commands.lazy import LazyCommandGroup
 from hub.errors import EviError
 
-COMMAND_MODULES = (
-    "db",
-    "config",
-    "plugins",
-    "connectors",
-    "sandbox",
-    "consent",
-    "log",
-    "sync",
-    "transfers",
-    "demo",
-)
+COMMANDS = {
+    # top-level command -> the module whose register(app) adds it, in the order help lists
+    # them (as Typer listed them when every module was registered up front: plain commands
+    # first, then the groups)
+    "worker": "hub.commands.sync",
+    "demo": "hub.commands.demo",
+    "db": "hub.commands.db",
+    "config": "hub.commands.config",
+    "plugins": "hub.commands.plugins",
+    "connectors": "hub.commands.connectors",
+    "sandbox": "hub.commands.sandbox",
+    "consent": "hub.commands.consent",
+    "log": "hub.commands.log",
+    "sync": "hub.commands.sync",
+    "transfers": "hub.commands.transfers",
+}
+
+
+class EviCommands(LazyCommandGroup):
+    """The root group of `evi`: the areas in :data:`COMMANDS`, each loaded on first use."""
+
+    modules = COMMANDS
 
 
 def _version(value: bool) -> None:
@@ -53,17 +67,16 @@ def _root(
 
 
 def build_app() -> typer.Typer:
-    """The `evi` Typer app with every area's commands registered."""
+    """The `evi` Typer app; every area's commands are loaded when first looked up."""
     app = typer.Typer(
         name="evi",
+        cls=EviCommands,
         help="EVI hub: consent-gated exchange between the authorities of an 'En väg in' team.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
     )
     app.callback()(_root)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"hub.commands.{name}").register(app)
     return app
 
 
@@ -99,4 +112,20 @@ def run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    _no_collection_at_exit()
+    sys.exit(code)
+
+
+def _no_collection_at_exit() -> None:
+    """Spare the interpreter's shutdown its garbage-collection passes.
+
+    When `evi` ends, CPython's finalisation runs the cyclic garbage collector over every
+    object still alive (the loaded libraries, the sync's caches) only to free memory the
+    operating system takes back anyway; measured: about 0.35 s of `evi connectors list`
+    and 0.8 s after a 100,000-record `evi sync` had printed its report. The command has
+    finished by now and closed what it opened (the database's connections close when the
+    hub does), so moving the survivors out of the collector's sight (:func:`gc.freeze`)
+    loses nothing; reference counting still finalises what it always did.
+    """
+    gc.freeze()

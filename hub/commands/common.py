@@ -1,18 +1,26 @@
-"""What every command shares: the open hub, output helpers."""
+"""What every command shares: the open hub, output helpers.
+
+:mod:`hub.context` (the database, the ORM tables, the key ring) is imported when a command
+first asks for the hub, not with this module: a command that never opens the hub, such as
+``evi config show``, then starts without them.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hub.context import Hub, open_hub
+if TYPE_CHECKING:
+    from hub.context import Hub
 
 
 def hub_from(ctx: typer.Context) -> Hub:
     """The hub for this invocation, opened on first use and closed when the command ends."""
+    from hub.context import open_hub
+
     root = ctx.find_root()
     obj = root.obj if isinstance(root.obj, dict) else {}
     root.obj = obj

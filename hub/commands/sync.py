@@ -19,8 +19,6 @@ from rich.progress import SpinnerColumn, TaskID, TextColumn
 from hub.commands.common import hub_from, info, print_json
 from hub.connector.service import build_connector, runnable_connectors
 from hub.context import Hub
-from hub.demo.run import demo_sandboxes
-from hub.demo.sandboxes import transports
 from hub.ledger.service import new_checkpoint
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
@@ -34,6 +32,11 @@ sync_app = typer.Typer(
 
 
 def _sandbox_transports(hub: Hub) -> dict[str, Any]:
+    """In-process sandboxes for ``--sandbox``; the demo code (and its consent caseload) is
+    imported only then, not at every nightly run."""
+    from hub.demo.run import demo_sandboxes
+    from hub.demo.sandboxes import transports
+
     return transports(demo_sandboxes(hub))
 
 

@@ -8,17 +8,16 @@ Nothing here commits.
         one decision, loaded, decided and recorded
     gate_for(session, participant) -> ParticipantGate
         one snapshot load, then any number of decisions for that person
-    subscribers(session, party, at) -> list[ParticipantRow]
+    subscribers(session, party, at) -> list[ParticipantColumns]
         who currently has a consent naming ``party`` (the sync job's subscriptions)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.consent import gate
@@ -27,6 +26,7 @@ from hub.consent.snapshots import SnapshotCache, load_snapshot, load_snapshots
 from hub.ledger.event import Action, LedgerEvent, Outcome
 from hub.ledger.writer import append_many
 from hub.store.consents import ConsentRepository
+from hub.store.participants import ParticipantColumns, participant_columns
 from hub.store.tables.participant import ParticipantRow
 
 
@@ -157,18 +157,19 @@ def decide(
 
 def subscribers(
     session: Session, party: str, at: datetime, *, cache: SnapshotCache | None = None
-) -> list[ParticipantRow]:
+) -> list[ParticipantColumns]:
     """Participants whose consent names ``party`` at ``at`` (see ``Snapshot.parties_at``).
 
     These are the people the hub may register with (and ask) that authority about; anyone
     registered there who is not in this list must be cancelled. Ordered by participant id.
-    ``cache`` serves snapshots that are still current (a sync run shares one).
+    ``cache`` serves snapshots that are still current (a sync run shares one). Plain
+    column rows, not ORM objects: every sync asks this for every person of every connector.
     """
     _require_aware(at)
     candidates = ConsentRepository(session).participants_naming(party, at)
     if not candidates:
         return []
-    rows = _participants(session, candidates)
+    rows = sorted(participant_columns(session, candidates), key=lambda r: r.id)
     snapshots = load_snapshots(session, rows) if cache is None else cache.snapshots(session, rows)
     return [row for row in rows if party in snapshots[row.id].parties_at(at)]
 
@@ -204,20 +205,6 @@ def decision_event(
         participant=pseudonym,
         correlation_id=correlation_id,
     )
-
-
-def _participants(session: Session, ids: Sequence[int]) -> list[ParticipantRow]:
-    rows: list[ParticipantRow] = []
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        rows.extend(
-            session.scalars(
-                select(ParticipantRow)
-                .where(ParticipantRow.id.in_(chunk))
-                .order_by(ParticipantRow.id)
-            )
-        )
-    return sorted(rows, key=lambda r: r.id)
 
 
 def _require_aware(at: datetime) -> None:

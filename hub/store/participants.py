@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +12,39 @@ from sqlalchemy.orm import Session
 from hub.keys import KeyRing
 from hub.model.identity import PersonalIdentity, parse_identity
 from hub.store.tables.participant import ParticipantRow
+
+# Bound parameters per IN (...) list: well under SQLite's and PostgreSQL's limits.
+_CHUNK = 500
+
+
+class ParticipantColumns(NamedTuple):
+    """A participant as plain columns: what deciding about, logging and naming them needs.
+
+    Read where thousands of people are handled at once (the nightly subscription check of
+    every connector), where building a :class:`ParticipantRow` per person costs more than
+    the decisions themselves.
+    """
+
+    id: int
+    pseudonym: str
+    protected_identity: bool
+    consent_revision: int
+    pnr_ciphertext: bytes
+
+
+def participant_columns(session: Session, ids: Sequence[int]) -> list[ParticipantColumns]:
+    """The participants with these ids, in the order the database returns each chunk."""
+    p = ParticipantRow
+    found: list[ParticipantColumns] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        rows = session.execute(
+            select(
+                p.id, p.pseudonym, p.protected_identity, p.consent_revision, p.pnr_ciphertext
+            ).where(p.id.in_(chunk))
+        )
+        found.extend(ParticipantColumns._make(row) for row in rows)
+    return found
 
 
 class ParticipantRepository:
@@ -54,5 +89,5 @@ class ParticipantRepository:
             row.protected_identity = protected_identity
         return row
 
-    def identity_of(self, row: ParticipantRow) -> PersonalIdentity:
+    def identity_of(self, row: ParticipantRow | ParticipantColumns) -> PersonalIdentity:
         return parse_identity(self.keys.decrypt_number(row.pnr_ciphertext))

@@ -54,7 +54,7 @@ class QueuedItem:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
-    finished_at: datetime | None
+    finished_at: datetime | None = None
 
 
 class OutboxRepository:
@@ -121,7 +121,7 @@ class OutboxRepository:
             ),
         ).fetchall()
         return [
-            QueuedItem(*r[:8], PENDING, r[8], now, r[9], None)  # type: ignore[arg-type]
+            QueuedItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], PENDING, r[8], now, r[9])
             for r in rows
         ]
 
@@ -141,11 +141,14 @@ class OutboxRepository:
         """Whether every item of ``ids`` is still pending and due at ``now`` (claimed by
         nobody since it was read); on PostgreSQL the rows stay locked until commit."""
         connection = self.session.connection()
-        lock = " FOR UPDATE" if connection.dialect.name == "postgresql" else ""
+        query = (
+            "SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ? AND id IN ({marks})"
+        )
+        if connection.dialect.name == "postgresql":
+            query += " FOR UPDATE"
         rows = rows_in(
             connection,
-            "SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ? "
-            "AND id IN ({marks})" + lock,
+            query,
             sorted(ids),
             (PENDING, time_binder(connection.dialect)(now)),
         )

@@ -12,20 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event, subscribers
-from hub.consent.snapshots import SnapshotCache, load_snapshots
+from hub.consent.snapshots import SnapshotCache
 from hub.keys import KeyRing
 from hub.ledger.event import Action, LedgerEvent
 from hub.ledger.writer import append_many
 from hub.model.identity import PersonalIdentity
 from hub.model.vocab import JOINT_TEAM, Category, Purpose
-from hub.store.participants import ParticipantRepository
+from hub.store.participants import ParticipantColumns, ParticipantRepository, participant_columns
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import Subscription
 
@@ -58,21 +59,28 @@ def reconcile(
     rolls back, and both sides converge on the next run (the calls are idempotent).
     ``call_authority=False`` only counts the changes (for a dry run in a rolled-back
     session). ``cache`` serves gate snapshots that are still current (one per sync run).
+
+    It runs for every person of every connector each night, so people and subscriptions
+    are read as columns rather than ORM objects and the changes are written in bulk.
     """
     party = connector.name
     changes = SubscriptionChanges()
     people = ParticipantRepository(session, keys)
+    if cache is None:
+        cache = SnapshotCache()  # one load serves both subscribers() and the decisions below
     current = active_subscriptions(session, party)
     candidates = subscribers(session, party, at, cache=cache)
     known = {row.id for row in candidates}
     lapsed = [pid for pid, sub in current.items() if sub.active and pid not in known]
-    rows = candidates + [r for r in _participants(session, lapsed)]
-    snapshots = load_snapshots(session, rows) if cache is None else cache.snapshots(session, rows)
+    rows = candidates + participant_columns(session, lapsed)
+    snapshots = cache.snapshots(session, rows)
+    request = DecisionRequest(
+        JOINT_TEAM, party, Category.IDENTITY.value, Purpose.COORDINATION.value, at
+    )
     events: list[LedgerEvent] = []
+    added: list[dict[str, Any]] = []
+    switched: list[dict[str, Any]] = []
     for row in rows:
-        request = DecisionRequest(
-            JOINT_TEAM, party, Category.IDENTITY.value, Purpose.COORDINATION.value, at
-        )
         decision = gate.decide(
             snapshots[row.id],
             request.origin,
@@ -87,11 +95,11 @@ def reconcile(
             if call_authority:
                 connector.subscribe(people.identity_of(row))
             if sub is None:
-                session.add(
-                    Subscription(participant_id=row.id, party=party, active=True, changed_at=at)
+                added.append(
+                    {"participant_id": row.id, "party": party, "active": True, "changed_at": at}
                 )
             else:
-                sub.active, sub.changed_at = True, at
+                switched.append({"id": sub.id, "active": True, "changed_at": at})
             events += [
                 decision_event(decision, row.pseudonym, request, actor=actor),
                 _event(row, party, "subscribed", actor, at),
@@ -101,7 +109,7 @@ def reconcile(
             assert sub is not None
             if call_authority:
                 connector.unsubscribe(people.identity_of(row))
-            sub.active, sub.changed_at = False, at
+            switched.append({"id": sub.id, "active": False, "changed_at": at})
             events += [
                 decision_event(decision, row.pseudonym, request, actor=actor),
                 _event(row, party, "cancelled", actor, at),
@@ -109,21 +117,29 @@ def reconcile(
             changes.cancelled += 1
         elif not decision.permitted and row.id in known:
             events.append(decision_event(decision, row.pseudonym, request, actor=actor))
+    if added:
+        session.execute(insert(Subscription), added)
+    if switched:
+        session.execute(update(Subscription), switched)  # ORM bulk UPDATE by primary key
     append_many(session, events)
     return changes
 
 
-def active_subscriptions(session: Session, party: str) -> dict[int, Subscription]:
-    rows = session.scalars(select(Subscription).where(Subscription.party == party))
-    return {row.participant_id: row for row in rows}
+class Registration(NamedTuple):
+    """A person's subscription row at one authority: its id and whether it is in force."""
+
+    id: int
+    active: bool
 
 
-def _participants(session: Session, ids: Sequence[int]) -> list[ParticipantRow]:
-    found: list[ParticipantRow] = []
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        found.extend(session.scalars(select(ParticipantRow).where(ParticipantRow.id.in_(chunk))))
-    return found
+def active_subscriptions(session: Session, party: str) -> dict[int, Registration]:
+    """Every subscription row of ``party`` by participant id, in force or not.
+
+    Columns only (no ORM objects): the nightly reconcile reads one per person per connector.
+    """
+    s = Subscription
+    rows = session.execute(select(s.participant_id, s.id, s.active).where(s.party == party))
+    return {pid: Registration(sid, active) for pid, sid, active in rows}
 
 
 def subscribed_identities(
@@ -140,7 +156,7 @@ def subscribed_identities(
     return [people.identity_of(row) for row in rows]
 
 
-def _event(row: ParticipantRow, party: str, what: str, actor: str, at: datetime) -> LedgerEvent:
+def _event(row: ParticipantColumns, party: str, what: str, actor: str, at: datetime) -> LedgerEvent:
     return LedgerEvent(
         time=at,
         action=Action.SUBSCRIPTION,

@@ -1,12 +1,19 @@
-"""`evi --version`, `evi db upgrade`, `evi config show`: clear lines, right exit codes."""
+"""`evi --version`, `evi db upgrade`, `evi config show`: clear lines, right exit codes; each
+command imports only its own area."""
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import typer
+import typer.main
 
 from hub import __version__
+from hub.cli import COMMANDS
 
 
 def test_version(cli, evi_home: Path) -> None:
@@ -69,3 +76,37 @@ def test_unknown_command_is_a_usage_error(cli, evi_home: Path) -> None:
     result = cli("frobnicate")
     assert result.code == 2
     assert "No such command" in result.err
+
+
+def test_the_command_table_names_exactly_what_each_module_registers() -> None:
+    for module in set(COMMANDS.values()):
+        area = typer.Typer()
+        area.callback()(lambda: None)
+        importlib.import_module(module).register(area)
+        registered = typer.main.get_command(area).commands  # type: ignore[attr-defined]
+        assert sorted(registered) == sorted(n for n, m in COMMANDS.items() if m == module)
+    package = Path(importlib.import_module("hub.commands").__path__[0])
+    areas = {p.stem for p in package.glob("*.py")} - {"__init__", "common", "lazy"}
+    assert {m.rsplit(".", 1)[1] for m in COMMANDS.values()} == areas  # none left out
+
+
+# Modules a command should not pay for unless it uses them (see hub.commands.lazy).
+_NOT_NEEDED = ("alembic", "fastapi", "faker", "uvicorn", "hub.commands.consent", "hub.demo")
+_PROBE = f"""
+import sys
+from hub.cli import run
+code = run(sys.argv[1:])
+print(sorted(m for m in sys.modules if m.startswith({_NOT_NEEDED!r})))
+print(code)
+"""
+
+
+@pytest.mark.parametrize("args", [("--version",), ("connectors", "list"), ("sync",)], ids=" ".join)
+def test_a_command_imports_only_its_own_area(cli, evi_home: Path, args: tuple[str, ...]) -> None:
+    assert cli("db", "upgrade").code == 0
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True
+    )
+    imported, code = probe.stdout.splitlines()[-2:]
+    assert code == "0", probe.stderr
+    assert imported == "[]"

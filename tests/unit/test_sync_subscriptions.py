@@ -1,0 +1,137 @@
+"""Subscription reconcile: who is registered with an authority, and what the ledger says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from test_consent_support import Clock, ledger, paper_submission, skatteverket_numbers
+
+from hub.consent.service import ConsentService
+from hub.consent.snapshots import SnapshotCache
+from hub.context import Hub
+from hub.model.identity import PersonalIdentity, parse_identity
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.sync import Subscription
+from hub.sync.subscriptions import SubscriptionChanges, reconcile
+
+COVERED, NO_IDENTITY, PROTECTED = skatteverket_numbers(3)
+WITH_IDENTITY = ["identity", "plan"]
+
+
+class Authority:
+    """Stands in for the af connector: records whom it is asked to follow or forget."""
+
+    name = "af"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def subscribe(self, identity: PersonalIdentity) -> None:
+        self.calls.append(("subscribe", identity.number))
+
+    def unsubscribe(self, identity: PersonalIdentity) -> None:
+        self.calls.append(("unsubscribe", identity.number))
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["run-cache", "no-cache"])
+def test_reconcile_registers_refuses_cancels_and_registers_again_on_the_same_row(
+    hub: Hub, cached: bool
+) -> None:
+    clock = Clock()
+    service = ConsentService(hub, clock=clock)
+    first = service.register(paper_submission(COVERED, categories=WITH_IDENTITY), actor="cw")
+    service.register(paper_submission(NO_IDENTITY), actor="cw")
+    service.register(paper_submission(PROTECTED, categories=WITH_IDENTITY), actor="cw")
+    with hub.db.session() as session:
+        ParticipantRepository(session, hub.keys).ensure(
+            parse_identity(PROTECTED), protected_identity=True
+        )
+    pseudonym = {n: hub.keys.pseudonym(n) for n in (COVERED, NO_IDENTITY, PROTECTED)}
+    authority = Authority()
+    cache = SnapshotCache() if cached else None
+
+    def run() -> tuple[SubscriptionChanges, list[tuple[Any, ...]]]:
+        """Reconcile now; the changes and the ledger entries it wrote."""
+        before = len(ledger(hub.db))
+        with hub.db.session() as session:
+            changes = reconcile(
+                session,
+                hub.keys,
+                authority,
+                clock.advance(minutes=1),
+                actor="evi-sync",
+                cache=cache,
+            )
+        entries = [
+            (e["action"], e["decision"] or e["reason"], e["participant"])
+            for e in ledger(hub.db)[before:]
+        ]
+        return changes, entries
+
+    def rows() -> list[tuple[int, str, bool]]:
+        with hub.db.session() as session:
+            found = session.execute(
+                select(Subscription.id, Subscription.party, Subscription.active).order_by(
+                    Subscription.id
+                )
+            )
+            return [(sid, party, active) for sid, party, active in found]
+
+    changes, entries = run()
+    assert (changes.added, changes.cancelled) == (1, 0)
+    assert authority.calls == [("subscribe", COVERED)]
+    assert entries == [
+        ("decision", "permit", pseudonym[COVERED]),
+        ("subscription", "subscribed", pseudonym[COVERED]),
+        ("decision", "deny", pseudonym[NO_IDENTITY]),
+        ("decision", "deny", pseudonym[PROTECTED]),
+    ]
+    ((row_id, party, active),) = rows()
+    assert (party, active) == ("af", True)
+
+    # Nothing changed: a registration in force is not logged again; refusals are.
+    changes, entries = run()
+    assert (changes.added, changes.cancelled) == (0, 0)
+    assert len(authority.calls) == 1
+    assert entries == [
+        ("decision", "deny", pseudonym[NO_IDENTITY]),
+        ("decision", "deny", pseudonym[PROTECTED]),
+    ]
+
+    service.withdraw(parse_identity(COVERED), actor="cw", party="af")
+    changes, entries = run()
+    assert (changes.added, changes.cancelled) == (0, 1)
+    assert authority.calls[-1] == ("unsubscribe", COVERED)
+    assert entries[-2:] == [
+        ("decision", "deny", pseudonym[COVERED]),
+        ("subscription", "cancelled", pseudonym[COVERED]),
+    ]
+    assert rows() == [(row_id, "af", False)]
+
+    # A newly signed amendment is not affected by the earlier withdrawal.
+    service.register(
+        paper_submission(COVERED, categories=WITH_IDENTITY, amends=first.consent_id), actor="cw"
+    )
+    changes, entries = run()
+    assert (changes.added, changes.cancelled) == (1, 0)
+    assert authority.calls[-1] == ("subscribe", COVERED)
+    assert ("subscription", "subscribed", pseudonym[COVERED]) in entries
+    assert rows() == [(row_id, "af", True)]
+
+
+def test_a_dry_run_counts_without_calling_the_authority(hub: Hub) -> None:
+    clock = Clock()
+    ConsentService(hub, clock=clock).register(
+        paper_submission(COVERED, categories=WITH_IDENTITY), actor="cw"
+    )
+    authority = Authority()
+    with hub.db.session(dry_run=True) as session:
+        changes = reconcile(
+            session, hub.keys, authority, clock.advance(minutes=1), actor="t", call_authority=False
+        )
+    assert (changes.added, changes.cancelled) == (1, 0)
+    assert authority.calls == []
+    with hub.db.session() as session:
+        assert session.scalars(select(Subscription)).all() == []
