@@ -9,7 +9,8 @@ written to the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -55,8 +56,9 @@ def reconcile(
     ledger in one append; a registration that simply stays in force discloses nothing new
     and is not logged again each night.
 
-    Calls the authority inside the caller's transaction; if a call fails the transaction
-    rolls back, and both sides converge on the next run (the calls are idempotent).
+    Calls the authority inside the caller's transaction, :data:`CALLS_AT_ONCE` at a time;
+    if a call fails the transaction rolls back, and both sides converge on the next run
+    (the calls are idempotent).
     ``call_authority=False`` only counts the changes (for a dry run in a rolled-back
     session). ``cache`` serves gate snapshots that are still current (one per sync run).
 
@@ -80,6 +82,7 @@ def reconcile(
     events: list[LedgerEvent] = []
     added: list[dict[str, Any]] = []
     switched: list[dict[str, Any]] = []
+    calls: list[tuple[Callable[[PersonalIdentity], object], ParticipantColumns]] = []
     for row in rows:
         decision = gate.decide(
             snapshots[row.id],
@@ -92,8 +95,7 @@ def reconcile(
         sub = current.get(row.id)
         active = sub is not None and sub.active
         if decision.permitted and not active:
-            if call_authority:
-                connector.subscribe(people.identity_of(row))
+            calls.append((connector.subscribe, row))
             if sub is None:
                 added.append(
                     {"participant_id": row.id, "party": party, "active": True, "changed_at": at}
@@ -107,8 +109,7 @@ def reconcile(
             changes.added += 1
         elif not decision.permitted and active:
             assert sub is not None
-            if call_authority:
-                connector.unsubscribe(people.identity_of(row))
+            calls.append((connector.unsubscribe, row))
             switched.append({"id": sub.id, "active": False, "changed_at": at})
             events += [
                 decision_event(decision, row.pseudonym, request, actor=actor),
@@ -117,12 +118,35 @@ def reconcile(
             changes.cancelled += 1
         elif not decision.permitted and row.id in known:
             events.append(decision_event(decision, row.pseudonym, request, actor=actor))
+    if call_authority:
+        _call_authority(calls, people)
     if added:
         session.execute(insert(Subscription), added)
     if switched:
         session.execute(update(Subscription), switched)  # ORM bulk UPDATE by primary key
     append_many(session, events)
     return changes
+
+
+CALLS_AT_ONCE = 8
+"""Registrations and cancellations sent side by side to one authority. The first night
+of a caseload registers everyone, one call per person, while the write transaction is
+open: measured with 5,000 people and four sandbox authorities answering in 3 ms, about
+90 s one call at a time, about 19 s eight at a time (start of `evi sync` included)."""
+
+
+def _call_authority(
+    calls: Sequence[tuple[Callable[[PersonalIdentity], object], ParticipantColumns]],
+    people: ParticipantRepository,
+) -> None:
+    """Make every call; raise the first call's error, if any, once all have been tried."""
+    if not calls:
+        return
+    identities = [(call, people.identity_of(row)) for call, row in calls]
+    with ThreadPoolExecutor(min(CALLS_AT_ONCE, len(calls)), "evi-subscribe") as pool:
+        futures = [pool.submit(call, identity) for call, identity in identities]
+    for future in futures:
+        future.result()
 
 
 class Registration(NamedTuple):

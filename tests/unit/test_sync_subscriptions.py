@@ -135,3 +135,41 @@ def test_a_dry_run_counts_without_calling_the_authority(hub: Hub) -> None:
     assert authority.calls == []
     with hub.db.session() as session:
         assert session.scalars(select(Subscription)).all() == []
+
+
+class FailingAuthority(Authority):
+    """Refuses to follow one person; follows the others."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def subscribe(self, identity: PersonalIdentity) -> None:
+        super().subscribe(identity)
+        if identity.number == self.refused:
+            raise RuntimeError("the authority is unavailable")
+
+
+def test_a_failed_registration_records_nothing_and_the_next_night_registers_everyone(
+    hub: Hub,
+) -> None:
+    numbers = skatteverket_numbers(20)
+    service = ConsentService(hub, clock=Clock())
+    for number in numbers:
+        service.register(paper_submission(number, categories=WITH_IDENTITY), actor="cw")
+    before = len(ledger(hub.db))
+    failing = FailingAuthority(refused=numbers[7])
+    with pytest.raises(RuntimeError), hub.db.session() as session:
+        reconcile(session, hub.keys, failing, Clock().advance(minutes=1), actor="evi-sync")
+    # every call was made (side by side), yet nothing was recorded: the transaction rolled back
+    assert sorted(n for _, n in failing.calls) == sorted(numbers)
+    assert len(ledger(hub.db)) == before
+    with hub.db.session() as session:
+        assert session.scalars(select(Subscription)).all() == []
+    working = Authority()
+    with hub.db.session() as session:
+        changes = reconcile(
+            session, hub.keys, working, Clock().advance(minutes=2), actor="evi-sync"
+        )
+    assert changes.added == len(numbers)
+    assert sorted(n for _, n in working.calls) == sorted(numbers)
