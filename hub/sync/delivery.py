@@ -280,11 +280,10 @@ class Deliverer:
 
     def _settle(self, item: QueuedItem, outcome: _Outcome, now: datetime) -> LedgerEvent:
         """The item's new state (written by ``OutboxRepository.save``) and its ledger entry."""
-        outbox = OutboxRepository
         counts = self.counts[outcome.claim.recipient]
         result, exc = outcome.result, outcome.error
         if result is not None and result.accepted:
-            outbox.finish(item, DELIVERED, now)
+            OutboxRepository.finish(item, DELIVERED, now)
             counts.delivered += 1
             return self._event(
                 outcome.claim,
@@ -294,18 +293,18 @@ class Deliverer:
             )
         if result is not None:
             detail = (result.detail or "refused")[:300]
-            outbox.finish(item, DEAD, now, error=f"refused by {item.recipient}: {detail}")
+            OutboxRepository.finish(item, DEAD, now, error=f"refused by {item.recipient}: {detail}")
             counts.dead_lettered += 1
             return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, "refused")
         assert exc is not None
         if isinstance(exc, TransientConnectorError) and item.attempts < self.max_attempts:
-            outbox.retry_later(item, now, exc.detail, exc.retry_after)
+            OutboxRepository.retry_later(item, now, exc.detail, exc.retry_after)
             counts.retried += 1
             return self._event(outcome.claim, now, Outcome.MINOR_FAILURE, exc.detail[:200])
         why = exc.detail
         if isinstance(exc, TransientConnectorError):
             why = f"gave up after {item.attempts} attempts: {exc.detail}"
-        outbox.finish(item, DEAD, now, error=why[:500])
+        OutboxRepository.finish(item, DEAD, now, error=why[:500])
         counts.dead_lettered += 1
         return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, exc.detail[:200])
 
