@@ -195,6 +195,7 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    info("worker ready: SIGTERM or Ctrl-C stops it after the current transfer")
     if hub.db.dialect == "sqlite" and not once:
         info("note: on SQLite run a single worker; PostgreSQL lets any number share the outbox")
     names = runnable_connectors(hub)

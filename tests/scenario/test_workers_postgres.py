@@ -3,6 +3,7 @@ SIGKILLed midway, and still every transfer is delivered once and logged."""
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import time
@@ -34,6 +35,23 @@ def _scalar(url: str, sql: str) -> int:
         engine.dispose()
 
 
+def _wait_ready(worker: subprocess.Popen[str], deadline: float) -> None:
+    """Wait until ``worker`` says it is ready (its stop signals are handled from then on)."""
+    assert worker.stderr is not None
+    said = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([worker.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = worker.stderr.readline()
+        if not line:
+            break
+        said.append(line)
+        if line.startswith("worker ready"):
+            return
+    raise AssertionError(f"a worker never got ready (exit {worker.poll()}): {''.join(said)}")
+
+
 def test_four_workers_one_killed_deliver_every_transfer_once(tmp_path: Path, pg_url: str) -> None:
     home = tmp_path / "home"
     sandboxes = Sandboxes(home, seed=SEED, population=POPULATION, latency_ms=LATENCY_MS)
@@ -48,6 +66,8 @@ def test_four_workers_one_killed_deliver_every_transfer_once(tmp_path: Path, pg_
 
         workers = [evi_process(env, "worker", "--poll", "0.2", "--lease", "3") for _ in range(4)]
         deadline = time.monotonic() + 120
+        for worker in workers:  # a SIGTERM before its handler is set would simply kill it
+            _wait_ready(worker, deadline)
         while (
             _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status = 'delivered'") < total // 4
         ):
