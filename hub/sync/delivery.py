@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from hub.connector.base import Connector
 from hub.connector.errors import (
     AuthorityError,
@@ -186,9 +188,7 @@ class Deliverer:
         done = self._claim_in_two_steps() if self.hub.db.dialect == "sqlite" else None
         if done is None:
             with self.hub.db.session(write_lock=True) as session:
-                done = claim_due(
-                    session, self.hub.keys, self._snapshots, self.clock(), **self._wanted()
-                )
+                done = self._claim_now(session)
         for item in done.denied:
             self.counts[item.recipient].denied += 1
         return done.claims, done.handled
@@ -196,23 +196,30 @@ class Deliverer:
     def _claim_in_two_steps(self) -> Claimed:
         """SQLite: decide while reading, then take the claim in a short write transaction
         (see :mod:`hub.sync.claims`); claims in one step if something changed between."""
-        wanted = self._wanted()
-        lease = wanted.pop("lease")
         with self.hub.db.session() as session:
-            plan = plan_claim(session, self.hub.keys, self._snapshots, self.clock(), **wanted)
+            plan = plan_claim(
+                session, self.hub.keys, self._snapshots, self.clock(), **self._wanted()
+            )
         if plan is None:
             return Claimed([], [])
         with self.hub.db.session(write_lock=True) as session:
-            done = take_claim(session, plan, lease)
-            if done is None:
-                done = claim_due(
-                    session, self.hub.keys, self._snapshots, self.clock(), lease=lease, **wanted
-                )
-        return done
+            taken = take_claim(session, plan, self.lease)
+            return taken if taken is not None else self._claim_now(session)
+
+    def _claim_now(self, session: Session) -> Claimed:
+        """Claim in one step, in ``session``'s write transaction."""
+        return claim_due(
+            session,
+            self.hub.keys,
+            self._snapshots,
+            self.clock(),
+            lease=self.lease,
+            **self._wanted(),
+        )
 
     def _wanted(self) -> dict[str, Any]:
+        """Which due items this deliverer claims, and as whom."""
         return {
-            "lease": self.lease,
             "limit": self.batch,
             "recipients": sorted(self.connectors),
             "share": self.share,
