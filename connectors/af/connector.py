@@ -26,14 +26,13 @@ from hub.connector import (
     AuthorityError,
     Connector,
     HttpOptions,
-    InvalidRecordError,
     SandboxSettings,
     build_client,
 )
 from hub.connector.asgi import ASGIApp
 from hub.connector.auth import ClientCredentials
 from hub.connector.batch import BATCH_LIMIT
-from hub.connector.native import parse_payload, parse_person, record_problems
+from hub.connector.native import parse_person, parse_typed, record_problems
 from hub.model.codes import (
     BenefitType,
     ClosureReason,
@@ -117,13 +116,7 @@ class AfConnector(Connector):
             page_cursor = page.next_cursor
 
     def map(self, native: NativeRecord) -> CommonRecord:
-        kind = native.payload.get("event_type")
-        model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            raise InvalidRecordError(
-                self.name, native.source_id, ["event_type: not an event type this connector knows"]
-            )
-        event = parse_payload(self.name, native, model)
+        event = parse_typed(self.name, native, "event_type", EVENT_TYPES, "an event type")
         codes = self.mapping.codes_for(self.name, native.source_id, strict=self.strict_mapping)
         with record_problems(self.name, native.source_id):
             body: Any

@@ -23,13 +23,12 @@ from connectors.sandbox_kit import mtls
 from hub.connector import (
     AuthorityError,
     ClientCertificateOptions,
-    InvalidRecordError,
     SandboxSettings,
 )
 from hub.connector.asgi import ASGIApp
 from hub.connector.batch import BATCH_LIMIT
 from hub.connector.mtls import ClientCertificateConnector
-from hub.connector.native import parse_payload, parse_person, record_problems
+from hub.connector.native import parse_person, parse_typed, record_problems
 from hub.model.codes import BenefitType, InterventionStatus, InterventionType, ReferralReason
 from hub.model.domain import Benefit, Intervention, Referral
 from hub.model.identity import PersonalIdentity
@@ -94,13 +93,7 @@ class FkConnector(ClientCertificateConnector):
                 )
 
     def map(self, native: NativeRecord) -> CommonRecord:
-        kind = native.payload.get("arendetyp")
-        model = CASE_TYPES.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            raise InvalidRecordError(
-                self.name, native.source_id, ["arendetyp: not a case type this connector knows"]
-            )
-        case = parse_payload(self.name, native, model)
+        case = parse_typed(self.name, native, "arendetyp", CASE_TYPES, "a case type")
         codes = self.mapping.codes_for(self.name, native.source_id, strict=self.strict_mapping)
         with record_problems(self.name, native.source_id):
             body: Any

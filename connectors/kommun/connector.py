@@ -35,7 +35,7 @@ from hub.connector import (
 from hub.connector.asgi import ASGIApp
 from hub.connector.auth import BearerToken
 from hub.connector.batch import BATCH_LIMIT
-from hub.connector.native import parse_payload, parse_person, record_problems
+from hub.connector.native import parse_person, parse_typed, record_problems
 from hub.model.codes import (
     BenefitType,
     ClosureReason,
@@ -114,13 +114,7 @@ class KommunConnector(Connector):
             page += 1
 
     def map(self, native: NativeRecord) -> CommonRecord:
-        kind = native.payload.get("handelseTyp")
-        model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            raise InvalidRecordError(
-                self.name, native.source_id, ["handelseTyp: not an event type this connector knows"]
-            )
-        event = parse_payload(self.name, native, model)
+        event = parse_typed(self.name, native, "handelseTyp", EVENT_TYPES, "an event type")
         codes = self.mapping.codes_for(self.name, native.source_id, strict=self.strict_mapping)
         with record_problems(self.name, native.source_id):
             body: Any

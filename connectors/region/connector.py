@@ -30,7 +30,7 @@ from hub.connector import (
 from hub.connector.asgi import ASGIApp
 from hub.connector.batch import BATCH_LIMIT
 from hub.connector.mtls import ClientCertificateConnector
-from hub.connector.native import parse_payload, parse_person, record_problems
+from hub.connector.native import parse_person, parse_typed, record_problems
 from hub.model.codes import ReferralReason
 from hub.model.domain import HealthStatus, Referral
 from hub.model.identity import PersonalIdentity
@@ -96,13 +96,7 @@ class RegionConnector(ClientCertificateConnector):
                     for path in clinical
                 ],
             )
-        kind = native.payload.get("typ")
-        model = POST_TYPES.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            raise InvalidRecordError(
-                self.name, native.source_id, ["typ: not a record type this connector knows"]
-            )
-        post = parse_payload(self.name, native, model)
+        post = parse_typed(self.name, native, "typ", POST_TYPES, "a record type")
         codes = self.mapping.codes_for(self.name, native.source_id, strict=self.strict_mapping)
         with record_problems(self.name, native.source_id):
             body: Any

@@ -6,6 +6,7 @@ helpers name the field and the reason only (via :func:`hub.model.problems.proble
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -24,6 +25,25 @@ def parse_payload(connector: str, native: NativeRecord, model: type[M]) -> M:
         return model.model_validate(native.payload)
     except ValidationError as exc:
         raise InvalidRecordError(connector, native.source_id, problems(exc)) from None
+
+
+def parse_typed(
+    connector: str,
+    native: NativeRecord,
+    field: str,
+    models: Mapping[str, type[M]],
+    what: str,
+) -> M:
+    """``native.payload`` as the model its ``field`` names (``models``: value -> model);
+    :class:`InvalidRecordError` if the field names none (``what`` says what it should
+    name, e.g. "an event type") or the payload does not fit the model."""
+    kind = native.payload.get(field)
+    model = models.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InvalidRecordError(
+            connector, native.source_id, [f"{field}: not {what} this connector knows"]
+        )
+    return parse_payload(connector, native, model)
 
 
 def parse_person(connector: str, source_id: str, text: str, field: str) -> PersonalIdentity:

@@ -233,6 +233,24 @@ def test_schema_violations_are_refused_one_by_one_naming_the_field_not_the_value
         assert not any(p.number in message or p.formatted() in message for p in followed)
 
 
+TYPE_FIELDS = {"af": "event_type", "fk": "arendetyp", "kommun": "handelseTyp", "region": "typ"}
+
+
+@ALL
+def test_a_record_of_a_type_the_connector_does_not_know_is_refused_naming_the_field(
+    rig: Any, name: str
+) -> None:
+    r = rig(name)
+    record = r.pull(r.follow(people(1)))[0]
+    field = TYPE_FIELDS[name]
+    for unknown in ("NO-SUCH-TYPE", 7, None):
+        native = record.model_copy(update={"payload": {**record.payload, field: unknown}})
+        with pytest.raises(InvalidRecordError) as err:
+            r.connector.map(native)
+        (problem,) = err.value.problems
+        assert problem.startswith(f"{field}: not ") and problem.endswith("this connector knows")
+
+
 def test_region_refuses_a_record_carrying_a_diagnosis(rig: Any) -> None:
     r = rig("region", invalid_record_rate=1.0)
     for rec in r.pull(people(3)):
