@@ -31,6 +31,7 @@ from hub.ledger.writer import PreparedEntries, append_prepared, prepare_entries
 from hub.model.identity import parse_identity
 from hub.model.records import Transfer
 from hub.store.bulk import read_json, read_time, rows_in
+from hub.store.participants import participant_columns
 from hub.sync.outbox import DENIED, OutboxRepository, QueuedItem
 
 
@@ -162,7 +163,9 @@ def _decide(
 ) -> ClaimPlan:
     """Ask the gate about each item with the consents as ``session`` reads them now."""
     records = _records(session, {i.record_id for i in items})
-    people = _people(session, {i.participant_id for i in items})
+    people = {
+        p.id: p for p in participant_columns(session, sorted({i.participant_id for i in items}))
+    }
     # current as of this transaction: a withdrawal committed before it is seen
     current = snapshots.snapshots(session, list(people.values()))
     events: list[LedgerEvent] = []
@@ -238,14 +241,6 @@ class _Record(NamedTuple):
     restricted: bool
 
 
-class _Person(NamedTuple):
-    id: int
-    pseudonym: str
-    protected_identity: bool
-    consent_revision: int
-    pnr_ciphertext: bytes
-
-
 def _records(session: Session, ids: set[int]) -> dict[int, _Record]:
     rows = rows_in(
         session.connection(),
@@ -256,17 +251,4 @@ def _records(session: Session, ids: set[int]) -> dict[int, _Record]:
     return {
         rid: _Record(rid, source_id, read_time(updated), read_json(body), digest, bool(restricted))
         for rid, source_id, updated, body, digest, restricted in rows
-    }
-
-
-def _people(session: Session, ids: set[int]) -> dict[int, _Person]:
-    rows = rows_in(
-        session.connection(),
-        "SELECT id, pseudonym, protected_identity, consent_revision, pnr_ciphertext "
-        "FROM participant WHERE id IN ({marks})",
-        sorted(ids),
-    )
-    return {
-        pid: _Person(pid, pseudonym, bool(protected), revision, bytes(ciphertext))
-        for pid, pseudonym, protected, revision, ciphertext in rows
     }
