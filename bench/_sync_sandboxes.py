@@ -206,8 +206,6 @@ class Sandboxes:
                     stderr=log,
                 )
             self.urls[name] = f"{'https' if name in TLS else 'http'}://127.0.0.1:{port}"
-            if name in TLS and not (home / "sandbox" / "tls" / "ca.pem").exists():
-                self._wait(name)
         for name in AUTHORITIES:
             self._wait(name)
 

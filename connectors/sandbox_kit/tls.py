@@ -4,11 +4,19 @@ Creates, once per directory, a throw-away CA, a server certificate for 127.0.0.1
 localhost, and a client certificate the connector presents. They are test material for the
 authority's side of a sandbox, valid for a year, and never used for anything else. Keys
 are written with mode 0600.
+
+Both mTLS sandboxes of one ``$EVI_HOME`` share the directory and are often started at the
+same moment, so the set is written to a private directory beside it and renamed into place
+in one step: whoever renames first wins, the other discards its set and uses the winner's.
+Without that, the second writer could replace the CA after the first had loaded a server
+certificate signed by the old one, and every client handshake with it would fail.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -83,18 +91,21 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def ensure_test_pki(directory: Path) -> TestPki:
-    """The test CA, server and client certificates in ``directory``, created if missing."""
-    pki = TestPki(
+def _files(directory: Path) -> TestPki:
+    return TestPki(
         ca_cert=directory / "ca.pem",
         server_cert=directory / "server.pem",
         server_key=directory / "server-key.pem",
         client_cert=directory / "client.pem",
         client_key=directory / "client-key.pem",
     )
-    if all(p.is_file() for p in vars(pki).values()):
-        return pki
-    directory.mkdir(parents=True, exist_ok=True)
+
+
+def _complete(pki: TestPki) -> bool:
+    return all(p.is_file() for p in vars(pki).values())
+
+
+def _write_set(pki: TestPki) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _issue("EVI sandbox test CA", ca_key, _name("EVI sandbox test CA"), ca_key, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
@@ -107,4 +118,26 @@ def ensure_test_pki(directory: Path) -> TestPki:
     pki.client_cert.write_bytes(client_cert.public_bytes(pem))
     _write_key(pki.server_key, server_key)
     _write_key(pki.client_key, client_key)
+
+
+def ensure_test_pki(directory: Path) -> TestPki:
+    """The test CA, server and client certificates in ``directory``, created if missing.
+
+    Safe when several processes call it at once: they all end up with the same set."""
+    pki = _files(directory)
+    if _complete(pki):
+        return pki
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        _write_set(_files(staging))
+        os.rename(staging, directory)  # atomic; refused if another set is already there
+    except OSError:
+        if not _complete(pki):
+            raise RuntimeError(
+                f"{directory} holds an incomplete set of sandbox test certificates; "
+                "remove that directory and start the sandbox again"
+            ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return pki
