@@ -141,7 +141,7 @@ def free_port() -> int:
 
 
 def tls_files(home: Path) -> dict[str, str]:
-    """The test client certificate, its key and the test CA (made by the first server)."""
+    """The test client certificate, its key and the test CA (made by whichever mTLS server starts first)."""
     tls = home / "sandbox" / "tls"
     return {
         "cert": str(tls / "client.pem"),
@@ -176,8 +176,7 @@ class Sandboxes:
         self, seed: int, population: int, records_per_person: int, latency_ms: int, logs: Path
     ) -> None:
         home = self.home
-        # The first mTLS server creates the test PKI; start it alone so two never race.
-        for name in sorted(AUTHORITIES, key=lambda n: n not in TLS):
+        for name in AUTHORITIES:  # fk and region share one test PKI, created atomically
             port = free_port()
             with (logs / f"sandbox-{name}.log").open("w") as log:
                 self._servers[name] = subprocess.Popen(
