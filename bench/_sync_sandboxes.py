@@ -141,7 +141,7 @@ def free_port() -> int:
 
 
 def tls_files(home: Path) -> dict[str, str]:
-    """The test client certificate, its key and the test CA (made by whichever mTLS server starts first)."""
+    """The test client certificate, its key and the test CA (made by the first mTLS server)."""
     tls = home / "sandbox" / "tls"
     return {
         "cert": str(tls / "client.pem"),

@@ -16,6 +16,7 @@ import sys
 import typer
 
 from hub import __version__
+from hub.commands.common import HELP_MARKUP
 from hub.commands.lazy import LazyCommandGroup
 from hub.errors import EviError
 
@@ -75,6 +76,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        rich_markup_mode=HELP_MARKUP,
     )
     app.callback()(_root)
     return app

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import typer
 
 if TYPE_CHECKING:
     from hub.context import Hub
+
+HELP_MARKUP: Final = "markdown"
+"""How `--help` reads docstrings and help texts: as Markdown, so a paragraph wrapped in the
+source is one paragraph on the terminal (Typer's ``"rich"`` mode keeps every line break of
+every paragraph after the first, and the terminal then wraps those lines again)."""
+
+
+def area_app(**options: Any) -> typer.Typer:
+    """The Typer app of one command area (`evi consent`, `evi log`, …)."""
+    return typer.Typer(rich_markup_mode=HELP_MARKUP, **options)
 
 
 def hub_from(ctx: typer.Context) -> Hub:

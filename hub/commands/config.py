@@ -5,10 +5,10 @@ from __future__ import annotations
 import tomli_w
 import typer
 
-from hub.commands.common import print_json
+from hub.commands.common import area_app, print_json
 from hub.settings import get_settings, masked_dump
 
-config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+config_app = area_app(help="Inspect the effective configuration.", no_args_is_help=True)
 
 
 def _drop_none(data: object) -> object:

@@ -11,15 +11,13 @@ import os
 
 import typer
 
-from hub.commands.common import hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector import service
 from hub.connector.options import parse_assignments
 from hub.connector.retry import RetryPolicy
 from hub.errors import InputError
 
-connectors_app = typer.Typer(
-    help="Install-time administration of connectors.", no_args_is_help=True
-)
+connectors_app = area_app(help="Install-time administration of connectors.", no_args_is_help=True)
 
 # `check` answers an administrator at the terminal: one quick retry, not a night's budget.
 CHECK_RETRY = RetryPolicy(attempts=2, initial_wait=0.5, max_wait=2.0, max_retry_after=5.0)

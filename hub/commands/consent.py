@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from hub.commands.common import hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json
 from hub.consent.bulk import BulkEvidenceRefusedError
 from hub.consent.document import rfc3339, submission_document
 from hub.consent.errors import ConsentFileError
@@ -32,13 +32,13 @@ from hub.model.consent import ConsentSubmission, PaperEvidence
 from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
 from hub.model.vocab import Category, Party
 
-consent_app = typer.Typer(
+consent_app = area_app(
     help="Consents (samtycken): register, show, list, withdraw, block, export.",
     no_args_is_help=True,
 )
 
 PNR_HELP = "The person's personnummer or samordningsnummer, in any usual written form."
-ACTOR_HELP = "Who does this, for the transfer log (default: cli:<your user name>)."
+ACTOR_HELP = "Who does this, for the transfer log (default: `cli:` followed by your user name)."
 
 
 class ExportFormat(StrEnum):

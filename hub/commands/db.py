@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from hub.commands.common import hub_from, info
+from hub.commands.common import area_app, hub_from, info
 from hub.ledger import harden as ledger_harden
 from hub.store import migrate
 from hub.store.db import safe_url
 
-db_app = typer.Typer(help="Create, upgrade and inspect the database.", no_args_is_help=True)
+db_app = area_app(help="Create, upgrade and inspect the database.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")

@@ -21,8 +21,11 @@ def demo(
         [], "--sandbox-url", help="NAME=URL: reach that authority's sandbox over HTTP (repeatable)."
     ),
 ) -> None:
-    """Set up $EVI_HOME with sandbox authorities and a caseload, run one nightly sync,
-    print the report and verify the transfer log. Safe to run again."""
+    """Sandbox authorities, a caseload, one nightly sync, its report and a log check.
+
+    Sets up $EVI_HOME (default ./var) with the four sandbox authorities and a synthetic
+    caseload, runs one nightly sync, prints the report and verifies the transfer log.
+    Safe to run again: each run is another night."""
     options = DemoOptions(
         seed=seed, setup_only=setup_only, sandbox_urls=list(sandbox_url), population=population
     )

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.commands.common import hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
@@ -27,9 +27,7 @@ from hub.ledger.records import EXPORT_FIELDS, EntryRecord, LedgerQuery
 from hub.ledger.signing import NoteVerifier
 from hub.ledger.verify import LedgerIntegrityError
 
-log_app = typer.Typer(
-    help="Review, verify, prove and export the transfer log.", no_args_is_help=True
-)
+log_app = area_app(help="Review, verify, prove and export the transfer log.", no_args_is_help=True)
 
 
 class SearchFormat(StrEnum):

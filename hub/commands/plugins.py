@@ -7,10 +7,10 @@ from typing import Any
 import typer
 
 from hub import __version__
-from hub.commands.common import print_json
+from hub.commands.common import area_app, print_json
 from hub.plugins import get_plugin_manager
 
-plugins_app = typer.Typer(help="Inspect the loaded plugins.", no_args_is_help=True)
+plugins_app = area_app(help="Inspect the loaded plugins.", no_args_is_help=True)
 
 
 def describe_plugins() -> list[dict[str, Any]]:

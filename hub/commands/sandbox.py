@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from hub.commands.common import hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector import service
 from hub.connector.base import Connector
 from hub.connector.registry import get_connector
@@ -24,7 +24,7 @@ from hub.model.problems import problems
 from hub.plugins import get_plugin_manager
 from hub.settings import get_settings
 
-sandbox_app = typer.Typer(
+sandbox_app = area_app(
     help="Play an authority's API with synthetic test people.", no_args_is_help=True
 )
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn
 
-from hub.commands.common import hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector.service import build_connector, runnable_connectors
 from hub.context import Hub
 from hub.ledger.service import new_checkpoint
@@ -25,8 +25,13 @@ from hub.sync.history import history
 from hub.sync.job import run_sync
 from hub.sync.options import Progress, SyncOptions
 
-sync_app = typer.Typer(
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 partial failure, 2 configuration error, 3 another sync holds the lock."
+)
+
+sync_app = area_app(
     help="Run the nightly synchronisation, or show its history.",
+    epilog=EXIT_CODES,
     invoke_without_command=True,
 )
 
@@ -107,10 +112,8 @@ def sync(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Pull from every enabled authority, store what consent allows, deliver what is due.
-
-    Exit codes: 0 ok, 1 partial failure, 2 configuration error, 3 another sync holds the lock.
-    """
+    """Pull from every enabled authority, store what consent allows, deliver what is due
+    (exit codes: :data:`EXIT_CODES`)."""
     if ctx.invoked_subcommand is not None:
         return
     hub = hub_from(ctx)

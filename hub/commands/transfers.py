@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from hub.commands.common import hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json
 from hub.sync.history import dead_letters, retry
 
-transfers_app = typer.Typer(
+transfers_app = area_app(
     help="Inspect and retry transfers that could not be delivered.", no_args_is_help=True
 )
 
