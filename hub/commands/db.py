@@ -7,7 +7,7 @@ import typer
 from hub.commands.common import area_app, hub_from, info
 from hub.ledger import harden as ledger_harden
 from hub.store import migrate
-from hub.store.db import safe_url
+from hub.store.db import loose_permissions, safe_url
 
 db_app = area_app(help="Create, upgrade and inspect the database.", no_args_is_help=True)
 
@@ -23,6 +23,9 @@ def upgrade(ctx: typer.Context) -> None:
         info(f"database {where} is already at revision {after}")
     else:
         info(f"database {where} upgraded from {before or 'empty'} to {after}")
+    warning = loose_permissions(hub.db.url)
+    if warning:
+        info(f"warning: {warning}")
 
 
 @db_app.command("status")

@@ -6,8 +6,11 @@ Repositories take a ``Session`` and never commit; the service that owns a use ca
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -38,9 +41,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            from pathlib import Path
-
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -55,6 +56,40 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     raise ConfigError(
         f"unsupported database '{parsed.get_backend_name()}' in EVI_DATABASE_URL; "
         "EVI hub runs on SQLite or PostgreSQL"
+    )
+
+
+def create_private_file(path: Path) -> None:
+    """Create a new SQLite database file that only its owner can read (mode 0600).
+
+    The database holds record bodies (health and benefit data among them), so it is not
+    left to the umask (typically 0644: readable by every local user). SQLite gives its
+    ``-wal`` and ``-shm`` files the main file's permissions, so they are private too. A
+    directory created for it is 0700. An existing file is left as it is (its owner may
+    have reasons); see :func:`loose_permissions`.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with suppress(FileExistsError):  # an existing database, or another process was first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def loose_permissions(url: str) -> str | None:
+    """A warning if ``url`` is a SQLite file that users other than its owner can read or
+    write; ``None`` otherwise (and for PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    try:
+        mode = os.stat(parsed.database).st_mode
+    except FileNotFoundError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (
+        f"the database file {parsed.database} can be read or written by other users (mode "
+        f"{stat.S_IMODE(mode):04o}); it holds personal data: chmod 600 it (and its -wal and "
+        "-shm files)"
     )
 
 
@@ -105,7 +140,10 @@ def _writer_turns(engine: Engine) -> FileLock | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     return FileLock(
-        url.database + "-writer", timeout=_TURN_TIMEOUT_SECONDS, preserve_lock_file=True
+        url.database + "-writer",
+        timeout=_TURN_TIMEOUT_SECONDS,
+        mode=0o600,
+        preserve_lock_file=True,
     )
 
 
