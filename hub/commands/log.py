@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from contextlib import nullcontext
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.commands.common import area_app, hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, print_json, whole_file
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
@@ -186,8 +187,7 @@ def export(
     """Export entries as JSON Lines or a FHIR AuditEvent Bundle. The export is recorded."""
     query = _query(ctx, None, None, since, until)
     records = service.export(hub_from(ctx), query, service.cli_actor(), fmt.value)
-    out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
-    try:
+    with whole_file(output) if output else nullcontext(sys.stdout) as out:
         if fmt is ExportFormat.JSONL:
             count = _write_jsonl(records, out)
         else:
@@ -196,9 +196,6 @@ def export(
                 out.write(chunk)
                 count += 1
             count -= 2  # the bundle's opening and closing pieces
-    finally:
-        if output:
-            out.close()
     info(f"exported {count} entries (this export was recorded in the log)")
 
 

@@ -366,3 +366,29 @@ def test_verify_json_report(ledger: Hub, cli, tmp_path: Path) -> None:
         "first_bad_seq": None,
         "problems": [],
     }
+
+
+def test_export_to_a_file_is_what_stdout_gets_and_only_the_owner_reads_it(
+    ledger: Hub, cli, tmp_path: Path
+) -> None:
+    target = tmp_path / "export.jsonl"
+    written = cli("log", "export", "--format", "jsonl", "--output", str(target))
+    assert written.code == 0, written.err
+    shown = cli("log", "export", "--format", "jsonl")
+    from_file = jsonl(target.read_text(encoding="utf-8"))
+    assert len(from_file) > 6
+    assert from_file == jsonl(shown.out)[:-1]  # the second export logged itself: one more
+    assert target.stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".export")) == []
+
+
+def test_a_failed_export_leaves_the_earlier_file_as_it_was(
+    cli, evi_home: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "export.jsonl"
+    target.write_text("yesterday's export\n", encoding="utf-8")
+    failed = cli("log", "export", "--format", "jsonl", "--output", str(target))  # no database
+    assert failed.code != 0
+    assert "evi db upgrade" in failed.err
+    assert target.read_text(encoding="utf-8") == "yesterday's export\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export")] == []
