@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
 from hub.connector.options import (
+    ConnectorOptions,
     build_options,
     masked,
     options_schema,
@@ -205,11 +206,38 @@ def build_connector(
                     f"key; set it again with `evi connectors configure {name} --set {key}=…`",
                 ) from None
     options = build_options(name, cls.Options, values)
+    if transport is None:
+        _require_reachable(name, options)
     return cls.create(
         options,
         transport=transport,
         retry=retry,
         strict_mapping=hub.settings.sync.strict_mapping,
+    )
+
+
+def _require_reachable(name: str, options: ConnectorOptions) -> None:
+    """Refuse a ``base_url`` under ``.invalid`` (RFC 6761: never resolves) at once, instead
+    of retrying a name lookup that cannot succeed. `evi demo` configures its in-process
+    sandboxes so (``http://NAME.sandbox.invalid``): such a connector is reached with
+    `evi sync --sandbox` only."""
+    url = getattr(options, "base_url", None)
+    if url is None:
+        return
+    host = httpx.URL(str(url)).host
+    if host != "invalid" and not host.endswith(".invalid"):
+        return
+    if host.endswith(".sandbox.invalid"):
+        raise ConnectorConfigError(
+            name,
+            "configured for its in-process sandbox by `evi demo`, which only `evi sync "
+            "--sandbox` and `evi demo` reach; to reach the authority's service instead: "
+            f"`evi connectors configure {name} --set base_url=https://…`",
+        )
+    raise ConnectorConfigError(
+        name,
+        f"base_url {url} can never be reached (the .invalid domain does not exist); set "
+        f"the authority's address with `evi connectors configure {name} --set base_url=…`",
     )
 
 

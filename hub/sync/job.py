@@ -22,7 +22,7 @@ from hub.connector.service import (
     runnable_connectors,
 )
 from hub.context import Hub
-from hub.errors import ConfigError, LockHeldError
+from hub.errors import ConfigError, LockHeldError, NotFoundError
 from hub.ledger.service import new_checkpoint
 from hub.store.tables.sync import SyncRun
 from hub.sync.batch import InboundRun
@@ -48,7 +48,10 @@ def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
     if not wanted:
         return runnable_connectors(hub)
     for name in wanted:
-        status = connector_status(hub, name)
+        try:
+            status = connector_status(hub, name)
+        except NotFoundError as exc:  # a wrong name in the job's command line: exit code 2
+            raise ConfigError(exc.message) from None
         if not status.enabled:
             raise ConfigError(
                 f"connector '{name}' is not enabled; enable it with `evi connectors enable {name}`"
@@ -86,7 +89,7 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
                 )
             except ConnectorConfigError as exc:
                 entry.status, entry.error = CONFIG_ERROR, exc.message
-        runs = {} if options.dry_run else {n: _start_run(hub, n) for n in connectors}
+        runs = {} if options.dry_run else {n: _start_run(hub, n) for n in names}
         held = _lock_all(hub, connectors, report, stack)
         # Subscriptions first, for every connector: routing a record to "the parties on the
         # case" must not depend on the order the authorities are pulled in.

@@ -101,5 +101,10 @@ class SyncReport:
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-        lines += [f"{r.connector}: {r.error}" for r in self.connectors if r.error]
+        lines += [_named(r.connector, r.error) for r in self.connectors if r.error]
         return "\n".join(lines)
+
+
+def _named(connector: str, error: str) -> str:
+    """``connector: error``, without saying the name twice (connector errors start with it)."""
+    return error if error.startswith(f"{connector}: ") else f"{connector}: {error}"

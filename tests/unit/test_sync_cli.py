@@ -66,6 +66,29 @@ def test_naming_a_disabled_connector_is_a_configuration_error(cli, demo_home: Pa
     assert "evi connectors enable af" in result.err
 
 
+def test_naming_a_connector_that_is_not_installed_is_a_configuration_error(
+    cli, demo_home: Path
+) -> None:
+    result = cli("sync", "--sandbox", "--connector", "kommunen")
+    assert result.code == 2
+    assert "no connector named 'kommunen'" in result.err
+    assert "installed: af, fk, kommun, region" in result.err
+
+
+def test_a_demo_home_synced_without_sandbox_says_how_at_once(cli, demo_home: Path) -> None:
+    result = cli("sync")  # the demo's connectors live in-process: only --sandbox reaches them
+    assert result.code == 2
+    lines = [line for line in result.out.splitlines() if line.startswith("af: ")]
+    assert lines == [
+        "af: configured for its in-process sandbox by `evi demo`, which only "
+        "`evi sync --sandbox` and `evi demo` reach; to reach the authority's service "
+        "instead: `evi connectors configure af --set base_url=https://…`"
+    ]
+    rows = json.loads(cli("sync", "history", "--json").out)
+    assert {r["status"] for r in rows} == {"config_error"}
+    assert all(r["counts"]["pulled"] == 0 for r in rows)
+
+
 def test_failed_transfers_are_listed_with_a_reason_and_can_be_retried(
     cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
