@@ -17,6 +17,7 @@ from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn
 
 from hub.commands.common import area_app, hub_from, info, print_json
+from hub.connector.errors import ConnectorConfigError
 from hub.connector.service import build_connector, runnable_connectors
 from hub.context import Hub
 from hub.ledger.service import new_checkpoint
@@ -201,8 +202,7 @@ def worker(
     info("worker ready: SIGTERM or Ctrl-C stops it after the current transfer")
     if hub.db.dialect == "sqlite" and not once:
         info("note: on SQLite run a single worker; PostgreSQL lets any number share the outbox")
-    names = runnable_connectors(hub)
-    connectors = {name: build_connector(hub, name) for name in names}
+    connectors = _worker_connectors(hub)
     delivered = 0
     try:
         while not stop.is_set():
@@ -227,6 +227,25 @@ def worker(
             connector.close()
     info(f"worker stopped; {delivered} transfers delivered")
     sys.stdout.flush()
+
+
+def _worker_connectors(hub: Hub) -> dict[str, Any]:
+    """Every enabled connector that can be built. One with a configuration error is left
+    out, with a warning, and its transfers wait in the outbox until it is fixed (as in
+    `evi sync`, one connector never stops the others); if none can be built, that is the
+    error."""
+    connectors: dict[str, Any] = {}
+    problems: list[ConnectorConfigError] = []
+    for name in runnable_connectors(hub):
+        try:
+            connectors[name] = build_connector(hub, name)
+        except ConnectorConfigError as exc:
+            problems.append(exc)
+    if problems and not connectors:
+        raise problems[0]
+    for problem in problems:
+        info(f"warning: {problem.message}; its transfers wait until this is fixed")
+    return connectors
 
 
 def register(app: typer.Typer) -> None:

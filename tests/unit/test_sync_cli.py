@@ -121,3 +121,23 @@ def test_retrying_an_unknown_transfer_names_it(cli, demo_home: Path) -> None:
     assert result.code == 1
     assert "no dead letter with id 999999" in result.err
     assert cli("transfers", "retry").code == 2
+
+
+def test_a_worker_leaves_out_a_connector_it_cannot_build_and_serves_the_rest(
+    cli, demo_home: Path
+) -> None:
+    # af points at a real (if silent) address; the other three keep the demo's in-process
+    # placeholders, which a worker cannot reach
+    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
+    result = cli("worker", "--once")
+    assert result.code == 0, result.err
+    warned = [line for line in result.err.splitlines() if line.startswith("warning: ")]
+    assert [line.split(":")[1].strip() for line in warned] == ["fk", "kommun", "region"]
+    assert all("its transfers wait until this is fixed" in line for line in warned)
+    assert "worker stopped; 0 transfers delivered" in result.err
+
+
+def test_a_worker_that_can_build_no_connector_says_why(cli, demo_home: Path) -> None:
+    result = cli("worker", "--once")
+    assert result.code == 2
+    assert "configured for its in-process sandbox" in result.err
