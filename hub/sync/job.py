@@ -18,6 +18,7 @@ from hub.connector.service import (
     STATUS_FAILED,
     build_connector,
     connector_status,
+    list_connectors,
     record_sync_result,
     runnable_connectors,
 )
@@ -37,6 +38,7 @@ from hub.sync.report import (
     FAILED,
     LOCKED,
     OK,
+    PAUSED,
     ConnectorReport,
     SyncReport,
 )
@@ -47,6 +49,28 @@ def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
     """The connectors to run: the ones named (each must be enabled), or every runnable one."""
     if not wanted:
         return runnable_connectors(hub)
+    _check_named(hub, wanted)
+    return list(dict.fromkeys(wanted))
+
+
+def paused_connectors(hub: Hub) -> list[ConnectorReport]:
+    """Report lines for the enabled connectors that are paused: a nightly run that skips
+    one must not look like a night where everything went through."""
+    return [
+        ConnectorReport(
+            connector=s.name,
+            status=PAUSED,
+            error=(
+                f"paused after repeated failures (last: {s.last_error or s.status}); fix the "
+                f"cause, then `evi connectors enable {s.name}`"
+            ),
+        )
+        for s in list_connectors(hub)
+        if s.enabled and s.paused
+    ]
+
+
+def _check_named(hub: Hub, wanted: list[str]) -> None:
     for name in wanted:
         try:
             status = connector_status(hub, name)
@@ -61,7 +85,6 @@ def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
                 f"connector '{name}' is paused after repeated failures; fix the cause shown by "
                 f"`evi connectors list`, then `evi connectors enable {name}`"
             )
-    return list(dict.fromkeys(wanted))
 
 
 def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
@@ -72,6 +95,8 @@ def run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
 def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
     names = selected_connectors(hub, options.connectors)
     report = SyncReport(dry_run=options.dry_run)
+    if not options.connectors:
+        report.connectors.extend(paused_connectors(hub))
     if not names:
         return report
     hub.keys  # noqa: B018 - fail early on a missing key, before anyone is asked for data
@@ -185,8 +210,8 @@ def _finish_runs(hub: Hub, report: SyncReport, runs: Mapping[str, int]) -> None:
                     row.status = entry.status
                     row.counts = entry.counts()
                     row.error = entry.error
-            if entry.status == LOCKED:
-                continue  # the run holding the lock reports for this connector
+            if entry.status in (LOCKED, PAUSED):
+                continue  # the run holding the lock reports for it; a paused one did not run
             status = STATUS_FAILED if entry.status in (FAILED, CONFIG_ERROR) else entry.status
             paused = record_sync_result(
                 session, entry.connector, status, now, error=entry.error, pause_after=pause_after

@@ -80,14 +80,15 @@ class SyncReport:
         """The documented exit codes (docs/sync.md).
 
         2 a connector's configuration is wrong; 3 every connector asked for is being synced
-        by another run; 1 partial failure (a connector failed or was locked, or a transfer
-        was dead-lettered); 0 everything went through.
+        by another run; 1 partial failure (a connector failed, was locked or is paused, or
+        a transfer was dead-lettered); 0 everything went through.
         """
         if any(r.status == CONFIG_ERROR for r in self.connectors):
             return 2
         if self.connectors and all(r.status == LOCKED for r in self.connectors):
             return 3
-        if any(r.status in (FAILED, LOCKED, PARTIAL) or r.dead_lettered for r in self.connectors):
+        troubled = (FAILED, LOCKED, PARTIAL, PAUSED)
+        if any(r.status in troubled or r.dead_lettered for r in self.connectors):
             return 1
         return 0
 

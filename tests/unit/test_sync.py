@@ -29,7 +29,7 @@ from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
-from hub.store.tables.sync import OutboxItem, StoredRecord, SyncLock
+from hub.store.tables.sync import OutboxItem, StoredRecord, SyncLock, SyncRun
 from hub.sync.delivery import Deliverer
 from hub.sync.job import run_sync
 from hub.sync.outbox import DELIVERED, DENIED, PENDING
@@ -293,7 +293,14 @@ def test_a_connector_failing_night_after_night_is_paused(
     status = {s.name: s for s in list_connectors(hub)}
     assert status["af"].paused and status["af"].status == "failed"
     third = run_sync(hub, sync_options(targets, deliver=False))
-    assert "af" not in {r.connector for r in third.connectors}
+    af = third.get("af")  # not run, but in the report: the night is not all right
+    assert af.status == "paused" and af.pulled == 0
+    assert af.error is not None and "evi connectors enable af" in af.error
+    assert {r.status for r in third.connectors if r.connector != "af"} == {"ok"}
+    assert third.exit_code == 1
+    with hub.db.session() as session:  # a night it did not run is not in its history
+        runs = session.scalars(select(SyncRun).where(SyncRun.connector == "af")).all()
+    assert len(runs) == 2
 
 
 def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
