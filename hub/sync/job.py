@@ -97,7 +97,8 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
     report = SyncReport(dry_run=options.dry_run)
     if not options.connectors:
         report.connectors.extend(paused_connectors(hub))
-    if not names:
+    if not names:  # nothing to run; the plugins still hear of it (all paused is an alert)
+        hub.plugins.hook.evi_sync_finished(report=report, settings=hub.settings)
         return report
     hub.keys  # noqa: B018 - fail early on a missing key, before anyone is asked for data
     run_id = correlation_id()

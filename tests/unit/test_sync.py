@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from hub.connector.service import list_connectors
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget
+from hub.hookspecs import hookimpl
 from hub.ledger.service import verify
 from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
@@ -301,6 +303,32 @@ def test_a_connector_failing_night_after_night_is_paused(
     with hub.db.session() as session:  # a night it did not run is not in its history
         runs = session.scalars(select(SyncRun).where(SyncRun.connector == "af")).all()
     assert len(runs) == 2
+
+
+def test_plugins_hear_of_every_run_even_one_where_every_connector_is_paused(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard: list[dict[str, str]] = []
+
+    class Alerts:
+        @hookimpl
+        def evi_sync_finished(self, report: Any, settings: Any) -> None:
+            heard.append({r.connector: r.status for r in report.connectors})
+
+    monkeypatch.setenv("EVI_SYNC__PAUSE_AFTER_FAILURES", "1")
+    get_settings.cache_clear()
+    hub = Hub(settings=get_settings(), db=demo.db)
+    hub.plugins.register(Alerts())
+    for target in targets.values():
+        knobs(target, fail_rate=1.0)
+    first = run_sync(hub, sync_options(targets, deliver=False))
+    assert first.exit_code == 1
+    paused = run_sync(hub, sync_options(targets, deliver=False))
+    assert paused.exit_code == 1
+    assert heard == [
+        {name: "failed" for name in targets},
+        {name: "paused" for name in targets},
+    ]
 
 
 def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
