@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from hub.commands.common import area_app, hub_from, info
@@ -36,6 +38,25 @@ def status(ctx: typer.Context) -> None:
     typer.echo(f"database: {safe_url(hub.db.url)}")
     typer.echo(f"revision: {migrate.current_revision(hub.db) or 'none (run evi db upgrade)'}")
     typer.echo(f"newest:   {migrate.head_revision()}")
+
+
+@db_app.command("backup")
+def backup(
+    ctx: typer.Context,
+    target: Path = typer.Argument(..., help="The file to write (a SQLite database)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """SQLite: a consistent copy of the database, safe while syncs and workers run.
+
+    The copy is checked and written whole (mode 0600) or not at all. The keys are not in
+    it: back up `$EVI_HOME/keys` separately. On PostgreSQL use pg_dump.
+    """
+    from hub.store.backup import backup_sqlite
+
+    hub = hub_from(ctx)
+    hub.require_schema()
+    done = backup_sqlite(hub.db, target, overwrite=overwrite)
+    info(f"backed up {safe_url(hub.db.url)} to {done.path} ({done.bytes / 1e6:.1f} MB, checked)")
 
 
 @db_app.command("harden")

@@ -1,0 +1,88 @@
+"""`evi db backup`: a consistent, checked copy of a running SQLite database that restores
+to a verifying ledger; never a half-written or overwritten file by accident."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from hub.errors import ConfigError
+from hub.store.backup import backup_sqlite
+from hub.store.db import Database
+
+
+def _count(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+@pytest.fixture
+def demo_home(cli, evi_home: Path) -> Path:
+    result = cli("demo", "--seed", "3", "--population", "40")
+    assert result.code == 0, result.err
+    return evi_home
+
+
+def test_a_backup_restores_to_the_same_verifying_log(
+    cli, demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "nightly.db"
+    made = cli("db", "backup", str(target))
+    assert made.code == 0, made.err
+    assert "checked" in made.err
+    assert target.stat().st_mode & 0o077 == 0
+    live = demo_home / "evi.db"
+    for table in ("ledger_entry", "record", "outbox", "participant"):
+        assert _count(target, table) == _count(live, table) > 0, table
+
+    restored = tmp_path / "restored"
+    (restored / "keys").mkdir(parents=True)
+    target.rename(restored / "evi.db")
+    for key in (demo_home / "keys").iterdir():  # keys are backed up on their own
+        (restored / "keys" / key.name).write_bytes(key.read_bytes())
+    monkeypatch.setenv("EVI_HOME", str(restored))
+    verified = cli("log", "verify")
+    assert verified.code == 0, verified.err
+    assert "the ledger verifies" in verified.err
+
+
+def test_an_existing_file_is_kept_unless_overwrite_is_asked(
+    cli, demo_home: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "nightly.db"
+    target.write_text("yesterday\n")
+    refused = cli("db", "backup", str(target))
+    assert refused.code == 2
+    assert "--overwrite" in refused.err
+    assert target.read_text() == "yesterday\n"
+    replaced = cli("db", "backup", str(target), "--overwrite")
+    assert replaced.code == 0, replaced.err
+    assert _count(target, "ledger_entry") > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".nightly")] == []
+
+
+def test_a_backup_taken_during_a_write_holds_only_what_was_committed(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'live.db'}")
+    try:
+        with db.session() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+            session.execute(text("INSERT INTO t VALUES (1)"))
+        with db.engine.connect() as writer:  # a sync half-way through a batch
+            writer.execute(text("INSERT INTO t VALUES (2)"))
+            copy = backup_sqlite(db, tmp_path / "copy.db")
+            writer.commit()
+        assert _count(copy.path, "t") == 1
+        assert _count(tmp_path / "live.db", "t") == 2
+    finally:
+        db.dispose()
+
+
+def test_postgresql_is_pointed_to_pg_dump(database: Database, tmp_path: Path) -> None:
+    if database.dialect == "sqlite":
+        pytest.skip("the refusal is PostgreSQL's")
+    with pytest.raises(ConfigError, match="pg_dump"):
+        backup_sqlite(database, tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists()
