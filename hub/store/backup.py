@@ -21,9 +21,11 @@ from pathlib import Path
 from hub.errors import ConfigError, InputError
 from hub.store.db import Database
 
-PAGES_PER_STEP = 4096
-"""Pages copied per step (32 MB at the hub's 8 KB pages): writers get the lock in
-between, so a backup of a large database never stalls a running sync for long."""
+ALL_PAGES = -1
+"""The copy is made in one step, inside one read transaction. In WAL mode (the hub's)
+that blocks no writer, and it is the only way a copy of a database that a sync keeps
+writing to ever finishes: a step-by-step backup starts again whenever another
+connection writes between two steps."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def backup_sqlite(db: Database, target: Path, *, overwrite: bool = False) -> Bac
             assert isinstance(source, sqlite3.Connection)
             copy = sqlite3.connect(staging)
             try:
-                source.backup(copy, pages=PAGES_PER_STEP)
+                source.backup(copy, pages=ALL_PAGES)
                 verdict = copy.execute("PRAGMA quick_check").fetchone()[0]
             finally:
                 copy.close()

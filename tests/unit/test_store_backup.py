@@ -4,6 +4,7 @@ to a verifying ledger; never a half-written or overwritten file by accident."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,37 @@ def test_postgresql_is_pointed_to_pg_dump(database: Database, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="pg_dump"):
         backup_sqlite(database, tmp_path / "copy.db")
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_backup_finishes_while_another_connection_keeps_committing(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'live.db'}")
+    done = threading.Event()
+    written: list[int] = []
+
+    def keep_writing() -> None:
+        with db.engine.connect() as conn:
+            while not done.is_set():
+                conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": len(written)})
+                conn.commit()
+                written.append(1)
+
+    try:
+        with db.session() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+            for start in range(0, 20_000, 1000):
+                session.execute(
+                    text("INSERT INTO t SELECT value FROM json_each(:xs)"),
+                    {"xs": str(list(range(start, start + 1000)))},
+                )
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        try:
+            while len(written) < 20:  # the writer is busy before the backup starts
+                threading.Event().wait(0.01)
+            copy = backup_sqlite(db, tmp_path / "copy.db")
+        finally:
+            done.set()
+            writer.join()
+        assert 20_000 <= _count(copy.path, "t") <= 20_000 + len(written)
+    finally:
+        db.dispose()
