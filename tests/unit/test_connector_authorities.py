@@ -278,7 +278,7 @@ def test_a_repeated_push_is_delivered_once(rig: Any, name: str) -> None:
 @ALL
 def test_a_push_whose_answer_was_lost_is_retried_and_absorbed(rig: Any, name: str) -> None:
     # The authority stores the push but answers too late; the retry carries the same key.
-    r = rig(name, timeout=0.2)
+    r = rig(name, timeout=1.0)  # far above an answer, far below the 5 s stall
     r.connector.check()  # af: fetch the access token first, so the stall hits the push
     r.knobs(timeout_rate=1.0, fault_budget=1, stall_seconds=5.0)
     result = r.connector.push(transfer(people(1)[0]))
@@ -331,7 +331,7 @@ def test_a_batch_item_reusing_a_key_is_refused_alone(rig: Any, name: str) -> Non
 
 @ALL
 def test_a_batch_whose_answer_was_lost_is_retried_and_absorbed(rig: Any, name: str) -> None:
-    r = rig(name, timeout=0.2)
+    r = rig(name, timeout=1.0)  # far above an answer, far below the 5 s stall
     r.connector.check()
     r.knobs(timeout_rate=1.0, fault_budget=1, stall_seconds=5.0)
     keys = ["k-lost-0000000001", "k-lost-0000000002"]

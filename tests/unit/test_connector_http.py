@@ -206,7 +206,7 @@ def _app() -> FastAPI:
 
 def test_in_process_transport_behaves_like_a_server() -> None:
     transport = InProcessTransport(_app())
-    client = httpx.Client(transport=transport, base_url="http://app", timeout=0.1)
+    client = httpx.Client(transport=transport, base_url="http://app", timeout=1.0)
     with client:
         assert client.post("/echo", json={"a": 1}).json() == {"a": 1}
         # An exception in the app is a 500, as a real server would answer, not a crash here.
