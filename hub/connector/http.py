@@ -99,6 +99,15 @@ def _ssl_reason(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def _cut_off(error: ssl.SSLError) -> bool:
+    """An end of file in the middle of TLS, not a refusal the server said out loud (an
+    alert such as an unknown CA or a missing certificate)."""
+    return isinstance(error, ssl.SSLEOFError) or getattr(error, "reason", None) in (
+        "UNEXPECTED_EOF_WHILE_READING",
+        "EOF occurred in violation of protocol",
+    )
+
+
 def translate_transport_error(
     connector: str, request: httpx.Request, exc: httpx.HTTPError
 ) -> ConnectorError:
@@ -116,6 +125,16 @@ def translate_transport_error(
             connector, f"{where} did not answer {what} in time ({type(exc).__name__})"
         )
     tls = _ssl_reason(exc)
+    if tls is not None and _cut_off(tls):
+        # The other end closed the connection in the middle of TLS: a server restarting or
+        # overloaded, or one that closed an idle kept-alive connection just as we reused
+        # it. Worth retrying; only if it persists is it a certificate the server refuses.
+        return TransientConnectorError(
+            connector,
+            f"the TLS connection with {where} was cut off during {what}; it may be "
+            "overloaded, or (if this persists) it does not accept our client certificate: "
+            f"check client_cert and client_key with `evi connectors show {connector}`",
+        )
     if tls is not None:
         reason = getattr(tls, "reason", None) or type(tls).__name__
         if isinstance(tls, ssl.SSLCertVerificationError):

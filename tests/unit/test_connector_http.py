@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -102,6 +103,42 @@ def test_transport_failures_are_classified(
 ) -> None:
     with pytest.raises(error, match=words):
         api(_raise(exc)).request("GET", "/x")
+
+
+def _tls_failure(reason: str, kind: type[ssl.SSLError] = ssl.SSLError) -> ssl.SSLError:
+    error = kind(1, f"[SSL: {reason}] {reason.lower()}")
+    error.reason = reason  # set by OpenSSL on real errors
+    return error
+
+
+@pytest.mark.parametrize(
+    ("cause", "error", "words"),
+    [
+        # cut off mid-TLS (a server restarting, or closing a kept-alive connection just as
+        # it is reused): retried, as any broken connection
+        (
+            _tls_failure("UNEXPECTED_EOF_WHILE_READING", ssl.SSLEOFError),
+            TransientConnectorError,
+            "cut off during GET /x",
+        ),
+        (_tls_failure("UNEXPECTED_EOF_WHILE_READING"), TransientConnectorError, "cut off"),
+        # the server said no: a configuration to fix, not retried
+        (_tls_failure("TLSV1_ALERT_UNKNOWN_CA"), ConnectorConfigError, "check client_cert"),
+        (
+            _tls_failure("CERTIFICATE_VERIFY_FAILED", ssl.SSLCertVerificationError),
+            ConnectorConfigError,
+            "server certificate is not trusted",
+        ),
+    ],
+)
+def test_tls_failures_are_classified(
+    cause: ssl.SSLError, error: type[Exception], words: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("tls", request=request) from cause
+
+    with pytest.raises(error, match=words):
+        api(handler).request("GET", "/x")
 
 
 def test_bearer_token_is_sent_but_never_shown(caplog: pytest.LogCaptureFixture) -> None:
