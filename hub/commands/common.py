@@ -8,15 +8,15 @@ first asks for the hub, not with this module: a command that never opens the hub
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import typer
+
+from hub.files import staged
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -58,20 +58,6 @@ def info(message: str) -> None:
 
 @contextmanager
 def whole_file(path: Path) -> Iterator[TextIO]:
-    """Write ``path`` whole or not at all (UTF-8 text, mode 0600).
-
-    The text goes to a new file beside ``path`` that replaces it in one step when the
-    block ends without an error; on an error it is removed and whatever ``path`` held
-    before is untouched. So an export that fails half-way (a wrong ``$EVI_HOME``, a full
-    disk, Ctrl-C) never leaves a truncated file, nor destroys yesterday's export of the
-    same name. The standard library's ``tempfile`` and ``os.replace`` do the work; the
-    packages made for this (``atomicwrites``) are no longer maintained.
-    """
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with open(fd, "w", encoding="utf-8") as out:
-            yield out
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    """Write text to ``path`` whole or not at all, mode 0600 (see :mod:`hub.files`)."""
+    with staged(path) as staging, staging.open("w", encoding="utf-8") as out:
+        yield out

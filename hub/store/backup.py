@@ -6,19 +6,19 @@ backup API (Python's ``sqlite3.Connection.backup``) copies a consistent snapshot
 page, and the copy is checked with ``PRAGMA quick_check`` before it is put in place. On
 PostgreSQL, use ``pg_dump`` (docs/operations.md).
 
-The copy is written beside the target and renamed into place only when it is complete
-and checked, with mode 0600 (it holds the same personal data as the database).
+The copy is written beside the target and put in place only when it is complete and
+checked (:func:`hub.files.staged`), mode 0600: it holds the same personal data as the
+database.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import ConfigError, InputError
+from hub.files import staged
 from hub.store.db import Database
 
 ALL_PAGES = -1
@@ -43,11 +43,7 @@ def backup_sqlite(db: Database, target: Path, *, overwrite: bool = False) -> Bac
         )
     if target.exists() and not overwrite:
         raise InputError(f"{target} exists; choose a new file name or pass --overwrite")
-    if not target.parent.is_dir():
-        raise InputError(f"{target.parent} is not a directory; create it first")
-    fd, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
+    with staged(target) as staging:
         raw = db.engine.raw_connection()
         try:
             source = raw.driver_connection
@@ -62,8 +58,4 @@ def backup_sqlite(db: Database, target: Path, *, overwrite: bool = False) -> Bac
             raw.close()
         if verdict != "ok":
             raise InputError(f"the copy failed SQLite's quick_check ({verdict}); nothing kept")
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
     return Backup(target, target.stat().st_size)

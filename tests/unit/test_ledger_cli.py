@@ -392,3 +392,10 @@ def test_a_failed_export_leaves_the_earlier_file_as_it_was(
     assert "evi db upgrade" in failed.err
     assert target.read_text(encoding="utf-8") == "yesterday's export\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export")] == []
+
+
+def test_an_export_into_a_missing_directory_says_so(ledger: Hub, cli, tmp_path: Path) -> None:
+    result = cli("log", "export", "--format", "jsonl", "-o", str(tmp_path / "no" / "x.jsonl"))
+    assert result.code == 2
+    assert "is not a directory; create it first" in result.err
+    assert "Traceback" not in result.err
