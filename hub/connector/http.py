@@ -102,9 +102,20 @@ def _ssl_reason(exc: BaseException) -> ssl.SSLError | None:
 def _cut_off(error: ssl.SSLError) -> bool:
     """An end of file in the middle of TLS, not a refusal the server said out loud (an
     alert such as an unknown CA or a missing certificate)."""
-    return isinstance(error, ssl.SSLEOFError) or getattr(error, "reason", None) in (
-        "UNEXPECTED_EOF_WHILE_READING",
-        "EOF occurred in violation of protocol",
+    return isinstance(error, ssl.SSLEOFError) or (
+        getattr(error, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
+    )
+
+
+def _hung_up(connector: str, where: str, how: str) -> TransientConnectorError:
+    """The server ended the connection without a word: retried. Under TLS 1.3 a server
+    that rejects our client certificate does exactly this after the handshake, so the
+    message names that too."""
+    return TransientConnectorError(
+        connector,
+        f"{where} {how}; it may be overloaded, or (if this persists) it does not accept our "
+        f"client certificate: check client_cert and client_key with `evi connectors show "
+        f"{connector}`",
     )
 
 
@@ -126,15 +137,9 @@ def translate_transport_error(
         )
     tls = _ssl_reason(exc)
     if tls is not None and _cut_off(tls):
-        # The other end closed the connection in the middle of TLS: a server restarting or
-        # overloaded, or one that closed an idle kept-alive connection just as we reused
-        # it. Worth retrying; only if it persists is it a certificate the server refuses.
-        return TransientConnectorError(
-            connector,
-            f"the TLS connection with {where} was cut off during {what}; it may be "
-            "overloaded, or (if this persists) it does not accept our client certificate: "
-            f"check client_cert and client_key with `evi connectors show {connector}`",
-        )
+        # A server restarting or overloaded, or one that closed an idle kept-alive
+        # connection just as we reused it: worth retrying.
+        return _hung_up(connector, where, f"cut the TLS connection off during {what}")
     if tls is not None:
         reason = getattr(tls, "reason", None) or type(tls).__name__
         if isinstance(tls, ssl.SSLCertVerificationError):
@@ -153,14 +158,7 @@ def translate_transport_error(
             f"is up and that base_url is right (`evi connectors configure {connector}`)",
         )
     if isinstance(exc, httpx.RemoteProtocolError) and request.url.scheme == "https":
-        # Under TLS 1.3 a server that rejects our client certificate just hangs up after
-        # the handshake, which looks exactly like an overloaded server; say both.
-        return TransientConnectorError(
-            connector,
-            f"{where} closed the connection without answering {what}; it may be overloaded, "
-            "or (if this persists) it does not accept our client certificate: check "
-            f"client_cert and client_key with `evi connectors show {connector}`",
-        )
+        return _hung_up(connector, where, f"closed the connection without answering {what}")
     return TransientConnectorError(
         connector, f"{where} broke off {what} ({type(exc).__name__}); it may be overloaded"
     )

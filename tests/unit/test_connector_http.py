@@ -119,9 +119,13 @@ def _tls_failure(reason: str, kind: type[ssl.SSLError] = ssl.SSLError) -> ssl.SS
         (
             _tls_failure("UNEXPECTED_EOF_WHILE_READING", ssl.SSLEOFError),
             TransientConnectorError,
-            "cut off during GET /x",
+            "cut the TLS connection off during GET /x",
         ),
-        (_tls_failure("UNEXPECTED_EOF_WHILE_READING"), TransientConnectorError, "cut off"),
+        (
+            _tls_failure("UNEXPECTED_EOF_WHILE_READING"),
+            TransientConnectorError,
+            "cut the TLS connection off",
+        ),
         # the server said no: a configuration to fix, not retried
         (_tls_failure("TLSV1_ALERT_UNKNOWN_CA"), ConnectorConfigError, "check client_cert"),
         (
