@@ -17,6 +17,7 @@ from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn
 
 from hub.commands.common import area_app, hub_from, info, print_json
+from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
 from hub.connector.service import build_connector, runnable_connectors
 from hub.context import Hub
@@ -229,12 +230,12 @@ def worker(
     sys.stdout.flush()
 
 
-def _worker_connectors(hub: Hub) -> dict[str, Any]:
+def _worker_connectors(hub: Hub) -> dict[str, Connector]:
     """Every enabled connector that can be built. One with a configuration error is left
     out, with a warning, and its transfers wait in the outbox until it is fixed (as in
     `evi sync`, one connector never stops the others); if none can be built, that is the
     error."""
-    connectors: dict[str, Any] = {}
+    connectors: dict[str, Connector] = {}
     problems: list[ConnectorConfigError] = []
     for name in runnable_connectors(hub):
         try:

@@ -217,28 +217,21 @@ def build_connector(
 
 
 def _require_reachable(name: str, options: ConnectorOptions) -> None:
-    """Refuse a ``base_url`` under ``.invalid`` (RFC 6761: never resolves) at once, instead
-    of retrying a name lookup that cannot succeed. `evi demo` configures its in-process
-    sandboxes so (``http://NAME.sandbox.invalid``): such a connector is reached with
-    `evi sync --sandbox` only."""
+    """Refuse a ``base_url`` under ``.invalid`` (RFC 6761: it never resolves) at once, not
+    after retrying a name lookup that cannot succeed. `evi demo` gives its in-process
+    sandboxes such addresses, so the message says how those are reached."""
     url = getattr(options, "base_url", None)
     if url is None:
         return
     host = httpx.URL(str(url)).host
-    if host != "invalid" and not host.endswith(".invalid"):
-        return
-    if host.endswith(".sandbox.invalid"):
+    if host == "invalid" or host.endswith(".invalid"):
         raise ConnectorConfigError(
             name,
-            "configured for its in-process sandbox by `evi demo`, which only `evi sync "
-            "--sandbox` and `evi demo` reach; to reach the authority's service instead: "
-            f"`evi connectors configure {name} --set base_url=https://…`",
+            f"base_url {url} never resolves (.invalid): `evi demo` sets such addresses for "
+            "its in-process sandboxes, which only `evi sync --sandbox` and `evi demo` "
+            f"reach; to reach the authority: `evi connectors configure {name} --set "
+            "base_url=https://…`",
         )
-    raise ConnectorConfigError(
-        name,
-        f"base_url {url} can never be reached (the .invalid domain does not exist); set "
-        f"the authority's address with `evi connectors configure {name} --set base_url=…`",
-    )
 
 
 def check_connector(

@@ -80,9 +80,10 @@ def test_a_demo_home_synced_without_sandbox_says_how_at_once(cli, demo_home: Pat
     assert result.code == 2
     lines = [line for line in result.out.splitlines() if line.startswith("af: ")]
     assert lines == [
-        "af: configured for its in-process sandbox by `evi demo`, which only "
-        "`evi sync --sandbox` and `evi demo` reach; to reach the authority's service "
-        "instead: `evi connectors configure af --set base_url=https://…`"
+        "af: base_url http://af.sandbox.invalid never resolves (.invalid): `evi demo` sets "
+        "such addresses for its in-process sandboxes, which only `evi sync --sandbox` and "
+        "`evi demo` reach; to reach the authority: `evi connectors configure af --set "
+        "base_url=https://…`"
     ]
     rows = json.loads(cli("sync", "history", "--json").out)
     assert {r["status"] for r in rows} == {"config_error"}
@@ -140,4 +141,4 @@ def test_a_worker_leaves_out_a_connector_it_cannot_build_and_serves_the_rest(
 def test_a_worker_that_can_build_no_connector_says_why(cli, demo_home: Path) -> None:
     result = cli("worker", "--once")
     assert result.code == 2
-    assert "configured for its in-process sandbox" in result.err
+    assert "only `evi sync --sandbox` and `evi demo` reach" in result.err
