@@ -112,8 +112,9 @@ def test_a_backup_finishes_while_another_connection_keeps_committing(tmp_path: P
         writer = threading.Thread(target=keep_writing)
         writer.start()
         try:
-            while len(written) < 20:  # the writer is busy before the backup starts
+            while len(written) < 20 and writer.is_alive():  # busy before the backup starts
                 threading.Event().wait(0.01)
+            assert writer.is_alive(), "the writer stopped before the backup began"
             copy = backup_sqlite(db, tmp_path / "copy.db")
         finally:
             done.set()
