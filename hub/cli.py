@@ -32,6 +32,7 @@ COMMANDS = {
     "connectors": "hub.commands.connectors",
     "sandbox": "hub.commands.sandbox",
     "consent": "hub.commands.consent",
+    "participants": "hub.commands.participants",
     "log": "hub.commands.log",
     "sync": "hub.commands.sync",
     "transfers": "hub.commands.transfers",

@@ -1,0 +1,1 @@
+"""What a caseworker sees: one person's consolidated status, limited by consent."""

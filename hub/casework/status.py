@@ -1,0 +1,182 @@
+"""One person's consolidated status, as one caseworker's party may see it.
+
+    consolidated_status(hub, identity, viewer, at=None) -> StatusView
+
+A view is a disclosure: each stored record goes from the authority it came from (its
+origin) to the viewer's party, for the purpose ``coordination``. So the gate is asked
+once per (origin, category) the person has records in, every decision (permit or deny)
+goes to the ledger, and only permitted records are shown. A restricted record (data
+obtained under a legal right for one purpose) is never shown.
+
+The view itself is one more ledger entry (action ``view``, the categories shown), tied to
+its decisions by one correlation id. Looking up a number the hub does not know is logged
+as a failed view by the number's pseudonym before the caller hears "not found", so a
+privacy officer can see look-ups of people who are not participants too.
+
+What was withheld is not listed: that an authority holds, say, health information about
+a person is itself information the viewer may not have.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.casework.summary import CaseSummary, StatusEntry, summarise
+from hub.consent.decisions import DecisionRequest, gate_for
+from hub.context import Hub
+from hub.errors import NotFoundError
+from hub.ledger.event import Action, LedgerEvent, Outcome
+from hub.ledger.writer import append
+from hub.model.identity import PersonalIdentity
+from hub.model.vocab import Purpose
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.participant import ParticipantRow
+from hub.store.tables.sync import StoredRecord
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
+ROLE = "caseworker"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks: their name for the ledger and the party they work for."""
+
+    actor: str
+    party: str
+    role: str = ROLE
+
+
+class StatusView(BaseModel):
+    """What the viewer may see about the person (by pseudonym; the number is never echoed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    participant: str
+    protected_identity: bool
+    viewer_party: str
+    at: datetime
+    correlation_id: str
+    summary: CaseSummary
+    entries: list[StatusEntry]
+
+
+def _view_event(
+    viewer: Viewer,
+    pseudonym: str,
+    at: datetime,
+    correlation_id: str,
+    *,
+    shown: list[StatusEntry],
+    found: bool,
+) -> LedgerEvent:
+    return LedgerEvent(
+        time=at,
+        action=Action.VIEW,
+        outcome=Outcome.SUCCESS if found else Outcome.MINOR_FAILURE,
+        reason=f"shown {len(shown)} records" if found else "not_a_participant",
+        recipient=viewer.party,
+        actor=viewer.actor,
+        role=viewer.role,
+        purpose=Purpose.COORDINATION.value,
+        categories=tuple(sorted({e.category for e in shown})),
+        participant=pseudonym,
+        correlation_id=correlation_id,
+    )
+
+
+def _records(session: Session, participant_id: int) -> list[StoredRecord]:
+    return list(
+        session.scalars(
+            select(StoredRecord)
+            .where(StoredRecord.participant_id == participant_id)
+            .order_by(StoredRecord.updated_at.desc(), StoredRecord.id.desc())
+        )
+    )
+
+
+def _permitted(
+    session: Session,
+    participant: ParticipantRow,
+    records: list[StoredRecord],
+    viewer: Viewer,
+    at: datetime,
+    correlation_id: str,
+) -> list[StatusEntry]:
+    """The records the gate lets ``viewer`` see; one recorded decision per (origin,
+    category, restricted mark)."""
+    keys = sorted({(r.source, r.category, r.restricted) for r in records})
+    requests = [
+        DecisionRequest(
+            origin,
+            viewer.party,
+            category,
+            Purpose.COORDINATION.value,
+            at,
+            restricted_origin=restricted,
+        )
+        for origin, category, restricted in keys
+    ]
+    decisions = gate_for(session, participant).decide_many(
+        requests, actor=viewer.actor, role=viewer.role, correlation_id=correlation_id
+    )
+    allowed = {key for key, d in zip(keys, decisions, strict=True) if d.permitted}
+    return [
+        StatusEntry(
+            origin=r.source,
+            kind=r.kind,
+            category=r.category,
+            updated_at=r.updated_at,
+            body=r.body,
+        )
+        for r in records
+        if (r.source, r.category, r.restricted) in allowed
+    ]
+
+
+def consolidated_status(
+    hub: Hub, identity: PersonalIdentity, viewer: Viewer, at: datetime | None = None
+) -> StatusView:
+    """The person's status as ``viewer`` may see it at ``at`` (default now), logged.
+
+    Raises :class:`NotFoundError` (after logging the look-up) when the hub holds no
+    participant with that number.
+    """
+    hub.require_schema()
+    at = at or datetime.now(UTC)
+    correlation_id = str(uuid.uuid4())
+    view: StatusView | None = None
+    with hub.db.session(write_lock=True) as session:
+        participant = ParticipantRepository(session, hub.keys).find(identity)
+        if participant is None:
+            pseudonym = hub.keys.pseudonym(identity.number)
+            append(
+                session, _view_event(viewer, pseudonym, at, correlation_id, shown=[], found=False)
+            )
+        else:
+            records = _records(session, participant.id)
+            shown = _permitted(session, participant, records, viewer, at, correlation_id)
+            append(
+                session,
+                _view_event(
+                    viewer, participant.pseudonym, at, correlation_id, shown=shown, found=True
+                ),
+            )
+            view = StatusView(
+                participant=participant.pseudonym,
+                protected_identity=participant.protected_identity,
+                viewer_party=viewer.party,
+                at=at,
+                correlation_id=correlation_id,
+                summary=summarise(shown, at.astimezone(SWEDEN).date()),
+                entries=shown,
+            )
+    if view is None:
+        raise NotFoundError("the hub holds no participant with that number")
+    return view

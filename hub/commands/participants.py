@@ -1,0 +1,110 @@
+"""`evi participants status`: one person's consolidated status, as one party may see it.
+
+The web pages and JSON API (:mod:`hub.web.casework`) are the caseworker's way in; this
+command is the same view for an administrator or a script, logged the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+
+from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
+from hub.casework.summary import StatusEntry
+from hub.commands.common import area_app, hub_from, print_json
+from hub.errors import InputError
+from hub.ledger.service import cli_actor, identity_from
+from hub.model.vocab import Party
+
+participants_app = area_app(
+    help="Look a person up: their consolidated status, as one party may see it.",
+    no_args_is_help=True,
+)
+
+
+def _party(text: str) -> str:
+    try:
+        party: str = TypeAdapter(Party).validate_python(text)
+    except ValidationError:
+        raise InputError(
+            f"--as {text!r}: name the viewer's party, a connector name or 'team' "
+            "(e.g. af, fk, kommun, region, team)"
+        ) from None
+    return party
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise InputError(
+            f"--at {text!r}: give an ISO 8601 instant with a UTC offset, "
+            "e.g. 2026-12-01T09:00:00+01:00"
+        )
+    return at
+
+
+def _line(entry: StatusEntry) -> str:
+    details = ", ".join(f"{k}={v}" for k, v in entry.body.items() if k != "kind")
+    day = entry.updated_at.astimezone(SWEDEN).date().isoformat()
+    return f"  {day}  {entry.origin:<8} {entry.kind:<13} {details}"
+
+
+def _print(view: StatusView) -> None:
+    flag = " (protected identity: handle with care)" if view.protected_identity else ""
+    typer.echo(f"participant {view.participant}{flag}")
+    typer.echo(f"as {view.viewer_party} may see it at {view.at.astimezone(SWEDEN):%Y-%m-%d %H:%M}")
+    s = view.summary
+    if s.state == "open":
+        typer.echo(f"case: open, referred {s.referred_on} by {s.referred_by}")
+    elif s.state == "closed":
+        typer.echo(f"case: closed {s.closed_on} ({s.closure_reason}), outcome {s.outcome}")
+    else:
+        typer.echo("case: nothing this party may see about a referral or closure")
+    for title, entries in (
+        ("current benefits", s.current_benefits),
+        ("ongoing interventions", s.ongoing_interventions),
+    ):
+        typer.echo(f"{title}: {len(entries)}")
+        for entry in entries:
+            typer.echo(_line(entry))
+    typer.echo(f"records shown: {len(view.entries)}, newest first")
+    for entry in view.entries:
+        typer.echo(_line(entry))
+    if not view.entries:
+        typer.echo("  (none: the person's consent lets this party see nothing the hub holds)")
+
+
+@participants_app.command("status")
+def status(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help="The person's personnummer or samordningsnummer."),
+    party: str = typer.Option(
+        ..., "--as", help="The viewer's party (af, fk, kommun, region or team)."
+    ),
+    actor: str | None = typer.Option(
+        None, "--actor", help="Who looks, for the transfer log (default: `cli:` and your user)."
+    ),
+    at: str | None = typer.Option(
+        None, "--at", help="See the status as of this instant (ISO 8601, with a UTC offset)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the view as JSON."),
+) -> None:
+    """Show what the person's consent lets PARTY see, across every authority; the view and
+    every gate decision behind it are written to the transfer log."""
+    viewer = Viewer(actor=actor or cli_actor(), party=_party(party))
+    view = consolidated_status(hub_from(ctx), identity_from(pnr), viewer, _instant(at))
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    _print(view)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(participants_app, name="participants")

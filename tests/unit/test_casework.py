@@ -1,0 +1,212 @@
+"""A caseworker's view of one person: only what consent lets their party see, all logged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from test_consent_support import Clock, ledger, paper_submission, skatteverket_numbers
+
+from hub.casework.status import Viewer, consolidated_status
+from hub.casework.summary import StatusEntry, summarise
+from hub.consent.service import ConsentService
+from hub.context import Hub
+from hub.errors import NotFoundError
+from hub.model.identity import parse_identity
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.sync import StoredRecord
+
+PNR, OTHER, STRANGER = skatteverket_numbers(3)
+AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+RECORDS: list[tuple[str, str, str, dict[str, Any], bool]] = [
+    # (origin, kind, category, body, restricted)
+    (
+        "kommun",
+        "referral",
+        "referral",
+        {"received_on": "2025-03-01", "referring_party": "kommun", "reason": "financial_aid"},
+        False,
+    ),
+    ("af", "benefit", "benefit", {"start": "2025-04-01", "type": "aktivitetsstod"}, False),
+    ("fk", "benefit", "benefit", {"start": "2025-02-01", "type": "sjukpenning"}, False),
+    ("region", "health", "health", {"ongoing_treatment_contact": True}, False),
+    ("kommun", "benefit", "benefit", {"start": "2025-01-01", "type": "forsorjningsstod"}, True),
+]
+
+
+def _store(hub: Hub, number: str) -> None:
+    now = datetime(2025, 5, 1, tzinfo=UTC)
+    with hub.db.session() as session:
+        person = ParticipantRepository(session, hub.keys).ensure(parse_identity(number))
+        for i, (origin, kind, category, body, restricted) in enumerate(RECORDS):
+            payload = json.dumps(body, sort_keys=True).encode()
+            session.add(
+                StoredRecord(
+                    source=origin,
+                    source_id=f"{number[-4:]}-{i}",
+                    participant_id=person.id,
+                    kind=kind,
+                    category=category,
+                    updated_at=now + timedelta(hours=i),
+                    body={"kind": kind, **body},
+                    payload_sha256=hashlib.sha256(payload).hexdigest(),
+                    restricted=restricted,
+                    unmapped=[],
+                    stored_at=now,
+                )
+            )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def caseload(hub: Hub, clock: Clock) -> ConsentService:
+    """PNR consents to kommun, af, fk and the team sharing referral and benefit facts;
+    OTHER has records but no consent."""
+    service = ConsentService(hub, clock=clock)
+    service.register(
+        paper_submission(
+            PNR, parties=["kommun", "af", "fk", "team"], categories=["referral", "benefit"]
+        ),
+        actor="test",
+    )
+    _store(hub, PNR)
+    _store(hub, OTHER)
+    return service
+
+
+def _origins(view_entries: list[StatusEntry]) -> list[tuple[str, str]]:
+    return sorted((e.origin, e.kind) for e in view_entries)
+
+
+def test_a_view_shows_only_what_the_consent_covers(hub: Hub, caseload: ConsentService) -> None:
+    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), AT)
+
+    # region's health record (category not consented) and kommun's restricted benefit
+    # (obtained under a legal right) stay hidden; the rest is shown
+    assert _origins(view.entries) == [("af", "benefit"), ("fk", "benefit"), ("kommun", "referral")]
+    assert view.summary.state == "open"
+    assert view.summary.referred_by == "kommun"
+    assert {e.body["type"] for e in view.summary.current_benefits} == {
+        "aktivitetsstod",
+        "sjukpenning",
+    }
+    assert view.participant.startswith("p-")
+
+
+def test_every_decision_and_the_view_are_in_the_ledger_by_pseudonym(
+    hub: Hub, caseload: ConsentService
+) -> None:
+    before = len(ledger(hub.db))
+    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), AT)
+    entries = ledger(hub.db)[before:]
+
+    decisions = [e for e in entries if e["action"] == "decision"]
+    assert {(d["origin"], *d["categories"], d["decision"]) for d in decisions} == {
+        ("kommun", "referral", "permit"),
+        ("af", "benefit", "permit"),
+        ("fk", "benefit", "permit"),
+        ("region", "health", "deny"),
+        ("kommun", "benefit", "deny"),  # the restricted record
+    }
+    (seen,) = [e for e in entries if e["action"] == "view"]
+    assert seen["actor"] == "anna.af" and seen["role"] == "caseworker"
+    assert seen["recipient"] == "af" and seen["categories"] == ["benefit", "referral"]
+    assert {e["correlation_id"] for e in entries} == {view.correlation_id}
+    assert {e["participant"] for e in entries} == {view.participant}
+    assert PNR not in json.dumps(entries) and PNR[2:] not in json.dumps(entries)
+
+
+def test_a_party_the_consent_does_not_name_sees_nothing(hub: Hub, caseload: ConsentService) -> None:
+    view = consolidated_status(hub, parse_identity(PNR), Viewer("r.region", "region"), AT)
+    assert view.entries == []
+    assert view.summary.state == "no_case"
+
+
+def test_a_person_without_consent_shows_nothing(hub: Hub, caseload: ConsentService) -> None:
+    view = consolidated_status(hub, parse_identity(OTHER), Viewer("t.team", "team"), AT)
+    assert view.entries == []
+    assert {e["decision"] for e in ledger(hub.db) if e["action"] == "decision"} == {"deny"}
+
+
+def test_after_a_withdrawal_nothing_more_is_shown(
+    hub: Hub, caseload: ConsentService, clock: Clock
+) -> None:
+    clock.now = AT
+    caseload.withdraw(parse_identity(PNR), actor="test")
+    later = AT + timedelta(minutes=1)
+    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), later)
+    assert view.entries == []
+    earlier = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), AT)
+    assert earlier.entries == []  # withdrawn at AT denies at AT
+
+
+def test_an_unknown_number_is_not_found_and_the_look_up_is_logged(
+    hub: Hub, caseload: ConsentService
+) -> None:
+    with pytest.raises(NotFoundError) as raised:
+        consolidated_status(hub, parse_identity(STRANGER), Viewer("t.team", "team"), AT)
+    assert STRANGER not in raised.value.message
+    (last,) = ledger(hub.db)[-1:]
+    assert last["action"] == "view" and last["outcome"] == "minor_failure"
+    assert last["participant"] == hub.keys.pseudonym(STRANGER)
+
+
+def _entry(kind: str, **body: Any) -> StatusEntry:
+    return StatusEntry(
+        origin="kommun",
+        kind=kind,
+        category=kind,
+        updated_at=datetime(2025, 1, 1, tzinfo=UTC),
+        body={"kind": kind, **body},
+    )
+
+
+def test_the_case_is_closed_only_by_a_closure_after_the_latest_referral() -> None:
+    referral = _entry("referral", received_on="2025-03-01", referring_party="af")
+    old_closure = _entry("closure", closed_on="2025-01-15", reason="goal_reached", outcome="work")
+    assert summarise([referral, old_closure], date(2025, 6, 1)).state == "open"
+    assert summarise([referral, old_closure], date(2025, 6, 1)).closed_on is None
+    closure = _entry("closure", closed_on="2025-05-20", reason="goal_reached", outcome="work")
+    closed = summarise([referral, old_closure, closure], date(2025, 6, 1))
+    assert (closed.state, closed.closed_on, closed.outcome) == ("closed", date(2025, 5, 20), "work")
+    assert summarise([], date(2025, 6, 1)).state == "no_case"
+
+
+def test_current_benefits_and_ongoing_interventions_are_those_of_the_day() -> None:
+    ended = _entry("benefit", start="2025-01-01", end="2025-05-31", type="sjukpenning")
+    running = _entry("benefit", start="2025-06-01", end=None, type="aktivitetsstod")
+    future = _entry("benefit", start="2025-07-01", type="forsorjningsstod")
+    ongoing = _entry("intervention", start="2025-02-01", status="ongoing", type="sius")
+    planned = _entry("intervention", start="2025-02-01", status="planned", type="praktik")
+    summary = summarise([ended, running, future, ongoing, planned], date(2025, 6, 1))
+    assert summary.current_benefits == [running]
+    assert summary.ongoing_interventions == [ongoing]
+
+
+def test_cli_prints_the_view_and_refuses_a_bad_party(
+    hub: Hub, caseload: ConsentService, cli: Any
+) -> None:
+    at = AT.isoformat()
+    shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", at, "--json")
+    assert shown.code == 0, shown.err
+    data = json.loads(shown.out)
+    assert data["summary"]["state"] == "open" and len(data["entries"]) == 3
+    assert PNR not in shown.out
+
+    text = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", at)
+    assert "case: open, referred 2025-03-01 by kommun" in text.out
+
+    bad = cli("participants", "status", "--pnr", PNR, "--as", "Försäkringskassan")
+    assert bad.code == 2 and "--as" in bad.err
+    naive = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", "2025-06-01T12:00")
+    assert naive.code == 2 and "UTC offset" in naive.err
+    unknown = cli("participants", "status", "--pnr", STRANGER, "--as", "team")
+    assert unknown.code == 1 and STRANGER not in unknown.err
