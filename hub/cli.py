@@ -36,6 +36,9 @@ COMMANDS = {
     "log": "hub.commands.log",
     "sync": "hub.commands.sync",
     "transfers": "hub.commands.transfers",
+    "users": "hub.commands.users",
+    "web": "hub.commands.web",
+    "stats": "hub.commands.stats",
 }
 
 

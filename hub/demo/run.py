@@ -125,6 +125,9 @@ What to try next:
   evi connectors list                      the authorities, their last sync and status
   evi sync history                         every run's counts
   evi consent list --json                  the registered consents (participant = pseudonym)
+  evi participants status --pnr PNR --as team
+                                           one person as the joint team may see them
+                                           (numbers: evi consent list --json)
   evi log search --decision deny           what the gate refused, and why
   evi log verify                           recompute the whole transfer log
   evi log checkpoint                       the latest signed checkpoint

@@ -51,20 +51,36 @@ def pseudonym_for(hub: Hub, text: str) -> str:
     return hub.keys.pseudonym(identity_from(text).number)
 
 
-def _read_event(action: Action, actor: str, reason: str, participant: str | None) -> LedgerEvent:
+REVIEWER_ROLE = "log-reviewer"
+"""The ``role`` of entries recording a read of the log from the CLI."""
+
+
+def _read_event(
+    action: Action,
+    actor: str,
+    reason: str,
+    participant: str | None,
+    role: str = REVIEWER_ROLE,
+) -> LedgerEvent:
     return LedgerEvent(
-        action=action, actor=actor, role="log-reviewer", reason=reason, participant=participant
+        action=action, actor=actor, role=role, reason=reason, participant=participant
     )
 
 
-def search(hub: Hub, query: LedgerQuery, actor: str) -> list[EntryRecord]:
-    """Entries matching ``query``; the search itself is logged before results are returned."""
+def search(
+    hub: Hub, query: LedgerQuery, actor: str, *, role: str = REVIEWER_ROLE
+) -> list[EntryRecord]:
+    """Entries matching ``query``; the search itself is logged before results are returned.
+
+    ``actor`` and ``role`` say who searched: the CLI's OS user as a log reviewer, or a web
+    user in their web role (``privacy_officer``).
+    """
     hub.require_schema()
     with hub.db.session(write_lock=True) as session:
         found = list(find_entries(session, query))
         append(
             session,
-            _read_event(Action.LEDGER_SEARCH, actor, query.describe(), query.participant),
+            _read_event(Action.LEDGER_SEARCH, actor, query.describe(), query.participant, role),
         )
     return found
 
@@ -210,7 +226,7 @@ def purge(hub: Hub, before: datetime, actor: str, *, confirmed: bool) -> PurgeRe
             LedgerEvent(
                 action=Action.LEDGER_PURGE,
                 actor=actor,
-                role="log-reviewer",
+                role=REVIEWER_ROLE,
                 reason=f"purged {purged} entries recorded before {before.isoformat()}",
             ),
         )

@@ -1,0 +1,64 @@
+"""`evi stats`: follow-up statistics per period, split by gender, for the steering group."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+
+from hub.commands.common import hub_from, print_json
+from hub.errors import InputError
+from hub.ledger.service import cli_actor
+from hub.stats.followup import check_period, followup_report
+from hub.stats.text import render_text
+
+ACTOR_HELP = (
+    "Who asks, for the transfer log (default: `cli:` followed by your user name); "
+    "the log records the role `steering_group`."
+)
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{option} {text!r}: write a date as YYYY-MM-DD, e.g. 2025-01-31"
+        ) from None
+
+
+def stats(
+    ctx: typer.Context,
+    from_: str = typer.Option(
+        ..., "--from", metavar="YYYY-MM-DD", help="First day of the period (included)."
+    ),
+    to: str = typer.Option(
+        ..., "--to", metavar="YYYY-MM-DD", help="Last day of the period (included)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Follow-up statistics for a period: new, active and closed participants (closures also
+    by outcome and reason), each split into women, men and total.
+
+    A person's records count only where their consent covers the purpose `evaluation`; the
+    gate's decision for each person, permit or deny, goes to the transfer log. Counts of 1
+    to 4 are shown as `<5` (`null` with `suppressed: true` in JSON) so that no one can be
+    singled out. See docs/statistics.md.
+    """
+    start, end = _day(from_, "--from"), _day(to, "--to")
+    try:
+        check_period(start, end)
+    except InputError:
+        raise InputError(
+            f"--to {end} is before --from {start}; give a --to on or after --from"
+        ) from None
+    report = followup_report(hub_from(ctx), start, end, actor=actor or cli_actor())
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        typer.echo(render_text(report))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats")(stats)

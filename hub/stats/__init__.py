@@ -1,0 +1,19 @@
+"""Follow-up statistics for the steering group (samordningsförbund), per period and gender.
+
+    followup(session, period_start, period_end, *, actor, at) -> FollowUpReport
+    followup_report(hub, period_start, period_end, *, actor, at=None) -> FollowUpReport
+
+Using a person's data for statistics is the purpose ``evaluation``: a record counts only
+when the consent gate permits it (origin -> joint team, the record's category,
+``evaluation``), and every decision is written to the ledger. Published counts of 1 to 4
+are suppressed. See docs/statistics.md.
+
+    records.py      the one query: referrals and closures up to the period's end
+    cases.py        a person's referrals and closures as cases (ärenden)
+    counting.py     who counts in which measure; raw figures (never published as they are)
+    gating.py       asking the gate, once per (person, origin, category), batched per person
+    suppression.py  small-cell and complementary suppression: raw figures -> report
+    report.py       the published report (pydantic)
+    text.py         the report as text tables
+    followup.py     the use case: the above in one transaction
+"""

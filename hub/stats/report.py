@@ -1,0 +1,71 @@
+"""The published follow-up report: what the steering group sees, as text or JSON.
+
+Only suppressed figures ever reach these models (see :mod:`hub.stats.suppression`): a
+count of 1 to 4 is ``null`` with ``suppressed: true``, so the JSON cannot leak it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SMALL_CELL_LIMIT = 5
+"""Counts from 1 up to (not including) this are suppressed; 0 is shown."""
+
+Rule = Literal["small_cell", "complementary"]
+
+
+class _Published(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Cell(_Published):
+    """One published count. ``rule`` says why a suppressed count is hidden: ``small_cell``
+    (1 to 4 people) or ``complementary`` (hidden too, so that a small cell cannot be
+    worked out by subtraction from its row or column)."""
+
+    count: int | None = Field(ge=0)
+    suppressed: bool = False
+    rule: Rule | None = None
+
+    def text(self) -> str:
+        """``<5`` for a small cell, ``x`` for a complementary one, else the count."""
+        if self.rule == "small_cell":
+            return f"<{SMALL_CELL_LIMIT}"
+        if self.suppressed:
+            return "x"
+        return str(self.count)
+
+
+class Split(_Published):
+    """One measure split by gender (from the identity number); ``total`` is everyone."""
+
+    women: Cell
+    men: Cell
+    total: Cell
+
+
+class FollowUpReport(_Published):
+    """Follow-up statistics for one period, both days inclusive (docs/statistics.md)."""
+
+    period_start: date
+    period_end: date
+    purpose: Literal["evaluation"] = "evaluation"
+    decided_at: datetime = Field(description="the instant the consent gate was asked about")
+    correlation_id: str = Field(description="ties the report's gate decisions in the ledger")
+    small_cell_limit: int = SMALL_CELL_LIMIT
+    new: Split = Field(description="people whose case opened in the period")
+    active: Split = Field(description="people whose case was open on a day of the period")
+    closed: Split = Field(description="people whose case closed in the period")
+    closed_by_outcome: dict[str, Split]
+    closed_by_reason: dict[str, Split]
+    left_out: Cell = Field(
+        description="people in the period none of whose records the gate permitted for "
+        "evaluation: in no figure"
+    )
+    partly_left_out: Cell = Field(
+        description="people counted from some of their records while the gate did not "
+        "permit others: their figures may be incomplete"
+    )

@@ -1,0 +1,80 @@
+"""Who is asking: the user behind a request's token, and the roles a route requires.
+
+A token comes in ``Authorization: Bearer <token>`` (the JSON API) or in the session
+cookie that ``POST /login`` sets for the pages (HttpOnly, SameSite=Strict, Secure). Either
+way it is looked up by its SHA-256 (:func:`hub.web.users.authenticate`), on every request:
+a token that was replaced, or whose user was disabled, stops working at once.
+
+Routes declare what they need::
+
+    @router.get("/api/…")
+    def handler(user: Annotated[WebUser, Depends(require_role(Role.CASEWORKER))]) -> …:
+
+No token, or one that belongs to no active user: 401. A user whose role is not among
+those the route requires: 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hub.context import Hub
+from hub.web.errors import Forbidden, NotAuthenticated
+from hub.web.users import Role, WebUser, authenticate
+
+SESSION_COOKIE = "evi_session"
+
+
+def get_hub(request: Request) -> Hub:
+    """The hub the app was created with (see :func:`hub.web.app.create_app`)."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise NotAuthenticated("send the token as 'Authorization: Bearer <token>'")
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def current_user(request: Request) -> WebUser:
+    """The active user whose token came with the request; 401 otherwise."""
+    token = _presented_token(request)
+    if token is None:
+        raise NotAuthenticated(
+            "sign in: send 'Authorization: Bearer <token>', or sign in on the /login page"
+        )
+    user = authenticate(get_hub(request), token)
+    if user is None:
+        raise NotAuthenticated(
+            "this token is not valid (unknown, replaced, or its user is disabled); ask an "
+            "administrator for a new one (`evi users token NAME`)"
+        )
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[WebUser, Depends(current_user)]
+"""A route parameter of this type gets the signed-in user (any role)."""
+
+
+def require_role(*roles: Role) -> Callable[[WebUser], WebUser]:
+    """A dependency giving the signed-in user if their role is one of ``roles``; 403 if not."""
+    allowed = frozenset(roles)
+    if not allowed:
+        raise ValueError("require_role() needs at least one role")
+    names = " or ".join(sorted(r.value for r in allowed))
+
+    def dependency(user: CurrentUser) -> WebUser:
+        if user.role not in allowed:
+            raise Forbidden(f"this needs the role {names}; you are signed in as {user.role.value}")
+        return user
+
+    return dependency

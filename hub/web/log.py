@@ -1,0 +1,226 @@
+"""The privacy officer's review of the transfer log: JSON API and pages.
+
+Searches go through :func:`hub.ledger.service.search`, the same use case as `evi log
+search`, so every search is itself recorded in the log before results are returned, with
+the web user's name as actor and ``privacy_officer`` as role.
+
+A search by personnummer (``pnr``) is only accepted in a POST body (``POST
+/api/log/entries``, the ``/log`` form): an identity never goes into a URL, where proxies
+and access logs would keep it. ``GET /api/log/entries`` takes the other filters, and
+refuses a ``pnr`` in its query.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.context import Hub
+from hub.errors import InputError
+from hub.ledger import service
+from hub.ledger.event import Action
+from hub.ledger.records import EntryRecord, LedgerQuery
+from hub.model.identity import InvalidIdentityError, parse_identity
+from hub.model.problems import problems
+from hub.web.auth import get_hub, require_role
+from hub.web.forms import read_form
+from hub.web.templating import NavLink, render
+from hub.web.users import Role, WebUser
+
+router = APIRouter()
+
+NAV = (
+    NavLink("Transfer log", "/log", frozenset({Role.PRIVACY_OFFICER})),
+    NavLink("Checkpoint", "/log/checkpoint", frozenset({Role.PRIVACY_OFFICER})),
+)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are UTC (as the CLI)."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{name}: not a date; write YYYY-MM-DD") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class LogFilters(BaseModel):
+    """The filters of `evi log search`; ``from``/``to`` as in the CLI (UTC dates)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    participant: str | None = Field(default=None, max_length=64, description="pseudonym p-…")
+    since: str | None = Field(default=None, alias="from", max_length=40)
+    until: str | None = Field(default=None, alias="to", max_length=40)
+    party: str | None = Field(default=None, max_length=32)
+    decision: Literal["permit", "deny"] | None = None
+    action: Action | None = None
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+    @field_validator("participant", "since", "until", "party", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class LogSearch(LogFilters):
+    """The filters of a POSTed search, which may name the person by personnummer."""
+
+    pnr: str | None = Field(default=None, max_length=20)
+
+    @field_validator("pnr", mode="before")
+    @classmethod
+    def _blank_pnr(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
+    participant = filters.participant
+    pnr = filters.pnr if isinstance(filters, LogSearch) else None
+    if pnr is not None:
+        if participant is not None:
+            raise InputError("give pnr or participant, not both")
+        try:
+            identity = parse_identity(pnr)
+        except InvalidIdentityError as exc:
+            raise InputError(f"pnr: {exc}") from None
+        participant = hub.keys.pseudonym(identity.number)
+    return LedgerQuery(
+        participant=participant,
+        since=_when(filters.since, "from"),
+        until=_when(filters.until, "to"),
+        party=filters.party,
+        decision=filters.decision,
+        action=filters.action,
+        limit=filters.limit,
+    )
+
+
+def _search(hub: Hub, user: WebUser, filters: LogFilters) -> tuple[LedgerQuery, list[EntryRecord]]:
+    query = _query(hub, filters)
+    found = service.search(hub, query, user.actor, role=Role.PRIVACY_OFFICER.value)
+    return query, found
+
+
+def _answer(query: LedgerQuery, found: list[EntryRecord]) -> dict[str, Any]:
+    return {
+        "entries": [record.export_line() for record in found],
+        "count": len(found),
+        "limit": query.limit,
+        "more_may_match": len(found) == query.limit,
+        "participant": query.participant,
+    }
+
+
+# -- JSON API -----------------------------------------------------------------------------
+
+
+def _no_identity_in_url(request: Request) -> None:
+    if "pnr" in request.query_params:
+        raise InputError(
+            "a personnummer never goes in a URL; POST the filters as JSON to /api/log/entries"
+        )
+
+
+@router.get("/api/log/entries", dependencies=[Depends(_no_identity_in_url)])
+def entries(
+    filters: Annotated[LogFilters, Query()],
+    user: Reviewer,
+    hub: HubDep,
+) -> dict[str, Any]:
+    """Find entries (the filters of `evi log search`, without pnr). The search is logged."""
+    return _answer(*_search(hub, user, filters))
+
+
+@router.post("/api/log/entries")
+def search_entries(filters: LogSearch, user: Reviewer, hub: HubDep) -> dict[str, Any]:
+    """Find entries, the filters (``pnr`` among them) in a JSON body. The search is logged."""
+    return _answer(*_search(hub, user, filters))
+
+
+@router.get("/api/log/checkpoint")
+def checkpoint(user: Reviewer, hub: HubDep) -> dict[str, Any]:
+    """The latest signed checkpoint; ``note`` is the exact signed text."""
+    latest = service.current_checkpoint(hub)
+    return {
+        "origin": latest.origin,
+        "size": latest.size,
+        "root_hash": latest.root.hex(),
+        "created_at": latest.created_at.isoformat(),
+        "note": latest.note,
+    }
+
+
+# -- pages --------------------------------------------------------------------------------
+
+
+@router.get("/log")
+def log_page(request: Request, user: Reviewer) -> Response:
+    return render(request, "log.html", _page(LogFilters()), user=user)
+
+
+@router.post("/log")
+def log_search_page(
+    request: Request,
+    form: Annotated[dict[str, str], Depends(read_form)],
+    user: Reviewer,
+    hub: HubDep,
+) -> Response:
+    try:
+        filters = LogSearch.model_validate(form)
+    except ValidationError as exc:
+        page = _page(LogFilters(), message="; ".join(problems(exc)))
+        return render(request, "log.html", page, status=422, user=user)
+    try:
+        query, found = _search(hub, user, filters)
+    except InputError as exc:
+        page = _page(filters, message=exc.message)
+        return render(request, "log.html", page, status=exc.http_status, user=user)
+    return render(request, "log.html", _page(filters, query, found), user=user)
+
+
+def _page(
+    filters: LogFilters,
+    query: LedgerQuery | None = None,
+    found: list[EntryRecord] | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """What the log page shows: the form (never the personnummer searched for) and rows."""
+    return {
+        "filters": filters,
+        "actions": [a.value for a in Action],
+        "max_limit": MAX_LIMIT,
+        "searched": query is not None,
+        "query": query,
+        "rows": [_row(record) for record in found or []],
+        "more_may_match": query is not None and len(found or []) == query.limit,
+        "message": message,
+    }
+
+
+def _row(record: EntryRecord) -> dict[str, Any]:
+    line = record.export_line()
+    line["categories"] = ", ".join(line["categories"])
+    return line
+
+
+@router.get("/log/checkpoint")
+def checkpoint_page(request: Request, user: Reviewer, hub: HubDep) -> Response:
+    return render(
+        request, "checkpoint.html", {"checkpoint": service.current_checkpoint(hub)}, user=user
+    )

@@ -1,0 +1,79 @@
+"""Headers every response carries, and an access log that never prints a query string.
+
+The pages show personal data (pseudonyms, who saw whom), so nothing may be cached
+(``no-store``), framed, sniffed or given away in a ``Referer``. The policy allows only
+this origin's own files: the templates use no inline script or style and no outside
+assets.
+
+Uvicorn's access log prints the path *and the query string*; `evi web serve` gives it
+:class:`PathOnly`, which keeps the line and drops the query. Identities are never put in
+a path or query in the first place (endpoints that take one use POST), but a query string
+may hold a pseudonym or a search filter, which is not the access log's business.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SECURITY_HEADERS: Final = {
+    "cache-control": "no-store",
+    "pragma": "no-cache",
+    "content-security-policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+        "object-src 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+
+def add_security_headers(headers: MutableHeaders) -> None:
+    """Set every header of :data:`SECURITY_HEADERS` (replacing what a handler set)."""
+    for name, value in SECURITY_HEADERS.items():
+        headers[name] = value
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode("latin-1").lower() not in SECURITY_HEADERS
+                ]
+                added = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message["headers"] = kept + added
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class PathOnly(logging.Filter):
+    """A filter for uvicorn's access logger: the request line without its query string.
+
+    Uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with (client, method, path?query, version,
+    status). A record of any other shape is dropped rather than risk printing a query.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str)):
+            return False
+        record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True

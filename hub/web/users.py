@@ -1,0 +1,202 @@
+"""Web users and their tokens: add, list, disable, replace a token, authenticate.
+
+A token is ``secrets.token_urlsafe(32)`` (256 random bits). It is returned once, when it
+is issued, and only its SHA-256 is stored: a request's token is looked up by its digest,
+so the database never holds a token that would let anyone sign in, and a token that was
+replaced or belongs to a disabled user no longer matches anyone.
+
+This module imports no FastAPI: `evi users …` uses it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from hub.context import Hub
+from hub.errors import InputError, NotFoundError, StorageError
+from hub.model.vocab import BUILTIN_PARTIES, Party
+from hub.store.tables.users import WebUserRow
+from hub.store.users import UserRepository
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+class Role(StrEnum):
+    """What a web user may do; each router requires one or more of these."""
+
+    CASEWORKER = "caseworker"
+    PRIVACY_OFFICER = "privacy_officer"
+    STEERING_GROUP = "steering_group"
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """A signed-in user as the web edge sees them (never their token or its digest)."""
+
+    name: str
+    party: str
+    role: Role
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+    @property
+    def actor(self) -> str:
+        """Who this user is in a ledger entry's ``actor`` field."""
+        return self.name
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "party": self.party,
+            "role": self.role.value,
+            "created_at": self.created_at.isoformat(),
+            "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A user and the token just issued to them: show the token once, then forget it."""
+
+    user: WebUser
+    token: str
+
+
+def token_digest(token: str) -> str:
+    """The stored form of a token: hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _new_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, token_digest(token)
+
+
+def _user(row: WebUserRow) -> WebUser:
+    return WebUser(
+        name=row.name,
+        party=row.party,
+        role=Role(row.role),
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+    )
+
+
+def require_users_table(hub: Hub) -> None:
+    """Raise a clear error on a database from before web users (revision 0001)."""
+    from sqlalchemy import inspect
+
+    hub.require_schema()
+    if not inspect(hub.db.engine).has_table(WebUserRow.__tablename__):
+        raise StorageError("this database has no web users table yet; run `evi db upgrade`")
+
+
+def known_parties(hub: Hub) -> list[str]:
+    """The parties a user can belong to: the built-in ones and every installed connector."""
+    from hub.connector.registry import load_connectors
+
+    return list(dict.fromkeys([*BUILTIN_PARTIES, *load_connectors(hub.plugins)]))
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InputError(
+            "a user name is 2 to 64 characters: lowercase letters, digits, '.', '-' or '_', "
+            "starting with a letter or digit (e.g. anna.af)"
+        )
+
+
+def _check_party(hub: Hub, party: Party) -> None:
+    parties = known_parties(hub)
+    if party not in parties:
+        raise InputError(f"--party is one of: {', '.join(parties)}")
+
+
+def add_user(hub: Hub, name: str, party: str, role: Role) -> IssuedToken:
+    """Add a user and issue their first token. Raises :class:`InputError` for a bad or
+    taken name or an unknown party."""
+    _check_name(name)
+    _check_party(hub, party)
+    require_users_table(hub)
+    token, digest = _new_token()
+    with hub.db.session(write_lock=True) as session:
+        users = UserRepository(session)
+        if users.by_name(name) is not None:
+            raise InputError(
+                f"a user named '{name}' already exists; choose another name, or issue them "
+                f"a new token with `evi users token {name}`"
+            )
+        row = WebUserRow(
+            name=name,
+            party=party,
+            role=role.value,
+            token_sha256=digest,
+            created_at=datetime.now(UTC),
+        )
+        users.add(row)
+        user = _user(row)
+    return IssuedToken(user, token)
+
+
+def list_users(hub: Hub) -> list[WebUser]:
+    require_users_table(hub)
+    with hub.db.session() as session:
+        return [_user(row) for row in UserRepository(session).all()]
+
+
+def count_active_users(hub: Hub) -> int:
+    require_users_table(hub)
+    with hub.db.session() as session:
+        return UserRepository(session).count_active()
+
+
+def _existing(users: UserRepository, name: str) -> WebUserRow:
+    row = users.by_name(name)
+    if row is None:
+        raise NotFoundError(f"there is no user named '{name}'; see `evi users list`")
+    return row
+
+
+def disable_user(hub: Hub, name: str) -> WebUser:
+    """Disable a user: their token stops working at once. Disabling twice is harmless."""
+    require_users_table(hub)
+    with hub.db.session(write_lock=True) as session:
+        row = _existing(UserRepository(session), name)
+        if row.disabled_at is None:
+            row.disabled_at = datetime.now(UTC)
+        return _user(row)
+
+
+def replace_token(hub: Hub, name: str) -> IssuedToken:
+    """Issue a new token for an active user; the old one stops working at once."""
+    require_users_table(hub)
+    token, digest = _new_token()
+    with hub.db.session(write_lock=True) as session:
+        row = _existing(UserRepository(session), name)
+        if row.disabled_at is not None:
+            raise InputError(
+                f"user '{name}' is disabled and stays so; add them again under a new name "
+                "with `evi users add`"
+            )
+        row.token_sha256 = digest
+        return IssuedToken(_user(row), token)
+
+
+def authenticate(hub: Hub, token: str) -> WebUser | None:
+    """The active user holding ``token``, or ``None`` (unknown, replaced or disabled)."""
+    if not token:
+        return None
+    with hub.db.session() as session:
+        row = UserRepository(session).by_token_digest(token_digest(token))
+        if row is None or row.disabled_at is not None:
+            return None
+        return _user(row)

@@ -1,0 +1,107 @@
+"""Helpers for the follow-up statistics tests: a hand-built caseload on a real database.
+
+Only Skatteverket's official test numbers are used, split by the gender digit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from test_consent_support import Clock, paper_submission, skatteverket_numbers
+
+from hub.consent.service import ConsentService
+from hub.context import Hub
+from hub.model.canonical import json_sha256
+from hub.model.domain import Closure, Referral
+from hub.model.identity import parse_identity
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.participant import ParticipantRow
+from hub.store.tables.sync import StoredRecord
+
+AT = datetime(2025, 8, 1, 12, tzinfo=UTC)
+"""When the tests ask the gate: inside the consents' validity."""
+
+_NUMBERS = skatteverket_numbers(120)
+WOMEN = [n for n in _NUMBERS if int(n[-2]) % 2 == 0]
+MEN = [n for n in _NUMBERS if int(n[-2]) % 2 == 1]
+EVALUATION = ("coordination", "evaluation")
+
+
+class Caseload:
+    """People, their consents and their stored referrals and closures."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.service = ConsentService(hub, clock=Clock())
+        self._records = 0
+
+    def consent(
+        self,
+        number: str,
+        *,
+        purposes: Sequence[str] = EVALUATION,
+        parties: Sequence[str] = ("kommun", "af", "team"),
+        categories: Sequence[str] = ("referral", "outcome"),
+    ) -> None:
+        self.service.register(
+            paper_submission(
+                number,
+                parties=list(parties),
+                categories=list(categories),
+                purposes=list(purposes),
+                valid_until="2099-01-01T00:00:00Z",
+            ),
+            actor="test",
+        )
+
+    def referral(
+        self, number: str, on: str, *, origin: str = "kommun", restricted: bool = False
+    ) -> None:
+        body = Referral(
+            referring_party=origin, received_on=date.fromisoformat(on), reason="financial_aid"
+        )
+        self._store(number, origin, "referral", body.model_dump(mode="json"), restricted)
+
+    def closure(
+        self,
+        number: str,
+        on: str,
+        *,
+        origin: str = "kommun",
+        outcome: str = "work",
+        reason: str = "goal_reached",
+    ) -> None:
+        body = Closure.model_validate(
+            {"closed_on": on, "outcome": outcome, "reason": reason}
+        ).model_dump(mode="json")
+        self._store(number, origin, "closure", body, False)
+
+    def participant(self, number: str) -> ParticipantRow:
+        with self.hub.db.session() as session:
+            return ParticipantRepository(session, self.hub.keys).ensure(parse_identity(number))
+
+    def _store(
+        self, number: str, origin: str, kind: str, body: dict[str, Any], restricted: bool
+    ) -> None:
+        self._records += 1
+        now = datetime(2025, 7, 1, tzinfo=UTC)
+        category = "referral" if kind == "referral" else "outcome"
+        with self.hub.db.session() as session:
+            person = ParticipantRepository(session, self.hub.keys).ensure(parse_identity(number))
+            session.add(
+                StoredRecord(
+                    source=origin,
+                    source_id=f"stats-test-{self._records}",
+                    participant_id=person.id,
+                    kind=kind,
+                    category=category,
+                    updated_at=now,
+                    body=body,
+                    payload_sha256=json_sha256(body),
+                    restricted=restricted,
+                    unmapped=[],
+                    stored_at=now,
+                )
+            )

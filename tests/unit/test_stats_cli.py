@@ -1,0 +1,92 @@
+"""`evi stats`: tables for people, JSON for tools, and bad dates refused with what to fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stats_support import MEN, WOMEN, Caseload
+from test_consent_support import ledger
+
+from hub.context import Hub
+
+PERIOD = ("--from", "2025-04-01", "--to", "2025-06-30")
+
+
+@pytest.fixture
+def caseload(hub: Hub) -> Caseload:
+    """Six women referred in the period, three men closed in it (asked about now: the
+    consents run until 2099)."""
+    people = Caseload(hub)
+    for woman in WOMEN[:6]:
+        people.consent(woman)
+        people.referral(woman, "2025-05-02")
+    for man in MEN[:3]:
+        people.consent(man)
+        people.referral(man, "2025-01-10")
+        people.closure(man, "2025-06-30", outcome="work_with_subsidy", reason="goal_reached")
+    return people
+
+
+def _row(out: str, label: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.strip().startswith(label))
+    return line.split()[-3:]
+
+
+def test_stats_prints_a_table_per_measure_women_men_total(cli: Any, caseload: Caseload) -> None:
+    result = cli("stats", *PERIOD)
+    assert result.code == 0, result.err
+    assert "Follow-up 2025-04-01 to 2025-06-30" in result.out
+    assert _row(result.out, "new (case opened)") == ["6", "0", "6"]
+    # 3 men: suppressed, and the women too, or 9 - 6 would give the men away
+    assert _row(result.out, "active (case open)") == ["x", "<5", "9"]
+    assert _row(result.out, "closed (case closed)") == ["0", "<5", "<5"]
+    assert _row(result.out, "work_with_subsidy") == ["0", "<5", "<5"]
+    assert "<5: between 1 and 4 people" in result.out
+
+
+def test_stats_json_is_the_report_with_suppressed_cells_as_null(
+    cli: Any, caseload: Caseload
+) -> None:
+    result = cli("stats", *PERIOD, "--json", "--actor", "steering:anna")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert (data["period_start"], data["period_end"]) == ("2025-04-01", "2025-06-30")
+    assert data["new"]["women"] == {"count": 6, "suppressed": False, "rule": None}
+    assert data["active"]["men"] == {"count": None, "suppressed": True, "rule": "small_cell"}
+    assert data["closed_by_outcome"]["work_with_subsidy"]["men"]["count"] is None
+    assert data["left_out"]["count"] == 0
+    asked = [e for e in ledger(caseload.hub.db) if e["correlation_id"] == data["correlation_id"]]
+    assert len(asked) == 6 + 3 * 2  # women: kommun referral; men: kommun referral, closure
+    assert {(e["actor"], e["role"], e["purpose"]) for e in asked} == {
+        ("steering:anna", "steering_group", "evaluation")
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--from", "2025-13-01", "--to", "2025-06-30"),
+            "error: --from '2025-13-01': write a date as YYYY-MM-DD",
+        ),
+        (
+            ("--from", "2025-04-01", "--to", "30/06/2025"),
+            "error: --to '30/06/2025': write a date as YYYY-MM-DD",
+        ),
+        (
+            ("--from", "2025-06-30", "--to", "2025-04-01"),
+            "error: --to 2025-04-01 is before --from 2025-06-30; give a --to on or after --from",
+        ),
+    ],
+    ids=["impossible month", "not ISO", "ends before it starts"],
+)
+def test_bad_dates_exit_2_saying_what_to_fix(
+    cli: Any, evi_home: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = cli("stats", *args)
+    assert result.code == 2
+    assert result.err.startswith(message)
+    assert result.out == ""

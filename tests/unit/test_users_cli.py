@@ -1,0 +1,132 @@
+"""`evi users …`: a token is printed once and stored only as its digest; `list` never
+shows one; disabling a user or issuing a new token makes the old token useless."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from hub.context import Hub
+from hub.web.users import authenticate
+
+
+@pytest.fixture
+def migrated(hub: Hub) -> Hub:
+    """The test's hub, its tables created (as `evi db upgrade` would)."""
+    return hub
+
+
+def add(cli: Any, name: str = "anna.af", party: str = "af", role: str = "caseworker") -> str:
+    result = cli("users", "add", name, "--party", party, "--role", role)
+    assert result.code == 0, result.err
+    assert "cannot be shown again" in result.err
+    return result.out.strip()
+
+
+def test_add_prints_a_token_once_that_signs_the_user_in(migrated: Hub, cli: Any) -> None:
+    token = add(cli)
+    assert len(token) >= 43 and "\n" not in token
+    user = authenticate(migrated, token)
+    assert user is not None
+    assert (user.name, user.party, user.role.value) == ("anna.af", "af", "caseworker")
+
+
+def test_list_shows_users_but_never_a_token_or_its_digest(migrated: Hub, cli: Any) -> None:
+    tokens = [add(cli), add(cli, "dso.kommun", "kommun", "privacy_officer")]
+    table = cli("users", "list")
+    as_json = cli("users", "list", "--json")
+    assert table.code == as_json.code == 0
+    assert "anna.af" in table.out and "privacy_officer" in table.out and "active" in table.out
+    for token in tokens:
+        for output in (table.out, table.err, as_json.out, as_json.err):
+            assert token not in output
+            assert hashlib.sha256(token.encode()).hexdigest() not in output
+    assert '"token' not in as_json.out
+
+
+def test_the_database_holds_only_the_digest(migrated: Hub, cli: Any) -> None:
+    token = add(cli)
+    with migrated.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT token_sha256 FROM web_user")).scalar_one()
+    assert stored == hashlib.sha256(token.encode()).hexdigest() != token
+
+
+def test_disable_makes_the_token_useless_and_list_says_so(migrated: Hub, cli: Any) -> None:
+    token = add(cli)
+    result = cli("users", "disable", "anna.af")
+    assert result.code == 0, result.err
+    assert authenticate(migrated, token) is None
+    assert "disabled" in cli("users", "list").out
+    refused = cli("users", "token", "anna.af")
+    assert refused.code == 2 and "disabled" in refused.err
+
+
+def test_a_new_token_replaces_the_old_one(migrated: Hub, cli: Any) -> None:
+    old = add(cli)
+    result = cli("users", "token", "anna.af")
+    assert result.code == 0, result.err
+    new = result.out.strip()
+    assert "cannot be shown again" in result.err
+    assert new != old
+    assert authenticate(migrated, old) is None
+    assert authenticate(migrated, new) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("add", "Anna AF", "--party", "af", "--role", "caseworker"), 2, "user name"),
+        (
+            ("add", "anna", "--party", "skatteverket", "--role", "caseworker"),
+            2,
+            "--party is one of",
+        ),
+        (("add", "anna", "--party", "af", "--role", "admin"), 2, "caseworker"),
+        (("disable", "nobody"), 1, "evi users list"),
+        (("token", "nobody"), 1, "evi users list"),
+    ],
+)
+def test_bad_input_says_what_to_fix(
+    migrated: Hub, cli: Any, args: tuple[str, ...], code: int, says: str
+) -> None:
+    result = cli("users", *args)
+    assert result.code == code
+    assert says in result.err
+    assert cli("users", "list", "--json").out.strip() == "[]"
+
+
+def test_a_taken_name_is_refused(migrated: Hub, cli: Any) -> None:
+    add(cli)
+    result = cli("users", "add", "anna.af", "--party", "fk", "--role", "caseworker")
+    assert result.code == 2
+    assert "already exists" in result.err and "evi users token anna.af" in result.err
+
+
+def test_users_before_db_upgrade_says_to_run_it(evi_home: Path, cli: Any) -> None:
+    result = cli("users", "list")
+    assert result.code == 1
+    assert "evi db upgrade" in result.err
+
+
+def test_a_database_from_before_web_users_says_to_upgrade(
+    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.settings import get_settings
+    from hub.store import migrate
+    from hub.store.db import Database
+
+    url = f"sqlite:///{evi_home / 'old.db'}"
+    monkeypatch.setenv("EVI_DATABASE_URL", url)
+    get_settings.cache_clear()
+    db = Database(url)
+    migrate.upgrade(db, "0001")
+    db.dispose()
+    result = cli("users", "add", "anna", "--party", "af", "--role", "caseworker")
+    assert result.code == 1
+    assert "evi db upgrade" in result.err and result.out == ""
+    assert cli("db", "upgrade").code == 0
+    assert cli("users", "add", "anna", "--party", "af", "--role", "caseworker").code == 0

@@ -1,0 +1,202 @@
+"""Signing in to the web edge: tokens by their digest, roles, the cookie, the headers.
+
+Every response carries the security headers; no token, an unknown, replaced or disabled
+one is 401; a role a route does not allow is 403; the token is never stored in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from web_support import bearer, token_for, web_client
+
+from hub.context import Hub
+from hub.web.security import SECURITY_HEADERS, PathOnly
+from hub.web.users import Role, disable_user, replace_token
+
+
+@pytest.fixture
+def client(hub: Hub) -> Iterator[TestClient]:
+    with web_client(hub) as client:
+        yield client
+
+
+def test_health_check_answers_without_signing_in(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/login", "/static/style.css", "/api/log/entries", "/log", "/nowhere"]
+)
+def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+
+
+def test_the_api_without_a_token_is_401_with_a_json_detail(client: TestClient) -> None:
+    response = client.get("/api/log/entries")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in response.json()["detail"]
+
+
+def test_an_unknown_token_or_another_scheme_is_401(client: TestClient) -> None:
+    assert client.get("/api/log/entries", headers=bearer("not-a-token")).status_code == 401
+    basic = client.get("/api/log/entries", headers={"Authorization": "Basic YTpi"})
+    assert basic.status_code == 401
+
+
+def test_a_wrong_role_is_403_and_the_right_one_gets_in(hub: Hub, client: TestClient) -> None:
+    caseworker = token_for(hub, "anna.af", Role.CASEWORKER, party="af")
+    officer = token_for(hub, "dso.kommun", Role.PRIVACY_OFFICER, party="kommun")
+    refused = client.get("/api/log/entries", headers=bearer(caseworker))
+    assert refused.status_code == 403
+    assert "privacy_officer" in refused.json()["detail"]
+    assert client.get("/api/log/entries", headers=bearer(officer)).status_code == 200
+
+
+def test_a_disabled_user_is_refused_at_once(hub: Hub, client: TestClient) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    assert client.get("/api/log/entries", headers=bearer(token)).status_code == 200
+    disable_user(hub, "dso")
+    response = client.get("/api/log/entries", headers=bearer(token))
+    assert response.status_code == 401
+    assert "disabled" in response.json()["detail"]
+
+
+def test_a_replaced_token_stops_working_and_the_new_one_works(hub: Hub, client: TestClient) -> None:
+    old = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    new = replace_token(hub, "dso").token
+    assert new != old
+    assert client.get("/api/log/entries", headers=bearer(old)).status_code == 401
+    assert client.get("/api/log/entries", headers=bearer(new)).status_code == 200
+
+
+def test_tokens_are_stored_only_as_their_sha256(hub: Hub) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    with hub.db.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text("SELECT * FROM web_user"))]
+    assert len(rows) == 1
+    cells = [str(cell) for cell in rows[0]]
+    assert token not in " ".join(cells)
+    assert hashlib.sha256(token.encode()).hexdigest() in cells
+
+
+def test_signing_in_sets_a_strict_httponly_cookie_that_opens_the_pages(
+    hub: Hub, client: TestClient
+) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    assert client.get("/log").status_code == 401  # the sign-in page, in place
+    response = client.post("/login", data={"token": token}, follow_redirects=False)
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+    assert token not in response.headers.get("location", "")
+    page = client.get("/log")
+    assert page.status_code == 200
+    assert "Transfer log" in page.text and "dso" in page.text
+    client.post("/logout")
+    assert client.get("/log").status_code == 401
+
+
+def test_a_wrong_token_on_the_sign_in_form_is_refused(client: TestClient) -> None:
+    response = client.post("/login", data={"token": "guess"}, follow_redirects=False)
+    assert response.status_code == 401
+    assert "set-cookie" not in response.headers
+    assert "not valid" in response.text
+
+
+def test_the_cookie_stops_working_when_the_user_is_disabled(hub: Hub, client: TestClient) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    client.post("/login", data={"token": token})
+    assert client.get("/log").status_code == 200
+    disable_user(hub, "dso")
+    assert client.get("/log").status_code == 401
+
+
+def test_a_page_the_role_may_not_see_is_403_and_not_in_the_navigation(
+    hub: Hub, client: TestClient
+) -> None:
+    token = token_for(hub, "stina", Role.STEERING_GROUP, party="kommun")
+    client.post("/login", data={"token": token})
+    home = client.get("/")
+    assert home.status_code == 200
+    assert 'href="/log"' not in home.text
+    page = client.get("/log")
+    assert page.status_code == 403
+    assert "privacy_officer" in page.text
+
+
+def test_a_privacy_officer_sees_the_log_in_the_navigation(hub: Hub, client: TestClient) -> None:
+    client.post("/login", data={"token": token_for(hub, "dso", Role.PRIVACY_OFFICER)})
+    assert 'href="/log"' in client.get("/").text
+
+
+def test_an_internal_error_answers_without_a_traceback(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail 190001019802")
+
+    monkeypatch.setattr("hub.ledger.service.search", broken)
+    with TestClient(
+        web_client(hub).app, base_url="https://testserver", raise_server_exceptions=False
+    ) as client:
+        response = client.get("/api/log/entries", headers=bearer(token))
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; the server log names its type"}
+    assert "Traceback" not in response.text and "190001019802" not in response.text
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_the_access_log_keeps_the_path_but_never_the_query() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/log/entries?participant=p-1&from=2025-01-01", "1.1", 200),
+        None,
+    )
+    assert PathOnly().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /api/log/entries HTTP/1.1" 200'
+    odd = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s", ("/x?pnr=1",), None)
+    assert not PathOnly().filter(odd)
+
+
+def test_serve_starts_with_a_hint_when_nobody_can_sign_in(
+    hub: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
+    access = logging.getLogger("uvicorn.access")
+    before = list(access.filters)
+    try:
+        result = cli("web", "serve", "--port", "8999")
+        token_for(hub, "dso", Role.PRIVACY_OFFICER)
+        again = cli("web", "serve", "--port", "8999")
+    finally:
+        access.filters[:] = before
+    assert result.code == again.code == 0, result.err
+    assert "evi users add" in result.err and "evi users add" not in again.err
+    assert [c.port for c in served] == [8999, 8999]
+    assert [c.host for c in served] == ["127.0.0.1", "127.0.0.1"]

@@ -1,0 +1,195 @@
+"""The privacy officer's review of the transfer log over the web.
+
+A search over the API or the page is the same use case as `evi log search`: it finds the
+same entries, and is itself recorded in the log, with the web user as actor and
+``privacy_officer`` as role. A personnummer is accepted only in a POST body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from web_support import bearer, token_for, web_client
+
+from hub.context import Hub
+from hub.ledger import service
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.records import LedgerQuery, find_entries
+from hub.ledger.writer import append_many
+from hub.web.users import Role
+from tests.conftest import DATA
+
+PNR, OTHER = (DATA / "skatteverket_testpersonnummer.csv").read_text().split()[1:3]
+
+
+def decisions(hub: Hub, number: str, n: int, **fields: Any) -> None:
+    base: dict[str, Any] = {
+        "action": Action.DECISION,
+        "decision": "permit",
+        "actor": "job:sync",
+        "origin": "af",
+        "recipient": "team",
+        "categories": ("identity", "plan"),
+        "purpose": "coordination",
+        "participant": hub.keys.pseudonym(number),
+        "payload_sha256": hashlib.sha256(b"payload").hexdigest(),
+    }
+    base.update(fields)
+    with hub.db.session() as session:
+        append_many(session, [LedgerEvent(**base) for _ in range(n)])
+
+
+@pytest.fixture
+def ledger(hub: Hub) -> Hub:
+    decisions(hub, PNR, 3)
+    decisions(hub, OTHER, 2, decision="deny", recipient="fk", reason="no consent covers fk")
+    return hub
+
+
+@pytest.fixture
+def client(ledger: Hub) -> Iterator[TestClient]:
+    with web_client(ledger) as client:
+        yield client
+
+
+@pytest.fixture
+def officer(ledger: Hub) -> dict[str, str]:
+    return bearer(token_for(ledger, "dso.kommun", Role.PRIVACY_OFFICER, party="kommun"))
+
+
+def searches(hub: Hub) -> list[dict[str, Any]]:
+    """The ledger's record of every search so far (read without recording another)."""
+    with hub.db.session() as session:
+        found = find_entries(session, LedgerQuery(action=Action.LEDGER_SEARCH))
+        return [record.export_line() for record in found]
+
+
+def test_a_search_by_pseudonym_finds_the_persons_entries(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    pseudonym = ledger.keys.pseudonym(PNR)
+    response = client.get("/api/log/entries", params={"participant": pseudonym}, headers=officer)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [e["seq"] for e in body["entries"]] == [0, 1, 2]
+    assert {e["participant"] for e in body["entries"]} == {pseudonym}
+    assert body["count"] == 3 and body["more_may_match"] is False
+
+
+def test_the_web_search_is_recorded_as_a_search_by_that_user(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    client.get("/api/log/entries", params={"party": "fk", "decision": "deny"}, headers=officer)
+    [search] = searches(ledger)
+    assert search["actor"] == "dso.kommun"
+    assert search["role"] == "privacy_officer"
+    assert "party=fk" in search["reason"] and "decision=deny" in search["reason"]
+
+
+def test_the_api_finds_what_the_cli_finds(
+    ledger: Hub, client: TestClient, officer: dict[str, str], cli: Any
+) -> None:
+    web = client.get("/api/log/entries", params={"party": "fk"}, headers=officer).json()
+    result = cli("log", "search", "--party", "fk", "--format", "jsonl")
+    assert result.code == 0, result.err
+    from_cli = [line for line in result.out.splitlines() if line.strip()]
+    assert len(from_cli) == web["count"] == 2
+    assert [s["actor"].split(":")[0] for s in searches(ledger)] == ["dso.kommun", "cli"]
+
+
+def test_a_search_by_personnummer_is_posted_and_never_echoed(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    response = client.post("/api/log/entries", json={"pnr": PNR}, headers=officer)
+    assert response.status_code == 200, response.text
+    assert [e["seq"] for e in response.json()["entries"]] == [0, 1, 2]
+    assert PNR not in response.text and PNR[2:] not in response.text
+    [search] = searches(ledger)
+    assert search["participant"] == ledger.keys.pseudonym(PNR)
+    assert PNR not in search["reason"]
+
+
+def test_a_personnummer_in_the_url_is_refused_and_nothing_is_searched(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    response = client.get("/api/log/entries", params={"pnr": PNR}, headers=officer)
+    assert response.status_code == 422
+    assert "POST" in response.json()["detail"]
+    assert PNR not in response.text
+    assert searches(ledger) == []
+
+
+def test_bad_filters_name_the_field_but_never_the_value(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    bad = client.post("/api/log/entries", json={"pnr": "190001019803"}, headers=officer)
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("pnr:") and "190001019803" not in bad.text
+    typo = client.get(
+        "/api/log/entries", params={"decision": "maybe-190001019802"}, headers=officer
+    )
+    assert typo.status_code == 422
+    assert "decision" in typo.json()["detail"] and "190001019802" not in typo.text
+    date = client.get("/api/log/entries", params={"from": "yesterday"}, headers=officer)
+    assert date.status_code == 422 and "YYYY-MM-DD" in date.json()["detail"]
+    assert searches(ledger) == []
+
+
+def test_the_limit_caps_the_answer_and_says_more_may_match(
+    client: TestClient, officer: dict[str, str]
+) -> None:
+    body = client.get("/api/log/entries", params={"limit": 2}, headers=officer).json()
+    assert [e["seq"] for e in body["entries"]] == [0, 1]
+    assert body["more_may_match"] is True
+    too_many = client.get("/api/log/entries", params={"limit": 100_000}, headers=officer)
+    assert too_many.status_code == 422
+
+
+def test_the_checkpoint_is_the_latest_signed_note(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    missing = client.get("/api/log/checkpoint", headers=officer)
+    assert missing.status_code == 404
+    assert "evi log checkpoint --new" in missing.json()["detail"]
+    written = service.new_checkpoint(ledger)
+    body = client.get("/api/log/checkpoint", headers=officer).json()
+    assert body["note"] == written.note
+    assert body["size"] == written.size == 5
+    client.cookies.clear()
+    client.post("/login", data={"token": officer["Authorization"].split()[1]})
+    page = client.get("/log/checkpoint")
+    assert page.status_code == 200
+    assert written.note.splitlines()[2] in page.text
+
+
+def test_the_log_page_renders_the_results_and_records_the_search(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    client.post("/login", data={"token": officer["Authorization"].split()[1]})
+    form = client.get("/log")
+    assert form.status_code == 200 and "<form" in form.text
+    assert searches(ledger) == []  # opening the page searches nothing
+    page = client.post("/log", data={"pnr": OTHER, "decision": "deny"})
+    assert page.status_code == 200, page.text
+    assert page.text.count("<td>deny</td>") == 2
+    assert "no consent covers fk" in page.text
+    assert ledger.keys.pseudonym(OTHER) in page.text
+    assert OTHER not in page.text and OTHER[2:] not in page.text
+    [search] = searches(ledger)
+    assert search["actor"] == "dso.kommun" and search["role"] == "privacy_officer"
+
+
+def test_the_log_page_explains_a_bad_filter(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    client.post("/login", data={"token": officer["Authorization"].split()[1]})
+    page = client.post("/log", data={"pnr": PNR, "participant": "p-0"})
+    assert page.status_code == 422
+    assert "not both" in page.text and PNR not in page.text
+    limit = client.post("/log", data={"limit": "lots"})
+    assert limit.status_code == 422 and "limit" in limit.text
+    assert searches(ledger) == []

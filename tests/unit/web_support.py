@@ -1,0 +1,22 @@
+"""Helpers of the web tests: a client over the test's hub, users with their tokens."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from hub.context import Hub
+from hub.web.app import create_app
+from hub.web.users import Role, add_user
+
+
+def web_client(hub: Hub) -> TestClient:
+    """A client of the app over ``hub``, on https (the session cookie is Secure)."""
+    return TestClient(create_app(hub), base_url="https://testserver")
+
+
+def token_for(hub: Hub, name: str, role: Role, party: str = "team") -> str:
+    return add_user(hub, name, party, role).token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
