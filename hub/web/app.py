@@ -26,6 +26,7 @@ from hub.web.templating import STATIC, NavLink
 ROUTERS: Final = (
     # modules with a `router` (and optionally `NAV`), in the order the header lists them
     "hub.web.session",
+    "hub.web.casework",
     "hub.web.log",
 )
 

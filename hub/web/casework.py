@@ -1,0 +1,84 @@
+"""The caseworker's look-up of one person: JSON API and pages.
+
+Both call :func:`hub.casework.status.consolidated_status` with the signed-in user as the
+viewer: their name is the actor in the log, their party (from their web user, never from
+the request) is the recipient the gate decides about. So a caseworker at af sees what the
+person's consent lets af see, and every look-up is in the log (docs/casework.md).
+
+The personnummer comes only in a POST body (``POST /api/participants/status``, the
+``/participants`` form), never in a URL; the answer names the person by pseudonym.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
+from hub.context import Hub
+from hub.errors import EviError, InputError
+from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
+from hub.web.auth import get_hub, require_role
+from hub.web.forms import read_form
+from hub.web.templating import NavLink, render
+from hub.web.users import Role, WebUser
+
+router = APIRouter()
+
+NAV = (NavLink("Person status", "/participants", frozenset({Role.CASEWORKER})),)
+
+Caseworker = Annotated[WebUser, Depends(require_role(Role.CASEWORKER))]
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+class LookUp(BaseModel):
+    """Whom to look up: their personnummer or samordningsnummer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pnr: str = Field(min_length=1, max_length=20)
+
+
+def _identity(text: str) -> PersonalIdentity:
+    try:
+        return parse_identity(text)
+    except InvalidIdentityError as exc:
+        raise InputError(f"pnr: {exc}") from None
+
+
+def _look_up(hub: Hub, user: WebUser, pnr: str) -> StatusView:
+    viewer = Viewer(actor=user.actor, party=user.party, role=Role.CASEWORKER.value)
+    return consolidated_status(hub, _identity(pnr), viewer)
+
+
+@router.post("/api/participants/status")
+def status(body: LookUp, user: Caseworker, hub: HubDep) -> dict[str, Any]:
+    """The person's consolidated status as the user's party may see it (logged)."""
+    return _look_up(hub, user, body.pnr).model_dump(mode="json")
+
+
+@router.get("/participants")
+def look_up_page(request: Request, user: Caseworker) -> Response:
+    return render(request, "casework.html", {"view": None}, user=user)
+
+
+@router.post("/participants")
+def status_page(
+    request: Request,
+    form: Annotated[dict[str, str], Depends(read_form)],
+    user: Caseworker,
+    hub: HubDep,
+) -> Response:
+    pnr = form.get("pnr")
+    try:
+        if not pnr:
+            raise InputError("pnr: give the person's personnummer or samordningsnummer")
+        view = _look_up(hub, user, pnr)
+    except EviError as exc:
+        page = {"view": None, "message": exc.message}
+        return render(request, "casework.html", page, status=exc.http_status, user=user)
+    local = view.at.astimezone(SWEDEN)
+    return render(request, "casework.html", {"view": view, "seen_at": local}, user=user)

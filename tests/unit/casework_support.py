@@ -1,0 +1,73 @@
+"""A small caseload of the caseworker-view tests: one consenting person, one without."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from test_consent_support import paper_submission, skatteverket_numbers
+
+from hub.consent.service import ConsentService
+from hub.context import Hub
+from hub.model.identity import parse_identity
+from hub.store.participants import ParticipantRepository
+from hub.store.tables.sync import StoredRecord
+
+PNR, OTHER, STRANGER = skatteverket_numbers(3)
+AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+RECORDS: list[tuple[str, str, str, dict[str, Any], bool]] = [
+    # (origin, kind, category, body, restricted)
+    (
+        "kommun",
+        "referral",
+        "referral",
+        {"received_on": "2025-03-01", "referring_party": "kommun", "reason": "financial_aid"},
+        False,
+    ),
+    ("af", "benefit", "benefit", {"start": "2025-04-01", "type": "aktivitetsstod"}, False),
+    ("fk", "benefit", "benefit", {"start": "2025-02-01", "type": "sjukpenning"}, False),
+    ("region", "health", "health", {"ongoing_treatment_contact": True}, False),
+    ("kommun", "benefit", "benefit", {"start": "2025-01-01", "type": "forsorjningsstod"}, True),
+]
+
+
+def store_records(hub: Hub, number: str) -> None:
+    now = datetime(2025, 5, 1, tzinfo=UTC)
+    with hub.db.session() as session:
+        person = ParticipantRepository(session, hub.keys).ensure(parse_identity(number))
+        for i, (origin, kind, category, body, restricted) in enumerate(RECORDS):
+            payload = json.dumps(body, sort_keys=True).encode()
+            session.add(
+                StoredRecord(
+                    source=origin,
+                    source_id=f"{number[-4:]}-{i}",
+                    participant_id=person.id,
+                    kind=kind,
+                    category=category,
+                    updated_at=now + timedelta(hours=i),
+                    body={"kind": kind, **body},
+                    payload_sha256=hashlib.sha256(payload).hexdigest(),
+                    restricted=restricted,
+                    unmapped=[],
+                    stored_at=now,
+                )
+            )
+
+
+def register_caseload(service: ConsentService, hub: Hub, valid_until: str) -> None:
+    """PNR consents to kommun, af, fk and the team sharing referral and benefit facts
+    until ``valid_until``; OTHER has records but no consent."""
+    service.register(
+        paper_submission(
+            PNR,
+            parties=["kommun", "af", "fk", "team"],
+            categories=["referral", "benefit"],
+            valid_until=valid_until,
+        ),
+        actor="test",
+    )
+    store_records(hub, PNR)
+    store_records(hub, OTHER)
