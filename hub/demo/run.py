@@ -128,6 +128,10 @@ What to try next:
   evi participants status --pnr PNR --as team
                                            one person as the joint team may see them
                                            (numbers: evi consent list --json)
+  evi stats --from 2023-01-01 --to 2024-12-31
+                                           follow-up statistics by gender, small counts hidden
+  evi users add anna --party team --role caseworker   then   evi web serve
+                                           the web pages (sign in with the printed token)
   evi log search --decision deny           what the gate refused, and why
   evi log verify                           recompute the whole transfer log
   evi log checkpoint                       the latest signed checkpoint
