@@ -61,3 +61,20 @@ def whole_file(path: Path) -> Iterator[TextIO]:
     """Write text to ``path`` whole or not at all, mode 0600 (see :mod:`hub.files`)."""
     with staged(path) as staging, staging.open("w", encoding="utf-8") as out:
         yield out
+
+
+def party_option(text: str, option: str) -> str:
+    """``text`` as a party name (a connector name or ``team``), or an error naming ``option``."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from hub.errors import InputError
+    from hub.model.vocab import Party
+
+    try:
+        party: str = TypeAdapter(Party).validate_python(text)
+    except ValidationError:
+        raise InputError(
+            f"{option} {text!r}: a party is a connector name or 'team' (lowercase letters, "
+            "digits, '-' or '_'), e.g. af, fk, kommun, region, team"
+        ) from None
+    return party

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from hub.commands.common import area_app, hub_from, info, print_json
+from hub.commands.common import area_app, hub_from, info, party_option, print_json
 from hub.consent.bulk import BulkEvidenceRefusedError
 from hub.consent.document import rfc3339, submission_document
 from hub.consent.errors import ConsentFileError
@@ -30,7 +30,7 @@ from hub.consent.views import ConsentHistory, PersonConsents, VersionView, listi
 from hub.errors import InputError
 from hub.model.consent import ConsentSubmission, PaperEvidence
 from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
-from hub.model.vocab import Category, Party
+from hub.model.vocab import Category
 
 consent_app = area_app(
     help="Consents (samtycken): register, show, list, withdraw, block, export.",
@@ -54,16 +54,7 @@ def _identity(text: str) -> PersonalIdentity:
 
 
 def _party(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        party: str = TypeAdapter(Party).validate_python(text)
-    except ValidationError:
-        raise InputError(
-            f"--party {text!r}: a party is a connector name or 'team' (lowercase letters, "
-            "digits, '-' or '_'), e.g. af, fk, kommun, region, team"
-        ) from None
-    return party
+    return None if text is None else party_option(text, "--party")
 
 
 def _actor(given: str | None) -> str:

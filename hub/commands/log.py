@@ -10,7 +10,6 @@ import csv
 import json
 import sys
 from contextlib import nullcontext
-from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -47,20 +46,6 @@ class ExtractFormat(StrEnum):
     JSON = "json"
 
 
-def _when(text: str | None, option: str) -> datetime | None:
-    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are taken as UTC."""
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{option}: '{text}' is not a date; write YYYY-MM-DD") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _query(
     ctx: typer.Context,
     pnr: str | None,
@@ -81,8 +66,8 @@ def _query(
         participant = hub_from(ctx).keys.pseudonym(identity.number)
     return LedgerQuery(
         participant=participant,
-        since=_when(since, "--from"),
-        until=_when(until, "--to"),
+        since=service.parse_when(since, "--from"),
+        until=service.parse_when(until, "--to"),
         party=party,
         decision=decision,
         action=action,
@@ -326,7 +311,7 @@ def purge(
     yes: bool = typer.Option(False, "--yes", help="Really purge (without it: only count)."),
 ) -> None:
     """Retention: remove the content of old entries, keeping their hashes so the log verifies."""
-    when = _when(before, "--before")
+    when = service.parse_when(before, "--before")
     assert when is not None
     result = service.purge(hub_from(ctx), when, service.cli_actor(), confirmed=yes)
     _warn_witnesses(result.checkpoint.witness_failures)

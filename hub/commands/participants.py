@@ -9,30 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 
 from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
-from hub.commands.common import area_app, hub_from, print_json
+from hub.commands.common import area_app, hub_from, party_option, print_json
 from hub.errors import InputError
 from hub.ledger.service import cli_actor, identity_from
-from hub.model.vocab import Party
 
 participants_app = area_app(
     help="Look a person up: their consolidated status, as one party may see it.",
     no_args_is_help=True,
 )
-
-
-def _party(text: str) -> str:
-    try:
-        party: str = TypeAdapter(Party).validate_python(text)
-    except ValidationError:
-        raise InputError(
-            f"--as {text!r}: name the viewer's party, a connector name or 'team' "
-            "(e.g. af, fk, kommun, region, team)"
-        ) from None
-    return party
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -98,7 +85,7 @@ def status(
 ) -> None:
     """Show what the person's consent lets PARTY see, across every authority; the view and
     every gate decision behind it are written to the transfer log."""
-    viewer = Viewer(actor=actor or cli_actor(), party=_party(party))
+    viewer = Viewer(actor=actor or cli_actor(), party=party_option(party, "--as"))
     view = consolidated_status(hub_from(ctx), identity_from(pnr), viewer, _instant(at))
     if as_json:
         print_json(view.model_dump(mode="json"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from hub.context import Hub
@@ -44,6 +44,23 @@ def identity_from(text: str) -> PersonalIdentity:
         return parse_identity(text)
     except InvalidIdentityError as exc:
         raise InputError(f"--pnr: {exc}") from None
+
+
+def parse_when(text: str | None, name: str) -> datetime | None:
+    """A filter's time: YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are UTC.
+
+    ``name`` is the option or field the text came from, for the error message.
+    """
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{name}: not a date; write YYYY-MM-DD") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def pseudonym_for(hub: Hub, text: str) -> str:

@@ -12,7 +12,6 @@ refuses a ``pnr`` in its query.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -43,20 +42,6 @@ MAX_LIMIT = 1000
 
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
 HubDep = Annotated[Hub, Depends(get_hub)]
-
-
-def _when(text: str | None, name: str) -> datetime | None:
-    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are UTC (as the CLI)."""
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{name}: not a date; write YYYY-MM-DD") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class LogFilters(BaseModel):
@@ -102,8 +87,8 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
         participant = hub.keys.pseudonym(identity.number)
     return LedgerQuery(
         participant=participant,
-        since=_when(filters.since, "from"),
-        until=_when(filters.until, "to"),
+        since=service.parse_when(filters.since, "from"),
+        until=service.parse_when(filters.until, "to"),
         party=filters.party,
         decision=filters.decision,
         action=filters.action,

@@ -290,7 +290,7 @@ def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli
     [
         (("log", "search", "--pnr", "19900101"), "10 or 12 digits"),
         (("log", "search", "--pnr", PNR[:-1] + str((int(PNR[-1]) + 1) % 10)), "check digit"),
-        (("log", "search", "--from", "last tuesday"), "--from: 'last tuesday' is not a date"),
+        (("log", "search", "--from", "last tuesday"), "--from: not a date; write YYYY-MM-DD"),
         (("log", "search", "--decision", "maybe"), "'permit' or 'deny'"),
         (("log", "extract", "--pnr", "abc"), "YYYYMMDD-NNNC"),
         (("log", "prove", "--seq", "99", "--size", "6"), "not in the tree of size 6"),
