@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import typer
 
 from hub.commands.common import hub_from, print_json
-from hub.errors import InputError
 from hub.ledger.service import cli_actor
-from hub.stats.followup import check_period, followup_report
+from hub.stats.followup import followup_report
+from hub.stats.period import parse_period
 from hub.stats.text import render_text
 
 ACTOR_HELP = (
     "Who asks, for the transfer log (default: `cli:` followed by your user name); "
     "the log records the role `steering_group`."
 )
-
-
-def _day(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"{option} {text!r}: write a date as YYYY-MM-DD, e.g. 2025-01-31"
-        ) from None
 
 
 def stats(
@@ -46,13 +35,7 @@ def stats(
     to 4 are shown as `<5` (`null` with `suppressed: true` in JSON) so that no one can be
     singled out. See docs/statistics.md.
     """
-    start, end = _day(from_, "--from"), _day(to, "--to")
-    try:
-        check_period(start, end)
-    except InputError:
-        raise InputError(
-            f"--to {end} is before --from {start}; give a --to on or after --from"
-        ) from None
+    start, end = parse_period(from_, to, ("--from", "--to"))
     report = followup_report(hub_from(ctx), start, end, actor=actor or cli_actor())
     if as_json:
         print_json(report.model_dump(mode="json"))

@@ -23,9 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.context import Hub
-from hub.errors import InputError
 from hub.stats.counting import RawFigures, place
 from hub.stats.gating import gate_facts
+from hub.stats.period import check_period
 from hub.stats.records import facts_until
 from hub.stats.report import FollowUpReport
 from hub.stats.suppression import suppressed_report
@@ -92,15 +92,6 @@ def followup_report(
     hub.require_schema()
     with hub.db.session(write_lock=True) as session:
         return followup(session, period_start, period_end, actor=actor, at=at or datetime.now(UTC))
-
-
-def check_period(period_start: date, period_end: date) -> None:
-    """Raise :class:`InputError` when the period ends before it starts."""
-    if period_end < period_start:
-        raise InputError(
-            f"the period ends ({period_end}) before it starts ({period_start}); "
-            "give an end date on or after the start date"
-        )
 
 
 def _participants(session: Session, ids: Sequence[int]) -> list[ParticipantRow]:

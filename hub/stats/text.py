@@ -1,4 +1,8 @@
-"""The follow-up report as text: one small table per measure, women / men / total."""
+"""The follow-up report as text: one small table per measure, women / men / total.
+
+:func:`tables` and :data:`LEGEND` are what any rendering shows (the web page uses them
+too): the rows of each table, and what the suppression markers mean.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,41 @@ from hub.stats.report import SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
 _LABEL = 30
 _WIDTH = 7
 
+Table = tuple[str, list[tuple[str, Split]]]
+"""A table's title and its rows: (label, women / men / total)."""
+
+LEGEND = (
+    f"<{SMALL_CELL_LIMIT}: between 1 and {SMALL_CELL_LIMIT - 1} people, not shown so that "
+    "no one can be singled out.",
+    f"x: not shown either, so that a <{SMALL_CELL_LIMIT} cell cannot be worked out from "
+    "the others.",
+)
+"""What the markers of suppressed cells mean (see :meth:`hub.stats.report.Cell.text`)."""
+
+LEFT_OUT = (
+    "Left out: gate did not permit",
+    ("entirely (in no figure)", "partly (may be incomplete)"),
+)
+"""The title and row labels of the people the gate left out (``left_out``,
+``partly_left_out``)."""
+
+
+def tables(report: FollowUpReport) -> list[Table]:
+    """The report's tables; breakdown rows with no one in them are left out (the JSON
+    keeps every code)."""
+    return [
+        (
+            "Participants",
+            [
+                ("new (case opened)", report.new),
+                ("active (case open)", report.active),
+                ("closed (case closed)", report.closed),
+            ],
+        ),
+        ("Closed, by outcome", _shown(report.closed_by_outcome.items())),
+        ("Closed, by reason", _shown(report.closed_by_reason.items())),
+    ]
+
 
 def render_text(report: FollowUpReport) -> str:
     """The report for a terminal or an e-mail; every count already suppressed."""
@@ -17,26 +56,15 @@ def render_text(report: FollowUpReport) -> str:
         f"purpose: {report.purpose}",
         "",
     ]
-    lines += _table(
-        "Participants",
-        [
-            ("new (case opened)", report.new),
-            ("active (case open)", report.active),
-            ("closed (case closed)", report.closed),
-        ],
-    )
-    lines += _table("Closed, by outcome", _shown(report.closed_by_outcome.items()))
-    lines += _table("Closed, by reason", _shown(report.closed_by_reason.items()))
+    for title, rows in tables(report):
+        lines += _table(title, rows)
+    title, (entirely, partly) = LEFT_OUT
     lines += [
-        f"{'Left out: gate did not permit':<{_LABEL}}{'total':>{_WIDTH * 3}}",
-        f"  {'entirely (in no figure)':<{_LABEL - 2}}{_cell(report.left_out, _WIDTH * 3)}",
-        f"  {'partly (may be incomplete)':<{_LABEL - 2}}"
-        f"{_cell(report.partly_left_out, _WIDTH * 3)}",
+        f"{title:<{_LABEL}}{'total':>{_WIDTH * 3}}",
+        f"  {entirely:<{_LABEL - 2}}{_cell(report.left_out, _WIDTH * 3)}",
+        f"  {partly:<{_LABEL - 2}}{_cell(report.partly_left_out, _WIDTH * 3)}",
         "",
-        f"<{SMALL_CELL_LIMIT}: between 1 and {SMALL_CELL_LIMIT - 1} people, not shown so that "
-        "no one can be singled out.",
-        f"x: not shown either, so that a <{SMALL_CELL_LIMIT} cell cannot be worked out from "
-        "the others.",
+        *LEGEND,
         f"The gate's decisions are in the transfer log, correlation id {report.correlation_id}.",
     ]
     return "\n".join(lines)

@@ -70,18 +70,22 @@ def test_stats_json_is_the_report_with_suppressed_cells_as_null(
     [
         (
             ("--from", "2025-13-01", "--to", "2025-06-30"),
-            "error: --from '2025-13-01': write a date as YYYY-MM-DD",
+            "error: --from: not a date; write a date as YYYY-MM-DD",
         ),
         (
             ("--from", "2025-04-01", "--to", "30/06/2025"),
-            "error: --to '30/06/2025': write a date as YYYY-MM-DD",
+            "error: --to: not a date; write a date as YYYY-MM-DD",
+        ),
+        (
+            ("--from", "20250401", "--to", "2025-06-30"),
+            "error: --from: not a date; write a date as YYYY-MM-DD",
         ),
         (
             ("--from", "2025-06-30", "--to", "2025-04-01"),
             "error: --to 2025-04-01 is before --from 2025-06-30; give a --to on or after --from",
         ),
     ],
-    ids=["impossible month", "not ISO", "ends before it starts"],
+    ids=["impossible month", "not ISO", "no dashes", "ends before it starts"],
 )
 def test_bad_dates_exit_2_saying_what_to_fix(
     cli: Any, evi_home: Path, args: tuple[str, ...], message: str
