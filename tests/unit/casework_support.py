@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from record_support import add_record
 from test_consent_support import paper_submission, skatteverket_numbers
 
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.model.identity import parse_identity
 from hub.store.participants import ParticipantRepository
-from hub.store.tables.sync import StoredRecord
 
 PNR, OTHER, STRANGER = skatteverket_numbers(3)
 AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -39,21 +37,16 @@ def store_records(hub: Hub, number: str) -> None:
     with hub.db.session() as session:
         person = ParticipantRepository(session, hub.keys).ensure(parse_identity(number))
         for i, (origin, kind, category, body, restricted) in enumerate(RECORDS):
-            payload = json.dumps(body, sort_keys=True).encode()
-            session.add(
-                StoredRecord(
-                    source=origin,
-                    source_id=f"{number[-4:]}-{i}",
-                    participant_id=person.id,
-                    kind=kind,
-                    category=category,
-                    updated_at=now + timedelta(hours=i),
-                    body={"kind": kind, **body},
-                    payload_sha256=hashlib.sha256(payload).hexdigest(),
-                    restricted=restricted,
-                    unmapped=[],
-                    stored_at=now,
-                )
+            add_record(
+                session,
+                person.id,
+                origin=origin,
+                source_id=f"{number[-4:]}-{i}",
+                kind=kind,
+                category=category,
+                body={"kind": kind, **body},
+                at=now + timedelta(hours=i),
+                restricted=restricted,
             )
 
 

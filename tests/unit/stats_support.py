@@ -9,16 +9,15 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from record_support import add_record
 from test_consent_support import Clock, paper_submission, skatteverket_numbers
 
 from hub.consent.service import ConsentService
 from hub.context import Hub
-from hub.model.canonical import json_sha256
 from hub.model.domain import Closure, Referral
 from hub.model.identity import parse_identity
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.participant import ParticipantRow
-from hub.store.tables.sync import StoredRecord
 
 AT = datetime(2025, 8, 1, 12, tzinfo=UTC)
 """When the tests ask the gate: inside the consents' validity."""
@@ -90,18 +89,28 @@ class Caseload:
         category = "referral" if kind == "referral" else "outcome"
         with self.hub.db.session() as session:
             person = ParticipantRepository(session, self.hub.keys).ensure(parse_identity(number))
-            session.add(
-                StoredRecord(
-                    source=origin,
-                    source_id=f"stats-test-{self._records}",
-                    participant_id=person.id,
-                    kind=kind,
-                    category=category,
-                    updated_at=now,
-                    body=body,
-                    payload_sha256=json_sha256(body),
-                    restricted=restricted,
-                    unmapped=[],
-                    stored_at=now,
-                )
+            add_record(
+                session,
+                person.id,
+                origin=origin,
+                source_id=f"stats-test-{self._records}",
+                kind=kind,
+                category=category,
+                body=body,
+                at=now,
+                restricted=restricted,
             )
+
+
+def small_caseload(hub: Hub) -> Caseload:
+    """Six women referred in 2025-04-01..06-30, three men closed in it (asked about now:
+    the consents run until 2099)."""
+    people = Caseload(hub)
+    for woman in WOMEN[:6]:
+        people.consent(woman)
+        people.referral(woman, "2025-05-02")
+    for man in MEN[:3]:
+        people.consent(man)
+        people.referral(man, "2025-01-10")
+        people.closure(man, "2025-06-30", outcome="work_with_subsidy", reason="goal_reached")
+    return people

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from ledger_support import decisions
 from sqlalchemy import select, text
 from test_ledger_reference import ref_check_consistency, ref_root_from_path
 
 from hub.context import Hub
-from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.event import Action
 from hub.ledger.records import EXPORT_FIELDS
-from hub.ledger.writer import append_many
 from hub.store.tables.ledger import LedgerEntryRow
 from tests.conftest import DATA
 
@@ -27,27 +27,6 @@ PNR, OTHER, THIRD = NUMBERS
 
 def number_forms(number: str) -> list[str]:
     return [number, number[2:], f"{number[:8]}-{number[8:]}", f"{number[2:8]}-{number[8:]}"]
-
-
-def decisions(hub: Hub, number: str, n: int, **fields: object) -> None:
-    pseudonym = hub.keys.pseudonym(number)
-    base = {
-        "action": Action.DECISION,
-        "decision": "permit",
-        "actor": "job:sync",
-        "origin": "af",
-        "recipient": "team",
-        "categories": ("identity", "plan"),
-        "purpose": "coordination",
-        "consent_id": "c-1",
-        "consent_version": 1,
-        "participant": pseudonym,
-        "payload_sha256": hashlib.sha256(b"payload").hexdigest(),
-        "correlation_id": "run-1",
-    }
-    base.update(fields)
-    with hub.db.session() as session:
-        append_many(session, [LedgerEvent(**base) for _ in range(n)])  # type: ignore[arg-type]
 
 
 @pytest.fixture

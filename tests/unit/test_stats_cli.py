@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stats_support import MEN, WOMEN, Caseload
+from stats_support import Caseload, small_caseload
 from test_consent_support import ledger
 
 from hub.context import Hub
@@ -17,17 +17,7 @@ PERIOD = ("--from", "2025-04-01", "--to", "2025-06-30")
 
 @pytest.fixture
 def caseload(hub: Hub) -> Caseload:
-    """Six women referred in the period, three men closed in it (asked about now: the
-    consents run until 2099)."""
-    people = Caseload(hub)
-    for woman in WOMEN[:6]:
-        people.consent(woman)
-        people.referral(woman, "2025-05-02")
-    for man in MEN[:3]:
-        people.consent(man)
-        people.referral(man, "2025-01-10")
-        people.closure(man, "2025-06-30", outcome="work_with_subsidy", reason="goal_reached")
-    return people
+    return small_caseload(hub)
 
 
 def _row(out: str, label: str) -> list[str]:

@@ -7,40 +7,22 @@ same entries, and is itself recorded in the log, with the web user as actor and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from ledger_support import decisions
 from web_support import bearer, token_for, web_client
 
 from hub.context import Hub
 from hub.ledger import service
-from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.event import Action
 from hub.ledger.records import LedgerQuery, find_entries
-from hub.ledger.writer import append_many
 from hub.web.users import Role
 from tests.conftest import DATA
 
 PNR, OTHER = (DATA / "skatteverket_testpersonnummer.csv").read_text().split()[1:3]
-
-
-def decisions(hub: Hub, number: str, n: int, **fields: Any) -> None:
-    base: dict[str, Any] = {
-        "action": Action.DECISION,
-        "decision": "permit",
-        "actor": "job:sync",
-        "origin": "af",
-        "recipient": "team",
-        "categories": ("identity", "plan"),
-        "purpose": "coordination",
-        "participant": hub.keys.pseudonym(number),
-        "payload_sha256": hashlib.sha256(b"payload").hexdigest(),
-    }
-    base.update(fields)
-    with hub.db.session() as session:
-        append_many(session, [LedgerEvent(**base) for _ in range(n)])
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from stats_support import MEN, WOMEN, Caseload
+from stats_support import Caseload, small_caseload
 from test_consent_support import ledger
 from web_support import bearer, token_for, web_client
 
@@ -28,16 +28,7 @@ VARIES = ("decided_at", "correlation_id")  # when the gate was asked, and under 
 
 @pytest.fixture
 def caseload(hub: Hub) -> Caseload:
-    """Six women referred in the period, three men closed in it (as in test_stats_cli)."""
-    people = Caseload(hub)
-    for woman in WOMEN[:6]:
-        people.consent(woman)
-        people.referral(woman, "2025-05-02")
-    for man in MEN[:3]:
-        people.consent(man)
-        people.referral(man, "2025-01-10")
-        people.closure(man, "2025-06-30", outcome="work_with_subsidy", reason="goal_reached")
-    return people
+    return small_caseload(hub)
 
 
 @pytest.fixture
