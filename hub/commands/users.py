@@ -9,11 +9,13 @@ from __future__ import annotations
 import typer
 
 from hub.commands.common import area_app, hub_from, info, print_json
+from hub.ledger.service import cli_actor
 from hub.web.users import IssuedToken, Role, add_user, disable_user, list_users, replace_token
 
 users_app = area_app(help="Web users: add, list, disable, issue a new token.", no_args_is_help=True)
 
 ROLE_HELP = "caseworker, privacy_officer or steering_group."
+ACTOR_HELP = "Who makes the change, for the transfer log (default: `cli:` and your user name)."
 
 
 def _show_token(issued: IssuedToken, what: str) -> None:
@@ -30,9 +32,10 @@ def add(
     name: str = typer.Argument(..., help="The user's name, e.g. anna.af."),
     party: str = typer.Option(..., "--party", help="The user's party (kommun, af, fk, …)."),
     role: Role = typer.Option(..., "--role", help=ROLE_HELP),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Add a web user and print their token (once, on stdout)."""
-    _show_token(add_user(hub_from(ctx), name, party, role), "token")
+    _show_token(add_user(hub_from(ctx), name, party, role, actor=actor or cli_actor()), "token")
 
 
 @users_app.command("list")
@@ -57,16 +60,27 @@ def list_(
 
 
 @users_app.command("disable")
-def disable(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+def disable(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's name."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
     """Disable a web user: their token stops working at once."""
-    user = disable_user(hub_from(ctx), name)
+    user = disable_user(hub_from(ctx), name, actor=actor or cli_actor())
     info(f"user '{user.name}' is disabled; their token no longer works")
 
 
 @users_app.command("token")
-def token(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+def token(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's name."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
     """Issue a new token for a user (print it once); the old token stops working."""
-    _show_token(replace_token(hub_from(ctx), name), "new token (the old one no longer works)")
+    _show_token(
+        replace_token(hub_from(ctx), name, actor=actor or cli_actor()),
+        "new token (the old one no longer works)",
+    )
 
 
 def register(app: typer.Typer) -> None:

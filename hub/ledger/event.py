@@ -28,6 +28,7 @@ class Action(StrEnum):
     LEDGER_EXPORT = "ledger_export"
     LEDGER_EXTRACT = "ledger_extract"
     LEDGER_PURGE = "ledger_purge"  # retention removed the bytes of old entries
+    ACCESS_CHANGED = "access_changed"  # a web user was added, disabled or given a new token
 
 
 class Outcome(StrEnum):

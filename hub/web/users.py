@@ -5,6 +5,11 @@ is issued, and only its SHA-256 is stored: a request's token is looked up by its
 so the database never holds a token that would let anyone sign in, and a token that was
 replaced or belongs to a disabled user no longer matches anyone.
 
+Every change of who may sign in (a user added, disabled, given a new token) is a ledger
+entry (action ``access_changed``) in the same transaction as the change, naming the
+administrator as actor and the user, party and role in its reason: a privacy officer can
+tell who had access when.
+
 This module imports no FastAPI: `evi users …` uses it too.
 """
 
@@ -19,6 +24,8 @@ from enum import StrEnum
 
 from hub.context import Hub
 from hub.errors import InputError, NotFoundError, StorageError
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.writer import append
 from hub.model.vocab import BUILTIN_PARTIES, Party
 from hub.store.tables.users import WebUserRow
 from hub.store.users import UserRepository
@@ -121,7 +128,7 @@ def _check_party(hub: Hub, party: Party) -> None:
         raise InputError(f"--party is one of: {', '.join(parties)}")
 
 
-def add_user(hub: Hub, name: str, party: str, role: Role) -> IssuedToken:
+def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> IssuedToken:
     """Add a user and issue their first token. Raises :class:`InputError` for a bad or
     taken name or an unknown party."""
     _check_name(name)
@@ -144,6 +151,7 @@ def add_user(hub: Hub, name: str, party: str, role: Role) -> IssuedToken:
         )
         users.add(row)
         user = _user(row)
+        append(session, _access_event(actor, "added", user))
     return IssuedToken(user, token)
 
 
@@ -159,6 +167,19 @@ def count_active_users(hub: Hub) -> int:
         return UserRepository(session).count_active()
 
 
+ADMIN_ROLE = "administrator"
+
+
+def _access_event(actor: str, what: str, user: WebUser) -> LedgerEvent:
+    return LedgerEvent(
+        action=Action.ACCESS_CHANGED,
+        actor=actor,
+        role=ADMIN_ROLE,
+        recipient=user.party,
+        reason=f"{what}: web user {user.name} ({user.party}, {user.role.value})",
+    )
+
+
 def _existing(users: UserRepository, name: str) -> WebUserRow:
     row = users.by_name(name)
     if row is None:
@@ -166,17 +187,18 @@ def _existing(users: UserRepository, name: str) -> WebUserRow:
     return row
 
 
-def disable_user(hub: Hub, name: str) -> WebUser:
+def disable_user(hub: Hub, name: str, *, actor: str) -> WebUser:
     """Disable a user: their token stops working at once. Disabling twice is harmless."""
     require_users_table(hub)
     with hub.db.session(write_lock=True) as session:
         row = _existing(UserRepository(session), name)
         if row.disabled_at is None:
             row.disabled_at = datetime.now(UTC)
+            append(session, _access_event(actor, "disabled", _user(row)))
         return _user(row)
 
 
-def replace_token(hub: Hub, name: str) -> IssuedToken:
+def replace_token(hub: Hub, name: str, *, actor: str) -> IssuedToken:
     """Issue a new token for an active user; the old one stops working at once."""
     require_users_table(hub)
     token, digest = _new_token()
@@ -188,6 +210,7 @@ def replace_token(hub: Hub, name: str) -> IssuedToken:
                 "with `evi users add`"
             )
         row.token_sha256 = digest
+        append(session, _access_event(actor, "new token", _user(row)))
         return IssuedToken(_user(row), token)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from test_consent_support import ledger
 
 from hub.context import Hub
 from hub.web.users import authenticate
@@ -130,3 +131,21 @@ def test_a_database_from_before_web_users_says_to_upgrade(
     assert "evi db upgrade" in result.err and result.out == ""
     assert cli("db", "upgrade").code == 0
     assert cli("users", "add", "anna", "--party", "af", "--role", "caseworker").code == 0
+
+
+def test_every_change_of_access_is_in_the_transfer_log(migrated: Hub, cli: Any) -> None:
+    token = add(cli)
+    assert cli("users", "token", "anna.af", "--actor", "admin.kommun").code == 0
+    assert cli("users", "disable", "anna.af", "--actor", "admin.kommun").code == 0
+    assert cli("users", "disable", "anna.af").code == 0  # already disabled: nothing new
+
+    changes = [e for e in ledger(migrated.db) if e["action"] == "access_changed"]
+    assert [(e["reason"], e["actor"]) for e in changes] == [
+        ("added: web user anna.af (af, caseworker)", changes[0]["actor"]),
+        ("new token: web user anna.af (af, caseworker)", "admin.kommun"),
+        ("disabled: web user anna.af (af, caseworker)", "admin.kommun"),
+    ]
+    assert changes[0]["actor"].startswith("cli")
+    assert {e["role"] for e in changes} == {"administrator"}
+    assert token not in str(ledger(migrated.db))
+    assert cli("log", "verify").code == 0

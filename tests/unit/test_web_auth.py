@@ -72,7 +72,7 @@ def test_a_wrong_role_is_403_and_the_right_one_gets_in(hub: Hub, client: TestCli
 def test_a_disabled_user_is_refused_at_once(hub: Hub, client: TestClient) -> None:
     token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
     assert client.get("/api/log/entries", headers=bearer(token)).status_code == 200
-    disable_user(hub, "dso")
+    disable_user(hub, "dso", actor="test")
     response = client.get("/api/log/entries", headers=bearer(token))
     assert response.status_code == 401
     assert "disabled" in response.json()["detail"]
@@ -80,7 +80,7 @@ def test_a_disabled_user_is_refused_at_once(hub: Hub, client: TestClient) -> Non
 
 def test_a_replaced_token_stops_working_and_the_new_one_works(hub: Hub, client: TestClient) -> None:
     old = token_for(hub, "dso", Role.PRIVACY_OFFICER)
-    new = replace_token(hub, "dso").token
+    new = replace_token(hub, "dso", actor="test").token
     assert new != old
     assert client.get("/api/log/entries", headers=bearer(old)).status_code == 401
     assert client.get("/api/log/entries", headers=bearer(new)).status_code == 200
@@ -124,7 +124,7 @@ def test_the_cookie_stops_working_when_the_user_is_disabled(hub: Hub, client: Te
     token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
     client.post("/login", data={"token": token})
     assert client.get("/log").status_code == 200
-    disable_user(hub, "dso")
+    disable_user(hub, "dso", actor="test")
     assert client.get("/log").status_code == 401
 
 

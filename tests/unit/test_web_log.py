@@ -140,7 +140,7 @@ def test_the_checkpoint_is_the_latest_signed_note(
     written = service.new_checkpoint(ledger)
     body = client.get("/api/log/checkpoint", headers=officer).json()
     assert body["note"] == written.note
-    assert body["size"] == written.size == 5
+    assert body["size"] == written.size == 6  # five decisions, the officer's access_changed
     client.cookies.clear()
     client.post("/login", data={"token": officer["Authorization"].split()[1]})
     page = client.get("/log/checkpoint")

@@ -15,7 +15,7 @@ def web_client(hub: Hub) -> TestClient:
 
 
 def token_for(hub: Hub, name: str, role: Role, party: str = "team") -> str:
-    return add_user(hub, name, party, role).token
+    return add_user(hub, name, party, role, actor="test").token
 
 
 def bearer(token: str) -> dict[str, str]:
