@@ -493,10 +493,15 @@ def test_flags_are_keyword_facts_not_consent(protected: bool) -> None:
 
 
 def test_reference_is_not_vacuous() -> None:
-    """The generated space reaches every reason code (guards the strategies themselves)."""
+    """The generated space reaches every reason code (guards the strategies themselves).
+
+    ``withdrawn`` is the rarest (a withdrawal must fall between a version taking effect and
+    the instant asked about): 400 examples reached it in most runs but not all (a CI run
+    on 2026-12-02 missed it), so the guard looks at 1,000.
+    """
     seen: set[str] = set()
 
-    @settings(max_examples=400, **FAST)
+    @settings(max_examples=1000, **FAST)
     @given(snapshots_facts(), st.lists(queries, min_size=8, max_size=8))
     def collect(facts, asked) -> None:
         seen.update(reference(facts, query)[1] for query in asked)
