@@ -5,7 +5,8 @@ active user, sets it as the session cookie: HttpOnly (no script can read it),
 SameSite=Strict (no other site can make the browser send it, which also keeps other sites
 from posting the pages' forms) and Secure (sent over HTTPS only; browsers treat
 http://127.0.0.1 and http://localhost as secure too). The cookie holds the token itself,
-so replacing the token or disabling the user ends every session at once.
+so replacing the token or disabling the user ends every session at once; it lasts a working
+day (:data:`SESSION_SECONDS`) even if the browser stays open.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from hub.web.templating import render
 from hub.web.users import authenticate
 
 router = APIRouter()
+
+SESSION_SECONDS = 8 * 3600
+"""How long a page session lasts before the token must be given again."""
 
 
 @router.get("/login")
@@ -51,6 +55,7 @@ def login(
         samesite="strict",
         secure=request.app.state.secure_cookies,
         path="/",
+        max_age=SESSION_SECONDS,
     )
     return response
 

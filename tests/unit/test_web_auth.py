@@ -105,6 +105,7 @@ def test_signing_in_sets_a_strict_httponly_cookie_that_opens_the_pages(
     assert response.status_code == 303
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+    assert "max-age=28800" in cookie  # a working day, even if the browser stays open
     assert token not in response.headers.get("location", "")
     page = client.get("/log")
     assert page.status_code == 200
