@@ -29,7 +29,9 @@ from hub.consent.service import ConsentService
 from hub.consent.views import ConsentHistory, PersonConsents, VersionView, listing_entry
 from hub.errors import InputError
 from hub.model.consent import ConsentSubmission, PaperEvidence
-from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
+from hub.model.identity import (
+    identity_input,
+)
 from hub.model.vocab import Category
 
 consent_app = area_app(
@@ -44,13 +46,6 @@ ACTOR_HELP = "Who does this, for the transfer log (default: `cli:` followed by y
 class ExportFormat(StrEnum):
     FHIR = "fhir"
     RECEIPT = "receipt"
-
-
-def _identity(text: str) -> PersonalIdentity:
-    try:
-        return parse_identity(text)
-    except InvalidIdentityError as exc:
-        raise InputError(f"--pnr: {exc}") from None
 
 
 def _party(text: str | None) -> str | None:
@@ -205,7 +200,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON with every version."),
 ) -> None:
     """Show one person's consents with every version, withdrawals and blocks."""
-    identity = _identity(pnr)
+    identity = identity_input(pnr)
     person = ConsentService(hub_from(ctx)).person(identity)
     if as_json:
         print_json(_person_json(person))
@@ -248,7 +243,7 @@ def withdraw(
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Withdraw consent from now on: whole, or only a party and/or a category."""
-    identity = _identity(pnr)
+    identity = identity_input(pnr)
     done = ConsentService(hub_from(ctx)).withdraw(
         identity,
         actor=_actor(actor),
@@ -275,7 +270,7 @@ def block(
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Record a block (spärr) from now on; a block always beats a consent. Prints its id."""
-    identity = _identity(pnr)
+    identity = identity_input(pnr)
     view = ConsentService(hub_from(ctx)).block(
         identity,
         actor=_actor(actor),
@@ -295,7 +290,7 @@ def unblock(
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Lift a block from now on, at the person's request."""
-    identity = _identity(pnr)
+    identity = identity_input(pnr)
     view = ConsentService(hub_from(ctx)).lift_block(identity, block_id, actor=_actor(actor))
     info(f"lifted block {view.id} at {rfc3339(view.valid_until or view.valid_from)}")
 
@@ -307,7 +302,7 @@ def export(
     fmt: ExportFormat = typer.Option(..., "--format", help="fhir (R5 Bundle) or receipt."),
 ) -> None:
     """Export a person's consents as a FHIR R5 Bundle or a Swedish receipt for the person."""
-    identity = _identity(pnr)
+    identity = identity_input(pnr)
     person = ConsentService(hub_from(ctx)).person(identity)
     if fmt is ExportFormat.FHIR:
         sys.stdout.write(json.dumps(export_bundle(person), ensure_ascii=False, indent=2) + "\n")

@@ -26,6 +26,7 @@ from hub.ledger.fhir import bundle_chunks
 from hub.ledger.records import EXPORT_FIELDS, EntryRecord, LedgerQuery
 from hub.ledger.signing import NoteVerifier
 from hub.ledger.verify import LedgerIntegrityError
+from hub.model.identity import identity_input
 
 log_app = area_app(help="Review, verify, prove and export the transfer log.", no_args_is_help=True)
 
@@ -62,7 +63,7 @@ def _query(
     if decision is not None and decision not in ("permit", "deny"):
         raise InputError("--decision is 'permit' or 'deny'")
     if pnr is not None:
-        identity = service.identity_from(pnr)  # validate before opening anything
+        identity = identity_input(pnr)  # validate before opening anything
         participant = hub_from(ctx).keys.pseudonym(identity.number)
     return LedgerQuery(
         participant=participant,
@@ -191,7 +192,7 @@ def extract(
     fmt: ExtractFormat = typer.Option(ExtractFormat.TEXT, "--format", help="text or json."),
 ) -> None:
     """The person's own log extract (registerutdrag), each entry with its inclusion proof."""
-    identity = service.identity_from(pnr)
+    identity = identity_input(pnr)
     result = service.extract(hub_from(ctx), identity, service.cli_actor())
     if fmt is ExtractFormat.JSON:
         print_json(result.as_json())

@@ -14,7 +14,8 @@ from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
 from hub.commands.common import area_app, hub_from, party_option, print_json
 from hub.errors import InputError
-from hub.ledger.service import cli_actor, identity_from
+from hub.ledger.service import cli_actor
+from hub.model.identity import identity_input
 
 participants_app = area_app(
     help="Look a person up: their consolidated status, as one party may see it.",
@@ -86,7 +87,7 @@ def status(
     """Show what the person's consent lets PARTY see, across every authority; the view and
     every gate decision behind it are written to the transfer log."""
     viewer = Viewer(actor=actor or cli_actor(), party=party_option(party, "--as"))
-    view = consolidated_status(hub_from(ctx), identity_from(pnr), viewer, _instant(at))
+    view = consolidated_status(hub_from(ctx), identity_input(pnr), viewer, _instant(at))
     if as_json:
         print_json(view.model_dump(mode="json"))
         return

@@ -28,7 +28,7 @@ from hub.ledger.tree import StoredTree
 from hub.ledger.verify import VerifyReport, verify_ledger
 from hub.ledger.witness import read_witness_directory, witness_directory
 from hub.ledger.writer import append
-from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
+from hub.model.identity import PersonalIdentity, identity_input
 
 
 def cli_actor() -> str:
@@ -37,13 +37,6 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in this environment (some containers)
         return "cli:unknown"
-
-
-def identity_from(text: str) -> PersonalIdentity:
-    try:
-        return parse_identity(text)
-    except InvalidIdentityError as exc:
-        raise InputError(f"--pnr: {exc}") from None
 
 
 def parse_when(text: str | None, name: str) -> datetime | None:
@@ -65,7 +58,7 @@ def parse_when(text: str | None, name: str) -> datetime | None:
 
 def pseudonym_for(hub: Hub, text: str) -> str:
     """The participant pseudonym for a personnummer/samordningsnummer given on the CLI."""
-    return hub.keys.pseudonym(identity_from(text).number)
+    return hub.keys.pseudonym(identity_input(text).number)
 
 
 REVIEWER_ROLE = "log-reviewer"

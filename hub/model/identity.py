@@ -119,6 +119,17 @@ def parse_identity(text: str, *, today: date | None = None) -> PersonalIdentity:
     return parsed
 
 
+def identity_input(text: str, name: str = "--pnr") -> PersonalIdentity:
+    """A number a person typed (an option, a form field): parsed, or an
+    :class:`~hub.errors.InputError` naming ``name`` and what is wrong, never the number."""
+    from hub.errors import InputError
+
+    try:
+        return parse_identity(text)
+    except InvalidIdentityError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
 _TWELVE_WRITTEN = re.compile(r"^\d{8}-?\d{4}$")
 _SEEN_LIMIT = 65_536
 _TWELVE_DIGIT_SEEN: dict[str, PersonalIdentity] = {}

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.context import Hub
 from hub.errors import EviError, InputError
-from hub.model.identity import InvalidIdentityError, PersonalIdentity, parse_identity
+from hub.model.identity import identity_input
 from hub.web.auth import get_hub, require_role
 from hub.web.forms import read_form
 from hub.web.templating import NavLink, render
@@ -42,16 +42,9 @@ class LookUp(BaseModel):
     pnr: str = Field(min_length=1, max_length=20)
 
 
-def _identity(text: str) -> PersonalIdentity:
-    try:
-        return parse_identity(text)
-    except InvalidIdentityError as exc:
-        raise InputError(f"pnr: {exc}") from None
-
-
 def _look_up(hub: Hub, user: WebUser, pnr: str) -> StatusView:
     viewer = Viewer(actor=user.actor, party=user.party, role=Role.CASEWORKER.value)
-    return consolidated_status(hub, _identity(pnr), viewer)
+    return consolidated_status(hub, identity_input(pnr, "pnr"), viewer)
 
 
 @router.post("/api/participants/status")

@@ -23,7 +23,7 @@ from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
 from hub.ledger.records import EntryRecord, LedgerQuery
-from hub.model.identity import InvalidIdentityError, parse_identity
+from hub.model.identity import identity_input
 from hub.model.problems import problems
 from hub.web.auth import get_hub, require_role
 from hub.web.forms import read_form
@@ -80,11 +80,7 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
     if pnr is not None:
         if participant is not None:
             raise InputError("give pnr or participant, not both")
-        try:
-            identity = parse_identity(pnr)
-        except InvalidIdentityError as exc:
-            raise InputError(f"pnr: {exc}") from None
-        participant = hub.keys.pseudonym(identity.number)
+        participant = hub.keys.pseudonym(identity_input(pnr, "pnr").number)
     return LedgerQuery(
         participant=participant,
         since=service.parse_when(filters.since, "from"),

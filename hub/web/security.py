@@ -52,13 +52,8 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                kept = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.decode("latin-1").lower() not in SECURITY_HEADERS
-                ]
-                added = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                message["headers"] = kept + added
+                message.setdefault("headers", [])
+                add_security_headers(MutableHeaders(scope=message))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
