@@ -111,9 +111,8 @@ def _permitted(
 ) -> list[StatusEntry]:
     """The records the gate lets ``viewer`` see; one recorded decision per (origin,
     category, restricted mark)."""
-    keys = sorted({(r.source, r.category, r.restricted) for r in records})
-    requests = [
-        DecisionRequest(
+    requests = {
+        (origin, category, restricted): DecisionRequest(
             origin,
             viewer.party,
             category,
@@ -121,12 +120,11 @@ def _permitted(
             at,
             restricted_origin=restricted,
         )
-        for origin, category, restricted in keys
-    ]
-    decisions = gate_for(session, participant).decide_many(
+        for origin, category, restricted in {(r.source, r.category, r.restricted) for r in records}
+    }
+    allowed = gate_for(session, participant).permitted_keys(
         requests, actor=viewer.actor, role=viewer.role, correlation_id=correlation_id
     )
-    allowed = {key for key, d in zip(keys, decisions, strict=True) if d.permitted}
     return [
         StatusEntry(
             origin=r.source,

@@ -14,9 +14,10 @@ Nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,9 @@ from hub.ledger.writer import append_many
 from hub.store.consents import ConsentRepository
 from hub.store.participants import ParticipantColumns, participant_columns
 from hub.store.tables.participant import ParticipantRow
+
+K = TypeVar("K", bound=tuple[Any, ...])
+"""A reader's key for one group of disclosures, e.g. (origin, category, restricted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,24 @@ class ParticipantGate:
             )
         append_many(self.session, events)
         return decisions
+
+    def permitted_keys(
+        self,
+        requests: Mapping[K, DecisionRequest],
+        *,
+        actor: str,
+        role: str | None = None,
+        correlation_id: str | None = None,
+    ) -> set[K]:
+        """Decide every request (one ledger append, in key order); the keys permitted.
+
+        For readers that group what they would disclose (by origin, category, …) and
+        ask once per group: the casework view and the statistics."""
+        keys = sorted(requests)
+        decisions = self.decide_many(
+            [requests[k] for k in keys], actor=actor, role=role, correlation_id=correlation_id
+        )
+        return {k for k, d in zip(keys, decisions, strict=True) if d.permitted}
 
 
 def gate_for(session: Session, participant: ParticipantRow) -> ParticipantGate:

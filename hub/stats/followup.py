@@ -9,8 +9,10 @@ Who the gate is asked about: the people whose stored referrals and closures, by 
 dates, put a case of theirs in the period (see :mod:`hub.stats.cases`). For each of them
 every referral and closure up to the period's end goes through the gate (purpose
 ``evaluation``, origin -> joint team); the figures are then worked out again from the
-permitted records only. The dates of a record the gate refuses decide only that its
-person is asked about; they are never counted.
+permitted records only. The dates of a record the gate refuses are never counted, but
+they do decide who is asked about, and so who can be counted at all: a person whose
+refused closure ended their case before the period is not asked about, even if their
+permitted records alone would count them as active.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ def followup(
     *,
     actor: str,
     at: datetime,
-    correlation_id: str | None = None,
 ) -> FollowUpReport:
     """The report for ``period_start``..``period_end`` (both inclusive), the gate asked
     about instant ``at`` (timezone-aware) on behalf of ``actor``; every decision goes to
@@ -49,7 +50,7 @@ def followup(
     check_period(period_start, period_end)
     if at.tzinfo is None:
         raise ValueError("the gate needs a timezone-aware instant (UTC); got a naive datetime")
-    correlation_id = correlation_id or f"stats-{uuid.uuid4()}"
+    correlation_id = f"stats-{uuid.uuid4()}"
     facts = facts_until(session, period_end)
     in_period = sorted(
         pid for pid, found in facts.items() if place(found, period_start, period_end).counted

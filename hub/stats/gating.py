@@ -75,21 +75,19 @@ def _decide(
     groups: dict[tuple[str, str, bool], list[Fact]] = defaultdict(list)
     for fact in facts:
         groups[fact.gate_key].append(fact)
-    keys = sorted(groups)
-    requests = [
-        DecisionRequest(
+    requests = {
+        (origin, category, restricted): DecisionRequest(
             origin,
             JOINT_TEAM,
             category,
             Purpose.EVALUATION.value,
             at,
-            payload_sha256=_digest(groups[(origin, category, restricted)]),
+            payload_sha256=_digest(group),
             restricted_origin=restricted,
         )
-        for origin, category, restricted in keys
-    ]
-    decisions = gate.decide_many(requests, actor=actor, role=ROLE, correlation_id=correlation_id)
-    allowed = {key for key, d in zip(keys, decisions, strict=True) if d.permitted}
+        for (origin, category, restricted), group in groups.items()
+    }
+    allowed = gate.permitted_keys(requests, actor=actor, role=ROLE, correlation_id=correlation_id)
     return Gated(
         permitted=tuple(f for f in facts if f.gate_key in allowed),
         denied=tuple(f for f in facts if f.gate_key not in allowed),

@@ -61,6 +61,9 @@ def current_user(request: Request) -> WebUser:
     return user
 
 
+HubDep = Annotated[Hub, Depends(get_hub)]
+"""A route parameter of this type gets the hub the app was created with."""
+
 CurrentUser = Annotated[WebUser, Depends(current_user)]
 """A route parameter of this type gets the signed-in user (any role)."""
 

@@ -21,7 +21,7 @@ from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.context import Hub
 from hub.errors import EviError, InputError
 from hub.model.identity import identity_input
-from hub.web.auth import get_hub, require_role
+from hub.web.auth import HubDep, require_role
 from hub.web.forms import read_form
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -31,7 +31,6 @@ router = APIRouter()
 NAV = (NavLink("Person status", "/participants", frozenset({Role.CASEWORKER})),)
 
 Caseworker = Annotated[WebUser, Depends(require_role(Role.CASEWORKER))]
-HubDep = Annotated[Hub, Depends(get_hub)]
 
 
 class LookUp(BaseModel):

@@ -25,7 +25,7 @@ from hub.ledger.event import Action
 from hub.ledger.records import EntryRecord, LedgerQuery
 from hub.model.identity import identity_input
 from hub.model.problems import problems
-from hub.web.auth import get_hub, require_role
+from hub.web.auth import HubDep, require_role
 from hub.web.forms import read_form
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -41,7 +41,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
-HubDep = Annotated[Hub, Depends(get_hub)]
 
 
 class LogFilters(BaseModel):

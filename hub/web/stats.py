@@ -24,7 +24,7 @@ from hub.stats.followup import followup_report
 from hub.stats.period import parse_day, parse_period
 from hub.stats.report import FollowUpReport
 from hub.stats.text import LEFT_OUT, LEGEND, tables
-from hub.web.auth import get_hub, require_role
+from hub.web.auth import HubDep, require_role
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -33,7 +33,6 @@ router = APIRouter()
 NAV = (NavLink("Statistics", "/stats", frozenset({Role.STEERING_GROUP})),)
 
 SteeringGroup = Annotated[WebUser, Depends(require_role(Role.STEERING_GROUP))]
-HubDep = Annotated[Hub, Depends(get_hub)]
 FromDay = Annotated[
     str | None, Query(alias="from", description="first day of the period (YYYY-MM-DD)")
 ]

@@ -80,7 +80,6 @@ def test_the_api_answers_what_evi_stats_json_prints(
     }
     assert web["new"]["women"] == {"count": 6, "suppressed": False, "rule": None}
     assert web["active"]["men"] == {"count": None, "suppressed": True, "rule": "small_cell"}
-    assert web["correlation_id"] != from_cli["correlation_id"]
 
 
 def test_the_gate_decisions_are_logged_with_the_web_user_as_actor(
@@ -96,7 +95,6 @@ def test_the_gate_decisions_are_logged_with_the_web_user_as_actor(
     assert {(e["actor"], e["role"], e["purpose"], e["recipient"]) for e in logged} == {
         ("sara.sg", "steering_group", "evaluation", "team")
     }
-    assert api["correlation_id"] not in page.text  # the page's report is a report of its own
     assert len({e["correlation_id"] for e in logged}) == 2
 
 
