@@ -1,7 +1,8 @@
-"""`evi participants status`: one person's consolidated status, as one party may see it.
+"""`evi participants …`: one person's consolidated status, as one party may see it, and
+retention of the records of people whose consent has ended.
 
-The web pages and JSON API (:mod:`hub.web.casework`) are the caseworker's way in; this
-command is the same view for an administrator or a script, logged the same way.
+The web pages and JSON API (:mod:`hub.web.casework`) are the caseworker's way in; `status`
+is the same view for an administrator or a script, logged the same way.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import typer
 
 from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
-from hub.commands.common import area_app, hub_from, party_option, print_json
+from hub.commands.common import area_app, hub_from, info, party_option, print_json
+from hub.consent.retention import people, purge_records
 from hub.errors import InputError
-from hub.ledger.service import cli_actor
+from hub.ledger.service import cli_actor, parse_when
 from hub.model.identity import identity_input
 
 participants_app = area_app(
-    help="Look a person up: their consolidated status, as one party may see it.",
+    help="Look a person up as one party may see them; remove records once consent has ended.",
     no_args_is_help=True,
 )
 
@@ -92,6 +94,31 @@ def status(
         print_json(view.model_dump(mode="json"))
         return
     _print(view)
+
+
+@participants_app.command("purge")
+def purge(
+    ctx: typer.Context,
+    ended_before: str = typer.Option(
+        ...,
+        "--consent-ended-before",
+        help="Remove the records of people whose consent ended before this date (YYYY-MM-DD).",
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Really remove (without it: only count)."),
+    actor: str | None = typer.Option(
+        None, "--actor", help="Who removes, for the transfer log (default: `cli:` and your user)."
+    ),
+) -> None:
+    """Retention: remove the stored records of everyone whose every consent has ended
+    (expired, or withdrawn as a whole) before the date; each person is logged by pseudonym."""
+    when = parse_when(ended_before, "--consent-ended-before")
+    assert when is not None
+    done = purge_records(hub_from(ctx), when, actor or cli_actor(), confirmed=yes)
+    info(
+        f"removed {done.records} stored records ({done.outbox_rows} outbox rows) of "
+        f"{people(done.people)} whose consent ended before {ended_before}; each removal is "
+        "in the transfer log"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -252,6 +252,23 @@ class Snapshot:
             if start <= at < stop
         )
 
+    def consent_ends_at(self) -> datetime | None:
+        """When the last of this person's consent versions stops being in force: expiry,
+        a later version taking over, or a withdrawal of the whole consent, whichever comes
+        first for each version; ``None`` with no consent at all.
+
+        A partial withdrawal or a block does not end a consent here, so a consent withdrawn
+        party by party counts as running until it expires: retention
+        (:mod:`hub.consent.retention`) keeps such records rather than guess.
+        """
+        return max(
+            (
+                min([stop, *(w.at for w in withdrawals if w.party is None and w.category is None)])
+                for _start, stop, _p, _c, _u, withdrawals, *_rest in self._grants
+            ),
+            default=None,
+        )
+
     def parties_at(self, at: datetime) -> frozenset[str]:
         """The parties this person's consent names at ``at`` for subscriptions.
 

@@ -29,6 +29,7 @@ class Action(StrEnum):
     LEDGER_EXTRACT = "ledger_extract"
     LEDGER_PURGE = "ledger_purge"  # retention removed the bytes of old entries
     ACCESS_CHANGED = "access_changed"  # a web user was added, disabled or given a new token
+    RECORDS_PURGED = "records_purged"  # retention removed a person's stored records
 
 
 class Outcome(StrEnum):

@@ -30,6 +30,7 @@ ACTIONS_SV = {
     "ledger_export": "Export av loggen",
     "ledger_extract": "Registerutdrag",
     "ledger_purge": "Gallring av loggen",
+    "records_purged": "Gallring av dina uppgifter från myndigheterna",
 }
 DECISIONS_SV = {"permit": "tillåtet", "deny": "nekat"}
 OUTCOMES_SV = {

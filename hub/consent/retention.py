@@ -1,0 +1,149 @@
+"""Retention of stored records (gallring): what the hub keeps once a person's consent ends.
+
+The hub stores an authority's record only while a consent covers it. Once every consent a
+person gave has ended (expired, or withdrawn as a whole), nothing about them can be
+disclosed any more, and after the deployment's retention time their records have no
+purpose left. :func:`purge_records` removes the stored records, and the outbox rows made
+from them, of every participant whose consent ended before a given instant (or who has no
+consent at all), and logs one ``records_purged`` entry per person, by pseudonym, saying how
+many records went.
+
+Kept: the participant (pseudonym and encrypted number: the person may still ask for their
+log extract), their consents, withdrawals and blocks (the evidence that earlier
+disclosures were lawful), the transfer log and the sync history. A consent withdrawn party
+by party, or still running, keeps its records (:meth:`Snapshot.consent_ends_at`).
+
+Without ``confirmed`` nothing changes: the call counts and says how many would go. The
+participants are read ``FOR UPDATE`` on PostgreSQL (SQLite: the write lock), so a consent
+registered meanwhile waits for the purge, then applies to records stored after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.consent.snapshots import load_snapshots
+from hub.context import Hub
+from hub.errors import InputError
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.writer import append_many
+from hub.store.bulk import execute_in, rows_in
+from hub.store.participants import ParticipantColumns
+from hub.store.tables.participant import ParticipantRow
+
+ADMIN_ROLE = "administrator"
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class RecordsPurged:
+    """What a purge removed (or, unconfirmed, would remove)."""
+
+    people: int
+    records: int
+    outbox_rows: int
+
+
+def purge_records(
+    hub: Hub, ended_before: datetime, actor: str, *, confirmed: bool
+) -> RecordsPurged:
+    """Remove the stored records of everyone whose consent ended before ``ended_before``.
+
+    Raises :class:`InputError` for an instant in the future, and, unconfirmed, an
+    :class:`InputError` saying how many people and records would go (nothing changed).
+    """
+    if ended_before.tzinfo is None:
+        raise ValueError("ended_before must be timezone-aware")
+    if ended_before > datetime.now(UTC):
+        raise InputError(
+            "--consent-ended-before is in the future; retention is only for consents that "
+            "have already ended"
+        )
+    hub.require_schema()
+    with hub.db.session(write_lock=True) as session:
+        due = _due(session, ended_before)
+        records = sum(count for _, count in due)
+        ids = [person.id for person, _ in due]
+        outbox = _count(session, "outbox", ids)
+        if not confirmed:
+            raise InputError(
+                f"this would remove {records} stored records ({outbox} outbox rows) of "
+                f"{people(len(due))} whose consent ended before {_instant(ended_before)}; "
+                "rerun with --yes to remove them"
+            )
+        connection = session.connection()
+        execute_in(connection, "DELETE FROM outbox WHERE participant_id IN ({marks})", ids)
+        execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
+        when = _instant(ended_before)
+        append_many(
+            session,
+            (
+                LedgerEvent(
+                    action=Action.RECORDS_PURGED,
+                    actor=actor,
+                    role=ADMIN_ROLE,
+                    participant=person.pseudonym,
+                    reason=f"retention: {count} stored records removed, consent ended before "
+                    f"{when}",
+                )
+                for person, count in due
+            ),
+        )
+    return RecordsPurged(people=len(due), records=records, outbox_rows=outbox)
+
+
+def people(count: int) -> str:
+    """``1 person``, ``3 people``."""
+    return f"{count} {'person' if count == 1 else 'people'}"
+
+
+def _instant(at: datetime) -> str:
+    """A day as ``YYYY-MM-DD`` when it is midnight UTC (how it is usually given), else the
+    whole instant."""
+    at = at.astimezone(UTC)
+    return (
+        at.date().isoformat()
+        if at == at.replace(hour=0, minute=0, second=0, microsecond=0)
+        else at.isoformat()
+    )
+
+
+def _due(session: Session, ended_before: datetime) -> list[tuple[ParticipantColumns, int]]:
+    """The people with stored records whose consent ended before ``ended_before``, each
+    with how many records they have; their participant rows locked on PostgreSQL."""
+    held = {
+        pid: count
+        for pid, count in session.connection()
+        .exec_driver_sql("SELECT participant_id, COUNT(*) FROM record GROUP BY participant_id")
+        .all()
+    }
+    due: list[tuple[ParticipantColumns, int]] = []
+    ids = sorted(held)
+    for start in range(0, len(ids), _CHUNK):
+        people = _locked(session, ids[start : start + _CHUNK])
+        snapshots = load_snapshots(session, people)
+        for person in people:
+            ends = snapshots[person.id].consent_ends_at()
+            if ends is None or ends < ended_before:
+                due.append((person, held[person.id]))
+    return due
+
+
+def _locked(session: Session, ids: list[int]) -> list[ParticipantColumns]:
+    p = ParticipantRow
+    rows = session.execute(
+        select(p.id, p.pseudonym, p.protected_identity, p.consent_revision, p.pnr_ciphertext)
+        .where(p.id.in_(ids))
+        .order_by(p.id)
+        .with_for_update()
+    )
+    return [ParticipantColumns._make(row) for row in rows]
+
+
+def _count(session: Session, table: str, ids: list[int]) -> int:
+    query = f"SELECT COUNT(*) FROM {table} WHERE participant_id IN ({{marks}})"  # noqa: S608 - fixed table names
+    return sum(row[0] for row in rows_in(session.connection(), query, ids))
