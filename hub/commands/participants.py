@@ -7,13 +7,16 @@ is the same view for an administrator or a script, logged the same way.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 
 import typer
 
+from hub.casework.held import held_data
 from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
-from hub.commands.common import area_app, hub_from, info, party_option, print_json
+from hub.commands.common import area_app, hub_from, info, party_option, print_json, whole_file
 from hub.consent.retention import people, purge_records
 from hub.errors import InputError
 from hub.ledger.service import cli_actor, parse_when
@@ -118,6 +121,37 @@ def purge(
         f"removed {done.records} stored records ({done.outbox_rows} outbox rows) of "
         f"{people(done.people)} whose consent ended before {ended_before}; each removal is "
         "in the transfer log"
+    )
+
+
+@participants_app.command("extract")
+def extract(
+    ctx: typer.Context,
+    pnr: str = typer.Option(..., "--pnr", help="The person's personnummer or samordningsnummer."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of plain Swedish text."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
+    actor: str | None = typer.Option(
+        None, "--actor", help="Who makes it, for the transfer log (default: `cli:` and your user)."
+    ),
+) -> None:
+    """Register extract (GDPR art. 15): everything the hub stores about the person, for an
+    official to review and hand over; making it is logged. Transfers: `evi log extract`."""
+    held = held_data(hub_from(ctx), identity_input(pnr), actor or cli_actor())
+    text = (
+        json.dumps(held.as_json(), ensure_ascii=False, indent=2) + "\n"
+        if as_json
+        else held.as_text()
+    )
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        with whole_file(output) as out:
+            out.write(text)
+    consents = len(held.consents.consents)
+    info(
+        f"extract of {len(held.records)} stored records and {consents} "
+        f"consent{'' if consents == 1 else 's'} made (recorded in the transfer log); what was "
+        "disclosed to whom: `evi log extract`"
     )
 
 

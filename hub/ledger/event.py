@@ -30,6 +30,7 @@ class Action(StrEnum):
     LEDGER_PURGE = "ledger_purge"  # retention removed the bytes of old entries
     ACCESS_CHANGED = "access_changed"  # a web user was added, disabled or given a new token
     RECORDS_PURGED = "records_purged"  # retention removed a person's stored records
+    SUBJECT_ACCESS = "subject_access"  # an extract of what is stored about a person was made
 
 
 class Outcome(StrEnum):

@@ -31,6 +31,7 @@ ACTIONS_SV = {
     "ledger_extract": "Registerutdrag",
     "ledger_purge": "Gallring av loggen",
     "records_purged": "Gallring av dina uppgifter från myndigheterna",
+    "subject_access": "Registerutdrag över lagrade uppgifter",
 }
 DECISIONS_SV = {"permit": "tillåtet", "deny": "nekat"}
 OUTCOMES_SV = {

@@ -43,6 +43,7 @@ _KIND: dict[str, tuple[str, str, str]] = {
     Action.LEDGER_PURGE: ("D", "110100", "Application Activity"),
     Action.ACCESS_CHANGED: ("U", "110137", "User Security Attributes Changed"),
     Action.RECORDS_PURGED: ("D", "110110", "Patient Record"),
+    Action.SUBJECT_ACCESS: ("R", "110106", "Export"),
 }
 
 
