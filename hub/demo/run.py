@@ -128,6 +128,7 @@ What to try next:
   evi participants status --pnr PNR --as team
                                            one person as the joint team may see them
                                            (numbers: evi consent list --json)
+  evi participants extract --pnr PNR       all the hub stores about one person (registerutdrag)
   evi stats --from 2023-01-01 --to 2024-12-31
                                            follow-up statistics by gender, small counts hidden
   evi users add anna --party team --role caseworker   then   evi web serve
