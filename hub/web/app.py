@@ -28,6 +28,7 @@ ROUTERS: Final = (
     "hub.web.session",
     "hub.web.casework",
     "hub.web.log",
+    "hub.web.extract",
     "hub.web.stats",
 )
 

@@ -1,0 +1,63 @@
+"""The privacy officer's register extract (GDPR article 15): JSON API and pages.
+
+Both call :func:`hub.casework.held.held_data`, the same use case as `evi participants
+extract`, with the signed-in user as the actor in the log. The personnummer comes only in
+a POST body, never in a URL; the answer is the extract itself, for the officer to review
+and hand over (docs/privacy.md), and like every answer it is marked ``no-store``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from hub.casework.held import HeldData, held_data
+from hub.context import Hub
+from hub.errors import EviError, InputError
+from hub.model.identity import identity_input
+from hub.web.auth import HubDep, require_role
+from hub.web.casework import LookUp
+from hub.web.forms import read_form
+from hub.web.templating import NavLink, render
+from hub.web.users import Role, WebUser
+
+router = APIRouter()
+
+NAV = (NavLink("Register extract", "/extract", frozenset({Role.PRIVACY_OFFICER})),)
+
+Officer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
+
+
+def _extract(hub: Hub, user: WebUser, pnr: str) -> HeldData:
+    return held_data(hub, identity_input(pnr, "pnr"), user.actor)
+
+
+@router.post("/api/participants/extract")
+def extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
+    """Everything stored about the person (logged as ``subject_access``)."""
+    return _extract(hub, user, body.pnr).as_json()
+
+
+@router.get("/extract")
+def extract_form(request: Request, user: Officer) -> Response:
+    return render(request, "extract.html", {"text": None}, user=user)
+
+
+@router.post("/extract")
+def extract_page(
+    request: Request,
+    form: Annotated[dict[str, str], Depends(read_form)],
+    user: Officer,
+    hub: HubDep,
+) -> Response:
+    pnr = form.get("pnr")
+    try:
+        if not pnr:
+            raise InputError("pnr: give the person's personnummer or samordningsnummer")
+        held = _extract(hub, user, pnr)
+    except EviError as exc:
+        page = {"text": None, "message": exc.message}
+        return render(request, "extract.html", page, status=exc.http_status, user=user)
+    return render(request, "extract.html", {"text": held.as_text()}, user=user)
