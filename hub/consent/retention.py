@@ -20,6 +20,7 @@ registered meanwhile waits for the purge, then applies to records stored after i
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,11 +42,13 @@ _CHUNK = 500
 
 @dataclass(frozen=True)
 class RecordsPurged:
-    """What a purge removed (or, unconfirmed, would remove)."""
+    """What a purge removed."""
 
     people: int
     records: int
     outbox_rows: int
+    correlation_id: str
+    """Shared by the run's ``records_purged`` entries."""
 
 
 def purge_records(
@@ -79,6 +82,7 @@ def purge_records(
         execute_in(connection, "DELETE FROM outbox WHERE participant_id IN ({marks})", ids)
         execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
         when = _instant(ended_before)
+        correlation_id = f"purge-{uuid.uuid4()}"
         append_many(
             session,
             (
@@ -87,13 +91,16 @@ def purge_records(
                     actor=actor,
                     role=ADMIN_ROLE,
                     participant=person.pseudonym,
+                    correlation_id=correlation_id,
                     reason=f"retention: {count} stored records removed, consent ended before "
                     f"{when}",
                 )
                 for person, count in due
             ),
         )
-    return RecordsPurged(people=len(due), records=records, outbox_rows=outbox)
+    return RecordsPurged(
+        people=len(due), records=records, outbox_rows=outbox, correlation_id=correlation_id
+    )
 
 
 def people(count: int) -> str:

@@ -120,6 +120,7 @@ def test_the_records_of_people_whose_consent_ended_go_and_each_removal_is_logged
         _pseudonym(caseload, pnr) for pnr in (EXPIRED, NO_CONSENT, WITHDRAWN)
     )
     assert {e["actor"] for e in purged} == {"cli:admin"}
+    assert {e["correlation_id"] for e in purged} == {done.correlation_id}
     assert {e["reason"] for e in purged} == {
         "retention: 5 stored records removed, consent ended before 2026-06-01"
     }
