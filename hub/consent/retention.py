@@ -131,9 +131,9 @@ def _due(session: Session, ended_before: datetime) -> list[tuple[ParticipantColu
     due: list[tuple[ParticipantColumns, int]] = []
     ids = sorted(held)
     for start in range(0, len(ids), _CHUNK):
-        people = _locked(session, ids[start : start + _CHUNK])
-        snapshots = load_snapshots(session, people)
-        for person in people:
+        chunk = _locked(session, ids[start : start + _CHUNK])
+        snapshots = load_snapshots(session, chunk)
+        for person in chunk:
             ends = snapshots[person.id].consent_ends_at()
             if ends is None or ends < ended_before:
                 due.append((person, held[person.id]))
