@@ -137,7 +137,9 @@ class HeldData:
             "Vilka uppgifter som har lämnats ut, till vem och när finns i överföringsloggen:",
             "be om ett utdrag ur den också.",
             "",
-            render_receipt(self.consents).rstrip("\n"),
+            render_receipt(self.consents).rstrip("\n")
+            if self.consents.consents
+            else "SAMTYCKEN\n\n  inga registrerade",
         ]
         return "\n".join(lines) + "\n"
 

@@ -103,6 +103,7 @@ def test_cli_prints_text_or_writes_json(caseload: Hub, cli: Any, tmp_path: Path)
     assert shown.code == 0, shown.err
     assert "UPPGIFTER SOM MYNDIGHETERNA HAR LÄMNAT OM DIG (5)" in shown.out
     assert "extract of 5 stored records and 0 consents made" in shown.err
+    assert "SAMTYCKEN\n\n  inga registrerade" in shown.out  # OTHER never gave one
 
     target = tmp_path / "extract.json"
     written = cli("participants", "extract", "--pnr", PNR, "--json", "-o", str(target))
