@@ -11,6 +11,7 @@ The personnummer comes only in a POST body (``POST /api/participants/status``, t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -57,6 +58,27 @@ def look_up_page(request: Request, user: Caseworker) -> Response:
     return render(request, "casework.html", {"view": None}, user=user)
 
 
+def person_page(
+    request: Request,
+    form: dict[str, str],
+    user: WebUser,
+    template: str,
+    build: Callable[[str], dict[str, Any]],
+    empty: dict[str, Any],
+) -> Response:
+    """A page about the person whose number the form gives: ``template`` with what
+    ``build(pnr)`` returns, or with ``empty`` and the error's message (and status)."""
+    pnr = form.get("pnr")
+    try:
+        if not pnr:
+            raise InputError("pnr: give the person's personnummer or samordningsnummer")
+        page = build(pnr)
+    except EviError as exc:
+        page = {**empty, "message": exc.message}
+        return render(request, template, page, status=exc.http_status, user=user)
+    return render(request, template, page, user=user)
+
+
 @router.post("/participants")
 def status_page(
     request: Request,
@@ -64,13 +86,8 @@ def status_page(
     user: Caseworker,
     hub: HubDep,
 ) -> Response:
-    pnr = form.get("pnr")
-    try:
-        if not pnr:
-            raise InputError("pnr: give the person's personnummer or samordningsnummer")
+    def build(pnr: str) -> dict[str, Any]:
         view = _look_up(hub, user, pnr)
-    except EviError as exc:
-        page = {"view": None, "message": exc.message}
-        return render(request, "casework.html", page, status=exc.http_status, user=user)
-    local = view.at.astimezone(SWEDEN)
-    return render(request, "casework.html", {"view": view, "seen_at": local}, user=user)
+        return {"view": view, "seen_at": view.at.astimezone(SWEDEN)}
+
+    return person_page(request, form, user, "casework.html", build, {"view": None})

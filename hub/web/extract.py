@@ -15,10 +15,9 @@ from fastapi.responses import Response
 
 from hub.casework.held import HeldData, held_data
 from hub.context import Hub
-from hub.errors import EviError, InputError
 from hub.model.identity import identity_input
 from hub.web.auth import HubDep, require_role
-from hub.web.casework import LookUp
+from hub.web.casework import LookUp, person_page
 from hub.web.forms import read_form
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -52,12 +51,7 @@ def extract_page(
     user: Officer,
     hub: HubDep,
 ) -> Response:
-    pnr = form.get("pnr")
-    try:
-        if not pnr:
-            raise InputError("pnr: give the person's personnummer or samordningsnummer")
-        held = _extract(hub, user, pnr)
-    except EviError as exc:
-        page = {"text": None, "message": exc.message}
-        return render(request, "extract.html", page, status=exc.http_status, user=user)
-    return render(request, "extract.html", {"text": held.as_text()}, user=user)
+    def build(pnr: str) -> dict[str, Any]:
+        return {"text": _extract(hub, user, pnr).as_text()}
+
+    return person_page(request, form, user, "extract.html", build, {"text": None})
