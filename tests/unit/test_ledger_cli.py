@@ -143,6 +143,21 @@ def test_fhir_export_is_a_valid_bundle_of_audit_events(ledger: Hub, cli) -> None
     assert events[5].outcome.code.code == "8"
 
 
+def test_every_action_exports_as_an_audit_event_of_its_own_kind(hub: Hub, cli) -> None:
+    from fhir.resources.auditevent import AuditEvent
+    from fhir.resources.bundle import Bundle
+
+    for action in Action:
+        decisions(hub, PNR, 1, action=action, decision=None)
+    bundle = Bundle.model_validate_json(cli("log", "export", "--format", "fhir").out)
+    events = [AuditEvent.model_validate(e.resource.model_dump()) for e in bundle.entry]
+    kinds = {e.code.coding[0].code: e.category[0].coding[0].code for e in events}
+    assert set(kinds) == {a.value for a in Action}
+    # none falls back to the generic "Application Activity" but the log's own purge
+    generic = {a for a, code in kinds.items() if code == "110100"}
+    assert generic == {"ledger_purge"}
+
+
 def test_fhir_export_of_purged_entries_is_still_valid(ledger: Hub, cli, monkeypatch) -> None:
     from fhir.resources.bundle import Bundle
 
@@ -245,6 +260,13 @@ def test_extract_is_plain_swedish_with_every_entry_about_the_person(ledger: Hub,
     assert "Uppgifter: identitetsuppgifter, planering" in out
     assert "Överföring till annan part" in out and "misslyckades (allvarligt fel)" in out
     assert "no consent covers fk" not in out  # the other person's entries are not there
+
+
+def test_every_action_about_a_person_has_a_swedish_title_in_the_extract() -> None:
+    from hub.ledger.extract import ACTIONS_SV
+
+    # access_changed is about web users, never a participant: it is in no one's extract
+    assert set(ACTIONS_SV) == {a.value for a in Action} - {"access_changed"}
 
 
 def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli) -> None:
