@@ -71,7 +71,7 @@ def purge_records(
         due = _due(session, ended_before)
         records = sum(count for _, count in due)
         ids = [person.id for person, _ in due]
-        outbox = _count(session, "outbox", ids)
+        outbox = _outbox_rows(session, ids)
         if not confirmed:
             raise InputError(
                 f"this would remove {records} stored records ({outbox} outbox rows) of "
@@ -79,7 +79,7 @@ def purge_records(
                 "rerun with --yes to remove them"
             )
         connection = session.connection()
-        execute_in(connection, "DELETE FROM outbox WHERE participant_id IN ({marks})", ids)
+        execute_in(connection, _DELETE_OUTBOX, ids)
         execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
         when = _instant(ended_before)
         correlation_id = f"purge-{uuid.uuid4()}"
@@ -151,6 +151,16 @@ def _locked(session: Session, ids: list[int]) -> list[ParticipantColumns]:
     return [ParticipantColumns._make(row) for row in rows]
 
 
-def _count(session: Session, table: str, ids: list[int]) -> int:
-    query = f"SELECT COUNT(*) FROM {table} WHERE participant_id IN ({{marks}})"  # noqa: S608 - fixed table names
-    return sum(row[0] for row in rows_in(session.connection(), query, ids))
+# outbox is indexed by record_id, not participant_id: reach it through the records
+_DELETE_OUTBOX = (
+    "DELETE FROM outbox "
+    "WHERE record_id IN (SELECT id FROM record WHERE participant_id IN ({marks}))"
+)
+_COUNT_OUTBOX = (
+    "SELECT COUNT(*) FROM outbox "
+    "WHERE record_id IN (SELECT id FROM record WHERE participant_id IN ({marks}))"
+)
+
+
+def _outbox_rows(session: Session, ids: list[int]) -> int:
+    return sum(row[0] for row in rows_in(session.connection(), _COUNT_OUTBOX, ids))
