@@ -26,14 +26,12 @@ from hub.consent.receipt import SWEDEN, render_receipt
 from hub.consent.views import PersonConsents, listing_entry, load_person
 from hub.context import Hub
 from hub.errors import NotFoundError
-from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.sync import StoredRecord, Subscription
-
-ROLE = "privacy_officer"
 
 
 @dataclass(frozen=True)
@@ -196,7 +194,7 @@ def held_data(hub: Hub, identity: PersonalIdentity, actor: str) -> HeldData:
                 time=now,
                 action=Action.SUBJECT_ACCESS,
                 actor=actor,
-                role=ROLE,
+                role=ActorRole.PRIVACY_OFFICER,
                 participant=person.pseudonym,
                 reason=f"registerutdrag: {len(records)} stored records, "
                 f"{len(held.consents.consents)} consents",

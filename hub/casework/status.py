@@ -32,7 +32,7 @@ from hub.casework.summary import CaseSummary, StatusEntry, summarise
 from hub.consent.decisions import DecisionRequest, gate_for
 from hub.context import Hub
 from hub.errors import NotFoundError
-from hub.ledger.event import Action, LedgerEvent, Outcome
+from hub.ledger.event import Action, ActorRole, LedgerEvent, Outcome
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity
 from hub.model.vocab import Purpose
@@ -41,7 +41,6 @@ from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import StoredRecord
 
 SWEDEN = ZoneInfo("Europe/Stockholm")
-ROLE = "caseworker"
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class Viewer:
 
     actor: str
     party: str
-    role: str = ROLE
+    role: str = ActorRole.CASEWORKER.value
 
 
 class StatusView(BaseModel):

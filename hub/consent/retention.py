@@ -30,13 +30,12 @@ from sqlalchemy.orm import Session
 from hub.consent.snapshots import load_snapshots
 from hub.context import Hub
 from hub.errors import InputError
-from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.writer import append_many
 from hub.store.bulk import execute_in, rows_in
 from hub.store.participants import ParticipantColumns
 from hub.store.tables.participant import ParticipantRow
 
-ADMIN_ROLE = "administrator"
 _CHUNK = 500
 
 
@@ -89,7 +88,7 @@ def purge_records(
                 LedgerEvent(
                     action=Action.RECORDS_PURGED,
                     actor=actor,
-                    role=ADMIN_ROLE,
+                    role=ActorRole.ADMINISTRATOR,
                     participant=person.pseudonym,
                     correlation_id=correlation_id,
                     reason=f"retention: {count} stored records removed, consent ended before "

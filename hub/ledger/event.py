@@ -33,6 +33,17 @@ class Action(StrEnum):
     SUBJECT_ACCESS = "subject_access"  # an extract of what is stored about a person was made
 
 
+class ActorRole(StrEnum):
+    """The ``role`` a ledger entry names: the one list, so a privacy officer's search by role
+    finds every entry of it (the web's user roles are the first three)."""
+
+    CASEWORKER = "caseworker"  # viewed a person's status
+    PRIVACY_OFFICER = "privacy_officer"  # searched the log, made a register extract
+    STEERING_GROUP = "steering_group"  # asked for follow-up statistics
+    ADMINISTRATOR = "administrator"  # changed web access, purged records
+    LOG_REVIEWER = "log-reviewer"  # read or purged the log from the CLI
+
+
 class Outcome(StrEnum):
     """FHIR AuditEvent outcome, by name."""
 

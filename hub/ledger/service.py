@@ -19,7 +19,7 @@ from typing import Any
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, NotFoundError
 from hub.ledger.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
-from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.extract import Extract, ProvenEntry
 from hub.ledger.purge import count_purgeable, purge_before
 from hub.ledger.records import EntryRecord, LedgerQuery, find_entries
@@ -61,7 +61,7 @@ def pseudonym_for(hub: Hub, text: str) -> str:
     return hub.keys.pseudonym(identity_input(text).number)
 
 
-REVIEWER_ROLE = "log-reviewer"
+REVIEWER_ROLE = ActorRole.LOG_REVIEWER.value
 """The ``role`` of entries recording a read of the log from the CLI."""
 
 

@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 
 from hub.consent.decisions import DecisionRequest, ParticipantGate
 from hub.consent.snapshots import load_snapshots
+from hub.ledger.event import ActorRole
 from hub.model.canonical import json_sha256
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.stats.records import Fact
 from hub.store.tables.participant import ParticipantRow
 
-ROLE = "steering_group"
 """The role the ledger records for statistics decisions."""
 
 _CHUNK = 500  # people whose snapshots are loaded at once
@@ -87,7 +87,9 @@ def _decide(
         )
         for (origin, category, restricted), group in groups.items()
     }
-    allowed = gate.permitted_keys(requests, actor=actor, role=ROLE, correlation_id=correlation_id)
+    allowed = gate.permitted_keys(
+        requests, actor=actor, role=ActorRole.STEERING_GROUP, correlation_id=correlation_id
+    )
     return Gated(
         permitted=tuple(f for f in facts if f.gate_key in allowed),
         denied=tuple(f for f in facts if f.gate_key not in allowed),

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from hub.context import Hub
 from hub.errors import InputError, NotFoundError, StorageError
-from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.writer import append
 from hub.model.vocab import BUILTIN_PARTIES, Party
 from hub.store.tables.users import WebUserRow
@@ -36,9 +36,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 class Role(StrEnum):
     """What a web user may do; each router requires one or more of these."""
 
-    CASEWORKER = "caseworker"
-    PRIVACY_OFFICER = "privacy_officer"
-    STEERING_GROUP = "steering_group"
+    CASEWORKER = ActorRole.CASEWORKER.value
+    PRIVACY_OFFICER = ActorRole.PRIVACY_OFFICER.value
+    STEERING_GROUP = ActorRole.STEERING_GROUP.value
 
 
 @dataclass(frozen=True)
@@ -167,14 +167,11 @@ def count_active_users(hub: Hub) -> int:
         return UserRepository(session).count_active()
 
 
-ADMIN_ROLE = "administrator"
-
-
 def _access_event(actor: str, what: str, user: WebUser) -> LedgerEvent:
     return LedgerEvent(
         action=Action.ACCESS_CHANGED,
         actor=actor,
-        role=ADMIN_ROLE,
+        role=ActorRole.ADMINISTRATOR,
         recipient=user.party,
         reason=f"{what}: web user {user.name} ({user.party}, {user.role.value})",
     )
