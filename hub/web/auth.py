@@ -1,9 +1,12 @@
 """Who is asking: the user behind a request's token, and the roles a route requires.
 
-A token comes in ``Authorization: Bearer <token>`` (the JSON API) or in the session
-cookie that ``POST /login`` sets for the pages (HttpOnly, SameSite=Strict, Secure). Either
-way it is looked up by its SHA-256 (:func:`hub.web.users.authenticate`), on every request:
-a token that was replaced, or whose user was disabled, stops working at once.
+A token comes in ``Authorization: Bearer <token>`` (the JSON API) and is looked up by its
+SHA-256 (:func:`hub.web.users.authenticate`) on every request: a token that was replaced,
+or whose user was disabled, stops working at once. The pages are reached with the session
+cookie that ``POST /login`` sets (HttpOnly, SameSite=Strict, Secure): it holds a page
+session's secret, looked up the same way (:func:`hub.web.page_sessions.session_user`), and
+stops working when the session expires, its user signs out, is disabled or gets a new
+token. A request with a bearer token is judged by the token alone.
 
 Routes declare what they need::
 
@@ -23,6 +26,7 @@ from fastapi import Depends, Request
 
 from hub.context import Hub
 from hub.web.errors import Forbidden, NotAuthenticated
+from hub.web.page_sessions import session_user
 from hub.web.users import Role, WebUser, authenticate
 
 SESSION_COOKIE = "evi_session"
@@ -34,29 +38,39 @@ def get_hub(request: Request) -> Hub:
     return hub
 
 
-def _presented_token(request: Request) -> str | None:
+def _bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise NotAuthenticated("send the token as 'Authorization: Bearer <token>'")
-        return value.strip()
-    return request.cookies.get(SESSION_COOKIE) or None
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise NotAuthenticated("send the token as 'Authorization: Bearer <token>'")
+    return value.strip()
 
 
 def current_user(request: Request) -> WebUser:
-    """The active user whose token came with the request; 401 otherwise."""
-    token = _presented_token(request)
-    if token is None:
-        raise NotAuthenticated(
-            "sign in: send 'Authorization: Bearer <token>', or sign in on the /login page"
-        )
-    user = authenticate(get_hub(request), token)
-    if user is None:
-        raise NotAuthenticated(
-            "this token is not valid (unknown, replaced, or its user is disabled); ask an "
-            "administrator for a new one (`evi users token NAME`)"
-        )
+    """The active user whose token or page session came with the request; 401 otherwise."""
+    hub = get_hub(request)
+    token = _bearer_token(request)
+    if token is not None:
+        user = authenticate(hub, token)
+        if user is None:
+            raise NotAuthenticated(
+                "this token is not valid (unknown, replaced, or its user is disabled); ask an "
+                "administrator for a new one (`evi users token NAME`)"
+            )
+    else:
+        secret = request.cookies.get(SESSION_COOKIE)
+        if not secret:
+            raise NotAuthenticated(
+                "sign in: send 'Authorization: Bearer <token>', or sign in on the /login page"
+            )
+        user = session_user(hub, secret)
+        if user is None:
+            raise NotAuthenticated(
+                "your session has ended (signed out, expired after a working day, or your "
+                "access changed); sign in again on the /login page"
+            )
     request.state.user = user
     return user
 

@@ -1,12 +1,14 @@
 """Signing in and out of the pages, and the start page.
 
 ``POST /login`` takes the token from a form (never from the URL) and, if it belongs to an
-active user, sets it as the session cookie: HttpOnly (no script can read it),
-SameSite=Strict (no other site can make the browser send it, which also keeps other sites
-from posting the pages' forms) and Secure (sent over HTTPS only; browsers treat
-http://127.0.0.1 and http://localhost as secure too). The cookie holds the token itself,
-so replacing the token or disabling the user ends every session at once; it lasts a working
-day (:data:`SESSION_SECONDS`) even if the browser stays open.
+active user, opens a page session (:mod:`hub.web.page_sessions`) and sets its secret, not
+the token, as the session cookie: HttpOnly (no script can read it), SameSite=Strict (no
+other site can make the browser send it, which also keeps other sites from posting the
+pages' forms) and Secure (sent over HTTPS only; browsers treat http://127.0.0.1 and
+http://localhost as secure too). The session lasts a working day
+(:data:`~hub.web.page_sessions.SESSION_SECONDS`) even if the browser stays open; ``POST
+/logout`` ends it on the server as well as in the browser, and replacing the user's token
+or disabling them ends all their sessions at once.
 """
 
 from __future__ import annotations
@@ -19,13 +21,10 @@ from fastapi.responses import RedirectResponse, Response
 from hub.context import Hub
 from hub.web.auth import SESSION_COOKIE, CurrentUser, get_hub
 from hub.web.forms import read_form
+from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
 from hub.web.templating import render
-from hub.web.users import authenticate
 
 router = APIRouter()
-
-SESSION_SECONDS = 8 * 3600
-"""How long a page session lasts before the token must be given again."""
 
 
 @router.get("/login")
@@ -39,8 +38,8 @@ def login(
     form: Annotated[dict[str, str], Depends(read_form)],
     hub: Annotated[Hub, Depends(get_hub)],
 ) -> Response:
-    user = authenticate(hub, form.get("token", ""))
-    if user is None:
+    secret = open_session(hub, form.get("token", ""))
+    if secret is None:
         return render(
             request,
             "login.html",
@@ -50,7 +49,7 @@ def login(
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        form["token"],
+        secret,
         httponly=True,
         samesite="strict",
         secure=request.app.state.secure_cookies,
@@ -61,7 +60,8 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, hub: Annotated[Hub, Depends(get_hub)]) -> Response:
+    end_session(hub, request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE,

@@ -27,7 +27,7 @@ from hub.errors import InputError, NotFoundError, StorageError
 from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.writer import append
 from hub.model.vocab import BUILTIN_PARTIES, Party
-from hub.store.tables.users import WebUserRow
+from hub.store.tables.users import WebSessionRow, WebUserRow
 from hub.store.users import UserRepository
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -83,12 +83,14 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _new_token() -> tuple[str, str]:
+def new_token() -> tuple[str, str]:
+    """A fresh random token (256 bits) and its stored form."""
     token = secrets.token_urlsafe(32)
     return token, token_digest(token)
 
 
-def _user(row: WebUserRow) -> WebUser:
+def web_user(row: WebUserRow) -> WebUser:
+    """The user a stored row describes (without its token digest)."""
     return WebUser(
         name=row.name,
         party=row.party,
@@ -99,12 +101,15 @@ def _user(row: WebUserRow) -> WebUser:
 
 
 def require_users_table(hub: Hub) -> None:
-    """Raise a clear error on a database from before web users (revision 0001)."""
+    """Raise a clear error on a database from before web users and their sessions
+    (revisions 0002 and 0003)."""
     from sqlalchemy import inspect
 
     hub.require_schema()
-    if not inspect(hub.db.engine).has_table(WebUserRow.__tablename__):
-        raise StorageError("this database has no web users table yet; run `evi db upgrade`")
+    tables = inspect(hub.db.engine)
+    for table in (WebUserRow.__tablename__, WebSessionRow.__tablename__):
+        if not tables.has_table(table):
+            raise StorageError(f"this database has no {table} table yet; run `evi db upgrade`")
 
 
 def known_parties(hub: Hub) -> list[str]:
@@ -134,7 +139,7 @@ def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> Issu
     _check_name(name)
     _check_party(hub, party)
     require_users_table(hub)
-    token, digest = _new_token()
+    token, digest = new_token()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
         if users.by_name(name) is not None:
@@ -150,7 +155,7 @@ def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> Issu
             created_at=datetime.now(UTC),
         )
         users.add(row)
-        user = _user(row)
+        user = web_user(row)
         append(session, _access_event(actor, "added", user))
     return IssuedToken(user, token)
 
@@ -158,7 +163,7 @@ def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> Issu
 def list_users(hub: Hub) -> list[WebUser]:
     require_users_table(hub)
     with hub.db.session() as session:
-        return [_user(row) for row in UserRepository(session).all()]
+        return [web_user(row) for row in UserRepository(session).all()]
 
 
 def count_active_users(hub: Hub) -> int:
@@ -188,27 +193,31 @@ def disable_user(hub: Hub, name: str, *, actor: str) -> WebUser:
     """Disable a user: their token stops working at once. Disabling twice is harmless."""
     require_users_table(hub)
     with hub.db.session(write_lock=True) as session:
-        row = _existing(UserRepository(session), name)
+        users = UserRepository(session)
+        row = _existing(users, name)
         if row.disabled_at is None:
             row.disabled_at = datetime.now(UTC)
-            append(session, _access_event(actor, "disabled", _user(row)))
-        return _user(row)
+            users.end_sessions_of(row.id)
+            append(session, _access_event(actor, "disabled", web_user(row)))
+        return web_user(row)
 
 
 def replace_token(hub: Hub, name: str, *, actor: str) -> IssuedToken:
     """Issue a new token for an active user; the old one stops working at once."""
     require_users_table(hub)
-    token, digest = _new_token()
+    token, digest = new_token()
     with hub.db.session(write_lock=True) as session:
-        row = _existing(UserRepository(session), name)
+        users = UserRepository(session)
+        row = _existing(users, name)
         if row.disabled_at is not None:
             raise InputError(
                 f"user '{name}' is disabled and stays so; add them again under a new name "
                 "with `evi users add`"
             )
         row.token_sha256 = digest
-        append(session, _access_event(actor, "new token", _user(row)))
-        return IssuedToken(_user(row), token)
+        users.end_sessions_of(row.id)
+        append(session, _access_event(actor, "new token", web_user(row)))
+        return IssuedToken(web_user(row), token)
 
 
 def authenticate(hub: Hub, token: str) -> WebUser | None:
@@ -219,4 +228,4 @@ def authenticate(hub: Hub, token: str) -> WebUser | None:
         row = UserRepository(session).by_token_digest(token_digest(token))
         if row is None or row.disabled_at is not None:
             return None
-        return _user(row)
+        return web_user(row)

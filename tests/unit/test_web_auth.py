@@ -1,7 +1,9 @@
 """Signing in to the web edge: tokens by their digest, roles, the cookie, the headers.
 
 Every response carries the security headers; no token, an unknown, replaced or disabled
-one is 401; a role a route does not allow is 403; the token is never stored in clear.
+one is 401; a role a route does not allow is 403; the token is never stored in clear. The
+pages' cookie holds a page session's secret, never the token, and the server ends the
+session on sign-out, after a working day, and when the user's access changes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +20,8 @@ from sqlalchemy import text
 from web_support import bearer, token_for, web_client
 
 from hub.context import Hub
+from hub.web.auth import SESSION_COOKIE
+from hub.web.page_sessions import SESSION_SECONDS, open_session
 from hub.web.security import SECURITY_HEADERS, PathOnly
 from hub.web.users import Role, disable_user, replace_token
 
@@ -112,6 +117,62 @@ def test_signing_in_sets_a_strict_httponly_cookie_that_opens_the_pages(
     assert "Transfer log" in page.text and "dso" in page.text
     client.post("/logout")
     assert client.get("/log").status_code == 401
+
+
+def _session_rows(hub: Hub) -> list[tuple[Any, ...]]:
+    with hub.db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT * FROM web_session"))]
+
+
+def test_the_cookie_holds_a_session_secret_stored_only_as_its_sha256(
+    hub: Hub, client: TestClient
+) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    client.post("/login", data={"token": token})
+    secret = client.cookies[SESSION_COOKIE]
+    assert secret and secret != token
+    cells = " ".join(str(cell) for row in _session_rows(hub) for cell in row)
+    assert secret not in cells and token not in cells
+    assert hashlib.sha256(secret.encode()).hexdigest() in cells
+    assert client.get("/log").status_code == 200
+
+
+def test_signing_out_ends_the_session_on_the_server(hub: Hub, client: TestClient) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    client.post("/login", data={"token": token})
+    copied = client.cookies[SESSION_COOKIE]  # e.g. taken from the browser before sign-out
+    client.post("/logout")
+    assert _session_rows(hub) == []
+    with web_client(hub) as other:
+        other.cookies.set(SESSION_COOKIE, copied)
+        response = other.get("/api/log/entries")
+    assert response.status_code == 401
+    assert "session has ended" in response.json()["detail"]
+
+
+def test_a_session_ends_after_a_working_day_whatever_the_browser_keeps(
+    hub: Hub, client: TestClient
+) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    now = datetime.now(UTC)
+    almost = open_session(hub, token, clock=lambda: now - timedelta(seconds=SESSION_SECONDS - 60))
+    expired = open_session(hub, token, clock=lambda: now - timedelta(seconds=SESSION_SECONDS + 1))
+    assert almost and expired
+    client.cookies.set(SESSION_COOKIE, almost)
+    assert client.get("/log").status_code == 200
+    client.cookies.set(SESSION_COOKIE, expired)
+    assert client.get("/log").status_code == 401
+    client.post("/login", data={"token": token})  # signing in clears expired sessions
+    assert len(_session_rows(hub)) == 2
+
+
+def test_a_new_token_ends_the_users_page_sessions(hub: Hub, client: TestClient) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    client.post("/login", data={"token": token})
+    assert client.get("/log").status_code == 200
+    replace_token(hub, "dso", actor="test")
+    assert client.get("/log").status_code == 401
+    assert _session_rows(hub) == []
 
 
 def test_a_wrong_token_on_the_sign_in_form_is_refused(client: TestClient) -> None:
