@@ -37,6 +37,7 @@ COMMANDS = {
     "sync": "hub.commands.sync",
     "transfers": "hub.commands.transfers",
     "users": "hub.commands.users",
+    "keys": "hub.commands.keys",
     "web": "hub.commands.web",
     "stats": "hub.commands.stats",
 }

@@ -36,6 +36,10 @@ class Hub:
                 self._keys = open_keyring(session, self.settings)
         return self._keys
 
+    def reload_keys(self) -> None:
+        """Load the keys again on next use (after a rotation replaced one)."""
+        self._keys = None
+
     @cached_property
     def plugins(self) -> pluggy.PluginManager:
         from hub.plugins import get_plugin_manager

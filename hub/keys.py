@@ -26,6 +26,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
@@ -106,6 +107,15 @@ class KeyRing:
         self._pnr_aead = AESGCM(keys["pnr-encryption"])
         self._secret_aead = AESGCM(keys["connector-secrets"])
 
+    def with_key(self, name: str, key: bytes) -> KeyRing:
+        """This ring with ``name`` replaced by ``key`` (for a rotation, see
+        :mod:`hub.key_rotation`)."""
+        return KeyRing({**self._keys, name: key})
+
+    def fingerprint(self, name: str) -> str:
+        """The fingerprint the database records for key ``name`` (not secret)."""
+        return key_fingerprint(self._keys[name])
+
     # -- personnummer at rest ------------------------------------------------------
     def lookup_digest(self, number: str) -> str:
         """Keyed HMAC of the 12-digit number, for finding a participant by number."""
@@ -121,7 +131,14 @@ class KeyRing:
         return nonce + self._pnr_aead.encrypt(nonce, number.encode(), b"evi:pnr:v1")
 
     def decrypt_number(self, blob: bytes) -> str:
-        return self._pnr_aead.decrypt(blob[:_NONCE], blob[_NONCE:], b"evi:pnr:v1").decode()
+        try:
+            plain = self._pnr_aead.decrypt(blob[:_NONCE], blob[_NONCE:], b"evi:pnr:v1")
+        except InvalidTag:
+            raise ConfigError(
+                "a stored identity number does not open with the loaded 'pnr-encryption' "
+                "key; if the key was rotated since this process started, restart it"
+            ) from None
+        return plain.decode()
 
     # -- connector secrets ------------------------------------------------------------
     def encrypt_secret(self, value: str, context: str) -> str:

@@ -32,6 +32,7 @@ from hub.connector.retry import RetryPolicy
 from hub.context import Hub
 from hub.errors import InputError
 from hub.store.connector_config import ConnectorConfigRepository
+from hub.store.meta import require_current_keys
 from hub.store.tables.connectors import ConnectorConfigRow
 
 STATUS_FAILED = "failed"
@@ -67,7 +68,7 @@ class ConnectorStatus:
         }
 
 
-def _secret_context(name: str, option: str) -> str:
+def secret_context(name: str, option: str) -> str:
     return f"evi:connector:{name}:{option}"
 
 
@@ -125,6 +126,7 @@ def configure(
     keys = hub.keys
     hub.require_schema()
     with hub.db.session() as session:
+        require_current_keys(session, keys)
         row = ConnectorConfigRepository(session).ensure(name)
         plain = {k: v for k, v in row.options.items() if k not in unset}
         plain.update(to_storable(cls.Options, parsed))
@@ -135,7 +137,7 @@ def configure(
                     sealed.pop(key, None)
                 else:
                     sealed[key] = keys.encrypt_secret(
-                        value.get_secret_value(), _secret_context(name, key)
+                        value.get_secret_value(), secret_context(name, key)
                     )
         row.options = plain
         row.secrets = sealed
@@ -198,7 +200,7 @@ def build_connector(
         values: dict[str, Any] = dict(row.options) if row else {}
         for key, token in (row.secrets if row else {}).items():
             try:
-                values[key] = keys.decrypt_secret(token, _secret_context(name, key))
+                values[key] = keys.decrypt_secret(token, secret_context(name, key))
             except Exception:
                 raise ConnectorConfigError(
                     name,

@@ -32,6 +32,7 @@ from hub.model.consent import ConsentSubmission, EvidenceVerdict
 from hub.model.identity import PersonalIdentity
 from hub.model.vocab import Category
 from hub.store.consents import ConsentRepository
+from hub.store.meta import require_current_keys
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.consent import ConsentPartyRow, ConsentRow, ConsentVersionRow
 from hub.store.tables.participant import ParticipantRow
@@ -110,6 +111,7 @@ class ConsentService:
             raise exc from None
         now = self.clock()
         with hub.db.session(write_lock=True) as session:
+            require_current_keys(session, keys)
             participants = ParticipantRepository(session, keys)
             repo = ConsentRepository(session)
             if submission.amends is not None:
@@ -186,6 +188,7 @@ class ConsentService:
         with hub.db.session(write_lock=True) as session:
             # Core inserts (one statement per table): the ORM's unit of work would spend
             # most of the time on bookkeeping for rows nobody reads back here.
+            require_current_keys(session, keys)
             people = bulk.participants_for(session, keys, [s.pnr for s in batch])
             consent_ids = [str(uuid.uuid4()) for _ in batch]
             session.execute(
@@ -355,6 +358,7 @@ class ConsentService:
         if until is not None and until <= now:
             raise InputError("--until must be in the future (blocks take effect from now)")
         with hub.db.session(write_lock=True) as session:
+            require_current_keys(session, hub.keys)
             participant = ParticipantRepository(session, hub.keys).ensure(identity)
             row = ConsentRepository(session).add_block(
                 participant.id,
@@ -427,7 +431,7 @@ class ConsentService:
                 )
             sealed = found[0].evidence_sealed
         data: dict[str, Any] = json.loads(
-            hub.keys.decrypt_secret(sealed, _evidence_context(consent_id, version))
+            hub.keys.decrypt_secret(sealed, evidence_context(consent_id, version))
         )
         return data
 
@@ -481,11 +485,11 @@ def _version_values(
         "evidence_verifier": verdict.verifier,
         "evidence_detail": verdict.detail,
         "evidence_sealed": keys.encrypt_secret(
-            json.dumps(evidence, sort_keys=True), _evidence_context(consent_id, version)
+            json.dumps(evidence, sort_keys=True), evidence_context(consent_id, version)
         ),
     }
 
 
-def _evidence_context(consent_id: str, version: int) -> str:
+def evidence_context(consent_id: str, version: int) -> str:
     # Binds the sealed evidence to its row: a blob moved to another consent won't open.
     return f"evi:consent-evidence:v1:{consent_id}:{version}"

@@ -31,6 +31,7 @@ class Action(StrEnum):
     ACCESS_CHANGED = "access_changed"  # a web user was added, disabled or given a new token
     RECORDS_PURGED = "records_purged"  # retention removed a person's stored records
     SUBJECT_ACCESS = "subject_access"  # an extract of what is stored about a person was made
+    KEY_ROTATED = "key_rotated"  # an encryption key was replaced and its ciphertexts rewritten
 
 
 class ActorRole(StrEnum):
@@ -40,7 +41,7 @@ class ActorRole(StrEnum):
     CASEWORKER = "caseworker"  # viewed a person's status
     PRIVACY_OFFICER = "privacy_officer"  # searched the log, made a register extract
     STEERING_GROUP = "steering_group"  # asked for follow-up statistics
-    ADMINISTRATOR = "administrator"  # changed web access, purged records
+    ADMINISTRATOR = "administrator"  # changed web access, purged records, rotated a key
     LOG_REVIEWER = "log-reviewer"  # read or purged the log from the CLI
 
 

@@ -32,6 +32,7 @@ ACTIONS_SV = {
     "ledger_purge": "Gallring av loggen",
     "records_purged": "Gallring av dina uppgifter från myndigheterna",
     "subject_access": "Registerutdrag över lagrade uppgifter",
+    "key_rotated": "Byte av krypteringsnyckel",
 }
 DECISIONS_SV = {"permit": "tillåtet", "deny": "nekat"}
 OUTCOMES_SV = {

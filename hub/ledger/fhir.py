@@ -44,6 +44,7 @@ _KIND: dict[str, tuple[str, str, str]] = {
     Action.ACCESS_CHANGED: ("U", "110137", "User Security Attributes Changed"),
     Action.RECORDS_PURGED: ("D", "110110", "Patient Record"),
     Action.SUBJECT_ACCESS: ("R", "110106", "Export"),
+    Action.KEY_ROTATED: ("U", "110129", "Security Configuration"),
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.errors import LockHeldError
@@ -86,6 +86,19 @@ def connector_lock(
             session.execute(
                 delete(SyncLock).where(SyncLock.connector == connector, SyncLock.holder == holder)
             )
+
+
+def require_no_sync(db: Database, what: str) -> None:
+    """Raise :class:`LockHeldError` if a live sync holds any connector's lock (``what``
+    names the operation that must wait for it)."""
+    now = datetime.now(UTC)
+    with db.session() as session:
+        for lock in session.scalars(select(SyncLock)).all():
+            if not _stale(lock, now):
+                raise LockHeldError(
+                    f"a sync of '{lock.connector}' is running (process {lock.pid} on "
+                    f"{lock.host}); {what} must wait until it has finished"
+                )
 
 
 def _held(connector: str, lock: SyncLock | None) -> LockHeldError:
