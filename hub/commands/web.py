@@ -52,6 +52,7 @@ def serve(
     )
     # After Config: creating it (re)configures uvicorn's loggers.
     logging.getLogger("uvicorn.access").addFilter(PathOnly())
+    logging.getLogger("hub.web.audit").setLevel(logging.INFO)  # sign-ins, like the access log
     uvicorn.Server(config).run()
 
 

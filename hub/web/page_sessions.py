@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hub.context import Hub
@@ -35,9 +36,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def open_session(hub: Hub, token: str, *, clock: Clock = _now) -> str | None:
-    """Sign in with ``token``: the new session's secret (for the cookie), or ``None`` if
-    the token belongs to no active user."""
+@dataclass(frozen=True)
+class OpenedSession:
+    """A session just opened: its secret (for the cookie, never stored) and its user."""
+
+    secret: str
+    user: WebUser
+
+
+def open_session(hub: Hub, token: str, *, clock: Clock = _now) -> OpenedSession | None:
+    """Sign in with ``token``: the new session, or ``None`` if the token belongs to no
+    active user."""
     if not token:
         return None
     require_users_table(hub)
@@ -57,7 +66,7 @@ def open_session(hub: Hub, token: str, *, clock: Clock = _now) -> str | None:
                 expires_at=now + timedelta(seconds=SESSION_SECONDS),
             )
         )
-    return secret
+        return OpenedSession(secret, web_user(row))
 
 
 def session_user(hub: Hub, secret: str, *, clock: Clock = _now) -> WebUser | None:
@@ -74,9 +83,13 @@ def session_user(hub: Hub, secret: str, *, clock: Clock = _now) -> WebUser | Non
         return web_user(row)
 
 
-def end_session(hub: Hub, secret: str) -> None:
-    """Sign out: the session ``secret`` stops working. Ending it twice is harmless."""
+def end_session(hub: Hub, secret: str) -> WebUser | None:
+    """Sign out: the session ``secret`` stops working; returns whose it was (``None`` if
+    there was no such session). Ending it twice is harmless."""
     if not secret:
-        return
+        return None
     with hub.db.session(write_lock=True) as session:
-        UserRepository(session).end_session(token_digest(secret))
+        users = UserRepository(session)
+        found = users.by_session_digest(token_digest(secret))
+        users.end_session(token_digest(secret))
+        return None if found is None else web_user(found[1])

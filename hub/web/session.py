@@ -9,10 +9,15 @@ http://localhost as secure too). The session lasts a working day
 (:data:`~hub.web.page_sessions.SESSION_SECONDS`) even if the browser stays open; ``POST
 /logout`` ends it on the server as well as in the browser, and replacing the user's token
 or disabling them ends all their sessions at once.
+
+Signing in, a refused sign-in and signing out are written to the ``hub.web.audit`` log
+(on by default under `evi web serve`): who, never a token or session secret; a refused
+sign-in names only the client address.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -25,6 +30,11 @@ from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
 from hub.web.templating import render
 
 router = APIRouter()
+audit = logging.getLogger("hub.web.audit")
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "an unknown address"
 
 
 @router.get("/login")
@@ -38,18 +48,23 @@ def login(
     form: Annotated[dict[str, str], Depends(read_form)],
     hub: Annotated[Hub, Depends(get_hub)],
 ) -> Response:
-    secret = open_session(hub, form.get("token", ""))
-    if secret is None:
+    opened = open_session(hub, form.get("token", ""))
+    if opened is None:
+        audit.warning("sign-in refused from %s: not the token of an active user", _client(request))
         return render(
             request,
             "login.html",
             {"message": "that token is not valid (unknown, replaced, or its user is disabled)"},
             status=401,
         )
+    user = opened.user
+    audit.info(
+        "signed in: %s (%s, %s) from %s", user.name, user.party, user.role.value, _client(request)
+    )
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        secret,
+        opened.secret,
         httponly=True,
         samesite="strict",
         secure=request.app.state.secure_cookies,
@@ -61,7 +76,9 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, hub: Annotated[Hub, Depends(get_hub)]) -> Response:
-    end_session(hub, request.cookies.get(SESSION_COOKIE, ""))
+    user = end_session(hub, request.cookies.get(SESSION_COOKIE, ""))
+    if user is not None:
+        audit.info("signed out: %s", user.name)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE,

@@ -158,9 +158,9 @@ def test_a_session_ends_after_a_working_day_whatever_the_browser_keeps(
     almost = open_session(hub, token, clock=lambda: now - timedelta(seconds=SESSION_SECONDS - 60))
     expired = open_session(hub, token, clock=lambda: now - timedelta(seconds=SESSION_SECONDS + 1))
     assert almost and expired
-    client.cookies.set(SESSION_COOKIE, almost)
+    client.cookies.set(SESSION_COOKIE, almost.secret)
     assert client.get("/log").status_code == 200
-    client.cookies.set(SESSION_COOKIE, expired)
+    client.cookies.set(SESSION_COOKIE, expired.secret)
     assert client.get("/log").status_code == 401
     client.post("/login", data={"token": token})  # signing in clears expired sessions
     assert len(_session_rows(hub)) == 2
@@ -173,6 +173,22 @@ def test_a_new_token_ends_the_users_page_sessions(hub: Hub, client: TestClient) 
     replace_token(hub, "dso", actor="test")
     assert client.get("/log").status_code == 401
     assert _session_rows(hub) == []
+
+
+def test_signing_in_and_out_is_in_the_audit_log_without_a_token_or_secret(
+    hub: Hub, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = token_for(hub, "dso", Role.PRIVACY_OFFICER, party="kommun")
+    caplog.set_level(logging.INFO, logger="hub.web.audit")
+    client.post("/login", data={"token": "a-guess"})
+    client.post("/login", data={"token": token})
+    secret = client.cookies[SESSION_COOKIE]
+    client.post("/logout")
+    lines = [r.getMessage() for r in caplog.records if r.name == "hub.web.audit"]
+    assert lines[0].startswith("sign-in refused from ") and "a-guess" not in lines[0]
+    assert lines[1].startswith("signed in: dso (kommun, privacy_officer) from ")
+    assert lines[2] == "signed out: dso"
+    assert not any(token in line or secret in line for line in lines)
 
 
 def test_a_wrong_token_on_the_sign_in_form_is_refused(client: TestClient) -> None:
