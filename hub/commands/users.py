@@ -14,7 +14,7 @@ from hub.web.users import IssuedToken, Role, add_user, disable_user, list_users,
 
 users_app = area_app(help="Web users: add, list, disable, issue a new token.", no_args_is_help=True)
 
-ROLE_HELP = "caseworker, privacy_officer or steering_group."
+ROLE_HELP = "caseworker, privacy_officer, steering_group or administrator."
 ACTOR_HELP = "Who makes the change, for the transfer log (default: `cli:` and your user name)."
 
 

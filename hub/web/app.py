@@ -30,6 +30,7 @@ ROUTERS: Final = (
     "hub.web.log",
     "hub.web.extract",
     "hub.web.stats",
+    "hub.web.admin",
 )
 
 

@@ -39,6 +39,7 @@ class Role(StrEnum):
     CASEWORKER = ActorRole.CASEWORKER.value
     PRIVACY_OFFICER = ActorRole.PRIVACY_OFFICER.value
     STEERING_GROUP = ActorRole.STEERING_GROUP.value
+    ADMINISTRATOR = ActorRole.ADMINISTRATOR.value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""The administrator's pages: connectors, sync history and dead letters, and retrying
+them, as `evi connectors list`, `evi sync history` and `evi transfers …` show and do."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sync_support import POPULATION, SEED, knobs
+from web_support import bearer, token_for, web_client
+
+from hub.context import Hub, open_hub
+from hub.demo.run import demo_sandboxes
+from hub.settings import get_settings
+from hub.web.users import Role
+
+
+@pytest.fixture
+def failed_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """The demo's caseload after a night in which fk refused every push (dead letters)."""
+    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
+    monkeypatch.setenv("EVI_SYNC__MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    setup = cli("demo", "--setup-only", "--seed", str(SEED), "--population", str(POPULATION))
+    assert setup.code == 0, setup.err
+    assert cli("sync", "--sandbox", "--queue-only").code == 0
+    hub = open_hub(get_settings())
+    knobs(demo_sandboxes(hub)["fk"], fail_rate=1.0)
+    assert cli("sync", "--sandbox", "--connector", "fk").code == 1
+    knobs(demo_sandboxes(hub)["fk"], fail_rate=0.0)
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+def admin(failed_home: Hub) -> Iterator[tuple[TestClient, str]]:
+    token = token_for(failed_home, "ola.admin", Role.ADMINISTRATOR, party="kommun")
+    with web_client(failed_home) as client:
+        yield client, token
+
+
+def _failed(cli) -> list[dict[str, object]]:
+    return json.loads(cli("transfers", "failed", "--json").out)
+
+
+def test_the_api_shows_what_the_cli_shows(admin: tuple[TestClient, str], cli) -> None:
+    client, token = admin
+    connectors = client.get("/api/admin/connectors", headers=bearer(token)).json()
+    assert connectors == json.loads(cli("connectors", "list", "--json").out)
+    runs = client.get("/api/admin/sync/history", headers=bearer(token)).json()
+    assert runs == json.loads(cli("sync", "history", "--json").out)[: len(runs)]
+    assert runs[0]["connector"] == "fk" and runs[0]["counts"]["dead_lettered"] > 0
+    fk = client.get("/api/admin/sync/history?connector=fk&limit=1", headers=bearer(token))
+    assert [r["connector"] for r in fk.json()] == ["fk"]
+    failed = client.get("/api/admin/transfers/failed", headers=bearer(token)).json()
+    assert failed == _failed(cli) and failed
+    assert all(str(f["participant"]).startswith("p-") for f in failed)
+
+
+def test_the_page_lists_dead_letters_and_retries_one_then_all(
+    admin: tuple[TestClient, str],
+    cli,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, token = admin
+    caplog.set_level(logging.INFO, logger="hub.web.audit")
+    # the CLI calls below reconfigure the root logger; keep the audit logger's records
+    monkeypatch.setattr(logging.getLogger("hub.web.audit"), "handlers", [caplog.handler])
+    client.post("/login", data={"token": token})
+    page = client.get("/admin")
+    assert page.status_code == 200
+    failed = _failed(cli)
+    assert f"Retry all {len(failed)}" in page.text
+    assert all(str(f["participant"]) in page.text for f in failed)
+    first = failed[0]["id"]
+    one = client.post("/admin/transfers/retry", data={"id": str(first)}, follow_redirects=False)
+    assert one.status_code == 303 and one.headers["location"] == "/admin?queued=1"
+    assert "1 transfer(s) queued again" in client.get(one.headers["location"]).text
+    assert [f["id"] for f in _failed(cli)] == [f["id"] for f in failed[1:]]
+    rest = client.post("/admin/transfers/retry", data={"all": "1"})
+    assert f"{len(failed) - 1} transfer(s) queued again" in rest.text
+    assert _failed(cli) == []
+    assert "No failed transfers" in rest.text
+    assert cli("sync", "--sandbox", "--connector", "fk").code == 0  # delivered this time
+    assert _failed(cli) == []
+    audit = [r.getMessage() for r in caplog.records if r.name == "hub.web.audit"]
+    assert "transfers queued again by ola.admin: 1" in audit
+    assert f"transfers queued again by ola.admin: {len(failed) - 1}" in audit
+
+
+def test_retrying_through_the_api_by_id_and_the_mistakes_it_refuses(
+    admin: tuple[TestClient, str], cli
+) -> None:
+    client, token = admin
+    failed = _failed(cli)
+    ids = [f["id"] for f in failed[:2]]
+    done = client.post("/api/admin/transfers/retry", json={"ids": ids}, headers=bearer(token))
+    assert done.status_code == 200 and done.json() == {"queued": 2}
+    again = client.post("/api/admin/transfers/retry", json={"ids": ids}, headers=bearer(token))
+    assert again.status_code == 404 and str(ids[0]) in again.json()["detail"]
+    for body in ({}, {"ids": [1], "all": True}, {"ids": "all"}):
+        refused = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
+        assert refused.status_code == 422
+    assert len(_failed(cli)) == len(failed) - 2  # nothing else changed
+    client.post("/login", data={"token": token})
+    bad = client.post("/admin/transfers/retry", data={"id": "nine"})
+    assert bad.status_code == 422 and "choose a failed transfer" in bad.text
+
+
+def test_only_an_administrator_may_see_or_retry(failed_home: Hub, cli) -> None:
+    for role in (Role.CASEWORKER, Role.PRIVACY_OFFICER, Role.STEERING_GROUP):
+        token = token_for(failed_home, f"someone.{role.value}", role)
+        with web_client(failed_home) as client:
+            for path in ("/api/admin/connectors", "/api/admin/transfers/failed"):
+                assert client.get(path, headers=bearer(token)).status_code == 403
+            body = {"all": True}
+            retry = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
+            assert retry.status_code == 403
+            client.post("/login", data={"token": token})
+            assert client.get("/admin").status_code == 403
+            assert "Administration" not in client.get("/").text
+    assert _failed(cli)  # still there
