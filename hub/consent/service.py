@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from hub.clock import Clock, utc_now
 from hub.consent import bulk, events
 from hub.consent.document import submission_document
 from hub.consent.errors import EvidenceRefusedError
@@ -40,12 +41,6 @@ from hub.store.tables.participant import ParticipantRow
 if TYPE_CHECKING:
     from hub.context import Hub
     from hub.keys import KeyRing
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,7 @@ class Withdrawn:
 class ConsentService:
     """Consent registry use cases on an opened :class:`hub.context.Hub`."""
 
-    def __init__(self, hub: Hub, *, clock: Clock = _utc_now) -> None:
+    def __init__(self, hub: Hub, *, clock: Clock = utc_now) -> None:
         self.hub = hub
         self.clock = clock
 

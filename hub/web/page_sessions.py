@@ -17,10 +17,10 @@ This module imports no FastAPI.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from hub.clock import Clock, utc_now
 from hub.context import Hub
 from hub.store.tables.users import WebSessionRow
 from hub.store.users import UserRepository
@@ -28,12 +28,6 @@ from hub.web.users import WebUser, require_users_table, token_digest, web_user
 
 SESSION_SECONDS = 8 * 3600
 """How long a page session lasts before the token must be given again: a working day."""
-
-Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,7 @@ class OpenedSession:
     user: WebUser
 
 
-def open_session(hub: Hub, token: str, *, clock: Clock = _now) -> OpenedSession | None:
+def open_session(hub: Hub, token: str, *, clock: Clock = utc_now) -> OpenedSession | None:
     """Sign in with ``token``: the new session, or ``None`` if the token belongs to no
     active user."""
     if not token:
@@ -69,7 +63,7 @@ def open_session(hub: Hub, token: str, *, clock: Clock = _now) -> OpenedSession 
         return OpenedSession(secret, web_user(row))
 
 
-def session_user(hub: Hub, secret: str, *, clock: Clock = _now) -> WebUser | None:
+def session_user(hub: Hub, secret: str, *, clock: Clock = utc_now) -> WebUser | None:
     """The active user whose unexpired session ``secret`` is, or ``None``."""
     if not secret:
         return None
