@@ -14,13 +14,9 @@ import typer
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector import service
 from hub.connector.options import parse_assignments
-from hub.connector.retry import RetryPolicy
 from hub.errors import InputError
 
 connectors_app = area_app(help="Install-time administration of connectors.", no_args_is_help=True)
-
-# `check` answers an administrator at the terminal: one quick retry, not a night's budget.
-CHECK_RETRY = RetryPolicy(attempts=2, initial_wait=0.5, max_wait=2.0, max_retry_after=5.0)
 
 
 def _yes_no(value: bool) -> str:
@@ -106,7 +102,7 @@ def check(ctx: typer.Context, name: str = typer.Argument(..., help="Connector na
     Exit codes: 0 ok, 2 configuration (options, credentials, certificate, URL),
     75 the authority is unreachable or busy (try later), 1 the authority refused.
     """
-    status = service.check_connector(hub_from(ctx), name, retry=CHECK_RETRY)
+    status = service.check_connector(hub_from(ctx), name, retry=service.CHECK_RETRY)
     typer.echo(f"{name}: ok — {status.authority} answered and accepted our credentials")
 
 

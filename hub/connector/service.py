@@ -236,6 +236,10 @@ def _require_reachable(name: str, options: ConnectorOptions) -> None:
         )
 
 
+CHECK_RETRY = RetryPolicy(attempts=2, initial_wait=0.5, max_wait=2.0, max_retry_after=5.0)
+"""A check answers an administrator who is waiting: one quick retry, not a night's budget."""
+
+
 def check_connector(
     hub: Hub,
     name: str,

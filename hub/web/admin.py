@@ -1,14 +1,17 @@
-"""The administrator's pages: connectors, sync history, dead letters, and retrying them.
+"""The administrator's pages: connectors (enable, disable, check), sync history, dead
+letters, and retrying them.
 
-The same services as `evi connectors list`, `evi sync history` and `evi transfers
-failed|retry` (:mod:`hub.connector.service`, :mod:`hub.sync.history`), for the
-administrator DESIGN.md names: they see how the nightly job went and put failed transfers
-back in the queue without a shell on the server. Nothing here is personal data: a dead
-letter names its person by pseudonym only.
+The same services as `evi connectors list|enable|disable|check`, `evi sync history` and
+`evi transfers failed|retry` (:mod:`hub.connector.service`, :mod:`hub.sync.history`), for
+the administrator DESIGN.md names: they see how the nightly job went, resume a paused
+connector and put failed transfers back in the queue without a shell on the server.
+Configuring a connector (URLs, credentials, certificates) stays with `evi connectors
+configure` on the server: secrets are not typed into a web page. Nothing here is personal
+data: a dead letter names its person by pseudonym only.
 
-A retry is the administrator's act: it is written to the ``hub.web.audit`` log with their
-name and how many transfers went back in the queue. Each transfer is then gated again when
-it is sent, and that decision and the delivery go to the transfer log like any other.
+Every change is the administrator's act: enabling or disabling a connector and each retry
+are written to the ``hub.web.audit`` log with their name. A retried transfer is gated again
+when it is sent, and that decision and the delivery go to the transfer log like any other.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.connector.service import list_connectors
+from hub.connector.errors import ConnectorError
+from hub.connector.registry import get_connector
+from hub.connector.service import CHECK_RETRY, check_connector, list_connectors, set_enabled
 from hub.context import Hub
-from hub.errors import EviError, InputError
+from hub.errors import EviError, InputError, NotFoundError
 from hub.sync.history import dead_letters, history, retry
 from hub.web.auth import HubDep, require_role
 from hub.web.forms import read_form
@@ -69,6 +74,46 @@ def connectors(user: Administrator, hub: HubDep) -> list[dict[str, Any]]:
     return [status.as_json() for status in list_connectors(hub)]
 
 
+@router.post("/api/admin/connectors/{name}/enable")
+def enable(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
+    """Include ``name`` in sync runs again; this also lifts a pause after failures."""
+    return _set_enabled(hub, user, name, True)
+
+
+@router.post("/api/admin/connectors/{name}/disable")
+def disable(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
+    """Leave ``name`` out of sync runs; its options and history are kept."""
+    return _set_enabled(hub, user, name, False)
+
+
+@router.post("/api/admin/connectors/{name}/check")
+def check(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
+    """Reach the authority with the stored options: ``ok``, and what went wrong if not.
+
+    A failed check is an answer, not an error of this request: 200 with ``ok: false``.
+    """
+    return _check(hub, name)
+
+
+def _set_enabled(hub: Hub, user: WebUser, name: str, enabled: bool) -> dict[str, Any]:
+    set_enabled(hub, name, enabled)
+    audit.info("connector %s %s by %s", name, "enabled" if enabled else "disabled", user.name)
+    return next(s.as_json() for s in list_connectors(hub) if s.name == name)
+
+
+def _check(hub: Hub, name: str) -> dict[str, Any]:
+    get_connector(hub.plugins, name)  # an unknown name is a 404, not a failed check
+    try:
+        status = check_connector(hub, name, retry=CHECK_RETRY)
+    except ConnectorError as exc:
+        return {"name": name, "ok": False, "detail": exc.message}
+    return {
+        "name": name,
+        "ok": True,
+        "detail": f"{status.authority} answered and accepted our credentials",
+    }
+
+
 @router.get("/api/admin/sync/history")
 def sync_history(
     user: Administrator, hub: HubDep, limit: Limit = HISTORY_ROWS, connector: str | None = None
@@ -94,11 +139,21 @@ def retry_transfers(user: Administrator, hub: HubDep, body: RetryRequest) -> dic
 
 @router.get("/admin")
 def admin_page(
-    request: Request, user: Administrator, hub: HubDep, queued: int | None = None
+    request: Request,
+    user: Administrator,
+    hub: HubDep,
+    queued: int | None = None,
+    enabled: str | None = None,
+    disabled: str | None = None,
 ) -> Response:
-    """Connectors, the latest runs and the dead letters, with buttons to retry them."""
-    message = None if queued is None else f"{queued} transfer(s) queued again"
-    return render(request, "admin.html", _page(hub, message), user=user)
+    """Connectors, the latest runs and the dead letters, with buttons to act on them."""
+    page = _page(hub, None)
+    installed = {c.name for c in page["connectors"]}
+    if queued is not None:
+        page["message"] = f"{queued} transfer(s) queued again"
+    elif enabled in installed or disabled in installed:  # never echo other text
+        page["message"] = f"{enabled or disabled}: {'enabled' if enabled else 'disabled'}"
+    return render(request, "admin.html", page, user=user)
 
 
 @router.post("/admin/transfers/retry")
@@ -117,6 +172,26 @@ def retry_form(
             request, "admin.html", _page(hub, exc.message), status=exc.http_status, user=user
         )
     return RedirectResponse(f"/admin?queued={count}", status_code=303)
+
+
+@router.post("/admin/connectors/{name}/{action}")
+def connector_form(
+    request: Request, user: Administrator, hub: HubDep, name: str, action: str
+) -> Response:
+    """The page's buttons per connector: ``enable``, ``disable`` or ``check``."""
+    try:
+        if action == "check":
+            result = _check(hub, name)
+            note = f"{name}: {'ok' if result['ok'] else 'check failed'}: {result['detail']}"
+            return render(request, "admin.html", _page(hub, note), user=user)
+        if action not in ("enable", "disable"):
+            raise NotFoundError(f"no action '{action}' for a connector: enable, disable or check")
+        _set_enabled(hub, user, name, action == "enable")
+    except EviError as exc:
+        return render(
+            request, "admin.html", _page(hub, exc.message), status=exc.http_status, user=user
+        )
+    return RedirectResponse(f"/admin?{action}d={name}", status_code=303)
 
 
 def _id(form: dict[str, str]) -> int:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from web_support import bearer, token_for, web_client
 from hub.context import Hub, open_hub
 from hub.demo.run import demo_sandboxes
 from hub.settings import get_settings
+from hub.store.tables.connectors import ConnectorConfigRow
 from hub.web.users import Role
 
 
@@ -121,7 +126,110 @@ def test_only_an_administrator_may_see_or_retry(failed_home: Hub, cli) -> None:
             body = {"all": True}
             retry = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
             assert retry.status_code == 403
+            enable = client.post("/api/admin/connectors/fk/disable", headers=bearer(token))
+            assert enable.status_code == 403
             client.post("/login", data={"token": token})
             assert client.get("/admin").status_code == 403
             assert "Administration" not in client.get("/").text
     assert _failed(cli)  # still there
+    assert _listed(cli, "fk")["enabled"] is True
+
+
+# -- connectors: enable, disable (resume a pause), check ---------------------------------
+
+
+@pytest.fixture
+def connector_admin(hub: Hub) -> Iterator[tuple[TestClient, str]]:
+    token = token_for(hub, "ola.admin", Role.ADMINISTRATOR, party="kommun")
+    with web_client(hub) as client:
+        yield client, token
+
+
+def _listed(cli, name: str) -> dict[str, object]:
+    return next(c for c in json.loads(cli("connectors", "list", "--json").out) if c["name"] == name)
+
+
+def test_disabling_and_resuming_a_paused_connector(
+    connector_admin: tuple[TestClient, str],
+    hub: Hub,
+    cli,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, token = connector_admin
+    caplog.set_level(logging.INFO, logger="hub.web.audit")
+    monkeypatch.setattr(logging.getLogger("hub.web.audit"), "handlers", [caplog.handler])
+    on = client.post("/api/admin/connectors/kommun/enable", headers=bearer(token)).json()
+    assert on["enabled"] is True and _listed(cli, "kommun")["enabled"] is True
+    with hub.db.session() as session:  # as a run of failed nights leaves it
+        row = session.get(ConnectorConfigRow, "kommun")
+        assert row is not None
+        row.paused, row.consecutive_failures = True, 3
+    client.post("/login", data={"token": token})
+    page = client.get("/admin")
+    assert 'action="/admin/connectors/kommun/enable"' in page.text and "Resume" in page.text
+    resumed = client.post("/admin/connectors/kommun/enable", follow_redirects=False)
+    assert resumed.status_code == 303 and resumed.headers["location"] == "/admin?enabled=kommun"
+    assert "kommun: enabled" in client.get(resumed.headers["location"]).text
+    assert _listed(cli, "kommun")["paused"] is False
+    client.post("/admin/connectors/kommun/disable")
+    assert _listed(cli, "kommun")["enabled"] is False
+    assert "<script>" not in client.get("/admin?enabled=<script>").text  # nothing echoed
+    audit = [r.getMessage() for r in caplog.records if r.name == "hub.web.audit"]
+    assert "connector kommun enabled by ola.admin" in audit
+    assert "connector kommun disabled by ola.admin" in audit
+
+
+def test_checking_a_connector_answers_ok_or_what_went_wrong(
+    connector_admin: tuple[TestClient, str], hub: Hub, cli, tmp_path: Path
+) -> None:
+    client, token = connector_admin
+    port = _free_port()
+    secret = "a-kommun-token-that-must-not-show"
+    cli("connectors", "configure", "kommun", "--set", f"token={secret}", "--set",
+        f"base_url=http://127.0.0.1:{port}")  # fmt: skip
+    down = client.post("/api/admin/connectors/kommun/check", headers=bearer(token))
+    assert down.status_code == 200
+    assert (
+        down.json()["ok"] is False
+        and f"cannot reach http://127.0.0.1:{port}" in down.json()["detail"]
+    )
+    assert secret not in down.text
+    unknown = client.post("/api/admin/connectors/csn/check", headers=bearer(token))
+    assert unknown.status_code == 404 and "no connector named 'csn'" in unknown.json()["detail"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hub", "sandbox", "serve", "kommun", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port)
+        assert cli("sandbox", "connect", "kommun", "--url", f"http://127.0.0.1:{port}").code == 0
+        up = client.post("/api/admin/connectors/kommun/check", headers=bearer(token)).json()
+        authority = _listed(cli, "kommun")["authority"]
+        assert up == {
+            "name": "kommun",
+            "ok": True,
+            "detail": f"{authority} answered and accepted our credentials",
+        }
+        client.post("/login", data={"token": token})
+        page = client.post("/admin/connectors/kommun/check")
+        assert page.status_code == 200 and "kommun: ok: " in page.text
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(200):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the sandbox did not start on port {port}")
