@@ -24,6 +24,9 @@ from hub.ledger import service
 from hub.ledger.event import Action
 from hub.ledger.fhir import bundle_chunks
 from hub.ledger.records import EXPORT_FIELDS, EntryRecord, LedgerQuery
+from hub.ledger.sample import MAX_SAMPLE
+from hub.ledger.sample import sample as draw_sample
+from hub.ledger.service import REVIEWER_ROLE
 from hub.ledger.signing import NoteVerifier
 from hub.ledger.verify import LedgerIntegrityError
 from hub.model.identity import identity_input
@@ -160,6 +163,38 @@ def _print_table(records: list[EntryRecord]) -> None:
             _cell(line["actor"]),
         )
     Console(file=sys.stdout, width=200).print(table)
+
+
+@log_app.command("sample")
+def sample(
+    ctx: typer.Context,
+    size: int = typer.Option(..., "--size", min=1, max=MAX_SAMPLE, help="How many entries."),
+    since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
+    until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
+    party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
+    decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
+    action: Action | None = typer.Option(None, "--action", help="Kind of entry, e.g. view."),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="Draw the same sample again (default: a new random seed)."
+    ),
+    fmt: SearchFormat = typer.Option(SearchFormat.TABLE, "--format", help="Output format."),
+) -> None:
+    """A random sample of entries for review (stickprov), e.g. a month's caseworker views:
+    `--action view --from 2026-11-01 --to 2026-12-01 --size 25`. The draw is recorded in
+    the log with its seed; the same filters, period and seed draw the same sample again."""
+    query = _query(ctx, None, None, since, until, party, decision, action)
+    drawn = draw_sample(hub_from(ctx), query, size, service.cli_actor(), REVIEWER_ROLE, seed)
+    if fmt is SearchFormat.JSONL:
+        _write_jsonl(drawn.entries, sys.stdout)
+    elif fmt is SearchFormat.CSV:
+        _write_csv(drawn.entries, sys.stdout)
+    else:
+        _print_table(drawn.entries)
+    again = f"--seed {drawn.seed}" + ("" if until else " and the same --to")
+    info(
+        f"{len(drawn.entries)} of {drawn.matching} matching entries, drawn at random with seed "
+        f"{drawn.seed} (this draw was recorded in the log; {again} draws it again)"
+    )
 
 
 @log_app.command("export")

@@ -74,7 +74,12 @@ class LedgerQuery:
         return "filters: " + (", ".join(parts) if parts else "none")
 
     def statement(self, after: int = -1) -> Select[LedgerEntryRow]:
-        stmt = select(LedgerEntryRow).where(LedgerEntryRow.seq > after)
+        return self.where(select(LedgerEntryRow).where(LedgerEntryRow.seq > after)).order_by(
+            LedgerEntryRow.seq
+        )
+
+    def where(self, stmt: Select[Any]) -> Select[Any]:
+        """``stmt`` narrowed to the entries this query matches (``limit`` aside)."""
         if self.participant is not None:
             stmt = stmt.where(LedgerEntryRow.participant == self.participant)
         if self.since is not None:
@@ -89,7 +94,7 @@ class LedgerQuery:
             stmt = stmt.where(LedgerEntryRow.decision == self.decision)
         if self.action is not None:
             stmt = stmt.where(LedgerEntryRow.action == self.action.value)
-        return stmt.order_by(LedgerEntryRow.seq)
+        return stmt
 
 
 @dataclass(frozen=True)

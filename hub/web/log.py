@@ -4,6 +4,9 @@ Searches go through :func:`hub.ledger.service.search`, the same use case as `evi
 search`, so every search is itself recorded in the log before results are returned, with
 the web user's name as actor and ``privacy_officer`` as role.
 
+A random sample (stickprov, :mod:`hub.ledger.sample`) is drawn the same way as `evi log
+sample`, and recorded in the log with its seed like a search.
+
 A search by personnummer (``pnr``) is only accepted in a POST body (``POST
 /api/log/entries``, the ``/log`` form): an identity never goes into a URL, where proxies
 and access logs would keep it. ``GET /api/log/entries`` takes the other filters, and
@@ -23,6 +26,8 @@ from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
 from hub.ledger.records import EntryRecord, LedgerQuery
+from hub.ledger.sample import MAX_SAMPLE, Sample
+from hub.ledger.sample import sample as draw_sample
 from hub.model.identity import identity_input
 from hub.model.problems import problems
 from hub.web.auth import HubDep, require_role
@@ -38,6 +43,7 @@ NAV = (
 )
 
 DEFAULT_LIMIT = 100
+DEFAULT_SAMPLE = 25
 MAX_LIMIT = 1000
 
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
@@ -71,6 +77,37 @@ class LogSearch(LogFilters):
     @classmethod
     def _blank_pnr(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+
+class SampleFilters(BaseModel):
+    """The filters of `evi log sample`: which entries to draw from, how many, which seed."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    since: str | None = Field(default=None, alias="from", max_length=40)
+    until: str | None = Field(default=None, alias="to", max_length=40)
+    party: str | None = Field(default=None, max_length=32)
+    decision: Literal["permit", "deny"] | None = None
+    action: Action | None = None
+    size: int = Field(default=DEFAULT_SAMPLE, ge=1, le=MAX_SAMPLE)
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+
+    @field_validator("since", "until", "party", "decision", "action", "seed", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+def _draw(hub: Hub, user: WebUser, filters: SampleFilters) -> Sample:
+    query = LedgerQuery(
+        since=service.parse_when(filters.since, "from"),
+        until=service.parse_when(filters.until, "to"),
+        party=filters.party,
+        decision=filters.decision,
+        action=filters.action,
+    )
+    role = Role.PRIVACY_OFFICER.value
+    return draw_sample(hub, query, filters.size, user.actor, role, filters.seed)
 
 
 def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
@@ -133,6 +170,20 @@ def search_entries(filters: LogSearch, user: Reviewer, hub: HubDep) -> dict[str,
     return _answer(*_search(hub, user, filters))
 
 
+@router.get("/api/log/sample")
+def sample_entries(
+    filters: Annotated[SampleFilters, Query()], user: Reviewer, hub: HubDep
+) -> dict[str, Any]:
+    """A random sample of the matching entries, as `evi log sample`. The draw is logged."""
+    drawn = _draw(hub, user, filters)
+    return {
+        "entries": [record.export_line() for record in drawn.entries],
+        "count": len(drawn.entries),
+        "matching": drawn.matching,
+        "seed": drawn.seed,
+    }
+
+
 @router.get("/api/log/checkpoint")
 def checkpoint(user: Reviewer, hub: HubDep) -> dict[str, Any]:
     """The latest signed checkpoint; ``note`` is the exact signed text."""
@@ -174,15 +225,40 @@ def log_search_page(
     return render(request, "log.html", _page(filters, query, found), user=user)
 
 
+@router.post("/log/sample")
+def log_sample_page(
+    request: Request,
+    form: Annotated[dict[str, str], Depends(read_form)],
+    user: Reviewer,
+    hub: HubDep,
+) -> Response:
+    try:
+        filters = SampleFilters.model_validate(form)
+        drawn = _draw(hub, user, filters)
+    except ValidationError as exc:
+        page = _page(LogFilters(), message="; ".join(problems(exc)))
+        return render(request, "log.html", page, status=422, user=user)
+    except InputError as exc:
+        page = _page(LogFilters(), sampling=filters, message=exc.message)
+        return render(request, "log.html", page, status=exc.http_status, user=user)
+    page = _page(LogFilters(), found=drawn.entries, sampling=filters, drawn=drawn)
+    return render(request, "log.html", page, user=user)
+
+
 def _page(
     filters: LogFilters,
     query: LedgerQuery | None = None,
     found: list[EntryRecord] | None = None,
     message: str | None = None,
+    sampling: SampleFilters | None = None,
+    drawn: Sample | None = None,
 ) -> dict[str, Any]:
-    """What the log page shows: the form (never the personnummer searched for) and rows."""
+    """What the log page shows: the forms (never the personnummer searched for) and rows."""
     return {
         "filters": filters,
+        "sampling": sampling or SampleFilters(),
+        "drawn": drawn,
+        "max_sample": MAX_SAMPLE,
         "actions": [a.value for a in Action],
         "max_limit": MAX_LIMIT,
         "searched": query is not None,

@@ -7,6 +7,7 @@ same entries, and is itself recorded in the log, with the web user as actor and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,3 +176,42 @@ def test_the_log_page_explains_a_bad_filter(
     limit = client.post("/log", data={"limit": "lots"})
     assert limit.status_code == 422 and "limit" in limit.text
     assert searches(ledger) == []
+
+
+def test_a_sample_over_the_api_is_the_draw_the_cli_makes_and_is_logged(
+    ledger: Hub, client: TestClient, officer: dict[str, str], cli: Any
+) -> None:
+    params = {"decision": "permit", "to": "2100-01-01", "size": "2", "seed": "9"}
+    response = client.get("/api/log/sample", params=params, headers=officer)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 2 and body["matching"] == 3 and body["seed"] == 9
+    assert {e["decision"] for e in body["entries"]} == {"permit"}
+    by_cli = cli("log", "sample", "--decision", "permit", "--to", "2100-01-01", "--size", "2",
+                 "--seed", "9", "--format", "jsonl")  # fmt: skip
+    assert [json.loads(line)["seq"] for line in by_cli.out.splitlines()] == [
+        e["seq"] for e in body["entries"]
+    ]
+    [draw, _cli_draw] = searches(ledger)
+    assert draw["actor"] == "dso.kommun" and draw["role"] == "privacy_officer"
+    assert draw["reason"].startswith("sample of 2 from 3 matching, seed 9; ")
+
+
+def test_the_log_page_draws_a_sample_and_explains_a_bad_size(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    client.post("/login", data={"token": officer["Authorization"].removeprefix("Bearer ")})
+    page = client.post("/log/sample", data={"size": "3", "action": "decision", "seed": "4"})
+    assert page.status_code == 200
+    assert "3 of 5 matching entries, drawn at random with seed 4" in page.text
+    assert page.text.count("<td>decision") == 3
+    bad = client.post("/log/sample", data={"size": "0"})
+    assert bad.status_code == 422 and "size" in bad.text
+    assert (
+        client.get("/api/log/sample", params={"size": "100000"}, headers=officer).status_code == 422
+    )
+    caseworker = bearer(token_for(ledger, "anna.af", Role.CASEWORKER, party="af"))
+    assert (
+        client.get("/api/log/sample", params={"size": "1"}, headers=caseworker).status_code == 403
+    )
+    assert len(searches(ledger)) == 1  # only the page's good draw
