@@ -215,8 +215,7 @@ def log_search_page(
     try:
         filters = LogSearch.model_validate(form)
     except ValidationError as exc:
-        page = _page(LogFilters(), message="; ".join(problems(exc)))
-        return render(request, "log.html", page, status=422, user=user)
+        return _invalid_form(request, user, exc)
     try:
         query, found = _search(hub, user, filters)
     except InputError as exc:
@@ -236,13 +235,18 @@ def log_sample_page(
         filters = SampleFilters.model_validate(form)
         drawn = _draw(hub, user, filters)
     except ValidationError as exc:
-        page = _page(LogFilters(), message="; ".join(problems(exc)))
-        return render(request, "log.html", page, status=422, user=user)
+        return _invalid_form(request, user, exc)
     except InputError as exc:
         page = _page(LogFilters(), sampling=filters, message=exc.message)
         return render(request, "log.html", page, status=exc.http_status, user=user)
     page = _page(LogFilters(), found=drawn.entries, sampling=filters, drawn=drawn)
     return render(request, "log.html", page, user=user)
+
+
+def _invalid_form(request: Request, user: WebUser, exc: ValidationError) -> Response:
+    """The page again, empty, naming the fields that were wrong (never their values)."""
+    page = _page(LogFilters(), message="; ".join(problems(exc)))
+    return render(request, "log.html", page, status=422, user=user)
 
 
 def _page(
