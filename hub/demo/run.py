@@ -132,10 +132,14 @@ What to try next:
   evi stats --from 2023-01-01 --to 2024-12-31
                                            follow-up statistics by gender, small counts hidden
   evi users add anna --party team --role caseworker   then   evi web serve
-                                           the web pages (sign in with the printed token)
+                                           the web pages (sign in with the printed token;
+                                           also privacy_officer, steering_group, administrator)
   evi log search --decision deny           what the gate refused, and why
+  evi log sample --action decision --size 10
+                                           a random sample of the log for review (stickprov)
   evi log verify                           recompute the whole transfer log
   evi log checkpoint                       the latest signed checkpoint
+  evi keys list                            the keys, where each comes from; never a key
   evi transfers failed                     dead letters, with their reasons
   evi demo                                 again: a night passes and the sync runs again
   evi sandbox serve af --port 8001         an authority over real HTTP; then

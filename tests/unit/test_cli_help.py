@@ -62,3 +62,19 @@ def test_sync_help_names_its_exit_codes(cli: Any, monkeypatch: pytest.MonkeyPatc
         r"3 another sync holds the lock",
         _shown(result.out),
     )
+
+
+def test_every_command_the_demo_suggests_exists() -> None:
+    from hub.demo.run import NEXT_STEPS
+
+    known = {path for path, _ in COMMANDS}
+    suggested = [
+        line.split() for line in NEXT_STEPS.splitlines() if line.strip().startswith("evi ")
+    ]
+    assert len(suggested) > 10
+    for words in suggested:
+        path = tuple(w for w in words[1:3] if not w.startswith("-") and w.islower())
+        while path and path not in known:
+            path = path[:-1]  # "evi users add anna": the command is "users add"
+        assert path and (path in known), " ".join(words)
+        assert len(path) == 2 or not hasattr(dict(COMMANDS)[path], "list_commands"), words
