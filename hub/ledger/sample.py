@@ -59,7 +59,7 @@ def sample(
     draw = random.Random(seed)
     chosen: list[int] = []
     matching = 0
-    with hub.db.session(write_lock=True) as session:
+    with hub.db.session() as session:  # reading only: syncs keep writing meanwhile
         stmt = query.where(select(LedgerEntryRow.seq)).order_by(LedgerEntryRow.seq)
         for seq in session.scalars(stmt.execution_options(yield_per=_SEQ_BATCH)):
             if matching < size:
@@ -75,7 +75,8 @@ def sample(
             .order_by(LedgerEntryRow.seq)
         ).all()
         entries = [record_from_row(row) for row in rows]
-        reason = f"sample of {len(entries)} from {matching} matching, seed {seed}; "
+    reason = f"sample of {len(entries)} from {matching} matching, seed {seed}; "
+    with hub.db.session(write_lock=True) as session:
         append(
             session,
             LedgerEvent(
