@@ -253,17 +253,7 @@ def verify(
     given = NoteVerifier.from_vkey(pubkey) if pubkey else None
     report = service.verify(hub_from(ctx), given)
     if as_json:
-        print_json(
-            {
-                "ok": report.ok,
-                "size": report.size,
-                "checkpoints": report.checkpoints,
-                "witness_copies": report.witness_copies,
-                "purged": [list(r) for r in report.purged],
-                "first_bad_seq": report.first_problem.seq if report.first_problem else None,
-                "problems": [{"seq": p.seq, "what": p.what} for p in report.problems],
-            }
-        )
+        print_json(report.as_json())
     else:
         typer.echo(
             f"entries: {report.size}, checkpoints: {report.checkpoints}, "

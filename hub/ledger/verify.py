@@ -24,6 +24,7 @@ import bisect
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -78,6 +79,19 @@ class VerifyReport:
         if with_seq:
             return min(with_seq, key=lambda p: p.seq or 0)
         return self.problems[0] if self.problems else None
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as `evi log verify --json` prints it (a contract, see ledger.md)."""
+        first = self.first_problem
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "checkpoints": self.checkpoints,
+            "witness_copies": self.witness_copies,
+            "purged": [list(r) for r in self.purged],
+            "first_bad_seq": first.seq if first else None,
+            "problems": [{"seq": p.seq, "what": p.what} for p in self.problems],
+        }
 
 
 @dataclass(frozen=True)

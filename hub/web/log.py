@@ -184,6 +184,15 @@ def sample_entries(
     }
 
 
+@router.post("/api/log/verify")
+def verify(user: Reviewer, hub: HubDep) -> dict[str, Any]:
+    """Recompute every leaf, subtree, root and checkpoint, as `evi log verify --json`.
+
+    A log that does not verify is the answer, not an error of this request: 200 with
+    ``ok: false`` and the first bad entry."""
+    return service.verify(hub).as_json()
+
+
 @router.get("/api/log/checkpoint")
 def checkpoint(user: Reviewer, hub: HubDep) -> dict[str, Any]:
     """The latest signed checkpoint; ``note`` is the exact signed text."""
@@ -281,6 +290,12 @@ def _row(record: EntryRecord) -> dict[str, Any]:
 
 @router.get("/log/checkpoint")
 def checkpoint_page(request: Request, user: Reviewer, hub: HubDep) -> Response:
-    return render(
-        request, "checkpoint.html", {"checkpoint": service.current_checkpoint(hub)}, user=user
-    )
+    page = {"checkpoint": service.current_checkpoint(hub), "verified": None}
+    return render(request, "checkpoint.html", page, user=user)
+
+
+@router.post("/log/verify")
+def verify_page(request: Request, user: Reviewer, hub: HubDep) -> Response:
+    """The checkpoint page with the result of verifying the whole log."""
+    page = {"checkpoint": service.current_checkpoint(hub), "verified": service.verify(hub)}
+    return render(request, "checkpoint.html", page, user=user)

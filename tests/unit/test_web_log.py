@@ -20,6 +20,7 @@ from hub.context import Hub
 from hub.ledger import service
 from hub.ledger.event import Action
 from hub.ledger.records import LedgerQuery, find_entries
+from hub.store.tables.ledger import LedgerEntryRow
 from hub.web.users import Role
 from tests.conftest import DATA
 
@@ -215,3 +216,26 @@ def test_the_log_page_draws_a_sample_and_explains_a_bad_size(
         client.get("/api/log/sample", params={"size": "1"}, headers=caseworker).status_code == 403
     )
     assert len(searches(ledger)) == 1  # only the page's good draw
+
+
+def test_verifying_over_the_web_reports_as_the_cli_and_finds_a_changed_entry(
+    ledger: Hub, client: TestClient, officer: dict[str, str], cli: Any
+) -> None:
+    service.new_checkpoint(ledger)
+    good = client.post("/api/log/verify", headers=officer)
+    assert good.status_code == 200
+    assert good.json() == json.loads(cli("log", "verify", "--json").out)
+    assert good.json()["ok"] is True
+    client.post("/login", data={"token": officer["Authorization"].removeprefix("Bearer ")})
+    page = client.post("/log/verify")
+    assert page.status_code == 200 and "The log verifies: " in page.text
+    with ledger.db.session() as session:  # someone edits a stored entry behind the hub's back
+        row = session.get(LedgerEntryRow, 1)
+        assert row is not None and row.canonical is not None
+        row.canonical = row.canonical.replace(b'"af"', b'"fk"')
+    bad = client.post("/api/log/verify", headers=officer).json()
+    assert bad["ok"] is False and bad["first_bad_seq"] == 1
+    page = client.post("/log/verify")
+    assert page.status_code == 200 and "does NOT verify" in page.text and "entry 1:" in page.text
+    caseworker = bearer(token_for(ledger, "anna.af", Role.CASEWORKER, party="af"))
+    assert client.post("/api/log/verify", headers=caseworker).status_code == 403
