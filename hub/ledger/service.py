@@ -110,15 +110,18 @@ def export(hub: Hub, query: LedgerQuery, actor: str, fmt: str) -> Iterator[Entry
         yield from find_entries(session, query)
 
 
-def extract(hub: Hub, identity: PersonalIdentity, actor: str) -> Extract:
-    """The person's extract, proven against a checkpoint written for it."""
+def extract(
+    hub: Hub, identity: PersonalIdentity, actor: str, *, role: str = REVIEWER_ROLE
+) -> Extract:
+    """The person's extract, proven against a checkpoint written for it; ``actor`` and
+    ``role`` say who made it (as for :func:`search`)."""
     hub.require_schema()
     participant = hub.keys.pseudonym(identity.number)
     with hub.db.session(write_lock=True) as session:
         records = list(find_entries(session, LedgerQuery(participant=participant)))
         append(
             session,
-            _read_event(Action.LEDGER_EXTRACT, actor, "registerutdrag", participant),
+            _read_event(Action.LEDGER_EXTRACT, actor, "registerutdrag", participant, role),
         )
         checkpoint = write_checkpoint(session, hub.settings, hub.plugins)
         tree = StoredTree(session)

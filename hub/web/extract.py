@@ -1,7 +1,12 @@
-"""The privacy officer's register extract (GDPR article 15): JSON API and pages.
+"""The privacy officer's extracts for a person's request: JSON API and pages.
 
-Both call :func:`hub.casework.held.held_data`, the same use case as `evi participants
-extract`, with the signed-in user as the actor in the log. The personnummer comes only in
+* The register extract (GDPR article 15): everything stored about the person, from
+  :func:`hub.casework.held.held_data`, the same use case as `evi participants extract`.
+* The log extract: every transfer-log entry about the person, each with its inclusion
+  proof against a checkpoint signed for it, from :func:`hub.ledger.service.extract`, the
+  same use case as `evi log extract`.
+
+Both are made with the signed-in user as the actor in the log. The personnummer comes only in
 a POST body, never in a URL; the answer is the extract itself, for the officer to review
 and hand over (docs/privacy.md), and like every answer it is marked ``no-store``.
 """
@@ -15,6 +20,8 @@ from fastapi.responses import Response
 
 from hub.casework.held import HeldData, held_data
 from hub.context import Hub
+from hub.ledger import service as ledger_service
+from hub.ledger.extract import Extract
 from hub.model.identity import identity_input
 from hub.web.auth import HubDep, require_role
 from hub.web.casework import LookUp, person_page
@@ -33,6 +40,18 @@ def _extract(hub: Hub, user: WebUser, pnr: str) -> HeldData:
     return held_data(hub, identity_input(pnr, "pnr"), user.actor)
 
 
+def _log_extract(hub: Hub, user: WebUser, pnr: str) -> Extract:
+    identity = identity_input(pnr, "pnr")
+    return ledger_service.extract(hub, identity, user.actor, role=Role.PRIVACY_OFFICER.value)
+
+
+@router.post("/api/log/extract")
+def log_extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
+    """The person's log extract with proofs, as `evi log extract --format json` (logged as
+    ``ledger_extract``)."""
+    return _log_extract(hub, user, body.pnr).as_json()
+
+
 @router.post("/api/participants/extract")
 def extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
     """Everything stored about the person (logged as ``subject_access``)."""
@@ -41,7 +60,7 @@ def extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
 
 @router.get("/extract")
 def extract_form(request: Request, user: Officer) -> Response:
-    return render(request, "extract.html", {"text": None}, user=user)
+    return render(request, "extract.html", {"text": None, "kind": None}, user=user)
 
 
 @router.post("/extract")
@@ -52,6 +71,22 @@ def extract_page(
     hub: HubDep,
 ) -> Response:
     def build(pnr: str) -> dict[str, Any]:
-        return {"text": _extract(hub, user, pnr).as_text()}
+        return {"text": _extract(hub, user, pnr).as_text(), "kind": "register"}
 
-    return person_page(request, form, user, "extract.html", build, {"text": None})
+    return person_page(request, form, user, "extract.html", build, {"text": None, "kind": None})
+
+
+@router.post("/extract/log")
+def log_extract_page(
+    request: Request,
+    form: Annotated[dict[str, str], Depends(read_form)],
+    user: Officer,
+    hub: HubDep,
+) -> Response:
+    def build(pnr: str) -> dict[str, Any]:
+        made = _log_extract(hub, user, pnr)
+        failures = made.checkpoint.witness_failures
+        note = f"a witness could not be given the checkpoint: {failures[0]}" if failures else None
+        return {"text": made.as_text(), "kind": "log", "message": note}
+
+    return person_page(request, form, user, "extract.html", build, {"text": None, "kind": None})

@@ -3,6 +3,10 @@ POST body only, the making logged with the officer's name."""
 
 from __future__ import annotations
 
+import base64
+import json
+from typing import Any
+
 import pytest
 from casework_support import PNR, STRANGER, register_caseload
 from fastapi.testclient import TestClient
@@ -11,6 +15,7 @@ from web_support import bearer, token_for, web_client
 
 from hub.consent.service import ConsentService
 from hub.context import Hub
+from hub.ledger.proofs import root_from_inclusion_proof
 from hub.web.users import Role
 
 
@@ -60,3 +65,39 @@ def test_the_page_shows_the_swedish_text(hub: Hub, client: TestClient) -> None:
     assert "från kommunen: remiss" in page.text
     empty = client.post("/extract", data={"pnr": ""})
     assert empty.status_code == 422 and "pnr" in empty.text
+
+
+def test_the_log_extract_is_the_clis_with_proofs_and_is_logged(
+    hub: Hub, client: TestClient, cli: Any
+) -> None:
+    olle = bearer(token_for(hub, "olle.dso", Role.PRIVACY_OFFICER))
+    answer = client.post("/api/log/extract", json={"pnr": PNR}, headers=olle)
+    assert answer.status_code == 200, answer.text
+    made = answer.json()
+    by_cli = json.loads(cli("log", "extract", "--pnr", PNR, "--format", "json").out)
+    assert made["participant"] == by_cli["participant"] == hub.keys.pseudonym(PNR)
+    seqs = [e["seq"] for e in made["entries"]]
+    assert seqs and seqs == [e["seq"] for e in by_cli["entries"]][: len(seqs)]
+    root = base64.b64decode(made["checkpoint"]["root"])
+    for entry in made["entries"]:  # each proof checks against the signed root
+        proof = entry["inclusion_proof"]
+        assert proof["tree_size"] == made["checkpoint"]["tree_size"]
+        leaf = bytes.fromhex(entry["leaf_hash"])
+        hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+        assert root_from_inclusion_proof(entry["seq"], proof["tree_size"], leaf, hashes) == root
+    extracts = [e for e in ledger(hub.db) if e["action"] == "ledger_extract"]
+    assert (extracts[0]["actor"], extracts[0]["role"]) == ("olle.dso", "privacy_officer")
+    anna = bearer(token_for(hub, "anna.af", Role.CASEWORKER, party="af"))
+    assert client.post("/api/log/extract", json={"pnr": PNR}, headers=anna).status_code == 403
+    bad = client.post("/api/log/extract", json={"pnr": "12345"}, headers=olle)
+    assert bad.status_code == 422 and "12345" not in bad.text
+
+
+def test_the_page_makes_the_log_extract_in_swedish(hub: Hub, client: TestClient) -> None:
+    client.post("/login", data={"token": token_for(hub, "olle.dso", Role.PRIVACY_OFFICER)})
+    page = client.post("/extract/log", data={"pnr": PNR})
+    assert page.status_code == 200
+    assert "Log extract" in page.text and "Samtycke registrerat" in page.text
+    assert PNR not in client.get("/extract").text
+    missing = client.post("/extract/log", data={"pnr": " "})
+    assert missing.status_code == 422 and "personnummer" in missing.text
