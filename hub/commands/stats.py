@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from hub.commands.common import hub_from, print_json
+from hub.errors import InputError
 from hub.ledger.service import cli_actor
+from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup_report
 from hub.stats.period import parse_period
 from hub.stats.text import render_text
@@ -25,6 +27,9 @@ def stats(
         ..., "--to", metavar="YYYY-MM-DD", help="Last day of the period (included)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_csv: bool = typer.Option(
+        False, "--csv", help="Print the report as CSV (table, row, women, men, total)."
+    ),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Follow-up statistics for a period: new, active and closed participants (closures also
@@ -35,10 +40,14 @@ def stats(
     to 4 are shown as `<5` (`null` with `suppressed: true` in JSON) so that no one can be
     singled out. See docs/statistics.md.
     """
+    if as_json and as_csv:
+        raise InputError("give --json or --csv, not both")
     start, end = parse_period(from_, to, ("--from", "--to"))
     report = followup_report(hub_from(ctx), start, end, actor=actor or cli_actor())
     if as_json:
         print_json(report.model_dump(mode="json"))
+    elif as_csv:
+        typer.echo(render_csv(report), nl=False)
     else:
         typer.echo(render_text(report))
 

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from hub.context import Hub
 from hub.errors import InputError
+from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup_report
 from hub.stats.period import parse_day, parse_period
 from hub.stats.report import FollowUpReport
@@ -56,6 +57,20 @@ def stats(
 
 
 # -- page ---------------------------------------------------------------------------------
+
+
+@router.get("/stats.csv")
+def stats_csv(
+    user: SteeringGroup, hub: HubDep, start: FromDay = None, end: ToDay = None
+) -> Response:
+    """The follow-up report for ``from``..``to`` as a CSV download, as `evi stats --csv`."""
+    report = _report(hub, user, start, end)
+    name = f"evi-uppfoljning-{report.period_start}-{report.period_end}.csv"
+    return Response(
+        render_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/stats")

@@ -84,3 +84,21 @@ def test_bad_dates_exit_2_saying_what_to_fix(
     assert result.code == 2
     assert result.err.startswith(message)
     assert result.out == ""
+
+
+def test_stats_csv_has_a_row_per_figure_with_the_markers_kept(cli: Any, caseload: Caseload) -> None:
+    import csv
+
+    result = cli("stats", *PERIOD, "--csv")
+    assert result.code == 0, result.err
+    rows = list(csv.reader(result.out.splitlines()))
+    assert rows[0] == ["period", "2025-04-01 to 2025-06-30", "", "", ""]
+    assert ["table", "row", "women", "men", "total"] in rows
+    cells = {(r[0], r[1]): r[2:] for r in rows}
+    assert cells[("Participants", "new (case opened)")] == ["6", "0", "6"]
+    assert cells[("Participants", "active (case open)")] == ["x", "<5", "9"]
+    assert cells[("Closed, by outcome", "work_with_subsidy")] == ["0", "<5", "<5"]
+    assert cells[("Left out: gate did not permit", "entirely (in no figure)")][2] == "0"
+    assert any(r[0] == "legend" and r[1].startswith("<5: between 1 and 4") for r in rows)
+    both = cli("stats", *PERIOD, "--csv", "--json")
+    assert both.code == 2 and "--json or --csv" in both.err

@@ -177,3 +177,29 @@ def _is_day(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_the_csv_download_is_what_evi_stats_csv_prints(
+    client: TestClient, steering: dict[str, str], cli: Any
+) -> None:
+    response = client.get("/stats.csv", params=PERIOD, headers=steering)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert (
+        'filename="evi-uppfoljning-2025-04-01-2025-06-30.csv"'
+        in (response.headers["content-disposition"])
+    )
+    by_cli = cli("stats", "--from", PERIOD["from"], "--to", PERIOD["to"], "--csv").out
+    # the same file but for the last line, which names each report's own correlation id
+    assert response.text.splitlines()[:-1] == by_cli.splitlines()[:-1]
+    assert client.get("/stats.csv", params={"from": "2025-13-01", "to": "2025-06-30"},
+                      headers=steering).status_code == 422  # fmt: skip
+
+
+def test_the_report_page_links_its_csv_and_only_the_steering_group_gets_it(
+    hub: Hub, client: TestClient, steering: dict[str, str]
+) -> None:
+    page = client.get("/stats", params=PERIOD, headers=steering)
+    assert 'href="/stats.csv?from=2025-04-01&amp;to=2025-06-30"' in page.text
+    officer = bearer(token_for(hub, "dso.kommun", Role.PRIVACY_OFFICER, party="kommun"))
+    assert client.get("/stats.csv", params=PERIOD, headers=officer).status_code == 403
