@@ -43,15 +43,19 @@ def list_(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array (stable fields)."),
 ) -> None:
-    """Show every web user: name, party, role, created, status. Never a token."""
+    """Show every web user: name, party, role, created, last used, status. Never a token.
+
+    LAST USED is when they last signed in or used their token (to the hour): for the
+    periodic review of who still needs access."""
     users = list_users(hub_from(ctx))
     if as_json:
         print_json([u.as_json() for u in users])
         return
-    rows = [("NAME", "PARTY", "ROLE", "CREATED", "STATUS")]
+    rows = [("NAME", "PARTY", "ROLE", "CREATED", "LAST USED", "STATUS")]
     for u in users:
         status = "active" if u.active else f"disabled {u.disabled_at:%Y-%m-%d}"
-        rows.append((u.name, u.party, u.role.value, f"{u.created_at:%Y-%m-%d}", status))
+        used = f"{u.last_used_at:%Y-%m-%d}" if u.last_used_at else "never"
+        rows.append((u.name, u.party, u.role.value, f"{u.created_at:%Y-%m-%d}", used, status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

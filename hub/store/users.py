@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.tables.users import WebSessionRow, WebUserRow
@@ -38,6 +38,12 @@ class UserRepository:
     def add(self, row: WebUserRow) -> None:
         self.session.add(row)
         self.session.flush()
+
+    def mark_used(self, name: str, when: datetime) -> None:
+        """Record that ``name`` signed in or used their token at ``when``."""
+        self.session.execute(
+            update(WebUserRow).where(WebUserRow.name == name).values(last_used_at=when)
+        )
 
     def add_session(self, row: WebSessionRow) -> None:
         self.session.add(row)

@@ -52,6 +52,7 @@ def open_session(hub: Hub, token: str, *, clock: Clock = utc_now) -> OpenedSessi
         if row is None or row.disabled_at is not None:
             return None
         users.end_expired_sessions(now)
+        row.last_used_at = now
         users.add_session(
             WebSessionRow(
                 secret_sha256=token_digest(secret),

@@ -19,7 +19,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from hub.context import Hub
@@ -51,6 +51,7 @@ class WebUser:
     role: Role
     created_at: datetime
     disabled_at: datetime | None = None
+    last_used_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -68,6 +69,7 @@ class WebUser:
             "role": self.role.value,
             "created_at": self.created_at.isoformat(),
             "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
         }
 
 
@@ -98,19 +100,27 @@ def web_user(row: WebUserRow) -> WebUser:
         role=Role(row.role),
         created_at=row.created_at,
         disabled_at=row.disabled_at,
+        last_used_at=row.last_used_at,
     )
 
 
 def require_users_table(hub: Hub) -> None:
-    """Raise a clear error on a database from before web users and their sessions
-    (revisions 0002 and 0003)."""
+    """Raise a clear error on a database from before web users, their sessions or their
+    last use (revisions 0002, 0003 and 0004)."""
     from sqlalchemy import inspect
 
     hub.require_schema()
     tables = inspect(hub.db.engine)
-    for table in (WebUserRow.__tablename__, WebSessionRow.__tablename__):
+    for model in (WebUserRow, WebSessionRow):
+        table = model.__tablename__
         if not tables.has_table(table):
             raise StorageError(f"this database has no {table} table yet; run `evi db upgrade`")
+        present = {column["name"] for column in tables.get_columns(table)}
+        missing = sorted(set(model.__table__.columns.keys()) - present)
+        if missing:
+            raise StorageError(
+                f"the {table} table has no column {', '.join(missing)} yet; run `evi db upgrade`"
+            )
 
 
 def known_parties(hub: Hub) -> list[str]:
@@ -221,6 +231,11 @@ def replace_token(hub: Hub, name: str, *, actor: str) -> IssuedToken:
         return IssuedToken(web_user(row), token)
 
 
+LAST_USED_STEP = timedelta(hours=1)
+"""How fresh ``last_used_at`` is kept: a request writes it only when it is older than this,
+so an API client's every request does not become a write."""
+
+
 def authenticate(hub: Hub, token: str) -> WebUser | None:
     """The active user holding ``token``, or ``None`` (unknown, replaced or disabled)."""
     if not token:
@@ -229,4 +244,9 @@ def authenticate(hub: Hub, token: str) -> WebUser | None:
         row = UserRepository(session).by_token_digest(token_digest(token))
         if row is None or row.disabled_at is not None:
             return None
-        return web_user(row)
+        user = web_user(row)
+    now = datetime.now(UTC)
+    if user.last_used_at is None or now - user.last_used_at >= LAST_USED_STEP:
+        with hub.db.session(write_lock=True) as session:
+            UserRepository(session).mark_used(user.name, now)
+    return user

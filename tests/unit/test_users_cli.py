@@ -4,6 +4,7 @@ shows one; disabling a user or issuing a new token makes the old token useless."
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,59 @@ def test_every_change_of_access_is_in_the_transfer_log(migrated: Hub, cli: Any) 
     assert {e["role"] for e in changes} == {"administrator"}
     assert token not in str(ledger(migrated.db))
     assert cli("log", "verify").code == 0
+
+
+def test_a_database_from_before_last_use_says_to_upgrade(
+    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.settings import get_settings
+    from hub.store import migrate
+    from hub.store.db import Database
+
+    url = f"sqlite:///{evi_home / 'old.db'}"
+    monkeypatch.setenv("EVI_DATABASE_URL", url)
+    get_settings.cache_clear()
+    db = Database(url)
+    migrate.upgrade(db, "0003")
+    db.dispose()
+    result = cli("users", "list")
+    assert result.code == 1 and "last_used_at" in result.err and "evi db upgrade" in result.err
+    assert cli("db", "upgrade").code == 0
+    assert cli("users", "list").code == 0
+
+
+def test_list_says_when_each_user_last_signed_in_or_used_their_token(
+    migrated: Hub, cli: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.web.page_sessions import open_session
+    from hub.web.users import LAST_USED_STEP
+
+    api, page = add(cli), add(cli, "dso.kommun", "kommun", "privacy_officer")
+    add(cli, "idle.fk", "fk", "caseworker")
+    assert authenticate(migrated, api) is not None  # an API request
+    assert open_session(migrated, page) is not None  # a sign-in on the pages
+    users = {u["name"]: u for u in json.loads(cli("users", "list", "--json").out)}
+    today = datetime.now(UTC).date().isoformat()
+    assert users["anna.af"]["last_used_at"].startswith(today)
+    assert users["dso.kommun"]["last_used_at"].startswith(today)
+    assert users["idle.fk"]["last_used_at"] is None
+    table = cli("users", "list").out
+    assert "LAST USED" in table and "never" in next(
+        line for line in table.splitlines() if "idle" in line
+    )
+    # within the hour a request does not write again; after it, it does
+    recent = datetime.now(UTC) - LAST_USED_STEP / 2
+    stale = datetime.now(UTC) - LAST_USED_STEP - timedelta(minutes=1)
+    for when, changed in ((recent, False), (stale, True)):
+        with migrated.db.session() as session:
+            session.execute(
+                text("UPDATE web_user SET last_used_at = :t WHERE name = 'anna.af'"), {"t": when}
+            )
+        authenticate(migrated, api)
+        with migrated.db.session() as session:
+            row = session.execute(
+                text("SELECT last_used_at FROM web_user WHERE name = 'anna.af'")
+            ).scalar_one()
+        assert (str(row)[:19] != str(when)[:19]) == changed, (when, row)

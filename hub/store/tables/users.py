@@ -28,6 +28,8 @@ class WebUserRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When the user last signed in or used their token (to the hour), for access reviews."""
 
 
 class WebSessionRow(Base):
