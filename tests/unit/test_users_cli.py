@@ -114,9 +114,8 @@ def test_users_before_db_upgrade_says_to_run_it(evi_home: Path, cli: Any) -> Non
     assert "evi db upgrade" in result.err
 
 
-def test_a_database_from_before_web_users_says_to_upgrade(
-    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _database_at(revision: str, evi_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub's database, migrated only as far as ``revision``."""
     from hub.settings import get_settings
     from hub.store import migrate
     from hub.store.db import Database
@@ -125,8 +124,14 @@ def test_a_database_from_before_web_users_says_to_upgrade(
     monkeypatch.setenv("EVI_DATABASE_URL", url)
     get_settings.cache_clear()
     db = Database(url)
-    migrate.upgrade(db, "0001")
+    migrate.upgrade(db, revision)
     db.dispose()
+
+
+def test_a_database_from_before_web_users_says_to_upgrade(
+    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _database_at("0001", evi_home, monkeypatch)
     result = cli("users", "add", "anna", "--party", "af", "--role", "caseworker")
     assert result.code == 1
     assert "evi db upgrade" in result.err and result.out == ""
@@ -155,16 +160,7 @@ def test_every_change_of_access_is_in_the_transfer_log(migrated: Hub, cli: Any) 
 def test_a_database_from_before_last_use_says_to_upgrade(
     evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hub.settings import get_settings
-    from hub.store import migrate
-    from hub.store.db import Database
-
-    url = f"sqlite:///{evi_home / 'old.db'}"
-    monkeypatch.setenv("EVI_DATABASE_URL", url)
-    get_settings.cache_clear()
-    db = Database(url)
-    migrate.upgrade(db, "0003")
-    db.dispose()
+    _database_at("0003", evi_home, monkeypatch)
     result = cli("users", "list")
     assert result.code == 1 and "last_used_at" in result.err and "evi db upgrade" in result.err
     assert cli("db", "upgrade").code == 0
