@@ -30,6 +30,7 @@ from hub.ledger.service import REVIEWER_ROLE
 from hub.ledger.signing import NoteVerifier
 from hub.ledger.verify import LedgerIntegrityError
 from hub.model.identity import identity_input
+from hub.spreadsheet import cell_text
 
 log_app = area_app(help="Review, verify, prove and export the transfer log.", no_args_is_help=True)
 
@@ -123,14 +124,14 @@ def _write_csv(records: list[EntryRecord], out: TextIO) -> None:
         writer.writerow(
             [line["seq"]]
             + [
-                ";".join(line[name]) if name == "categories" else _cell(line[name])
+                cell_text(";".join(line[name]) if name == "categories" else line[name])
                 for name in EXPORT_FIELDS
             ]
         )
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else str(value)  # for the table on the terminal
 
 
 def _print_table(records: list[EntryRecord]) -> None:

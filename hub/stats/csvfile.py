@@ -4,7 +4,8 @@ One row per figure: ``table, row, women, men, total``, the same tables and rows 
 and the web page (:func:`hub.stats.text.tables`), then the people the gate left out, with
 the period and the legend as comment-free leading and trailing rows so the file explains
 itself when opened alone. Suppressed cells keep their markers (``<5``, ``x``): a
-spreadsheet must not turn them into numbers. Python's :mod:`csv` writes it.
+spreadsheet must not turn them into numbers. Python's :mod:`csv` writes it; row labels
+from code lists go through :func:`hub.spreadsheet.cell_text`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 
+from hub.spreadsheet import cell_text
 from hub.stats.report import FollowUpReport
 from hub.stats.text import LEFT_OUT, LEGEND, tables
 
@@ -28,7 +30,7 @@ def render_csv(report: FollowUpReport) -> str:
     for title, rows in tables(report):
         for label, split in rows:
             cells = (split.women.text(), split.men.text(), split.total.text())
-            writer.writerow((title, label, *cells))
+            writer.writerow((title, cell_text(label), *cells))  # labels come from code lists
     title, (entirely, partly) = LEFT_OUT
     writer.writerow((title, entirely, "", "", report.left_out.text()))
     writer.writerow((title, partly, "", "", report.partly_left_out.text()))
