@@ -11,35 +11,22 @@ rotation overwrites. A crash after 2 leaves a database that records the ``.next`
 fingerprint: the next command that opens the keys finishes step 3
 (:func:`finish_rotation`, called by :func:`hub.store.meta.open_keyring`).
 
-The standard library does the work (``os.replace``, ``os.fsync``): no package does this
-particular dance.
+The standard library does the work (``os.replace``, ``os.fsync`` in :func:`hub.keys.write_key_file`
+and :func:`hub.keys.sync_dir`): no package does this particular dance.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.keys import KeySource, key_fingerprint
+from hub.keys import KeySource, key_fingerprint, sync_dir, write_key_file
 
 
 def next_path(source: KeySource) -> Path:
     """Where a rotation keeps the new key until its transaction has committed."""
     return source.path.with_name(source.path.name + ".next")
-
-
-def write_key(path: Path, key: bytes) -> None:
-    """Write ``key`` to ``path`` (0600, base64), replacing a stale one, synced to disk."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(base64.b64encode(key).decode() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    _sync_dir(path.parent)
 
 
 def swap(source: KeySource, pending: Path) -> Path:
@@ -49,9 +36,9 @@ def swap(source: KeySource, pending: Path) -> Path:
     retired = source.path.parent / "retired" / f"{source.name}-{stamp}.key"
     current = KeySource(source.name, None, source.path).load()
     if current is not None:
-        write_key(retired, current)
+        write_key_file(retired, current)
     os.replace(pending, source.path)
-    _sync_dir(source.path.parent)
+    sync_dir(source.path.parent)
     return retired
 
 
@@ -66,11 +53,3 @@ def finish_rotation(source: KeySource, recorded: str) -> bool:
         return False
     swap(source, pending)
     return True
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

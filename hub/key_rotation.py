@@ -1,6 +1,6 @@
 """Rotating an encryption key: a new key, every ciphertext rewritten, the old key retired.
 
-Two keys encrypt what the database keeps (:data:`hub.store.meta.ENCRYPTING`):
+Two keys encrypt what the database keeps (:data:`hub.keys.ENCRYPTING`):
 
 * ``pnr-encryption``: every participant's identity number;
 * ``connector-secrets``: connector secrets and the sealed evidence of every consent version.
@@ -37,11 +37,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.errors import ConfigError, InputError
-from hub.key_files import next_path, swap, write_key
-from hub.keys import KeyRing, KeySource, env_var_for, key_sources
+from hub.key_files import next_path, swap
+from hub.keys import ENCRYPTING, KeyRing, KeySource, env_var_for, key_sources, write_key_file
 from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.writer import append
-from hub.store.meta import ENCRYPTING, set_meta
+from hub.store.meta import set_meta
 from hub.store.tables.connectors import ConnectorConfigRow
 from hub.store.tables.consent import ConsentVersionRow
 from hub.store.tables.meta import HubMeta
@@ -99,7 +99,7 @@ def rotate_key(hub: Hub, name: str, *, actor: str) -> Rotation:
     old = hub.keys  # checks every key against the database (and finishes a rotation)
     key = secrets.token_bytes(32)
     pending = next_path(source)
-    write_key(pending, key)
+    write_key_file(pending, key)
     new = old.with_key(name, key)
     with hub.db.session(write_lock=True) as session:
         recorded = session.execute(

@@ -34,6 +34,15 @@ from hub.errors import ConfigError
 from hub.settings import Settings
 
 KEY_NAMES = ("pnr-encryption", "pnr-lookup", "pseudonym", "connector-secrets")
+PROTECTS = {
+    "pnr-encryption": "identity numbers at rest (AES-256-GCM)",
+    "pnr-lookup": "finding a person by number (keyed HMAC)",
+    "pseudonym": "pseudonyms in logs and the ledger (keyed HMAC)",
+    "connector-secrets": "connector secrets and consent evidence (AES-256-GCM)",
+}
+"""What each key protects, as `evi keys list` says it."""
+ENCRYPTING = ("pnr-encryption", "connector-secrets")
+"""The keys whose ciphertexts the database keeps (and :mod:`hub.key_rotation` rewrites)."""
 _NONCE = 12
 
 
@@ -62,15 +71,34 @@ class KeySource:
 
     def create(self) -> bytes:
         key = secrets.token_bytes(32)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.b64encode(key).decode() + "\n")
+        write_key_file(self.path, key)
         return key
 
     def where(self) -> str:
         return f"{self.path} or the environment variable {env_var_for(self.name)}"
+
+
+def write_key_file(path: Path, key: bytes) -> None:
+    """Write ``key`` to ``path`` (base64, mode 0600, in a 0700 directory), replacing a
+    stale file, synced to disk before this returns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.b64encode(key).decode() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    sync_dir(path.parent)
+
+
+def sync_dir(path: Path) -> None:
+    """Make a directory's entries (a file created, renamed or replaced) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _decode(name: str, text: str, where: str) -> bytes:

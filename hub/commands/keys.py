@@ -12,7 +12,7 @@ import typer
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.errors import InputError
 from hub.key_rotation import NOT_ROTATED, rotatable_source, rotate_key, values_to_rewrite
-from hub.keys import KEY_NAMES, env_var_for, key_sources
+from hub.keys import KEY_NAMES, PROTECTS, env_var_for, key_sources
 from hub.ledger.service import cli_actor
 
 keys_app = area_app(
@@ -34,6 +34,7 @@ def list_(
         rows.append(
             {
                 "name": name,
+                "protects": PROTECTS[name],
                 "source": env_var_for(name) if source.from_env is not None else str(source.path),
                 "fingerprint": keys.fingerprint(name),
                 "rotatable": name not in NOT_ROTATED,
@@ -46,6 +47,7 @@ def list_(
     for row in rows:
         rotation = "rotatable" if row["rotatable"] else "not rotated"
         typer.echo(f"{row['name']:<{width}}  {row['fingerprint']}  {rotation:<11}  {row['source']}")
+        typer.echo(f"{'':<{width}}  protects {row['protects']}")
 
 
 @keys_app.command("rotate")

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import ConfigError
 from hub.key_files import finish_rotation
-from hub.keys import KeyRing, key_fingerprint, key_sources
+from hub.keys import ENCRYPTING, KeyRing, key_fingerprint, key_sources
 from hub.settings import Settings
 from hub.store.tables.meta import HubMeta
 
@@ -52,10 +52,6 @@ def open_keyring(session: Session, settings: Settings) -> KeyRing:
             session.add(HubMeta(key=f"key:{name}", value=key_fingerprint(key)))
         keys[name] = key
     return KeyRing(keys)
-
-
-ENCRYPTING = ("pnr-encryption", "connector-secrets")
-"""The keys whose ciphertexts the database keeps (and :mod:`hub.key_rotation` rewrites)."""
 
 
 def require_current_keys(

@@ -24,8 +24,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.connector.errors import ConnectorError
-from hub.connector.registry import get_connector
-from hub.connector.service import CHECK_RETRY, check_connector, list_connectors, set_enabled
+from hub.connector.service import (
+    CHECK_RETRY,
+    check_connector,
+    connector_status,
+    list_connectors,
+    set_enabled,
+)
 from hub.context import Hub
 from hub.errors import EviError, InputError, NotFoundError
 from hub.sync.history import dead_letters, history, retry
@@ -98,11 +103,11 @@ def check(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
 def _set_enabled(hub: Hub, user: WebUser, name: str, enabled: bool) -> dict[str, Any]:
     set_enabled(hub, name, enabled)
     audit.info("connector %s %s by %s", name, "enabled" if enabled else "disabled", user.name)
-    return next(s.as_json() for s in list_connectors(hub) if s.name == name)
+    return connector_status(hub, name).as_json()
 
 
 def _check(hub: Hub, name: str) -> dict[str, Any]:
-    get_connector(hub.plugins, name)  # an unknown name is a 404, not a failed check
+    """An unknown connector is a 404 (NotFoundError), not a failed check."""
     try:
         status = check_connector(hub, name, retry=CHECK_RETRY)
     except ConnectorError as exc:
@@ -185,7 +190,7 @@ def connector_form(
             note = f"{name}: {'ok' if result['ok'] else 'check failed'}: {result['detail']}"
             return render(request, "admin.html", _page(hub, note), user=user)
         if action not in ("enable", "disable"):
-            raise NotFoundError(f"no action '{action}' for a connector: enable, disable or check")
+            raise NotFoundError("a connector's actions are enable, disable and check")
         _set_enabled(hub, user, name, action == "enable")
     except EviError as exc:
         return render(

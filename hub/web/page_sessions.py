@@ -1,10 +1,10 @@
 """Page sessions: what the session cookie stands for once a user has signed in.
 
-``POST /login`` checks the user's token and opens a session: a fresh random secret
-(``secrets.token_urlsafe(32)``, 256 bits) goes into the cookie, and only its SHA-256 is
-stored, with the user and the moment it expires. The cookie never holds the token itself,
-so a copied cookie is worth one working day at most, and signing out ends it on the server
-too, not only in the browser.
+``POST /login`` checks the user's token and opens a session: a fresh random secret (256
+bits, made like a token by :func:`hub.web.users.new_token`) goes into the cookie, and only
+its SHA-256 is stored, with the user and the moment it expires. The cookie never holds
+the token itself, so a copied cookie is worth one working day at most, and signing out
+ends it on the server too, not only in the browser.
 
 A session is honoured only while it has not expired (:data:`SESSION_SECONDS`, checked by
 the server whatever the browser keeps) and its user is active; disabling a user or giving
@@ -16,7 +16,6 @@ This module imports no FastAPI.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,7 +23,7 @@ from hub.clock import Clock, utc_now
 from hub.context import Hub
 from hub.store.tables.users import WebSessionRow
 from hub.store.users import UserRepository
-from hub.web.users import WebUser, require_users_table, token_digest, web_user
+from hub.web.users import WebUser, new_token, require_users_table, token_digest, web_user
 
 SESSION_SECONDS = 8 * 3600
 """How long a page session lasts before the token must be given again: a working day."""
@@ -45,7 +44,7 @@ def open_session(hub: Hub, token: str, *, clock: Clock = utc_now) -> OpenedSessi
         return None
     require_users_table(hub)
     now = clock()
-    secret = secrets.token_urlsafe(32)
+    secret, digest = new_token()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
         row = users.by_token_digest(token_digest(token))
@@ -55,7 +54,7 @@ def open_session(hub: Hub, token: str, *, clock: Clock = utc_now) -> OpenedSessi
         row.last_used_at = now
         users.add_session(
             WebSessionRow(
-                secret_sha256=token_digest(secret),
+                secret_sha256=digest,
                 user_id=row.id,
                 created_at=now,
                 expires_at=now + timedelta(seconds=SESSION_SECONDS),
@@ -83,8 +82,9 @@ def end_session(hub: Hub, secret: str) -> WebUser | None:
     there was no such session). Ending it twice is harmless."""
     if not secret:
         return None
+    digest = token_digest(secret)
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
-        found = users.by_session_digest(token_digest(secret))
-        users.end_session(token_digest(secret))
+        found = users.by_session_digest(digest)
+        users.end_session(digest)
         return None if found is None else web_user(found[1])

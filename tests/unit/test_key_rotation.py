@@ -209,6 +209,8 @@ def test_the_cli_says_what_a_rotation_would_rewrite_and_does_it_with_yes(
     new_key = base64.b64decode(_key_file(hub, "pnr-encryption").read_text())
     assert rows["pnr-encryption"]["fingerprint"] == key_fingerprint(new_key)
     assert rows["pseudonym"]["rotatable"] is False
+    assert "identity numbers" in rows["pnr-encryption"]["protects"]
+    assert "protects identity numbers" in cli("keys", "list").out
     for name in rows:
         assert _key_file(hub, name).read_text().strip() not in listed.out
     assert sorted(_numbers(_fresh(hub))) == sorted(PEOPLE)
