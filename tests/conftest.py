@@ -3,7 +3,8 @@
 * ``evi_home``: an empty ``$EVI_HOME`` for the test, settings cache cleared.
 * ``db_url``: parametrised over SQLite and (when ``EVI_TEST_POSTGRES_URL`` is set)
   PostgreSQL, each test in a schema of its own. Tests on PostgreSQL carry the
-  ``postgres`` marker; with ``CI=true`` a skipped PostgreSQL test fails the run.
+  ``postgres`` marker; with ``CI=true`` a skipped PostgreSQL test fails the run, and so
+  does a skipped browser test (``browser`` marker, tests/browser).
 * ``database``: a :class:`hub.store.db.Database` with every table created.
 * ``hub``: an opened :class:`hub.context.Hub` on that database, keys in ``evi_home``.
 * ``cli``: runs ``evi ARGS`` in-process and returns ``(exit_code, stdout, stderr)``.
@@ -121,23 +122,34 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return invoke
 
 
-# -- CI: PostgreSQL tests must run -----------------------------------------------------
+# -- CI: PostgreSQL and browser tests must run ------------------------------------------
 
-_skipped_postgres: list[str] = []
+# marker -> what to do so those tests run
+MUST_RUN_IN_CI = {
+    "postgres": f"set {PG_ENV}",
+    "browser": "install Chromium and ChromeDriver (.ci/run installs Debian's)",
+}
+_skipped: dict[str, list[str]] = {marker: [] for marker in MUST_RUN_IN_CI}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "postgres" in report.keywords:
-        _skipped_postgres.append(report.nodeid)
+    if report.skipped:
+        for marker, skipped in _skipped.items():
+            if marker in report.keywords:
+                skipped.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get("CI") == "true" and _skipped_postgres:
+    if os.environ.get("CI") != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for marker, skipped in _skipped.items():
+        if not skipped:
+            continue
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(
-                f"CI=true but {len(_skipped_postgres)} PostgreSQL test(s) were skipped "
-                f"(first: {_skipped_postgres[0]}); set {PG_ENV}",
+                f"CI=true but {len(skipped)} {marker} test(s) were skipped "
+                f"(first: {skipped[0]}); {MUST_RUN_IN_CI[marker]}",
                 red=True,
             )
