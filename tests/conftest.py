@@ -8,6 +8,7 @@
 * ``database``: a :class:`hub.store.db.Database` with every table created.
 * ``hub``: an opened :class:`hub.context.Hub` on that database, keys in ``evi_home``.
 * ``cli``: runs ``evi ARGS`` in-process and returns ``(exit_code, stdout, stderr)``.
+* ``failed_home``: the demo's small caseload after a night in which fk refused every push.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import NamedTuple
 
 import pytest
 from pg_support import PG_ENV, make_pg_schema_url
+from sync_support import POPULATION, SEED, knobs
 
 import hub.store.tables
-from hub.context import Hub
+from hub.context import Hub, open_hub
+from hub.demo.run import demo_sandboxes
 from hub.settings import get_settings
 from hub.store.base import Base
 from hub.store.db import Database
@@ -120,6 +123,26 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+# -- a home with dead letters (the administrator's web tests) -----------------------------
+
+
+@pytest.fixture
+def failed_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """The demo's caseload after a night in which fk refused every push (dead letters)."""
+    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
+    monkeypatch.setenv("EVI_SYNC__MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    setup = cli("demo", "--setup-only", "--seed", str(SEED), "--population", str(POPULATION))
+    assert setup.code == 0, setup.err
+    assert cli("sync", "--sandbox", "--queue-only").code == 0
+    hub = open_hub(get_settings())
+    knobs(demo_sandboxes(hub)["fk"], fail_rate=1.0)
+    assert cli("sync", "--sandbox", "--connector", "fk").code == 1
+    knobs(demo_sandboxes(hub)["fk"], fail_rate=0.0)
+    yield hub
+    hub.close()
 
 
 # -- CI: PostgreSQL and browser tests must run ------------------------------------------

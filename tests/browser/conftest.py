@@ -11,6 +11,9 @@ The browser is Debian's ``chromium`` driven through its ``chromium-driver`` by S
 nothing is downloaded). Set ``EVI_TEST_CHROMIUM`` and ``EVI_TEST_CHROMEDRIVER`` to use
 other binaries. Without a browser the tests are skipped; with ``CI=true`` a skipped
 browser test fails the run (tests/conftest.py), and ``.ci/run`` installs the two packages.
+
+The accessibility tests run Deque's axe-core (the npm package's ``axe.min.js``, named by
+``EVI_TEST_AXE``; ``.ci/run`` installs a pinned version) in the page.
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from typing import Any
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from hub.context import Hub
@@ -91,7 +94,12 @@ def chromium(downloads: Path) -> Iterator[webdriver.Chrome]:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.add_experimental_option(
         "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "credentials_enable_service": False,  # no "save password?" over the token field
+            "profile.password_manager_enabled": False,
+        },
     )
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     chrome.set_page_load_timeout(30)
@@ -99,6 +107,18 @@ def chromium(downloads: Path) -> Iterator[webdriver.Chrome]:
         yield chrome
     finally:
         chrome.quit()
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> str:
+    """The source of axe-core's ``axe.min.js`` (from ``EVI_TEST_AXE``)."""
+    given = os.environ.get("EVI_TEST_AXE")
+    if not given or not Path(given).is_file():
+        pytest.skip(
+            "no axe-core: `npm install --prefix DIR axe-core` and set EVI_TEST_AXE to "
+            "DIR/node_modules/axe-core/axe.min.js"
+        )
+    return Path(given).read_text(encoding="utf-8")
 
 
 def free_port() -> int:
@@ -177,10 +197,17 @@ class Page:
         self.submit(buttons[0])
 
     def submit(self, button: WebElement) -> None:
-        """Click a form's button and wait until the browser shows the next page."""
-        before = self.driver.find_element(By.TAG_NAME, "html")
+        """Click a form's button (or a link) and wait until the next page has loaded.
+
+        The mark set on this page's window is gone once another document shows; asking
+        while the browser is between the two may fail, so the wait asks again."""
+        self.driver.execute_script("window.eviPageBefore = true")
         button.click()
-        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(before))
+        WebDriverWait(self.driver, 30, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return !window.eviPageBefore && document.readyState === 'complete'"
+            )
+        )
 
     def follow(self, link_text: str) -> None:
         """Follow the link with this text and wait for its page."""

@@ -14,31 +14,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sync_support import POPULATION, SEED, knobs
 from web_support import bearer, token_for, web_client
 
-from hub.context import Hub, open_hub
-from hub.demo.run import demo_sandboxes
-from hub.settings import get_settings
+from hub.context import Hub
 from hub.store.tables.connectors import ConnectorConfigRow
 from hub.web.users import Role
-
-
-@pytest.fixture
-def failed_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
-    """The demo's caseload after a night in which fk refused every push (dead letters)."""
-    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
-    monkeypatch.setenv("EVI_SYNC__MAX_ATTEMPTS", "1")
-    get_settings.cache_clear()
-    setup = cli("demo", "--setup-only", "--seed", str(SEED), "--population", str(POPULATION))
-    assert setup.code == 0, setup.err
-    assert cli("sync", "--sandbox", "--queue-only").code == 0
-    hub = open_hub(get_settings())
-    knobs(demo_sandboxes(hub)["fk"], fail_rate=1.0)
-    assert cli("sync", "--sandbox", "--connector", "fk").code == 1
-    knobs(demo_sandboxes(hub)["fk"], fail_rate=0.0)
-    yield hub
-    hub.close()
 
 
 @pytest.fixture
