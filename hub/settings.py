@@ -78,6 +78,13 @@ class RoutingRule(_Section):
     purpose: Literal["coordination", "evaluation"] = "coordination"
 
 
+class WebSettings(_Section):
+    language: Literal["sv", "en"] = Field(
+        default="sv",
+        description="language of the pages when the browser asks for neither sv nor en",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting EVI hub reads. Unknown keys anywhere are refused."""
 
@@ -96,6 +103,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     consent: ConsentSettings = ConsentSettings()
     sync: SyncSettings = SyncSettings()
+    web: WebSettings = WebSettings()
     routing: list[RoutingRule] = []
 
     @classmethod

@@ -36,6 +36,7 @@ from hub.errors import EviError, InputError, NotFoundError
 from hub.sync.history import dead_letters, history, retry
 from hub.web.auth import HubDep, require_role
 from hub.web.forms import read_form
+from hub.web.i18n import N_, tr, tr_n
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -155,9 +156,12 @@ def admin_page(
     page = _page(hub, None)
     installed = {c.name for c in page["connectors"]}
     if queued is not None:
-        page["message"] = f"{queued} transfer(s) queued again"
+        page["message"] = tr_n(
+            request, "%(num)d transfer queued again", "%(num)d transfers queued again", queued
+        )
     elif enabled in installed or disabled in installed:  # never echo other text
-        page["message"] = f"{enabled or disabled}: {'enabled' if enabled else 'disabled'}"
+        done = N_("%(name)s: enabled") if enabled else N_("%(name)s: disabled")
+        page["message"] = tr(request, done, name=enabled or disabled)
     return render(request, "admin.html", page, user=user)
 
 
@@ -187,7 +191,12 @@ def connector_form(
     try:
         if action == "check":
             result = _check(hub, name)
-            note = f"{name}: {'ok' if result['ok'] else 'check failed'}: {result['detail']}"
+            outcome = (
+                N_("%(name)s: ok: %(detail)s")
+                if result["ok"]
+                else N_("%(name)s: check failed: %(detail)s")
+            )
+            note = tr(request, outcome, name=name, detail=result["detail"])
             return render(request, "admin.html", _page(hub, note), user=user)
         if action not in ("enable", "disable"):
             raise NotFoundError("a connector's actions are enable, disable and check")

@@ -6,7 +6,9 @@
 * anything else -> 500 "internal error"; the server log gets the exception's type, and its
   traceback only at debug level (an exception's text may quote data).
 
-API paths (``/api/…``) answer ``{"detail": message}``; pages answer the error page.
+API paths (``/api/…``) answer ``{"detail": message}``; pages answer the error page, which
+leads with what the status means in the page's language (:data:`PAGE_LEADS`) and then
+gives the message (in English: the hub's messages are shared with the CLI and the API).
 No response ever carries a traceback.
 """
 
@@ -20,9 +22,19 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.errors import EviError
+from hub.web.i18n import N_, tr
 from hub.web.security import add_security_headers
 
 log = logging.getLogger(__name__)
+
+PAGE_LEADS = {
+    403: N_("Your role may not use this page."),
+    404: N_("There is no such page or item."),
+    409: N_("That cannot be done now."),
+    422: N_("Check what you entered."),
+    500: N_("Something went wrong on the server; the server's log says what."),
+}
+"""What an error status means, at the top of the error page (500's for any other)."""
 
 
 class NotAuthenticated(EviError):
@@ -46,14 +58,23 @@ def error_response(request: Request, status: int, message: str) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if wants_json(request):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
+    from hub.web.auth import SESSION_COOKIE
     from hub.web.templating import render
 
-    if status == 401:
-        return render(request, "login.html", {"message": message}, status=401)
+    if status == 401:  # the sign-in form, in place, in the page's language
+        if request.cookies.get(SESSION_COOKIE):
+            note = tr(
+                request,
+                "Your session has ended (signed out, after a working day, or your access "
+                "changed). Sign in again.",
+            )
+        else:
+            note = tr(request, "Sign in to see this page.")
+        return render(request, "login.html", {"message": note}, status=401)
     user = getattr(request.state, "user", None)
-    return render(
-        request, "error.html", {"status": status, "message": message}, status=status, user=user
-    )
+    lead = tr(request, PAGE_LEADS.get(status, PAGE_LEADS[500]))
+    page = {"status": status, "message": f"{lead} ({message})"}
+    return render(request, "error.html", page, status=status, user=user)
 
 
 async def _evi_error(request: Request, exc: Exception) -> Response:

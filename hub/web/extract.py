@@ -26,6 +26,7 @@ from hub.model.identity import identity_input
 from hub.web.auth import HubDep, require_role
 from hub.web.casework import LookUp, person_page
 from hub.web.forms import read_form
+from hub.web.i18n import tr
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -86,7 +87,11 @@ def log_extract_page(
     def build(pnr: str) -> dict[str, Any]:
         made = _log_extract(hub, user, pnr)
         failures = made.checkpoint.witness_failures
-        note = f"a witness could not be given the checkpoint: {failures[0]}" if failures else None
+        note = (
+            tr(request, "A witness could not be given the checkpoint: %(why)s", why=failures[0])
+            if failures
+            else None
+        )
         return {"text": made.as_text(), "kind": "log", "message": note}
 
     return person_page(request, form, user, "extract.html", build, {"text": None, "kind": None})

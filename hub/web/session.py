@@ -26,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from hub.context import Hub
 from hub.web.auth import SESSION_COOKIE, CurrentUser, get_hub
 from hub.web.forms import read_form
+from hub.web.i18n import tr
 from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
 from hub.web.templating import render
 
@@ -54,7 +55,12 @@ def login(
         return render(
             request,
             "login.html",
-            {"message": "that token is not valid (unknown, replaced, or its user is disabled)"},
+            {
+                "message": tr(
+                    request,
+                    "That token is not valid (unknown, replaced, or its user is disabled).",
+                )
+            },
             status=401,
         )
     user = opened.user

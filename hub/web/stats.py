@@ -24,8 +24,8 @@ from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup_report
 from hub.stats.period import parse_day, parse_period
 from hub.stats.report import FollowUpReport
-from hub.stats.text import LEFT_OUT, LEGEND, tables
 from hub.web.auth import HubDep, require_role
+from hub.web.stats_text import page_tables
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -79,30 +79,32 @@ def stats_page(
 ) -> Response:
     """The period form; with a period, the report as tables (the gate is asked, and logs)."""
     if start is None and end is None:
-        return render(request, "stats.html", _page(start, end), user=user)
+        return render(request, "stats.html", _page(request, start, end), user=user)
     try:
         report = _report(hub, user, start, end)
     except InputError as exc:
-        page = _page(start, end, problem=exc.message)
+        page = _page(request, start, end, problem=exc.message)
         return render(request, "stats.html", page, status=exc.http_status, user=user)
-    return render(request, "stats.html", _page(start, end, report), user=user)
+    return render(request, "stats.html", _page(request, start, end, report), user=user)
 
 
 def _page(
+    request: Request,
     start: str | None,
     end: str | None,
     report: FollowUpReport | None = None,
     problem: str | None = None,
 ) -> dict[str, Any]:
     """What the page shows: the form (refilled only with real dates) and the report."""
-    return {
+    page: dict[str, Any] = {
         "period": {"from": _refill(start), "to": _refill(end)},
         "problem": problem,
         "report": report,
-        "tables": tables(report) if report is not None else [],
-        "left_out": LEFT_OUT,
-        "legend": LEGEND,
+        "tables": [],
     }
+    if report is not None:
+        page.update(page_tables(request, report))
+    return page
 
 
 def _refill(text: str | None) -> str:

@@ -2,6 +2,8 @@
 navigation every page shows.
 
 Autoescaping is on for every template (values from the ledger are data, never markup).
+Every text is marked for translation, ``{{ _("…") }}``, and shown in the request's
+language (:mod:`hub.web.i18n`).
 A router adds a navigation link by declaring ``NAV = (NavLink(...), …)`` in its module;
 :func:`hub.web.app.create_app` collects them, and the base layout shows a user the links
 their role may follow.
@@ -19,10 +21,20 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
 from hub.web.users import Role, WebUser
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
+
+
+ROLE_NAMES: dict[Role, str] = {
+    Role.CASEWORKER: N_("caseworker"),
+    Role.PRIVACY_OFFICER: N_("privacy_officer"),
+    Role.STEERING_GROUP: N_("steering_group"),
+    Role.ADMINISTRATOR: N_("administrator"),
+}
+"""How the pages name each role (English: the role's own value)."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +48,20 @@ class NavLink:
 
 @cache
 def environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # New-style gettext: `_("… %(name)s …", name=x)` escapes x and fills it in; the
+    # language is the render's `lang` (hub.web.i18n), so one environment serves both.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        template_gettext, template_ngettext, newstyle=True
+    )
+    return env
 
 
 def nav_for(request: Request, user: WebUser | None) -> list[NavLink]:
@@ -60,8 +79,14 @@ def render(
     status: int = 200,
     user: WebUser | None = None,
 ) -> HTMLResponse:
-    """Render ``template`` with the page's user and navigation."""
-    values: dict[str, Any] = {"user": user, "nav": nav_for(request, user), "message": None}
+    """Render ``template`` in the request's language with the page's user and navigation."""
+    values: dict[str, Any] = {
+        "user": user,
+        "nav": nav_for(request, user),
+        "message": None,
+        "lang": language_for(request),
+        "role_name": ROLE_NAMES[user.role] if user is not None else None,
+    }
     values.update(context or {})
     html = environment().get_template(template).render(values)
     return HTMLResponse(html, status_code=status)

@@ -9,9 +9,13 @@ from hub.web.app import create_app
 from hub.web.users import Role, add_user
 
 
-def web_client(hub: Hub) -> TestClient:
-    """A client of the app over ``hub``, on https (the session cookie is Secure)."""
-    return TestClient(create_app(hub), base_url="https://testserver")
+def web_client(hub: Hub, language: str = "en") -> TestClient:
+    """A client of the app over ``hub``, on https (the session cookie is Secure), whose
+    browser asks for ``language`` (the pages' texts in English are the catalog's ids;
+    tests/unit/test_web_i18n.py covers Swedish, the default)."""
+    return TestClient(
+        create_app(hub), base_url="https://testserver", headers={"accept-language": language}
+    )
 
 
 def token_for(hub: Hub, name: str, role: Role, party: str = "team") -> str:

@@ -1,0 +1,74 @@
+"""The follow-up report's tables as the page shows them, in the page's language.
+
+:func:`hub.stats.text.tables` gives the report's titles and row labels in English (the CLI
+and the CSV show them so) and the breakdown rows as codes; here each becomes a text of the
+page catalog (:mod:`hub.web.i18n`), codes as words. tests/unit/test_web_i18n.py checks
+that every title, label and code the report can have is here, and that the English of the
+legend is :data:`hub.stats.text.LEGEND` word for word.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from fastapi import Request
+
+from hub.model.codes import ClosureReason, OutcomeType
+from hub.stats.report import SMALL_CELL_LIMIT, FollowUpReport
+from hub.stats.text import LEFT_OUT, tables
+from hub.web.i18n import N_, tr
+
+LABELS: Final[dict[str, str]] = {
+    # titles and labels of hub.stats.text
+    "Participants": N_("Participants"),
+    "new (case opened)": N_("new (case opened)"),
+    "active (case open)": N_("active (case open)"),
+    "closed (case closed)": N_("closed (case closed)"),
+    "Closed, by outcome": N_("Closed, by outcome"),
+    "Closed, by reason": N_("Closed, by reason"),
+    "Left out: gate did not permit": N_("Left out: gate did not permit"),
+    "entirely (in no figure)": N_("entirely (in no figure)"),
+    "partly (may be incomplete)": N_("partly (may be incomplete)"),
+    # outcomes (utfall)
+    OutcomeType.WORK: N_("work"),
+    OutcomeType.WORK_WITH_SUBSIDY: N_("work with subsidy"),
+    OutcomeType.STUDIES: N_("studies"),
+    OutcomeType.SELF_SUFFICIENCY: N_("self-sufficiency"),
+    OutcomeType.RIGHT_BENEFIT: N_("right benefit"),
+    OutcomeType.SOL_LSS_OCCUPATION: N_("SoL/LSS occupation"),
+    # reasons for closing (slutorsak)
+    ClosureReason.GOAL_REACHED: N_("goal reached"),
+    ClosureReason.OTHER_SUPPORT: N_("other support"),
+    ClosureReason.ILLNESS: N_("illness"),
+    ClosureReason.MOVED: N_("moved"),
+    ClosureReason.OWN_REQUEST: N_("own request"),
+    ClosureReason.NO_CONTACT: N_("no contact"),
+    ClosureReason.CONSENT_WITHDRAWN: N_("consent withdrawn"),
+    # both
+    "other": N_("other"),
+    "unmapped": N_("unmapped (no common code)"),
+}
+
+LEGEND: Final = (
+    N_("<%(limit)s: between 1 and %(most)s people, not shown so that no one can be singled out."),
+    N_("x: not shown either, so that a <%(limit)s cell cannot be worked out from the others."),
+)
+
+
+def label(request: Request, text: str) -> str:
+    return tr(request, LABELS.get(text, text))
+
+
+def page_tables(request: Request, report: FollowUpReport) -> dict[str, Any]:
+    """The page's ``tables``, ``left_out`` and ``legend``, in the request's language."""
+    title, (entirely, partly) = LEFT_OUT
+    return {
+        "tables": [
+            (label(request, name), [(label(request, row), split) for row, split in rows])
+            for name, rows in tables(report)
+        ],
+        "left_out": (label(request, title), (label(request, entirely), label(request, partly))),
+        "legend": [
+            tr(request, line, limit=SMALL_CELL_LIMIT, most=SMALL_CELL_LIMIT - 1) for line in LEGEND
+        ],
+    }
