@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from hub.casework.status import SWEDEN
 from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
 from hub.web.users import Role, WebUser
 
@@ -35,6 +37,25 @@ ROLE_NAMES: dict[Role, str] = {
     Role.ADMINISTRATOR: N_("administrator"),
 }
 """How the pages name each role (English: the role's own value)."""
+
+KIND_NAMES: dict[str, str] = {
+    "referral": N_("referral"),
+    "assessment": N_("assessment"),
+    "plan": N_("plan"),
+    "intervention": N_("intervention"),
+    "benefit": N_("benefit"),
+    "health": N_("health"),
+    "closure": N_("closure"),
+}
+"""How the pages name each kind of record (:data:`hub.model.records.KIND_CATEGORY`)."""
+
+
+def swedish_time(value: datetime | str | None) -> str:
+    """A time (or ISO text) as Swedish local time to the minute, as every page shows it."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(SWEDEN).strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,8 @@ def environment() -> Environment:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         template_gettext, template_ngettext, newstyle=True
     )
+    env.filters["swedish_time"] = swedish_time
+    env.globals["kind_names"] = KIND_NAMES
     return env
 
 
