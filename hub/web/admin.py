@@ -35,6 +35,7 @@ from hub.context import Hub
 from hub.errors import EviError, InputError, NotFoundError
 from hub.sync.history import dead_letters, history, retry
 from hub.web.auth import HubDep, require_role
+from hub.web.errors import page_message
 from hub.web.forms import read_form
 from hub.web.i18n import N_, tr, tr_n
 from hub.web.templating import NavLink, render
@@ -178,7 +179,11 @@ def retry_form(
         count = _retry(hub, user, wanted)
     except EviError as exc:
         return render(
-            request, "admin.html", _page(hub, exc.message), status=exc.http_status, user=user
+            request,
+            "admin.html",
+            _page(hub, page_message(request, exc.http_status, exc.message)),
+            status=exc.http_status,
+            user=user,
         )
     return RedirectResponse(f"/admin?queued={count}", status_code=303)
 
@@ -203,7 +208,11 @@ def connector_form(
         _set_enabled(hub, user, name, action == "enable")
     except EviError as exc:
         return render(
-            request, "admin.html", _page(hub, exc.message), status=exc.http_status, user=user
+            request,
+            "admin.html",
+            _page(hub, page_message(request, exc.http_status, exc.message)),
+            status=exc.http_status,
+            user=user,
         )
     return RedirectResponse(f"/admin?{action}d={name}", status_code=303)
 

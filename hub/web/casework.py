@@ -23,6 +23,7 @@ from hub.context import Hub
 from hub.errors import EviError, InputError
 from hub.model.identity import identity_input
 from hub.web.auth import HubDep, require_role
+from hub.web.errors import page_message
 from hub.web.forms import read_form
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -74,7 +75,7 @@ def person_page(
             raise InputError("pnr: give the person's personnummer or samordningsnummer")
         page = build(pnr)
     except EviError as exc:
-        page = {**empty, "message": exc.message}
+        page = {**empty, "message": page_message(request, exc.http_status, exc.message)}
         return render(request, template, page, status=exc.http_status, user=user)
     return render(request, template, page, user=user)
 

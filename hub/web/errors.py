@@ -72,9 +72,14 @@ def error_response(request: Request, status: int, message: str) -> Response:
             note = tr(request, "Sign in to see this page.")
         return render(request, "login.html", {"message": note}, status=401)
     user = getattr(request.state, "user", None)
-    lead = tr(request, PAGE_LEADS.get(status, PAGE_LEADS[500]))
-    page = {"status": status, "message": f"{lead} ({message})"}
+    page = {"status": status, "message": page_message(request, status, message)}
     return render(request, "error.html", page, status=status, user=user)
+
+
+def page_message(request: Request, status: int, message: str) -> str:
+    """An error as a page shows it: what the status means in the page's language, then
+    the hub's message (English, as the CLI and the API give it)."""
+    return f"{tr(request, PAGE_LEADS.get(status, PAGE_LEADS[500]))} ({message})"
 
 
 async def _evi_error(request: Request, exc: Exception) -> Response:

@@ -31,6 +31,7 @@ from hub.ledger.sample import sample as draw_sample
 from hub.model.identity import identity_input
 from hub.model.problems import problems
 from hub.web.auth import HubDep, require_role
+from hub.web.errors import page_message
 from hub.web.forms import read_form
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -228,7 +229,7 @@ def log_search_page(
     try:
         query, found = _search(hub, user, filters)
     except InputError as exc:
-        page = _page(filters, message=exc.message)
+        page = _page(filters, message=page_message(request, exc.http_status, exc.message))
         return render(request, "log.html", page, status=exc.http_status, user=user)
     return render(request, "log.html", _page(filters, query, found), user=user)
 
@@ -246,7 +247,8 @@ def log_sample_page(
     except ValidationError as exc:
         return _invalid_form(request, user, exc)
     except InputError as exc:
-        page = _page(LogFilters(), sampling=filters, message=exc.message)
+        message = page_message(request, exc.http_status, exc.message)
+        page = _page(LogFilters(), sampling=filters, message=message)
         return render(request, "log.html", page, status=exc.http_status, user=user)
     page = _page(LogFilters(), found=drawn.entries, sampling=filters, drawn=drawn)
     return render(request, "log.html", page, user=user)
@@ -254,7 +256,7 @@ def log_sample_page(
 
 def _invalid_form(request: Request, user: WebUser, exc: ValidationError) -> Response:
     """The page again, empty, naming the fields that were wrong (never their values)."""
-    page = _page(LogFilters(), message="; ".join(problems(exc)))
+    page = _page(LogFilters(), message=page_message(request, 422, "; ".join(problems(exc))))
     return render(request, "log.html", page, status=422, user=user)
 
 

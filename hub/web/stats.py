@@ -25,6 +25,7 @@ from hub.stats.followup import followup_report
 from hub.stats.period import parse_day, parse_period
 from hub.stats.report import FollowUpReport
 from hub.web.auth import HubDep, require_role
+from hub.web.errors import page_message
 from hub.web.stats_text import page_tables
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -83,7 +84,8 @@ def stats_page(
     try:
         report = _report(hub, user, start, end)
     except InputError as exc:
-        page = _page(request, start, end, problem=exc.message)
+        problem = page_message(request, exc.http_status, exc.message)
+        page = _page(request, start, end, problem=problem)
         return render(request, "stats.html", page, status=exc.http_status, user=user)
     return render(request, "stats.html", _page(request, start, end, report), user=user)
 

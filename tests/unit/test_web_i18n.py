@@ -158,6 +158,9 @@ def test_a_signed_in_caseworker_gets_swedish_pages_and_messages(
     page = client.get("/participants").text
     assert "<h1>Personens läge</h1>" in page and "Logga ut" in page
     assert "anna.af · af · handläggare" in page
+    typo = client.post("/participants", data={"pnr": "12345"})
+    assert typo.status_code == 422 and "Kontrollera det du fyllde i. (pnr:" in typo.text
+    assert "12345" not in typo.text
     forbidden = client.get("/admin")
     assert forbidden.status_code == 403
     assert (

@@ -161,7 +161,7 @@ def test_a_bad_period_is_422_naming_the_field_and_asks_no_one(
     assert page.status_code == 422
     start = page.text.index('<form class="filters"')
     form = page.text[start : page.text.index("</form>", start)]
-    assert f'role="alert">{message}' in form
+    assert f'role="alert">Check what you entered. ({message}' in form
     assert "Traceback" not in page.text and "<table" not in page.text
     for text in period.values():
         if text and not _is_day(text):  # what is not a date is neither echoed nor refilled
