@@ -30,14 +30,18 @@ from typing import Any
 
 import pytest
 import uvicorn
+from casework_support import register_caseload
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
+from test_consent_support import Clock
 
+from hub.consent.service import ConsentService
 from hub.context import Hub
+from hub.ledger import service as ledger
 from hub.web.app import create_app
 from hub.web.users import Role, add_user
 
@@ -232,8 +236,21 @@ def page(chromium: webdriver.Chrome, site: Served, downloads: Path) -> Iterator[
     chromium.delete_all_cookies()
 
 
+Users = Callable[..., str]
+
+
 @pytest.fixture
-def user(hub: Hub) -> Callable[..., str]:
+def caseload(hub: Hub) -> Hub:
+    """One person consenting to kommun, af, fk and the team sharing referral and benefit
+    facts, with records from each; another with records and no consent; a signed
+    checkpoint, as every night's sync leaves."""
+    register_caseload(ConsentService(hub, clock=Clock()), hub, "2099-01-01T00:00:00Z")
+    ledger.new_checkpoint(hub)
+    return hub
+
+
+@pytest.fixture
+def user(hub: Hub) -> Users:
     """Adds a web user and returns their token."""
 
     def make(name: str, role: Role, party: str = "team") -> str:

@@ -11,21 +11,15 @@ results and messages are shown too, and checks each state the user can reach.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-from casework_support import PNR, register_caseload
+from casework_support import PNR
 from selenium.webdriver.common.by import By
-from test_consent_support import Clock
 
-from hub.consent.service import ConsentService
 from hub.context import Hub
-from hub.ledger import service as ledger
 from hub.web.users import Role
-from tests.browser.conftest import Page
+from tests.browser.conftest import Page, Users
 
-Users = Callable[..., str]
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
 
@@ -48,13 +42,6 @@ def violations(page: Page, axe_script: str) -> list[str]:
 
 def check(page: Page, axe_script: str, found: list[str]) -> None:
     found.extend(violations(page, axe_script))
-
-
-@pytest.fixture
-def caseload(hub: Hub) -> Hub:
-    register_caseload(ConsentService(hub, clock=Clock()), hub, "2099-01-01T00:00:00Z")
-    ledger.new_checkpoint(hub)
-    return hub
 
 
 def test_the_sign_in_and_error_pages(page: Page, axe_script: str, user: Users) -> None:

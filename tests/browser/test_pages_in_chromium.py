@@ -7,31 +7,26 @@ the app served by uvicorn (see conftest.py).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-from casework_support import PNR, register_caseload
+from casework_support import PNR
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
-from test_consent_support import Clock
 
 from hub.connector.service import connector_status
-from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.demo.sandboxes import configure_for_sandboxes, sandbox_targets
-from hub.ledger import service as ledger
 from hub.stats.csvfile import HEADER
 from hub.web.auth import SESSION_COOKIE
 from hub.web.users import Role
-from tests.browser.conftest import Page, Served
-
-Users = Callable[..., str]
+from tests.browser.conftest import Page, Served, Users
 
 
 def test_signing_in_opens_the_styled_pages_with_a_cookie_no_script_can_read(
@@ -67,12 +62,6 @@ def test_a_wrong_token_is_refused_on_the_form(page: Page, user: Users) -> None:
     assert "Sign in" in page.text() and page.driver.get_cookies() == []
     page.open("/log")
     assert "Transfer log" not in page.text()
-
-
-@pytest.fixture
-def caseload(hub: Hub) -> Hub:
-    register_caseload(ConsentService(hub, clock=Clock()), hub, "2099-01-01T00:00:00Z")
-    return hub
 
 
 def test_a_caseworker_looks_a_person_up_and_signing_out_leaves_nothing_behind(
@@ -129,7 +118,6 @@ def test_a_privacy_officer_finds_a_persons_entries_draws_a_sample_and_verifies_t
     page.press("Draw")
     assert "2 of " in page.text() and "drawn at random with seed 7" in page.text()
 
-    ledger.new_checkpoint(caseload)  # as every night's sync does
     page.open("/log/checkpoint")
     page.press("Verify the whole log")
     status = page.driver.find_element(By.CSS_SELECTOR, "[role=status]").text
