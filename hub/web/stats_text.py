@@ -2,7 +2,8 @@
 
 :func:`hub.stats.text.tables` gives the report's titles and row labels in English (the CLI
 and the CSV show them so) and the breakdown rows as codes; here each becomes a text of the
-page catalog (:mod:`hub.web.i18n`), codes as words. tests/unit/test_web_i18n.py checks
+page catalog (:mod:`hub.web.i18n`), codes as words (:mod:`hub.web.record_text`).
+tests/unit/test_web_i18n.py checks
 that every title, label and code the report can have is here, and that the English of the
 legend is :data:`hub.stats.text.LEGEND` word for word.
 """
@@ -13,10 +14,10 @@ from typing import Any, Final
 
 from fastapi import Request
 
-from hub.model.codes import ClosureReason, OutcomeType
 from hub.stats.report import SMALL_CELL_LIMIT, FollowUpReport
 from hub.stats.text import LEFT_OUT, tables
 from hub.web.i18n import N_, tr
+from hub.web.record_text import CODE_NAMES
 
 LABELS: Final[dict[str, str]] = {
     # titles and labels of hub.stats.text
@@ -29,24 +30,6 @@ LABELS: Final[dict[str, str]] = {
     "Left out: gate did not permit": N_("Left out: gate did not permit"),
     "entirely (in no figure)": N_("entirely (in no figure)"),
     "partly (may be incomplete)": N_("partly (may be incomplete)"),
-    # outcomes (utfall)
-    OutcomeType.WORK: N_("work"),
-    OutcomeType.WORK_WITH_SUBSIDY: N_("work with subsidy"),
-    OutcomeType.STUDIES: N_("studies"),
-    OutcomeType.SELF_SUFFICIENCY: N_("self-sufficiency"),
-    OutcomeType.RIGHT_BENEFIT: N_("right benefit"),
-    OutcomeType.SOL_LSS_OCCUPATION: N_("SoL/LSS occupation"),
-    # reasons for closing (slutorsak)
-    ClosureReason.GOAL_REACHED: N_("goal reached"),
-    ClosureReason.OTHER_SUPPORT: N_("other support"),
-    ClosureReason.ILLNESS: N_("illness"),
-    ClosureReason.MOVED: N_("moved"),
-    ClosureReason.OWN_REQUEST: N_("own request"),
-    ClosureReason.NO_CONTACT: N_("no contact"),
-    ClosureReason.CONSENT_WITHDRAWN: N_("consent withdrawn"),
-    # both
-    "other": N_("other"),
-    "unmapped": N_("unmapped (no common code)"),
 }
 
 LEGEND: Final = (
@@ -56,7 +39,8 @@ LEGEND: Final = (
 
 
 def label(request: Request, text: str) -> str:
-    return tr(request, LABELS.get(text, text))
+    """A title or label of the report, or a code of its breakdowns, as words."""
+    return tr(request, LABELS.get(text) or CODE_NAMES.get(text, text))
 
 
 def page_tables(request: Request, report: FollowUpReport) -> dict[str, Any]:

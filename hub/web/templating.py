@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from hub.casework.status import SWEDEN
 from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
+from hub.web.record_text import code_name, record_details
 from hub.web.users import Role, WebUser
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -83,6 +84,8 @@ def environment() -> Environment:
         template_gettext, template_ngettext, newstyle=True
     )
     env.filters["swedish_time"] = swedish_time
+    env.filters["code_name"] = code_name
+    env.filters["record_details"] = record_details
     env.globals["kind_names"] = KIND_NAMES
     return env
 

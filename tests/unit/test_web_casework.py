@@ -69,7 +69,8 @@ def test_the_page_looks_a_person_up_by_post(hub: Hub, client: TestClient) -> Non
     page = client.post("/participants", data={"pnr": PNR})
     assert page.status_code == 200
     assert "open, referred 2025-03-01 by kommun" in page.text
-    assert "aktivitetsstod" in page.text and "sjukpenning" in page.text
+    assert "activity support (aktivitetsstöd)" in page.text
+    assert "sickness benefit (sjukpenning)" in page.text
     assert "health" not in page.text  # region's record: the consent does not cover it
     assert PNR not in page.text
 

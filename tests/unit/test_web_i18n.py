@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from babel.messages.extract import extract_from_dir
@@ -19,12 +21,15 @@ from fastapi.testclient import TestClient
 from web_support import token_for, web_client
 
 from hub.context import Hub
+from hub.model import codes
 from hub.model.codes import ClosureReason, OutcomeType
+from hub.model.domain import RecordBody
 from hub.settings import get_settings
 from hub.stats.report import SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
 from hub.stats.text import LEFT_OUT, LEGEND, tables
 from hub.web import stats_text
 from hub.web.i18n import accepted_languages, catalog_path, translations
+from hub.web.record_text import CODE_NAMES, FIELD_NAMES, record_details
 from hub.web.users import Role
 
 WEB = Path(__file__).parents[2] / "hub" / "web"
@@ -39,6 +44,11 @@ OPTIONS = {
 }
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "tr": (2,), "tr_n": (2, 3)}
 KEYWORDS["NavLink"] = (1,)
+CODE_ENUMS = [
+    value
+    for value in vars(codes).values()
+    if isinstance(value, type) and issubclass(value, StrEnum) and value is not StrEnum
+]
 
 
 def source_messages() -> set[str | tuple[str, str]]:
@@ -92,10 +102,41 @@ def test_every_title_label_and_code_of_the_report_has_a_text_of_the_page() -> No
     shown = {LEFT_OUT[0], *LEFT_OUT[1]}
     for title, rows in tables(_full_report()):
         shown |= {title, *(label for label, _ in rows)}
-    assert sorted(shown - set(stats_text.LABELS)) == []
+    assert sorted(shown - set(stats_text.LABELS) - set(CODE_NAMES)) == []
     limits = {"limit": SMALL_CELL_LIMIT, "most": SMALL_CELL_LIMIT - 1}
     # the page's English legend is the CLI's, word for word
     assert [line % limits for line in stats_text.LEGEND] == list(LEGEND)
+
+
+def test_every_code_and_field_of_the_common_model_has_a_name_on_the_pages() -> None:
+    codes = {c.value for enum in CODE_ENUMS for c in enum}
+    assert sorted(codes - set(CODE_NAMES)) == []
+    fields = {
+        name
+        for model in get_args(get_args(RecordBody)[0])
+        for name in model.model_fields
+        if name != "kind"
+    }
+    assert sorted(fields - set(FIELD_NAMES)) == []
+
+
+def test_a_records_fields_and_codes_read_as_words() -> None:
+    body = {
+        "kind": "referral",
+        "referring_party": "af",
+        "received_on": "2025-03-01",
+        "reason": "long_term_sick_leave",
+        "planned_interventions": ["sius", "praktik"],
+        "ongoing_treatment_contact": True,
+        "end": None,
+    }
+    sv = record_details({"lang": "sv"}, body)  # type: ignore[call-arg]
+    assert sv == (
+        "remitterad av: af, mottagen: 2025-03-01, orsak: långvarig sjukskrivning, "
+        "planerade insatser: SIUS, praktik, pågående behandlingskontakt: ja"
+    )
+    en = record_details({"lang": "en"}, body)  # type: ignore[call-arg]
+    assert en.startswith("referred by: af, received on: 2025-03-01, reason: long-term sick")
 
 
 @pytest.mark.parametrize(
