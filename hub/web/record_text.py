@@ -26,19 +26,21 @@ from hub.model.codes import (
 from hub.web.i18n import N_, translations
 
 FIELD_NAMES: Final[dict[str, str]] = {
+    # in the order a page lists them: what it is first, then who, when and how much
+    "type": N_("type"),
+    "reason": N_("reason"),
+    "outcome": N_("outcome"),
+    "status": N_("status"),
+    "provider": N_("provider"),
     "referring_party": N_("referred by"),
     "received_on": N_("received on"),
-    "reason": N_("reason"),
     "responsible_party": N_("responsible party"),
-    "start": N_("start"),
-    "end": N_("end"),
-    "established_on": N_("established on"),
     "responsible_parties": N_("responsible parties"),
+    "established_on": N_("established on"),
     "planned_interventions": N_("planned interventions"),
     "next_follow_up": N_("next follow-up"),
-    "type": N_("type"),
-    "provider": N_("provider"),
-    "status": N_("status"),
+    "start": N_("start"),
+    "end": N_("end"),
     "extent_percent": N_("extent (%)"),
     "sick_leave_start": N_("sick leave from"),
     "sick_leave_end": N_("sick leave until"),
@@ -46,7 +48,6 @@ FIELD_NAMES: Final[dict[str, str]] = {
     "ongoing_treatment_contact": N_("ongoing treatment contact"),
     "rehab_coordinator_assigned": N_("rehabilitation coordinator assigned"),
     "closed_on": N_("closed on"),
-    "outcome": N_("outcome"),
     "survey_answer": N_("exit survey answer (1-5)"),
 }
 
@@ -102,6 +103,7 @@ CODE_NAMES: Final[dict[str, str]] = {
     "unmapped": N_("unmapped (no common code)"),
 }
 
+_ORDER: Final = {field: position for position, field in enumerate(FIELD_NAMES)}
 _YES_NO: Final = {True: N_("yes"), False: N_("no")}
 
 
@@ -124,11 +126,15 @@ def code_name(context: Context, code: Any) -> str:
 
 @pass_context
 def record_details(context: Context, body: Mapping[str, Any]) -> str:
-    """Template filter: a record's fields (but its kind) as "name: value, …"."""
+    """Template filter: a record's fields (but its kind) as "name: value, …", in the
+    order of :data:`FIELD_NAMES`."""
     language = context["lang"]
     names = translations(language)
+    shown = sorted(
+        (field for field, value in body.items() if field != "kind" and value is not None),
+        key=lambda field: _ORDER.get(field, len(_ORDER)),
+    )
     return ", ".join(
-        f"{names.gettext(FIELD_NAMES.get(field, field))}: {code_text(language, value)}"
-        for field, value in body.items()
-        if field != "kind" and value is not None
+        f"{names.gettext(FIELD_NAMES.get(field, field))}: {code_text(language, body[field])}"
+        for field in shown
     )

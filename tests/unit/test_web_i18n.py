@@ -132,11 +132,11 @@ def test_a_records_fields_and_codes_read_as_words() -> None:
     }
     sv = record_details({"lang": "sv"}, body)  # type: ignore[call-arg]
     assert sv == (
-        "remitterad av: af, mottagen: 2025-03-01, orsak: långvarig sjukskrivning, "
+        "orsak: långvarig sjukskrivning, remitterad av: af, mottagen: 2025-03-01, "
         "planerade insatser: SIUS, praktik, pågående behandlingskontakt: ja"
     )
     en = record_details({"lang": "en"}, body)  # type: ignore[call-arg]
-    assert en.startswith("referred by: af, received on: 2025-03-01, reason: long-term sick")
+    assert en.startswith("reason: long-term sick leave, referred by: af, received on: 2025-03")
 
 
 @pytest.mark.parametrize(
