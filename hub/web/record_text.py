@@ -51,6 +51,17 @@ FIELD_NAMES: Final[dict[str, str]] = {
     "survey_answer": N_("exit survey answer (1-5)"),
 }
 
+KIND_NAMES: Final[dict[str, str]] = {
+    "referral": N_("referral"),
+    "assessment": N_("assessment"),
+    "plan": N_("plan"),
+    "intervention": N_("intervention"),
+    "benefit": N_("benefit"),
+    "health": N_("health"),
+    "closure": N_("closure"),
+}
+"""How the pages name each kind of record (:data:`hub.model.records.KIND_CATEGORY`)."""
+
 CODE_NAMES: Final[dict[str, str]] = {
     # benefits (ersättning / försörjning)
     BenefitType.FORSORJNINGSSTOD: N_("financial aid (försörjningsstöd)"),
@@ -122,6 +133,12 @@ def code_text(language: str, code: Any) -> str:
 def code_name(context: Context, code: Any) -> str:
     """Template filter: ``{{ e.body.type | code_name }}``."""
     return code_text(context["lang"], code)
+
+
+@pass_context
+def kind_name(context: Context, kind: str) -> str:
+    """Template filter: ``{{ e.kind | kind_name }}``."""
+    return translations(context["lang"]).gettext(KIND_NAMES.get(kind, kind))
 
 
 @pass_context

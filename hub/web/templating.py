@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from hub.casework.status import SWEDEN
 from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
-from hub.web.record_text import code_name, record_details
+from hub.web.record_text import code_name, kind_name, record_details
 from hub.web.users import Role, WebUser
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -38,17 +38,6 @@ ROLE_NAMES: dict[Role, str] = {
     Role.ADMINISTRATOR: N_("administrator"),
 }
 """How the pages name each role (English: the role's own value)."""
-
-KIND_NAMES: dict[str, str] = {
-    "referral": N_("referral"),
-    "assessment": N_("assessment"),
-    "plan": N_("plan"),
-    "intervention": N_("intervention"),
-    "benefit": N_("benefit"),
-    "health": N_("health"),
-    "closure": N_("closure"),
-}
-"""How the pages name each kind of record (:data:`hub.model.records.KIND_CATEGORY`)."""
 
 
 def swedish_time(value: datetime | str | None) -> str:
@@ -86,7 +75,7 @@ def environment() -> Environment:
     env.filters["swedish_time"] = swedish_time
     env.filters["code_name"] = code_name
     env.filters["record_details"] = record_details
-    env.globals["kind_names"] = KIND_NAMES
+    env.filters["kind_name"] = kind_name
     return env
 
 

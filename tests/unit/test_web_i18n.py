@@ -24,12 +24,13 @@ from hub.context import Hub
 from hub.model import codes
 from hub.model.codes import ClosureReason, OutcomeType
 from hub.model.domain import RecordBody
+from hub.model.records import KIND_CATEGORY
 from hub.settings import get_settings
 from hub.stats.report import SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
 from hub.stats.text import LEFT_OUT, LEGEND, tables
 from hub.web import stats_text
 from hub.web.i18n import accepted_languages, catalog_path, translations
-from hub.web.record_text import CODE_NAMES, FIELD_NAMES, record_details
+from hub.web.record_text import CODE_NAMES, FIELD_NAMES, KIND_NAMES, record_details
 from hub.web.users import Role
 
 WEB = Path(__file__).parents[2] / "hub" / "web"
@@ -118,6 +119,7 @@ def test_every_code_and_field_of_the_common_model_has_a_name_on_the_pages() -> N
         if name != "kind"
     }
     assert sorted(fields - set(FIELD_NAMES)) == []
+    assert sorted(set(KIND_CATEGORY) - set(KIND_NAMES)) == []
 
 
 def test_a_records_fields_and_codes_read_as_words() -> None:
