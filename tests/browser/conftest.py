@@ -74,8 +74,8 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("downloads")
 
 
-@pytest.fixture(scope="session")
-def chromium(downloads: Path) -> Iterator[webdriver.Chrome]:
+def start_chromium(downloads: Path, language: str) -> webdriver.Chrome:
+    """Headless Chromium whose interface (and so its Accept-Language) is ``language``."""
     browser = _binary("EVI_TEST_CHROMIUM", BROWSERS)
     driver = _binary("EVI_TEST_CHROMEDRIVER", ("chromedriver",))
     if browser is None or driver is None:
@@ -92,7 +92,7 @@ def chromium(downloads: Path) -> Iterator[webdriver.Chrome]:
         "--window-size=1280,900",
         "--no-first-run",
         "--disable-extensions",
-        "--lang=en-US",  # date fields take month/day/year keystrokes
+        f"--lang={language}",
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -103,12 +103,30 @@ def chromium(downloads: Path) -> Iterator[webdriver.Chrome]:
             "download.prompt_for_download": False,
             "credentials_enable_service": False,  # no "save password?" over the token field
             "profile.password_manager_enabled": False,
+            "intl.accept_languages": language,
         },
     )
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     chrome.set_page_load_timeout(30)
+    return chrome
+
+
+@pytest.fixture(scope="session")
+def chromium(downloads: Path) -> Iterator[webdriver.Chrome]:
+    """The browser of most tests: in English (its date fields take month/day/year)."""
+    chrome = start_chromium(downloads, "en-US")
     try:
         yield chrome
+    finally:
+        chrome.quit()
+
+
+@pytest.fixture
+def swedish_page(downloads: Path, site: Served) -> Iterator[Page]:
+    """A tab of a browser set to Swedish, as the joint team's computers are."""
+    chrome = start_chromium(downloads, "sv-SE")
+    try:
+        yield Page(chrome, site.base)
     finally:
         chrome.quit()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from casework_support import PNR
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -54,6 +55,32 @@ def test_signing_in_opens_the_styled_pages_with_a_cookie_no_script_can_read(
 
     page.follow("Transfer log")
     assert page.path() == "/log" and "Transfer log" in page.text()
+
+
+def test_a_browser_set_to_swedish_gets_the_pages_in_swedish(
+    caseload: Hub, swedish_page: Page, user: Users
+) -> None:
+    page = swedish_page
+    page.open("/participants")
+    assert page.driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "sv"
+    assert "Logga in för att se sidan." in page.text()
+    page.console_errors()  # that page's 401; what follows must load without any
+    page.fill("token", user("anna.af", Role.CASEWORKER, party="af"))
+    page.press("Logga in")
+    page.follow("Personens läge")
+    page.fill("pnr", PNR)
+    page.press("Slå upp")
+    shown = page.text()
+    assert "Uppgifter (3, nyaste först)" in shown
+    assert "öppet, remitterat 2025-03-01 av kommun" in shown
+    assert "aktivitetsstöd (af, från 2025-04-01)" in shown
+    kinds = [row.find_elements(By.TAG_NAME, "td")[2].text for row in _rows(page)]
+    assert sorted(kinds) == ["ersättning", "ersättning", "remiss"]
+    assert page.console_errors() == []
+
+
+def _rows(page: Page) -> list[WebElement]:
+    return list(page.driver.find_elements(By.CSS_SELECTOR, "main table tbody tr"))
 
 
 def test_a_wrong_token_is_refused_on_the_form(page: Page, user: Users) -> None:
