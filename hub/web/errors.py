@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.errors import EviError
 from hub.web.i18n import N_, tr
-from hub.web.security import add_security_headers
+from hub.web.security import HSTS, add_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     response = error_response(request, 500, "internal error; the server log names its type")
     # This response is sent by Starlette's outermost middleware, past SecurityHeaders.
     add_security_headers(response.headers)
+    if request.url.scheme == "https":
+        response.headers[HSTS[0]] = HSTS[1]
     return response
 
 

@@ -30,7 +30,13 @@ SECURITY_HEADERS: Final = {
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+
+HSTS: Final = ("strict-transport-security", "max-age=31536000")
+"""Sent when the request came over HTTPS (as the TLS proxy reports it): browsers then
+refuse plain HTTP to this host for a year. Never sent over plain HTTP, where it means
+nothing and would only confuse a test set-up on 127.0.0.1."""
 
 
 def add_security_headers(headers: MutableHeaders) -> None:
@@ -50,10 +56,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        secure = scope.get("scheme") == "https"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                add_security_headers(MutableHeaders(scope=message))
+                headers = MutableHeaders(scope=message)
+                add_security_headers(headers)
+                if secure:
+                    headers[HSTS[0]] = HSTS[1]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

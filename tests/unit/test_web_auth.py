@@ -50,6 +50,15 @@ def test_every_response_carries_the_security_headers(client: TestClient, path: s
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
     for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
+    assert response.headers["strict-transport-security"] == "max-age=31536000"  # over https
+
+
+def test_hsts_is_sent_only_over_https(hub: Hub) -> None:
+    app = web_client(hub).app
+    with TestClient(app, base_url="http://127.0.0.1") as plain:
+        assert "strict-transport-security" not in plain.get("/login").headers
+    with TestClient(app, base_url="https://evi.example") as secure:
+        assert "max-age=" in secure.get("/login").headers["strict-transport-security"]
 
 
 def test_the_api_without_a_token_is_401_with_a_json_detail(client: TestClient) -> None:
@@ -241,6 +250,7 @@ def test_an_internal_error_answers_without_a_traceback(
     assert response.json() == {"detail": "internal error; the server log names its type"}
     assert "Traceback" not in response.text and "190001019802" not in response.text
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
 
 
 def test_the_access_log_keeps_the_path_but_never_the_query() -> None:
