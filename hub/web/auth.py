@@ -29,7 +29,19 @@ from hub.web.errors import Forbidden, NotAuthenticated
 from hub.web.page_sessions import session_user
 from hub.web.users import Role, WebUser, authenticate
 
-SESSION_COOKIE = "evi_session"
+SESSION_COOKIE = "__Host-evi_session"
+"""The page session's cookie. The ``__Host-`` prefix makes browsers accept it only with
+Secure, Path=/ and no Domain, so a site on another subdomain of the organisation cannot
+set or overwrite it (no session fixation across subdomains)."""
+
+PLAIN_SESSION_COOKIE = "evi_session"
+"""Its name when the app runs with ``secure_cookies=False`` (tests over plain HTTP to a
+host other than localhost), where browsers would refuse the prefix."""
+
+
+def session_cookie(request: Request) -> str:
+    """The session cookie's name for this app."""
+    return SESSION_COOKIE if request.app.state.secure_cookies else PLAIN_SESSION_COOKIE
 
 
 def get_hub(request: Request) -> Hub:
@@ -60,7 +72,7 @@ def current_user(request: Request) -> WebUser:
                 "administrator for a new one (`evi users token NAME`)"
             )
     else:
-        secret = request.cookies.get(SESSION_COOKIE)
+        secret = request.cookies.get(session_cookie(request))
         if not secret:
             raise NotAuthenticated(
                 "sign in: send 'Authorization: Bearer <token>', or sign in on the /login page"

@@ -58,11 +58,11 @@ def error_response(request: Request, status: int, message: str) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if wants_json(request):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
-    from hub.web.auth import SESSION_COOKIE
+    from hub.web.auth import session_cookie
     from hub.web.templating import render
 
     if status == 401:  # the sign-in form, in place, in the page's language
-        if request.cookies.get(SESSION_COOKIE):
+        if request.cookies.get(session_cookie(request)):
             note = tr(
                 request,
                 "Your session has ended (signed out, after a working day, or your access "

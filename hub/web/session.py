@@ -5,8 +5,10 @@ active user, opens a page session (:mod:`hub.web.page_sessions`) and sets its se
 the token, as the session cookie: HttpOnly (no script can read it), SameSite=Strict (no
 other site can make the browser send it, which also keeps other sites from posting the
 pages' forms) and Secure (sent over HTTPS only; browsers treat http://127.0.0.1 and
-http://localhost as secure too). The session lasts a working day
-(:data:`~hub.web.page_sessions.SESSION_SECONDS`) even if the browser stays open; ``POST
+http://localhost as secure too), named with the ``__Host-`` prefix so that no other
+subdomain can set or replace it (:data:`~hub.web.auth.SESSION_COOKIE`). The session
+lasts a working day (:data:`~hub.web.page_sessions.SESSION_SECONDS`) even if the
+browser stays open; ``POST
 /logout`` ends it on the server as well as in the browser, and replacing the user's token
 or disabling them ends all their sessions at once.
 
@@ -24,7 +26,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hub.context import Hub
-from hub.web.auth import SESSION_COOKIE, CurrentUser, get_hub
+from hub.web.auth import CurrentUser, get_hub, session_cookie
 from hub.web.forms import read_form
 from hub.web.i18n import tr
 from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
@@ -69,7 +71,7 @@ def login(
     )
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(request),
         opened.secret,
         httponly=True,
         samesite="strict",
@@ -82,12 +84,12 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, hub: Annotated[Hub, Depends(get_hub)]) -> Response:
-    user = end_session(hub, request.cookies.get(SESSION_COOKIE, ""))
+    user = end_session(hub, request.cookies.get(session_cookie(request), ""))
     if user is not None:
         audit.info("signed out: %s", user.name)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
-        SESSION_COOKIE,
+        session_cookie(request),
         httponly=True,
         samesite="strict",
         secure=request.app.state.secure_cookies,

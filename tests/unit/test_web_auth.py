@@ -118,6 +118,8 @@ def test_signing_in_sets_a_strict_httponly_cookie_that_opens_the_pages(
     response = client.post("/login", data={"token": token}, follow_redirects=False)
     assert response.status_code == 303
     cookie = response.headers["set-cookie"].lower()
+    assert cookie.startswith("__host-evi_session=") and "path=/" in cookie
+    assert "domain" not in cookie  # the __Host- prefix: Secure, Path=/, no Domain
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
     assert "max-age=28800" in cookie  # a working day, even if the browser stays open
     assert token not in response.headers.get("location", "")
