@@ -178,13 +178,7 @@ def retry_form(
         wanted = RetryRequest(all=True) if "all" in form else RetryRequest(ids=[_id(form)])
         count = _retry(hub, user, wanted)
     except EviError as exc:
-        return render(
-            request,
-            "admin.html",
-            _page(hub, page_message(request, exc.http_status, exc.message)),
-            status=exc.http_status,
-            user=user,
-        )
+        return _refused(request, user, hub, exc)
     return RedirectResponse(f"/admin?queued={count}", status_code=303)
 
 
@@ -207,13 +201,7 @@ def connector_form(
             raise NotFoundError("a connector's actions are enable, disable and check")
         _set_enabled(hub, user, name, action == "enable")
     except EviError as exc:
-        return render(
-            request,
-            "admin.html",
-            _page(hub, page_message(request, exc.http_status, exc.message)),
-            status=exc.http_status,
-            user=user,
-        )
+        return _refused(request, user, hub, exc)
     return RedirectResponse(f"/admin?{action}d={name}", status_code=303)
 
 
@@ -222,6 +210,12 @@ def _id(form: dict[str, str]) -> int:
     if not text.isdigit():
         raise InputError("choose a failed transfer to retry, or retry all")
     return int(text)
+
+
+def _refused(request: Request, user: WebUser, hub: Hub, exc: EviError) -> Response:
+    """The page again, with what went wrong and the error's status."""
+    message = page_message(request, exc.http_status, exc.message)
+    return render(request, "admin.html", _page(hub, message), status=exc.http_status, user=user)
 
 
 def _page(hub: Hub, message: str | None) -> dict[str, Any]:

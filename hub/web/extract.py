@@ -37,6 +37,10 @@ NAV = (NavLink("Register extract", "/extract", frozenset({Role.PRIVACY_OFFICER})
 Officer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
 
 
+_NO_EXTRACT: dict[str, Any] = {"text": None, "kind": None}
+"""The page's two forms with no extract under them."""
+
+
 def _extract(hub: Hub, user: WebUser, pnr: str) -> HeldData:
     return held_data(hub, identity_input(pnr, "pnr"), user.actor)
 
@@ -61,7 +65,7 @@ def extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
 
 @router.get("/extract")
 def extract_form(request: Request, user: Officer) -> Response:
-    return render(request, "extract.html", {"text": None, "kind": None}, user=user)
+    return render(request, "extract.html", _NO_EXTRACT, user=user)
 
 
 @router.post("/extract")
@@ -74,7 +78,7 @@ def extract_page(
     def build(pnr: str) -> dict[str, Any]:
         return {"text": _extract(hub, user, pnr).as_text(), "kind": "register"}
 
-    return person_page(request, form, user, "extract.html", build, {"text": None, "kind": None})
+    return person_page(request, form, user, "extract.html", build, _NO_EXTRACT)
 
 
 @router.post("/extract/log")
@@ -94,4 +98,4 @@ def log_extract_page(
         )
         return {"text": made.as_text(), "kind": "log", "message": note}
 
-    return person_page(request, form, user, "extract.html", build, {"text": None, "kind": None})
+    return person_page(request, form, user, "extract.html", build, _NO_EXTRACT)
