@@ -19,18 +19,18 @@ from hub.stats.text import LEFT_OUT, tables
 from hub.web.i18n import N_, tr
 from hub.web.record_text import CODE_NAMES
 
-LABELS: Final[dict[str, str]] = {
-    # titles and labels of hub.stats.text
-    "Participants": N_("Participants"),
-    "new (case opened)": N_("new (case opened)"),
-    "active (case open)": N_("active (case open)"),
-    "closed (case closed)": N_("closed (case closed)"),
-    "Closed, by outcome": N_("Closed, by outcome"),
-    "Closed, by reason": N_("Closed, by reason"),
-    "Left out: gate did not permit": N_("Left out: gate did not permit"),
-    "entirely (in no figure)": N_("entirely (in no figure)"),
-    "partly (may be incomplete)": N_("partly (may be incomplete)"),
-}
+LABELS: Final = (
+    # the titles and labels of hub.stats.text, marked for the catalog
+    N_("Participants"),
+    N_("new (case opened)"),
+    N_("active (case open)"),
+    N_("closed (case closed)"),
+    N_("Closed, by outcome"),
+    N_("Closed, by reason"),
+    N_("Left out: gate did not permit"),
+    N_("entirely (in no figure)"),
+    N_("partly (may be incomplete)"),
+)
 
 LEGEND: Final = (
     N_("<%(limit)s: between 1 and %(most)s people, not shown so that no one can be singled out."),
@@ -40,7 +40,7 @@ LEGEND: Final = (
 
 def label(request: Request, text: str) -> str:
     """A title or label of the report, or a code of its breakdowns, as words."""
-    return tr(request, LABELS.get(text) or CODE_NAMES.get(text, text))
+    return tr(request, CODE_NAMES.get(text, text))
 
 
 def page_tables(request: Request, report: FollowUpReport) -> dict[str, Any]:
