@@ -150,7 +150,8 @@ def failed_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatc
 # marker -> what to do so those tests run
 MUST_RUN_IN_CI = {
     "postgres": f"set {PG_ENV}",
-    "browser": "install Chromium and ChromeDriver (.ci/run installs Debian's)",
+    "browser": "install Chromium and ChromeDriver, and axe-core named by EVI_TEST_AXE "
+    "(.ci/run does both)",
 }
 _skipped: dict[str, list[str]] = {marker: [] for marker in MUST_RUN_IN_CI}
 
