@@ -20,7 +20,7 @@ SUPPORTED_MAJOR = "1"
 def _compact_date(value: object) -> object:
     # FK writes dates as YYYYMMDD; anything else is a schema violation.
     if isinstance(value, str):
-        if len(value) != 8 or not value.isdigit():
+        if len(value) != 8 or not (value.isascii() and value.isdigit()):
             raise ValueError("a date is written YYYYMMDD")
         return date(int(value[:4]), int(value[4:6]), int(value[6:]))  # ValueError if impossible
     return value

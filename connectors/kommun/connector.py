@@ -216,7 +216,7 @@ def _cursor(connector: str, cursor: str | None) -> int:
     return max(value, 1)
 
 
-_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 
 
 def _local_time(connector: str, source_id: str, event: HandelseBase) -> datetime:

@@ -31,8 +31,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 Gender = Literal["female", "male"]
 
-_TWELVE = re.compile(r"^(\d{8})([-+]?)(\d{4})$")
-_TEN = re.compile(r"^(\d{6})([-+]?)(\d{4})$")
+# re.ASCII: ``\d`` would also match other scripts' digits ("１", "٢"), which int() reads, so
+# one person's number written in them would pass and become a second person.
+_TWELVE = re.compile(r"^(\d{8})([-+]?)(\d{4})$", re.ASCII)
+_TEN = re.compile(r"^(\d{6})([-+]?)(\d{4})$", re.ASCII)
 
 
 class InvalidIdentityError(ValueError):
@@ -130,7 +132,7 @@ def identity_input(text: str, name: str = "--pnr") -> PersonalIdentity:
         raise InputError(f"{name}: {exc}") from None
 
 
-_TWELVE_WRITTEN = re.compile(r"^\d{8}-?\d{4}$")
+_TWELVE_WRITTEN = re.compile(r"^\d{8}-?\d{4}$", re.ASCII)
 _SEEN_LIMIT = 65_536
 _TWELVE_DIGIT_SEEN: dict[str, PersonalIdentity] = {}
 """Valid numbers written ``YYYYMMDDNNNC`` or ``YYYYMMDD-NNNC``, by their exact text: a sync
@@ -151,11 +153,16 @@ def _parse(cleaned: str, today: date) -> PersonalIdentity:
     elif m := _TEN.match(cleaned):
         head, sep, tail = m.groups()
         number = _with_century(head, sep, today) + tail
+    elif not cleaned.isascii():
+        raise InvalidIdentityError(
+            "an identity number is written with the digits 0-9 (and '-' or '+'); "
+            "it has other characters"
+        )
     else:
         digits = sum(ch.isdigit() for ch in cleaned)
         raise InvalidIdentityError(
             f"an identity number has 10 or 12 digits (YYYYMMDD-NNNC), got {digits} digits"
-            if cleaned and re.fullmatch(r"[\d+-]+", cleaned)
+            if cleaned and re.fullmatch(r"[\d+-]+", cleaned, re.ASCII)
             else "an identity number is written YYYYMMDD-NNNC, YYYYMMDDNNNC or YYMMDD-NNNC"
         )
     _check_date(number)
