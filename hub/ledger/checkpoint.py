@@ -61,7 +61,9 @@ def parse_body(text: str) -> tuple[str, int, bytes]:
     if len(lines) < 4 or lines[-1] != "":
         raise NoteError("a checkpoint has an origin, a size and a root line")
     origin, size_text, root_text = lines[0], lines[1], lines[2]
-    if not (size_text.isascii() and size_text.isdigit()) or (size_text != "0" and size_text.startswith("0")):
+    if not (size_text.isascii() and size_text.isdigit()) or (
+        size_text != "0" and size_text.startswith("0")
+    ):
         raise NoteError("the checkpoint's size line is not a decimal number")
     try:
         root = base64.b64decode(root_text, validate=True)

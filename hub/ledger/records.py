@@ -15,8 +15,11 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from hub.errors import InputError
 from hub.ledger.canonical import format_time, read_document
 from hub.ledger.event import Action
+from hub.model.participant import PSEUDONYM
+from hub.model.vocab import PARTY
 from hub.store.tables.ledger import BLOCK_BITS, LedgerEntryRow
 
 EXPORT_FIELDS = (
@@ -44,6 +47,26 @@ _MAX_SPAN = 1_024
 """Most blocks one query looks into (the participant and time indexes are per block)."""
 
 
+def pseudonym_filter(value: str) -> str:
+    """``value`` if it is a pseudonym; else ValueError saying what to give (not ``value``)."""
+    if not PSEUDONYM.match(value):
+        raise ValueError(
+            "give a pseudonym, 'p-' and 32 hexadecimal digits; to search by personnummer "
+            "use pnr instead"
+        )
+    return value
+
+
+def party_filter(value: str) -> str:
+    """``value`` if it is a party's name; else ValueError saying what to give (not ``value``)."""
+    if not PARTY.match(value):
+        raise ValueError(
+            "give a connector name or 'team' (lowercase letters, digits, '-' or '_', "
+            "2 to 32 characters), e.g. af"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class LedgerQuery:
     """What to look for. ``participant`` is a pseudonym; a number never gets this far."""
@@ -55,6 +78,19 @@ class LedgerQuery:
     decision: str | None = None
     action: Action | None = None
     limit: int | None = None
+
+    def __post_init__(self) -> None:
+        # Both filters are written to the log with the search (describe()), and sit next
+        # to the personnummer field: a number typed into either must not get that far.
+        for name, value, check in (
+            ("participant", self.participant, pseudonym_filter),
+            ("party", self.party, party_filter),
+        ):
+            if value is not None:
+                try:
+                    check(value)
+                except ValueError as exc:
+                    raise InputError(f"{name}: {exc}") from None
 
     def describe(self) -> str:
         """The filters in words, for the audit entry recording this read (no numbers)."""

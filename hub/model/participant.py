@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,13 +11,16 @@ from hub.model.domain import RecordBody
 from hub.model.identity import Gender, IdentityNumber
 from hub.model.vocab import Party
 
+PSEUDONYM = re.compile(r"^p-[0-9a-f]{32}$")
+"""A participant's pseudonym, as :meth:`hub.keys.KeyRing.pseudonym` makes it."""
+
 
 class Participant(BaseModel):
     """A person in the joint effort. ``identity`` is absent wherever the viewer may not see it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pseudonym: str = Field(pattern=r"^p-[0-9a-f]{32}$")
+    pseudonym: str = Field(pattern=PSEUDONYM.pattern)
     identity: IdentityNumber | None = None
     gender: Gender
     birth_year: int = Field(ge=1800, le=2200)

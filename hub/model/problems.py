@@ -6,18 +6,24 @@ these lines name the field and the reason only.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 
 def problems(exc: ValidationError, *, prefix: str = "") -> list[str]:
     """One line per problem: ``field.path: why`` — never the rejected value."""
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(record)"
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown field; remove it or check its spelling"
-        elif err["type"] == "missing":
-            message = "required field is missing"
-        lines.append(f"{prefix}{where}: {message}")
-    return lines
+    return [prefix + problem(err) for err in exc.errors(include_input=False, include_url=False)]
+
+
+def problem(err: Mapping[str, Any], *, skip: Collection[str] = ()) -> str:
+    """``field.path: why`` for one of pydantic's error dicts, never its ``input``. ``skip``:
+    parts of the path not to name (e.g. FastAPI's ``body`` and ``query``)."""
+    where = ".".join(str(p) for p in err["loc"] if p not in skip) or "(record)"
+    message = str(err["msg"]).removeprefix("Value error, ")  # our validators' own words
+    if err["type"] == "extra_forbidden":
+        message = "unknown field; remove it or check its spelling"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    return f"{where}: {message}"

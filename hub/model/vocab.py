@@ -15,11 +15,11 @@ BUILTIN_PARTIES = ("kommun", "af", "fk", "region", JOINT_TEAM)
 """The four built-in authorities' connector names and the joint team. Third-party
 connectors add their own names; a party is any connector name or ``team``."""
 
-_PARTY = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+PARTY = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
 
 def _party(value: str) -> str:
-    if not _PARTY.match(value):
+    if not PARTY.match(value):
         raise ValueError(
             "a party is a connector name or 'team': lowercase letters, digits, '-' or '_', "
             "2 to 32 characters"

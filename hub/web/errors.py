@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.errors import EviError
+from hub.model.problems import problem
 from hub.web.i18n import N_, tr
 from hub.web.security import HSTS, add_security_headers
 
@@ -97,13 +98,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    where = sorted(
-        {
-            ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query")) or "request"
-            for err in exc.errors()
-        }
-    )
-    return error_response(request, 422, f"invalid request: check {', '.join(where)}")
+    lines = sorted({problem(err, skip=("body", "query", "path")) for err in exc.errors()})
+    return error_response(request, 422, "invalid request: " + "; ".join(lines))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

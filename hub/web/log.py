@@ -19,13 +19,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
-from hub.ledger.records import EntryRecord, LedgerQuery
+from hub.ledger.records import EntryRecord, LedgerQuery, party_filter, pseudonym_filter
 from hub.ledger.sample import MAX_SAMPLE, Sample
 from hub.ledger.sample import sample as draw_sample
 from hub.model.identity import identity_input
@@ -48,6 +48,8 @@ DEFAULT_SAMPLE = 25
 MAX_LIMIT = 1000
 
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
+PseudonymFilter = Annotated[str, AfterValidator(pseudonym_filter)]
+PartyFilter = Annotated[str, AfterValidator(party_filter)]
 
 
 class LogFilters(BaseModel):
@@ -55,10 +57,12 @@ class LogFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    participant: str | None = Field(default=None, max_length=64, description="pseudonym p-…")
+    participant: PseudonymFilter | None = Field(
+        default=None, max_length=64, description="pseudonym p-…"
+    )
     since: str | None = Field(default=None, alias="from", max_length=40)
     until: str | None = Field(default=None, alias="to", max_length=40)
-    party: str | None = Field(default=None, max_length=32)
+    party: PartyFilter | None = Field(default=None, max_length=32)
     decision: Literal["permit", "deny"] | None = None
     action: Action | None = None
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
@@ -87,7 +91,7 @@ class SampleFilters(BaseModel):
 
     since: str | None = Field(default=None, alias="from", max_length=40)
     until: str | None = Field(default=None, alias="to", max_length=40)
-    party: str | None = Field(default=None, max_length=32)
+    party: PartyFilter | None = Field(default=None, max_length=32)
     decision: Literal["permit", "deny"] | None = None
     action: Action | None = None
     size: int = Field(default=DEFAULT_SAMPLE, ge=1, le=MAX_SAMPLE)

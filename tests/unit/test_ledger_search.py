@@ -24,6 +24,11 @@ from hub.store.tables.ledger import BLOCK_BITS, LedgerEntryRow
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 BLOCKS = 40
+RARE = "p-" + "a" * 32
+
+
+def person(j: int) -> str:
+    return f"p-{j:032x}"
 
 
 def spread(database: Database) -> dict[int, LedgerEvent]:
@@ -37,7 +42,7 @@ def spread(database: Database) -> dict[int, LedgerEvent]:
                 action=Action.DECISION,
                 decision="permit",
                 actor="job:sync",
-                participant="p-rare" if rare else f"p-{j}",
+                participant=RARE if rare else person(j),
                 time=T0 + timedelta(minutes=(block * 37 + j * 11) % 97),
             )
     rows = []
@@ -72,15 +77,15 @@ def matches(query: LedgerQuery, ev: LedgerEvent) -> bool:
 @pytest.mark.parametrize(
     "query",
     [
-        LedgerQuery(participant="p-rare"),
-        LedgerQuery(participant="p-rare", limit=3),
-        LedgerQuery(participant="p-2"),
-        LedgerQuery(participant="p-2", limit=7),
-        LedgerQuery(participant="nobody"),
+        LedgerQuery(participant=RARE),
+        LedgerQuery(participant=RARE, limit=3),
+        LedgerQuery(participant=person(2)),
+        LedgerQuery(participant=person(2), limit=7),
+        LedgerQuery(participant="p-" + "f" * 32),
         LedgerQuery(since=T0 + timedelta(minutes=90)),
         LedgerQuery(since=T0 + timedelta(minutes=20), until=T0 + timedelta(minutes=23)),
         LedgerQuery(until=T0 + timedelta(minutes=50), limit=11),
-        LedgerQuery(participant="p-3", since=T0 + timedelta(minutes=40)),
+        LedgerQuery(participant=person(3), since=T0 + timedelta(minutes=40)),
     ],
     ids=repr,
 )

@@ -123,6 +123,31 @@ def test_bad_filters_name_the_field_but_never_the_value(
     assert searches(ledger) == []
 
 
+@pytest.mark.parametrize("field", ["participant", "party"])
+def test_a_personnummer_typed_into_another_filter_is_refused_and_never_logged(
+    ledger: Hub, client: TestClient, officer: dict[str, str], cli: Any, field: str
+) -> None:
+    # The pseudonym and party fields sit next to the pnr field, and every search is
+    # written to the log with its filters: a number typed into the wrong one must stop.
+    for written in (PNR, f"{PNR[:8]}-{PNR[8:]}"):
+        over_get = client.get("/api/log/entries", params={field: written}, headers=officer)
+        over_post = client.post("/api/log/entries", json={field: written}, headers=officer)
+        for response in (over_get, over_post):
+            assert response.status_code == 422
+            assert f"{field}: give" in response.json()["detail"]
+            assert written not in response.text and PNR[2:8] not in response.text
+        result = cli("log", "search", f"--{field}", written)
+        assert result.code != 0 and f"{field}:" in result.err
+        assert PNR[2:8] not in result.out + result.err
+    client.post("/login", data={"token": officer["Authorization"].split()[1]})
+    page = client.post("/log", data={field: PNR})
+    assert page.status_code == 422 and PNR[2:8] not in page.text
+    assert searches(ledger) == []
+    with ledger.db.session() as session:
+        every = [r.export_line() for r in find_entries(session, LedgerQuery())]
+    assert PNR[2:8] not in json.dumps(every)
+
+
 def test_the_limit_caps_the_answer_and_says_more_may_match(
     client: TestClient, officer: dict[str, str]
 ) -> None:
@@ -171,7 +196,7 @@ def test_the_log_page_explains_a_bad_filter(
     ledger: Hub, client: TestClient, officer: dict[str, str]
 ) -> None:
     client.post("/login", data={"token": officer["Authorization"].split()[1]})
-    page = client.post("/log", data={"pnr": PNR, "participant": "p-0"})
+    page = client.post("/log", data={"pnr": PNR, "participant": ledger.keys.pseudonym(OTHER)})
     assert page.status_code == 422
     assert "not both" in page.text and PNR not in page.text
     limit = client.post("/log", data={"limit": "lots"})
