@@ -49,6 +49,8 @@ NAV = (NavLink("Administration", "/admin", frozenset({Role.ADMINISTRATOR})),)
 Administrator = Annotated[WebUser, Depends(require_role(Role.ADMINISTRATOR))]
 HISTORY_ROWS = 50
 Limit = Annotated[int, Query(ge=1, le=1000, description="how many runs, newest first")]
+ID_MAX = 2**63 - 1  # the largest id a database's BIGINT holds
+TransferId = Annotated[int, Field(ge=1, le=ID_MAX)]
 
 
 class RetryRequest(BaseModel):
@@ -56,7 +58,7 @@ class RetryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    ids: list[TransferId] = Field(default_factory=list, max_length=10_000)
     all: bool = False
 
     @model_validator(mode="after")
@@ -207,7 +209,8 @@ def connector_form(
 
 def _id(form: dict[str, str]) -> int:
     text = form.get("id", "")
-    if not text.isdigit():
+    # isdigit() alone also takes "²" and other scripts' digits, which int() refuses or reads.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and 1 <= int(text) <= ID_MAX):
         raise InputError("choose a failed transfer to retry, or retry all")
     return int(text)
 

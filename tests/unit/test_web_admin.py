@@ -88,13 +88,15 @@ def test_retrying_through_the_api_by_id_and_the_mistakes_it_refuses(
     assert done.status_code == 200 and done.json() == {"queued": 2}
     again = client.post("/api/admin/transfers/retry", json={"ids": ids}, headers=bearer(token))
     assert again.status_code == 404 and str(ids[0]) in again.json()["detail"]
-    for body in ({}, {"ids": [1], "all": True}, {"ids": "all"}):
+    for body in ({}, {"ids": [1], "all": True}, {"ids": "all"}, {"ids": [2**70]}, {"ids": [0]}):
         refused = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
         assert refused.status_code == 422
     assert len(_failed(cli)) == len(failed) - 2  # nothing else changed
     client.post("/login", data={"token": token})
-    bad = client.post("/admin/transfers/retry", data={"id": "nine"})
-    assert bad.status_code == 422 and "choose a failed transfer" in bad.text
+    for text in ("nine", "²", "９", "9" * 5000, str(2**70), "0"):
+        bad = client.post("/admin/transfers/retry", data={"id": text})
+        assert bad.status_code == 422 and "choose a failed transfer" in bad.text
+    assert len(_failed(cli)) == len(failed) - 2
 
 
 def test_only_an_administrator_may_see_or_retry(failed_home: Hub, cli) -> None:
