@@ -174,11 +174,7 @@ def get_settings() -> Settings:
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data, every secret replaced by ``'**********'``."""
     data: dict[str, Any] = settings.model_dump(mode="json")
-    data["database_url"] = _mask_url(settings.effective_database_url())
+    from hub.store.db import safe_url  # SQLAlchemy only when asked (the CLI starts faster)
+
+    data["database_url"] = safe_url(settings.effective_database_url())
     return data
-
-
-def _mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

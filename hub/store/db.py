@@ -21,13 +21,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigError, StorageError
 
+SECRET_PARAMETERS = ("password", "sslpassword")
+"""Connection parameters that hold a secret when given in the URL's query (libpq's
+``password`` and ``sslpassword``), hidden like the password part."""
+
 
 def safe_url(url: str) -> str:
-    """The URL with its password hidden, fit for messages and logs."""
+    """The URL with its password hidden (in the password part or a query parameter), fit
+    for messages, logs and `evi config show`."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<unparseable database URL>"
+    hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_PARAMETERS}
+    shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    return shown.replace("=%2A%2A%2A", "=***")  # as the password part shows it
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hub import __version__
 from hub.context import Hub, open_hub
 from hub.settings import Settings
 from hub.web.errors import install_error_handlers
+from hub.web.guards import BodyLimit, same_origin_only
 from hub.web.security import SecurityHeaders
 from hub.web.templating import STATIC, NavLink
 
@@ -65,11 +66,13 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(same_origin_only)],
     )
     app.state.hub = opened
     app.state.secure_cookies = secure_cookies
-    install_error_handlers(app)
+    install_error_handlers(app)  # innermost: InternalErrors
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz")

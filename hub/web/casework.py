@@ -83,8 +83,8 @@ def person_page(
 @router.post("/participants")
 def status_page(
     request: Request,
+    user: Caseworker,  # before the form: signed in and allowed, or nothing is read
     form: Annotated[dict[str, str], Depends(read_form)],
-    user: Caseworker,
     hub: HubDep,
 ) -> Response:
     def build(pnr: str) -> dict[str, Any]:

@@ -3,11 +3,15 @@
 * :class:`hub.errors.EviError` -> the error's ``http_status`` and its one-line message.
 * a request FastAPI cannot validate -> 422 naming the fields, never the values given
   (a value may be a personnummer; see :mod:`hub.model.problems`).
-* anything else -> 500 "internal error"; the server log gets the exception's type, and its
-  traceback only at debug level (an exception's text may quote data).
+* a :class:`hub.errors.StorageError` -> 503 saying only that the database is unavailable;
+  its message (host, user, database, the driver's words) goes to the server log.
+* anything else -> 500 "internal error" (:class:`InternalErrors`); the server log gets the
+  exception's type, and its traceback only at debug level (an exception's text may quote
+  data).
 
 API paths (``/api/…``) answer ``{"detail": message}``; pages answer the error page, which
-leads with what the status means in the page's language (:data:`PAGE_LEADS`) and then
+leads with what the status means in the page's language (:data:`PAGE_LEADS`, or the
+error's own ``page_lead``) and then
 gives the message (in English: the hub's messages are shared with the CLI and the API).
 No response ever carries a traceback.
 """
@@ -20,11 +24,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.errors import EviError
+from hub.errors import EviError, StorageError
 from hub.model.problems import problem
 from hub.web.i18n import N_, tr
-from hub.web.security import HSTS, add_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,11 @@ def wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/healthz"
 
 
-def error_response(request: Request, status: int, message: str) -> Response:
-    """The response for an error: JSON for the API, the error page otherwise."""
+def error_response(
+    request: Request, status: int, message: str, *, lead: str | None = None
+) -> Response:
+    """The response for an error: JSON for the API, the error page otherwise (``lead``: what
+    the page says first, if not what the status means)."""
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if wants_json(request):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
@@ -73,19 +80,29 @@ def error_response(request: Request, status: int, message: str) -> Response:
             note = tr(request, "Sign in to see this page.")
         return render(request, "login.html", {"message": note}, status=401)
     user = getattr(request.state, "user", None)
-    page = {"status": status, "message": page_message(request, status, message)}
+    page = {"status": status, "message": page_message(request, status, message, lead=lead)}
     return render(request, "error.html", page, status=status, user=user)
 
 
-def page_message(request: Request, status: int, message: str) -> str:
-    """An error as a page shows it: what the status means in the page's language, then
-    the hub's message (English, as the CLI and the API give it)."""
-    return f"{tr(request, PAGE_LEADS.get(status, PAGE_LEADS[500]))} ({message})"
+def page_message(request: Request, status: int, message: str, *, lead: str | None = None) -> str:
+    """An error as a page shows it: what the status means (or ``lead``) in the page's
+    language, then the hub's message (English, as the CLI and the API give it)."""
+    return f"{tr(request, lead or PAGE_LEADS.get(status, PAGE_LEADS[500]))} ({message})"
+
+
+UNAVAILABLE = "the database is not available; the server's log says why"
 
 
 async def _evi_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EviError)
-    return error_response(request, exc.http_status, exc.message)
+    if isinstance(exc, StorageError):
+        # Its message names the database's host, user and name and the driver's words:
+        # for the operator's log, not for whoever asks (/healthz needs no sign-in).
+        log.error("database error in %s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(request, exc.http_status, UNAVAILABLE)
+    return error_response(
+        request, exc.http_status, exc.message, lead=getattr(exc, "page_lead", None)
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -102,19 +119,45 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return error_response(request, 422, "invalid request: " + "; ".join(lines))
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
+def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("internal error in %s %s (%s)", request.method, request.url.path, type(exc).__name__)
     log.debug("traceback of that internal error", exc_info=exc)
-    response = error_response(request, 500, "internal error; the server log names its type")
-    # This response is sent by Starlette's outermost middleware, past SecurityHeaders.
-    add_security_headers(response.headers)
-    if request.url.scheme == "https":
-        response.headers[HSTS[0]] = HSTS[1]
-    return response
+    return error_response(request, 500, "internal error; the server log names its type")
+
+
+class InternalErrors:
+    """ASGI middleware: any other exception becomes the 500 answer here, and goes no further.
+
+    Starlette's own last resort (an ``Exception`` handler) answers too, but then raises the
+    exception again for the server, and uvicorn logs it with its traceback and text, which
+    may quote data. Placed inside :class:`~hub.web.security.SecurityHeaders`, so the answer
+    gets the same headers as any other."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception as exc:
+            response = _internal_error(Request(scope), exc)
+            if not started:
+                await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers above, and :class:`InternalErrors` (add it before SecurityHeaders)."""
     app.add_exception_handler(EviError, _evi_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(InternalErrors)

@@ -71,8 +71,8 @@ def extract_form(request: Request, user: Officer) -> Response:
 @router.post("/extract")
 def extract_page(
     request: Request,
+    user: Officer,  # before the form: signed in and allowed, or nothing is read
     form: Annotated[dict[str, str], Depends(read_form)],
-    user: Officer,
     hub: HubDep,
 ) -> Response:
     def build(pnr: str) -> dict[str, Any]:
@@ -84,8 +84,8 @@ def extract_page(
 @router.post("/extract/log")
 def log_extract_page(
     request: Request,
+    user: Officer,  # before the form: signed in and allowed, or nothing is read
     form: Annotated[dict[str, str], Depends(read_form)],
-    user: Officer,
     hub: HubDep,
 ) -> Response:
     def build(pnr: str) -> dict[str, Any]:

@@ -222,8 +222,8 @@ def log_page(request: Request, user: Reviewer) -> Response:
 @router.post("/log")
 def log_search_page(
     request: Request,
+    user: Reviewer,  # before the form: signed in and allowed, or nothing is read
     form: Annotated[dict[str, str], Depends(read_form)],
-    user: Reviewer,
     hub: HubDep,
 ) -> Response:
     try:
@@ -241,8 +241,8 @@ def log_search_page(
 @router.post("/log/sample")
 def log_sample_page(
     request: Request,
+    user: Reviewer,  # before the form: signed in and allowed, or nothing is read
     form: Annotated[dict[str, str], Depends(read_form)],
-    user: Reviewer,
     hub: HubDep,
 ) -> Response:
     try:

@@ -62,14 +62,36 @@ def test_unknown_config_key_is_named(cli, evi_home: Path) -> None:
     assert "unknown setting 'sync.max_attempt'" in result.err
 
 
-def test_config_show_masks_secrets(cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVI_DATABASE_URL", "postgresql+psycopg://evi:hemligt@db.example/evi")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://evi:hemligt@db.example/evi",
+        # libpq also takes the password, and the client key's, as query parameters
+        "postgresql+psycopg://evi@db.example/evi?password=hemligt&sslmode=require",
+        "postgresql+psycopg://evi@db.example/evi?sslpassword=hemligt&PASSWORD=hemligt",
+    ],
+)
+def test_config_show_masks_secrets(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("EVI_DATABASE_URL", url)
     monkeypatch.setenv("EVI_KEYS__PSEUDONYM", "c2VjcmV0LWtleS12YWx1ZS10aGF0LWlzLTMyLWJ5dGU=")
     result = cli("config", "show", "--json")
     assert result.code == 0
     assert "hemligt" not in result.out
     assert "c2VjcmV0" not in result.out
     assert "db.example" in result.out
+
+
+def test_a_database_url_that_is_no_url_is_shown_as_such_not_printed(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVI_DATABASE_URL", "postgres hemligt")
+    shown = cli("config", "show", "--json")
+    assert shown.code == 0 and "<unparseable database URL>" in shown.out
+    used = cli("db", "status")
+    assert used.code == 2 and "is not a database URL" in used.err
+    assert "hemligt" not in shown.out + shown.err + used.out + used.err
 
 
 def test_unknown_command_is_a_usage_error(cli, evi_home: Path) -> None:

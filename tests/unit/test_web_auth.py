@@ -236,7 +236,7 @@ def test_a_privacy_officer_sees_the_log_in_the_navigation(hub: Hub, client: Test
 
 
 def test_an_internal_error_answers_without_a_traceback(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
 
@@ -244,11 +244,17 @@ def test_an_internal_error_answers_without_a_traceback(
         raise RuntimeError("secret detail 190001019802")
 
     monkeypatch.setattr("hub.ledger.service.search", broken)
+    caplog.set_level(logging.DEBUG)
+    # raise_server_exceptions: the client raises what the app lets out to the server, which
+    # uvicorn would log with its traceback and text; nothing may get out.
     with TestClient(
-        web_client(hub).app, base_url="https://testserver", raise_server_exceptions=False
+        web_client(hub).app, base_url="https://testserver", raise_server_exceptions=True
     ) as client:
         response = client.get("/api/log/entries", headers=bearer(token))
     assert response.status_code == 500
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("hub")]
+    assert logged[0] == (logging.ERROR, "internal error in GET /api/log/entries (RuntimeError)")
+    assert [level for level, _ in logged[1:]] == [logging.DEBUG]  # the traceback, debug only
     assert response.json() == {"detail": "internal error; the server log names its type"}
     assert "Traceback" not in response.text and "190001019802" not in response.text
     assert response.headers["cache-control"] == "no-store"
