@@ -78,3 +78,38 @@ def party_option(text: str, option: str) -> str:
             "digits, '-' or '_'), e.g. af, fk, kommun, region, team"
         ) from None
     return party
+
+
+FROM_STDIN: Final = "-"
+_PNR_STDIN_HELP: Final = (
+    " Give '-' to type it unseen, or to read it from standard input, so that it stays out of"
+    " the process list and the shell's history."
+)
+
+
+def pnr_option(help: str, *, required: bool = True) -> Any:
+    """The ``--pnr`` option: the number as given, or (``--pnr -``) as read by
+    :func:`_pnr_from_stdin`. On the command line a number is in every local user's
+    process list (``ps``) and the shell's history; a DPO would rather it were not."""
+    return typer.Option(
+        ... if required else None,
+        "--pnr",
+        help=help + _PNR_STDIN_HELP,
+        callback=_pnr_from_stdin,
+    )
+
+
+def _pnr_from_stdin(value: str | None) -> str | None:
+    """``value``, or for ``-`` the number typed at a hidden prompt (a terminal) or the first
+    line of standard input (a pipe)."""
+    if value != FROM_STDIN:
+        return value
+    if sys.stdin.isatty():
+        import getpass
+
+        line = getpass.getpass("personnummer or samordningsnummer: ")
+    else:
+        line = sys.stdin.readline()
+    if not line.strip():
+        raise typer.BadParameter("'-' reads the number from standard input, which had none")
+    return line.strip()

@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from hub.commands.common import area_app, hub_from, info, party_option, print_json
+from hub.commands.common import area_app, hub_from, info, party_option, pnr_option, print_json
 from hub.consent.bulk import BulkEvidenceRefusedError
 from hub.consent.document import rfc3339, submission_document
 from hub.consent.errors import ConsentFileError
@@ -196,7 +196,7 @@ def document(
 @consent_app.command("show")
 def show(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    pnr: str = pnr_option(PNR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with every version."),
 ) -> None:
     """Show one person's consents with every version, withdrawals and blocks."""
@@ -232,7 +232,7 @@ def list_consents(
 @consent_app.command("withdraw")
 def withdraw(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    pnr: str = pnr_option(PNR_HELP),
     party: str | None = typer.Option(None, "--party", help="Withdraw only for this party."),
     category: Category | None = typer.Option(
         None, "--category", help="Withdraw only this category."
@@ -259,7 +259,7 @@ def withdraw(
 @consent_app.command("block")
 def block(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    pnr: str = pnr_option(PNR_HELP),
     party: str | None = typer.Option(None, "--party", help="Block this party (default: all)."),
     category: Category | None = typer.Option(
         None, "--category", help="Block this category (default: all)."
@@ -285,7 +285,7 @@ def block(
 @consent_app.command("unblock")
 def unblock(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    pnr: str = pnr_option(PNR_HELP),
     block_id: str = typer.Option(..., "--block", help="The block id (see `evi consent show`)."),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
@@ -298,7 +298,7 @@ def unblock(
 @consent_app.command("export")
 def export(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help=PNR_HELP),
+    pnr: str = pnr_option(PNR_HELP),
     fmt: ExportFormat = typer.Option(..., "--format", help="fhir (R5 Bundle) or receipt."),
 ) -> None:
     """Export a person's consents as a FHIR R5 Bundle or a Swedish receipt for the person."""

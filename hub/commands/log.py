@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.commands.common import area_app, hub_from, info, print_json, whole_file
+from hub.commands.common import area_app, hub_from, info, pnr_option, print_json, whole_file
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
@@ -86,7 +86,7 @@ PNR_HELP = "Personnummer or samordningsnummer; searched for as its pseudonym."
 @log_app.command("search")
 def search(
     ctx: typer.Context,
-    pnr: str | None = typer.Option(None, "--pnr", help=PNR_HELP),
+    pnr: str | None = pnr_option(PNR_HELP, required=False),
     participant: str | None = typer.Option(None, "--participant", help="A pseudonym (p-…)."),
     since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
     until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
@@ -224,7 +224,7 @@ def export(
 @log_app.command("extract")
 def extract(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help="The person's personnummer/samordningsnummer."),
+    pnr: str = pnr_option("The person's personnummer/samordningsnummer."),
     fmt: ExtractFormat = typer.Option(ExtractFormat.TEXT, "--format", help="text or json."),
 ) -> None:
     """The person's own log extract (registerutdrag), each entry with its inclusion proof."""

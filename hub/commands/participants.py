@@ -16,7 +16,15 @@ import typer
 from hub.casework.held import held_data
 from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
-from hub.commands.common import area_app, hub_from, info, party_option, print_json, whole_file
+from hub.commands.common import (
+    area_app,
+    hub_from,
+    info,
+    party_option,
+    pnr_option,
+    print_json,
+    whole_file,
+)
 from hub.consent.retention import people, purge_records
 from hub.errors import InputError
 from hub.ledger.service import cli_actor, parse_when
@@ -77,7 +85,7 @@ def _print(view: StatusView) -> None:
 @participants_app.command("status")
 def status(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help="The person's personnummer or samordningsnummer."),
+    pnr: str = pnr_option("The person's personnummer or samordningsnummer."),
     party: str = typer.Option(
         ..., "--as", help="The viewer's party (af, fk, kommun, region or team)."
     ),
@@ -127,7 +135,7 @@ def purge(
 @participants_app.command("extract")
 def extract(
     ctx: typer.Context,
-    pnr: str = typer.Option(..., "--pnr", help="The person's personnummer or samordningsnummer."),
+    pnr: str = pnr_option("The person's personnummer or samordningsnummer."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of plain Swedish text."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
     actor: str | None = typer.Option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,32 @@ def test_whole_withdrawal_shows_in_the_list(cli, registered: str) -> None:
     assert RFC3339_UTC.match(entry["withdrawn_at"])
     again = cli("consent", "withdraw", "--pnr", PNR)
     assert again.code == 1 and "no consent in force" in again.err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_number_can_come_from_stdin_or_a_hidden_prompt_not_the_command_line(
+    cli, registered: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the command line a number is in every local user's `ps` and the shell's history.
+    monkeypatch.setattr("sys.stdin", io.StringIO("19900101-2385\n"))
+    piped = cli("consent", "show", "--pnr", "-", "--json")
+    assert piped.code == 0, piped.err
+    assert json.loads(piped.out)["consents"][0]["id"] == registered
+    asked: list[str] = []
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or PNR)
+    typed = cli("consent", "withdraw", "--pnr", "-")
+    assert typed.code == 0 and "withdrew everything" in typed.err
+    assert asked == ["personnummer or samordningsnummer: "]
+    (entry,) = listed(cli)
+    assert entry["status"] == "withdrawn"
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    empty = cli("consent", "show", "--pnr", "-")
+    assert empty.code == 2 and "standard input, which had none" in empty.err
 
 
 def test_partial_withdrawal_keeps_the_consent_active(cli, registered: str) -> None:
