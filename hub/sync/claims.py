@@ -24,12 +24,14 @@ from sqlalchemy.orm import Session
 
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event
+from hub.consent.gate import Decision, Snapshot
 from hub.consent.snapshots import SnapshotCache
 from hub.keys import KeyRing
 from hub.ledger.event import LedgerEvent
 from hub.ledger.writer import PreparedEntries, append_prepared, prepare_entries
 from hub.model.identity import parse_identity
 from hub.model.records import Transfer
+from hub.model.vocab import JOINT_TEAM, Category
 from hub.store.bulk import read_json, read_time, rows_in
 from hub.store.participants import participant_columns
 from hub.sync.outbox import DENIED, OutboxRepository, QueuedItem
@@ -190,25 +192,38 @@ def _decide(
             now,
             restricted_origin=record.restricted,
         )
-        events.append(
-            decision_event(
-                decision,
-                person.pseudonym,
-                request,
-                actor=actor,
-                correlation_id=item.idempotency_key,
-            )
+        event = decision_event(
+            decision, person.pseudonym, request, actor=actor, correlation_id=item.idempotency_key
         )
         if not decision.permitted:
+            events.append(event)
             why = f"consent gate: {decision.reason.value}"
             OutboxRepository.finish(item, DENIED, now, error=why)
             done.denied.append(item)
             continue
-        identity = (
-            None
-            if person.protected_identity
-            else parse_identity(keys.decrypt_number(person.pnr_ciphertext))
-        )
+        identity = None
+        if not person.protected_identity:
+            number = _number_decision(current[person.id], item, now)
+            same = (number.consent_id, number.consent_version) == (
+                decision.consent_id,
+                decision.consent_version,
+            )
+            if number.permitted and same:
+                # one entry: the same consent permits the record and the number with it
+                event = event.model_copy(update={"categories": (item.category, IDENTITY)})
+            else:
+                events.append(
+                    decision_event(
+                        number,
+                        person.pseudonym,
+                        _number_request(item, now),
+                        actor=actor,
+                        correlation_id=item.idempotency_key,
+                    )
+                )
+            if number.permitted:
+                identity = parse_identity(keys.decrypt_number(person.pnr_ciphertext))
+        events.append(event)
         transfer = Transfer.model_validate(
             {
                 "idempotency_key": item.idempotency_key,
@@ -229,6 +244,25 @@ def _decide(
         claimed=done,
         people={p.id: (p.consent_revision, p.protected_identity) for p in people.values()},
         entries=prepare_entries(events),
+    )
+
+
+IDENTITY = Category.IDENTITY.value
+
+
+def _number_request(item: QueuedItem, now: datetime) -> DecisionRequest:
+    """The disclosure of the person's number that goes with a transfer: their identity,
+    from the joint team (who registered them), as when subscribing them."""
+    return DecisionRequest(JOINT_TEAM, item.recipient, IDENTITY, item.purpose, now)
+
+
+def _number_decision(snapshot: Snapshot, item: QueuedItem, now: datetime) -> Decision:
+    """Whether the transfer may carry the person's number: a transfer whose record is
+    permitted but whose recipient may not learn who the person is (``identity`` blocked,
+    withdrawn or not covered for them) goes with the pseudonym only."""
+    request = _number_request(item, now)
+    return gate.decide(
+        snapshot, request.origin, request.recipient, request.category, request.purpose, now
     )
 
 

@@ -26,6 +26,7 @@ from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget
 from hub.hookspecs import hookimpl
+from hub.ledger.canonical import read_document
 from hub.ledger.service import verify
 from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
@@ -383,6 +384,63 @@ def test_a_person_an_authority_marks_protected_is_cancelled_everywhere_and_sent_
         assert number not in subscribed, name
         for item in received(target)["items"]:
             assert number not in str(item["body"]), f"{name} received a protected identity"
+
+
+def test_a_recipient_the_person_blocked_identity_for_gets_the_record_without_the_number(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    # The record's category is consented to for the recipient, but the person has blocked
+    # `identity` (who they are) for it: the transfer goes with the pseudonym only.
+    from hub.model.vocab import Category
+
+    run_sync(demo, sync_options(targets, deliver=False))
+    with demo.db.session() as session:
+        queued = session.scalars(
+            select(OutboxItem).where(OutboxItem.status == PENDING).order_by(OutboxItem.id)
+        ).all()
+        people = {p.id: p for p in session.scalars(select(ParticipantRow))}
+        authorities: dict[int, set[str]] = {}
+        for i in queued:
+            if i.recipient != "team" and not people[i.participant_id].protected_identity:
+                authorities.setdefault(i.participant_id, set()).add(i.recipient)
+        item = next(
+            i
+            for i in queued
+            if i.recipient != "team" and len(authorities.get(i.participant_id, ())) > 1
+        )
+        person = people[item.participant_id]
+        identity = ParticipantRepository(session, demo.keys).identity_of(person)
+        key, recipient, pseudonym = item.idempotency_key, item.recipient, person.pseudonym
+        others = {
+            i.idempotency_key: i.recipient
+            for i in queued
+            if i.participant_id == person.id and i.recipient != recipient
+        }
+    ConsentService(demo).block(identity, actor="test", party=recipient, category=Category.IDENTITY)
+    run_sync(demo, sync_options(targets))
+
+    def body_of(name: str, wanted: str) -> str:
+        [pushed] = [i for i in received(targets[name])["items"] if i["idempotency_key"] == wanted]
+        return str(pushed["body"])
+
+    written = (identity.number, identity.formatted())  # the authorities' APIs differ
+    sent = body_of(recipient, key)
+    assert pseudonym in sent and not any(w in sent for w in written)
+    for other_key, other in others.items():  # the block names one recipient only
+        if other != "team":
+            assert any(w in body_of(other, other_key) for w in written)
+    with demo.db.session() as session:
+        decisions = session.scalars(
+            select(LedgerEntryRow).where(LedgerEntryRow.correlation_id == key)
+        ).all()
+    said = [
+        (e.decision, tuple(read_document(e.canonical)["categories"]))
+        for e in decisions
+        if e.decision
+    ]
+    assert ("deny", ("identity",)) in said
+    assert any(d == "permit" and "identity" not in c for d, c in said)
+    assert verify(demo).ok
 
 
 def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_under_new_keys(
