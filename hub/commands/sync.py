@@ -158,11 +158,19 @@ def sync(
 @sync_app.command("history")
 def show_history(
     ctx: typer.Context,
-    limit: int = typer.Option(20, "--limit", min=1, max=10_000),
-    connector: str | None = typer.Option(None, "--connector", "-c"),
-    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(
+        20,
+        "--limit",
+        min=1,
+        max=10_000,
+        help="How many of the latest rows to show (a row is one connector in one run).",
+    ),
+    connector: str | None = typer.Option(
+        None, "--connector", "-c", help="Only this connector's runs. Default: every connector."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON array."),
 ) -> None:
-    """The latest sync runs per connector, newest first."""
+    """The latest runs, newest first: a row per connector and run, with its counts."""
     rows = history(hub_from(ctx), limit, connector)
     if as_json:
         print_json(rows)
