@@ -123,7 +123,7 @@ def _night_passes(hub: Hub, targets: Mapping[str, SandboxTarget]) -> None:
 NEXT_STEPS = """
 What to try next:
   evi connectors list                      the authorities, their last sync and status
-  evi sync history                         every run's counts
+  evi sync history                         the latest runs' counts
   evi consent list --json                  the registered consents (participant = pseudonym)
   evi participants status --pnr PNR --as team
                                            one person as the joint team may see them
