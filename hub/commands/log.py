@@ -335,7 +335,9 @@ def consistency(
 def purge(
     ctx: typer.Context,
     before: str = typer.Option(..., "--before", help="Purge entries recorded before this date."),
-    yes: bool = typer.Option(False, "--yes", help="Really purge (without it: say how many, change nothing, exit 2)."),
+    yes: bool = typer.Option(
+        False, "--yes", help="Really purge (without it: say how many, change nothing, exit 2)."
+    ),
 ) -> None:
     """Retention: remove the content of old entries, keeping their hashes so the log verifies."""
     when = service.parse_when(before, "--before")
