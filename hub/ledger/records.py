@@ -19,7 +19,7 @@ from hub.errors import InputError
 from hub.ledger.canonical import format_time, read_document
 from hub.ledger.event import Action
 from hub.model.participant import PSEUDONYM
-from hub.model.vocab import PARTY
+from hub.model.vocab import party_name
 from hub.store.tables.ledger import BLOCK_BITS, LedgerEntryRow
 
 EXPORT_FIELDS = (
@@ -57,16 +57,6 @@ def pseudonym_filter(value: str) -> str:
     return value
 
 
-def party_filter(value: str) -> str:
-    """``value`` if it is a party's name; else ValueError saying what to give (not ``value``)."""
-    if not PARTY.match(value):
-        raise ValueError(
-            "give a connector name or 'team' (lowercase letters, digits, '-' or '_', "
-            "2 to 32 characters), e.g. af"
-        )
-    return value
-
-
 @dataclass(frozen=True)
 class LedgerQuery:
     """What to look for. ``participant`` is a pseudonym; a number never gets this far."""
@@ -84,7 +74,7 @@ class LedgerQuery:
         # to the personnummer field: a number typed into either must not get that far.
         for name, value, check in (
             ("participant", self.participant, pseudonym_filter),
-            ("party", self.party, party_filter),
+            ("party", self.party, party_name),
         ):
             if value is not None:
                 try:

@@ -18,7 +18,8 @@ connectors add their own names; a party is any connector name or ``team``."""
 PARTY = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
 
-def _party(value: str) -> str:
+def party_name(value: str) -> str:
+    """``value`` if it is a party's name; else ValueError saying what one is (not ``value``)."""
     if not PARTY.match(value):
         raise ValueError(
             "a party is a connector name or 'team': lowercase letters, digits, '-' or '_', "
@@ -27,7 +28,7 @@ def _party(value: str) -> str:
     return value
 
 
-Party = Annotated[str, AfterValidator(_party)]
+Party = Annotated[str, AfterValidator(party_name)]
 
 
 class Category(StrEnum):

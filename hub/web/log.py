@@ -25,11 +25,12 @@ from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
-from hub.ledger.records import EntryRecord, LedgerQuery, party_filter, pseudonym_filter
+from hub.ledger.records import EntryRecord, LedgerQuery, pseudonym_filter
 from hub.ledger.sample import MAX_SAMPLE, Sample
 from hub.ledger.sample import sample as draw_sample
 from hub.model.identity import identity_input
 from hub.model.problems import problems
+from hub.model.vocab import party_name
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
 from hub.web.forms import read_form
@@ -49,7 +50,7 @@ MAX_LIMIT = 1000
 
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
 PseudonymFilter = Annotated[str, AfterValidator(pseudonym_filter)]
-PartyFilter = Annotated[str, AfterValidator(party_filter)]
+PartyFilter = Annotated[str, AfterValidator(party_name)]
 
 
 class LogFilters(BaseModel):
