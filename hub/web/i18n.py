@@ -2,13 +2,11 @@
 
 Swedish is the language of Swedish public administration (språklagen 2009:600), so the
 pages speak it by default; a browser that prefers English gets English. The English text
-in the templates and in ``hub/web/*.py`` is the message id; the Swedish lives in
-``hub/web/locale/sv/LC_MESSAGES/messages.po``, a plain gettext catalog kept with Babel
-(docs/web.md says how to update it). The JSON API, the CLI and the CSV files stay in
-English: they are read by programs and by the people who run the hub.
-
-The catalog is compiled in memory when first needed (Babel's ``read_po`` and
-``write_mo``), so there is no build step and no binary file in the repository.
+in the templates and in ``hub/web/*.py`` is the message id; the Swedish lives in the hub's
+catalog, ``hub/text/locale/sv/LC_MESSAGES/messages.po``, loaded by :mod:`hub.text.catalog`
+(it also holds the names of the common model's fields and codes, which the register
+extract shows too; docs/web.md says how to update it). The JSON API, the CLI and the CSV
+files stay in English: they are read by programs and by the people who run the hub.
 
 Picking the language from ``Accept-Language`` is written here by hand: neither Starlette
 nor Babel parses that header, and only the two languages the pages have are of interest.
@@ -16,40 +14,19 @@ nor Babel parses that header, and only the two languages the pages have are of i
 
 from __future__ import annotations
 
-import io
-from functools import cache
-from gettext import NullTranslations
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 from fastapi import Request
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-LANGUAGES: Final = ("sv", "en")
-SOURCE_LANGUAGE: Final = "en"
-LOCALE_DIR: Final = Path(__file__).parent / "locale"
-CATALOG: Final = "messages"
-
-
-def catalog_path(language: str) -> Path:
-    return LOCALE_DIR / language / "LC_MESSAGES" / f"{CATALOG}.po"
-
-
-@cache
-def translations(language: str) -> NullTranslations:
-    """The compiled catalog of ``language`` (the message ids themselves for English)."""
-    if language == SOURCE_LANGUAGE:
-        return NullTranslations()
-    with catalog_path(language).open("rb") as po:
-        catalog = read_po(po, locale=language)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+from hub.text.catalog import CATALOG as CATALOG
+from hub.text.catalog import LANGUAGES as LANGUAGES
+from hub.text.catalog import LOCALE_DIR as LOCALE_DIR
+from hub.text.catalog import N_ as N_
+from hub.text.catalog import SOURCE_LANGUAGE as SOURCE_LANGUAGE
+from hub.text.catalog import catalog_path as catalog_path
+from hub.text.catalog import translations as translations
 
 
 def accepted_languages(header: str) -> list[str]:
@@ -80,11 +57,6 @@ def language_for(request: Request) -> str:
             return wanted
     default: str = request.app.state.hub.settings.web.language
     return default
-
-
-def N_(message: str) -> str:
-    """Marks ``message`` for the catalog where it is defined; translated where it is shown."""
-    return message
 
 
 def tr(request: Request, message: str, **values: Any) -> str:

@@ -33,8 +33,10 @@ from hub.web.i18n import accepted_languages, catalog_path, translations
 from hub.web.record_text import CODE_NAMES, FIELD_NAMES, KIND_NAMES, record_details
 from hub.web.users import Role
 
-WEB = Path(__file__).parents[2] / "hub" / "web"
-# What hub/web/locale/babel.cfg and the pybabel command in docs/web.md say.
+HUB = Path(__file__).parents[2] / "hub"
+# What hub/text/locale/babel.cfg and the pybabel command in docs/web.md say: the pages, and
+# the names of fields and codes the pages and the register extract share.
+SOURCES = [HUB / "web", HUB / "text"]
 METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 OPTIONS = {
     "**/templates/**.html": {
@@ -54,10 +56,11 @@ CODE_ENUMS = [
 
 def source_messages() -> set[str | tuple[str, str]]:
     found: set[str | tuple[str, str]] = set()
-    for _file, _line, message, _comments, _context in extract_from_dir(
-        WEB, METHODS, OPTIONS, KEYWORDS
-    ):
-        found.add(message if isinstance(message, str) else tuple(message))  # type: ignore[arg-type]
+    for source in SOURCES:
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            source, METHODS, OPTIONS, KEYWORDS
+        ):
+            found.add(message if isinstance(message, str) else tuple(message))  # type: ignore[arg-type]
     return found
 
 
@@ -67,6 +70,7 @@ def test_the_swedish_catalog_translates_every_text_of_the_pages_and_nothing_else
     ids = {m.id if isinstance(m.id, str) else tuple(m.id) for m in catalog if m.id}
     wanted = source_messages()
     assert len(wanted) > 150  # the extraction found the templates and the code
+    assert "work with subsidy" in wanted  # and the names in hub/text the extract shows too
     assert sorted(map(str, wanted - ids)) == [], "texts without a Swedish translation"
     assert sorted(map(str, ids - wanted)) == [], "translations of texts no page shows"
     untranslated = [m.id for m in catalog if m.id and (m.fuzzy or not all(_strings(m.string)))]
