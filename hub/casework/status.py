@@ -1,6 +1,6 @@
 """One person's consolidated status, as one caseworker's party may see it.
 
-    consolidated_status(hub, identity, viewer, at=None) -> StatusView
+    consolidated_status(hub, identity, viewer, *, clock=utc_now) -> StatusView
 
 A view is a disclosure: each stored record goes from the authority it came from (its
 origin) to the viewer's party, for the purpose ``coordination``. So the gate is asked
@@ -15,13 +15,19 @@ privacy officer can see look-ups of people who are not participants too.
 
 What was withheld is not listed: that an authority holds, say, health information about
 a person is itself information the viewer may not have.
+
+A look-up is always of now: the gate decides about the instant the look-up happens and
+the ledger dates every entry of it then, because the records shown are the ones stored
+now. There is no "as of" view: a past instant would let a consent withdrawn since decide
+about today's records, and would date the entries where a log review does not look and a
+purge removes them. ``clock`` is for tests only.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.casework.summary import CaseSummary, StatusEntry, summarise
+from hub.clock import Clock, utc_now
 from hub.consent.decisions import DecisionRequest, gate_for
 from hub.context import Hub
 from hub.errors import NotFoundError
@@ -138,18 +145,21 @@ def _permitted(
 
 
 def consolidated_status(
-    hub: Hub, identity: PersonalIdentity, viewer: Viewer, at: datetime | None = None
+    hub: Hub, identity: PersonalIdentity, viewer: Viewer, *, clock: Clock = utc_now
 ) -> StatusView:
-    """The person's status as ``viewer`` may see it at ``at`` (default now), logged.
+    """The person's status as ``viewer`` may see it now, logged now (``clock`` gives now;
+    tests set it).
 
     Raises :class:`NotFoundError` (after logging the look-up) when the hub holds no
     participant with that number.
     """
     hub.require_schema()
-    at = at or datetime.now(UTC)
     correlation_id = str(uuid.uuid4())
     view: StatusView | None = None
     with hub.db.session(write_lock=True) as session:
+        # Now, once the writer's turn is ours: a withdrawal committed while we waited for
+        # it was recorded before this instant, so it applies.
+        at = clock()
         participant = ParticipantRepository(session, hub.keys).find(identity)
         if participant is None:
             pseudonym = hub.keys.pseudonym(identity.number)

@@ -8,7 +8,6 @@ is the same view for an administrator or a script, logged the same way.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -26,7 +25,6 @@ from hub.commands.common import (
     whole_file,
 )
 from hub.consent.retention import people, purge_records
-from hub.errors import InputError
 from hub.ledger.service import cli_actor, parse_when
 from hub.model.identity import identity_input
 
@@ -34,21 +32,6 @@ participants_app = area_app(
     help="Look a person up as one party may see them; remove records once consent has ended.",
     no_args_is_help=True,
 )
-
-
-def _instant(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise InputError(
-            f"--at {text!r}: give an ISO 8601 instant with a UTC offset, "
-            "e.g. 2026-12-01T09:00:00+01:00"
-        )
-    return at
 
 
 def _line(entry: StatusEntry) -> str:
@@ -92,15 +75,13 @@ def status(
     actor: str | None = typer.Option(
         None, "--actor", help="Who looks, for the transfer log (default: `cli:` and your user)."
     ),
-    at: str | None = typer.Option(
-        None, "--at", help="See the status as of this instant (ISO 8601, with a UTC offset)."
-    ),
     as_json: bool = typer.Option(False, "--json", help="Print the view as JSON."),
 ) -> None:
-    """Show what the person's consent lets PARTY see, across every authority; the view and
-    every gate decision behind it are written to the transfer log."""
+    """Show what the person's consent lets PARTY see now, across every authority; the view
+    and every gate decision behind it are written to the transfer log, at the time they
+    happen."""
     viewer = Viewer(actor=actor or cli_actor(), party=party_option(party, "--as"))
-    view = consolidated_status(hub_from(ctx), identity_input(pnr), viewer, _instant(at))
+    view = consolidated_status(hub_from(ctx), identity_input(pnr), viewer)
     if as_json:
         print_json(view.model_dump(mode="json"))
         return

@@ -207,7 +207,11 @@ def decision_event(
 ) -> LedgerEvent:
     """The ledger entry for one gate decision (participant by pseudonym only).
 
-    Its time is the instant decided about, ``request.at``: callers ask about their now.
+    Its time is the instant decided about, ``request.at``, so callers must ask about their
+    now (the instant of the disclosure, as their clock gives it), never about another
+    instant: the entry would be dated then, outside the window a log review searches and
+    purgeable with it, and would decide about records as stored now with consents as they
+    stood then.
     """
     return LedgerEvent(
         time=request.at,

@@ -15,6 +15,7 @@ from hub.casework.summary import StatusEntry, summarise
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.errors import NotFoundError
+from hub.ledger.canonical import parse_time
 from hub.model.identity import parse_identity
 
 
@@ -35,7 +36,7 @@ def _origins(view_entries: list[StatusEntry]) -> list[tuple[str, str]]:
 
 
 def test_a_view_shows_only_what_the_consent_covers(hub: Hub, caseload: ConsentService) -> None:
-    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), AT)
+    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), clock=lambda: AT)
 
     # region's health record (category not consented) and kommun's restricted benefit
     # (obtained under a legal right) stay hidden; the rest is shown
@@ -53,7 +54,7 @@ def test_every_decision_and_the_view_are_in_the_ledger_by_pseudonym(
     hub: Hub, caseload: ConsentService
 ) -> None:
     before = len(ledger(hub.db))
-    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), AT)
+    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), clock=lambda: AT)
     entries = ledger(hub.db)[before:]
 
     decisions = [e for e in entries if e["action"] == "decision"]
@@ -69,17 +70,22 @@ def test_every_decision_and_the_view_are_in_the_ledger_by_pseudonym(
     assert seen["recipient"] == "af" and seen["categories"] == ["benefit", "referral"]
     assert {e["correlation_id"] for e in entries} == {view.correlation_id}
     assert {e["participant"] for e in entries} == {view.participant}
+    assert {parse_time(e["time"]) for e in entries} == {AT} == {view.at}  # the clock's now
     assert PNR not in json.dumps(entries) and PNR[2:] not in json.dumps(entries)
 
 
 def test_a_party_the_consent_does_not_name_sees_nothing(hub: Hub, caseload: ConsentService) -> None:
-    view = consolidated_status(hub, parse_identity(PNR), Viewer("r.region", "region"), AT)
+    view = consolidated_status(
+        hub, parse_identity(PNR), Viewer("r.region", "region"), clock=lambda: AT
+    )
     assert view.entries == []
     assert view.summary.state == "no_case"
 
 
 def test_a_person_without_consent_shows_nothing(hub: Hub, caseload: ConsentService) -> None:
-    view = consolidated_status(hub, parse_identity(OTHER), Viewer("t.team", "team"), AT)
+    view = consolidated_status(
+        hub, parse_identity(OTHER), Viewer("t.team", "team"), clock=lambda: AT
+    )
     assert view.entries == []
     assert {e["decision"] for e in ledger(hub.db) if e["action"] == "decision"} == {"deny"}
 
@@ -90,9 +96,13 @@ def test_after_a_withdrawal_nothing_more_is_shown(
     clock.now = AT
     caseload.withdraw(parse_identity(PNR), actor="test")
     later = AT + timedelta(minutes=1)
-    view = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), later)
+    view = consolidated_status(
+        hub, parse_identity(PNR), Viewer("anna.af", "af"), clock=lambda: later
+    )
     assert view.entries == []
-    earlier = consolidated_status(hub, parse_identity(PNR), Viewer("anna.af", "af"), AT)
+    earlier = consolidated_status(
+        hub, parse_identity(PNR), Viewer("anna.af", "af"), clock=lambda: AT
+    )
     assert earlier.entries == []  # withdrawn at AT denies at AT
 
 
@@ -100,7 +110,9 @@ def test_an_unknown_number_is_not_found_and_the_look_up_is_logged(
     hub: Hub, caseload: ConsentService
 ) -> None:
     with pytest.raises(NotFoundError) as raised:
-        consolidated_status(hub, parse_identity(STRANGER), Viewer("t.team", "team"), AT)
+        consolidated_status(
+            hub, parse_identity(STRANGER), Viewer("t.team", "team"), clock=lambda: AT
+        )
     assert STRANGER not in raised.value.message
     (last,) = ledger(hub.db)[-1:]
     assert last["action"] == "view" and last["outcome"] == "minor_failure"
@@ -139,22 +151,52 @@ def test_current_benefits_and_ongoing_interventions_are_those_of_the_day() -> No
     assert summary.ongoing_interventions == [ongoing]
 
 
+@pytest.fixture
+def running(hub: Hub, clock: Clock) -> ConsentService:
+    """The caseload with PNR's consent running until 2099: for looking up on the real clock."""
+    service = ConsentService(hub, clock=clock)
+    register_caseload(service, hub, "2099-01-01T00:00:00Z")
+    return service
+
+
 def test_cli_prints_the_view_and_refuses_a_bad_party(
-    hub: Hub, caseload: ConsentService, cli: Any
+    hub: Hub, running: ConsentService, cli: Any
 ) -> None:
-    at = AT.isoformat()
-    shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", at, "--json")
+    shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--json")
     assert shown.code == 0, shown.err
     data = json.loads(shown.out)
     assert data["summary"]["state"] == "open" and len(data["entries"]) == 3
     assert PNR not in shown.out
 
-    text = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", at)
+    text = cli("participants", "status", "--pnr", PNR, "--as", "af")
     assert "case: open, referred 2025-03-01 by kommun" in text.out
 
     bad = cli("participants", "status", "--pnr", PNR, "--as", "Försäkringskassan")
     assert bad.code == 2 and "--as" in bad.err
-    naive = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", "2025-06-01T12:00")
-    assert naive.code == 2 and "UTC offset" in naive.err
     unknown = cli("participants", "status", "--pnr", STRANGER, "--as", "team")
     assert unknown.code == 1 and STRANGER not in unknown.err
+
+
+def test_a_look_up_is_decided_and_logged_now_whatever_instant_is_asked_for(
+    hub: Hub, running: ConsentService, clock: Clock, cli: Any
+) -> None:
+    # The DPO's finding: after a withdrawal, `--at <a moment before it>` showed the records
+    # stored now and dated the look-up before the withdrawal; `--at 2020-01-01` dated it
+    # where no log review looks and a purge removes it at once.
+    withdrawn = clock.now = datetime.now(UTC)
+    running.withdraw(parse_identity(PNR), actor="test")
+    before = len(ledger(hub.db))
+    for instant in ((withdrawn - timedelta(seconds=1)).isoformat(), "2020-01-01T00:00:00+00:00"):
+        asked = cli("participants", "status", "--pnr", PNR, "--as", "af", "--at", instant)
+        assert asked.code == 2 and "--at" in asked.err
+        assert "records shown" not in asked.out
+    assert len(ledger(hub.db)) == before  # refused before anything was looked up
+
+    started = datetime.now(UTC)
+    shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--json")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["entries"] == []  # the withdrawal applies
+    entries = ledger(hub.db)[before:]
+    assert {e["action"] for e in entries} == {"decision", "view"}
+    assert {e["decision"] for e in entries if e["action"] == "decision"} == {"deny"}
+    assert all(started <= parse_time(e["time"]) <= datetime.now(UTC) for e in entries)
