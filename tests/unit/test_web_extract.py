@@ -63,6 +63,10 @@ def test_the_page_shows_the_swedish_text(hub: Hub, client: TestClient) -> None:
     assert page.status_code == 200
     assert "REGISTERUTDRAG: UPPGIFTER OM DIG I EN VÄG IN" in page.text
     assert "från kommunen: remiss" in page.text
+    # the record's fields and codes in the pages' Swedish, the consent evidence opened
+    assert "orsak: har försörjningsstöd, remitterad av: kommunen" in page.text
+    assert "financial_aid" not in page.text and "referring_party" not in page.text
+    assert "bevittnad av: handlaggare-17" in page.text
     empty = client.post("/extract", data={"pnr": ""})
     assert empty.status_code == 422 and "pnr" in empty.text
 
