@@ -17,7 +17,7 @@ extract's. The JSON carries the same with stable English keys and the codes them
 The extract is for an official to review before it is handed over (a secrecy assessment,
 of health data say, is theirs). It is never stored; making it is logged
 (``subject_access``, by pseudonym). A number the hub does not know is an error that does
-not repeat the number.
+not repeat the number; that look-up is logged too (``not_a_participant``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from hub.consent.views import PersonConsents, listing_entry, load_person
 from hub.context import Hub
 from hub.errors import NotFoundError
 from hub.keys import KeyRing
-from hub.ledger.event import Action, ActorRole, LedgerEvent
+from hub.ledger.event import Action, ActorRole, LedgerEvent, Outcome
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity
@@ -665,6 +665,20 @@ def held_data(hub: Hub, identity: PersonalIdentity, actor: str) -> HeldData:
     with hub.db.session(write_lock=True) as session:
         person = ParticipantRepository(session, hub.keys).find(identity)
         if person is None:
+            # A failed look-up is on record too (as a caseworker's is), by pseudonym.
+            append(
+                session,
+                LedgerEvent(
+                    time=now,
+                    action=Action.SUBJECT_ACCESS,
+                    outcome=Outcome.MINOR_FAILURE,
+                    actor=actor,
+                    role=ActorRole.PRIVACY_OFFICER,
+                    participant=hub.keys.pseudonym(identity.number),
+                    reason="not_a_participant",
+                ),
+            )
+            session.commit()  # kept although the look-up ends in NotFoundError
             raise NotFoundError("the hub holds nothing about that number: not a participant")
         records = session.scalars(
             select(StoredRecord)

@@ -28,6 +28,7 @@ from hub.consent.receipt import render_receipt
 from hub.consent.service import ConsentService
 from hub.consent.views import ConsentHistory, PersonConsents, VersionView, listing_entry
 from hub.errors import InputError
+from hub.ledger.service import cli_actor
 from hub.model.consent import ConsentSubmission, PaperEvidence
 from hub.model.identity import (
     identity_input,
@@ -199,9 +200,10 @@ def show(
     pnr: str = pnr_option(PNR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with every version."),
 ) -> None:
-    """Show one person's consents with every version, withdrawals and blocks."""
+    """Show one person's consents with every version, withdrawals and blocks (the look-up
+    is recorded in the transfer log first, by pseudonym)."""
     identity = identity_input(pnr)
-    person = ConsentService(hub_from(ctx)).person(identity)
+    person = ConsentService(hub_from(ctx)).person(identity, actor=cli_actor())
     if as_json:
         print_json(_person_json(person))
         return
@@ -213,8 +215,10 @@ def list_consents(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the JSON array (docs/consent.md)."),
 ) -> None:
-    """List every consent: one line each, or the JSON array other tools read."""
-    entries = ConsentService(hub_from(ctx)).listing()
+    """List every consent: one line each, or the JSON array other tools read (with the
+    numbers). The listing is recorded in the transfer log first."""
+    what = "list json" if as_json else "list"
+    entries = ConsentService(hub_from(ctx)).listing(actor=cli_actor(), what=what)
     if as_json:
         print_json(entries)
         return
@@ -301,9 +305,11 @@ def export(
     pnr: str = pnr_option(PNR_HELP),
     fmt: ExportFormat = typer.Option(..., "--format", help="fhir (R5 Bundle) or receipt."),
 ) -> None:
-    """Export a person's consents as a FHIR R5 Bundle or a Swedish receipt for the person."""
+    """Export a person's consents as a FHIR R5 Bundle or a Swedish receipt for the person
+    (recorded in the transfer log first, by pseudonym)."""
     identity = identity_input(pnr)
-    person = ConsentService(hub_from(ctx)).person(identity)
+    what = f"export {fmt.value}"
+    person = ConsentService(hub_from(ctx)).person(identity, actor=cli_actor(), what=what)
     if fmt is ExportFormat.FHIR:
         sys.stdout.write(json.dumps(export_bundle(person), ensure_ascii=False, indent=2) + "\n")
     else:

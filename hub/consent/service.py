@@ -1,7 +1,8 @@
 """The consent registry's use cases: register (one or many), amend, withdraw, block, read.
 
 Each method owns its transaction (``hub.db.session(write_lock=True)``) and records what
-it did in the ledger inside that transaction, the participant by pseudonym only. Gate
+it did in the ledger inside that transaction, the participant by pseudonym only; reading
+a person's consents, or listing everyone's, is recorded too (``consent_read``). Gate
 decisions are not made here but in :mod:`hub.consent.decisions`, in the caller's session.
 
 Times come from ``clock`` (aware UTC), so withdrawals and blocks take effect at the
@@ -27,7 +28,7 @@ from hub.consent.errors import EvidenceRefusedError
 from hub.consent.evidence import verify_evidence
 from hub.consent.views import BlockView, PersonConsents, block_view, load_listing, load_person
 from hub.errors import InputError, NotFoundError
-from hub.ledger.event import LedgerEvent
+from hub.ledger.event import Action, ActorRole, LedgerEvent, Outcome
 from hub.ledger.writer import append, append_many
 from hub.model.consent import ConsentSubmission, EvidenceVerdict
 from hub.model.identity import PersonalIdentity
@@ -395,18 +396,55 @@ class ConsentService:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def person(self, identity: PersonalIdentity) -> PersonConsents:
-        """Everything registered about this person's consent (NotFoundError if nothing)."""
-        hub = self._ready()
-        with hub.db.session() as session:
-            participant = self._participant(session, identity)
-            return load_person(session, participant, identity, self.clock())
+    # Reads are disclosures too (being a client of the joint team is itself secret): each
+    # appends a ``consent_read`` entry in the transaction that reads, so it is on record
+    # before the caller shows anything.
 
-    def listing(self) -> list[dict[str, Any]]:
-        """Every consent as ``evi consent list --json`` prints it, oldest first."""
+    def person(
+        self,
+        identity: PersonalIdentity,
+        *,
+        actor: str,
+        what: str = "show",
+        role: str = ActorRole.ADMINISTRATOR.value,
+    ) -> PersonConsents:
+        """Everything registered about this person's consent; the read is logged first.
+
+        The entry names the person by pseudonym, ``actor`` and ``role``, and ``what`` was
+        made (``show``, ``export fhir``, ``export receipt``) with how many consents as its
+        reason. A number the hub does not know is logged too (outcome ``minor_failure``,
+        reason ``not_a_participant``, by that number's pseudonym), then NotFoundError.
+        """
         hub = self._ready()
-        with hub.db.session() as session:
-            return load_listing(session, hub.keys, self.clock())
+        found: PersonConsents | None = None
+        with hub.db.session(write_lock=True) as session:
+            now = self.clock()
+            participant = ParticipantRepository(session, hub.keys).find(identity)
+            if participant is None:
+                pseudonym = hub.keys.pseudonym(identity.number)
+                append(session, _read_event(now, actor, role, pseudonym, "not_a_participant"))
+            else:
+                found = load_person(session, participant, identity, now)
+                reason = f"{what}: {len(found.consents)} consents"
+                append(session, _read_event(now, actor, role, participant.pseudonym, reason))
+        if found is None:
+            raise NotFoundError(_NO_CONSENT)
+        return found
+
+    def listing(
+        self, *, actor: str, what: str = "list", role: str = ActorRole.ADMINISTRATOR.value
+    ) -> list[dict[str, Any]]:
+        """Every consent as ``evi consent list --json`` prints it, oldest first; the read is
+        logged first: one entry without a participant, ``what`` (``list``, ``list json``)
+        and how many consents of how many people as its reason."""
+        hub = self._ready()
+        with hub.db.session(write_lock=True) as session:
+            now = self.clock()
+            entries = load_listing(session, hub.keys, now)
+            people = len({e["participant"] for e in entries})
+            reason = f"{what}: {len(entries)} consents of {people} people"
+            append(session, _read_event(now, actor, role, None, reason))
+        return entries
 
     def evidence(self, identity: PersonalIdentity, consent_id: str, version: int) -> dict[str, Any]:
         """The evidence a version was registered with, unsealed (to demonstrate consent)."""
@@ -443,11 +481,29 @@ class ConsentService:
     def _participant(self, session: Session, identity: PersonalIdentity) -> ParticipantRow:
         participant = ParticipantRepository(session, self.hub.keys).find(identity)
         if participant is None:
-            raise NotFoundError(
-                "no consent or block is registered for this person; register one with "
-                "`evi consent register --file FILE`"
-            )
+            raise NotFoundError(_NO_CONSENT)
         return participant
+
+
+_NO_CONSENT = (
+    "no consent or block is registered for this person; register one with "
+    "`evi consent register --file FILE`"
+)
+
+
+def _read_event(
+    now: datetime, actor: str, role: str, pseudonym: str | None, reason: str
+) -> LedgerEvent:
+    """A read of the registry; ``not_a_participant``: a failed look-up."""
+    return LedgerEvent(
+        time=now,
+        action=Action.CONSENT_READ,
+        outcome=Outcome.MINOR_FAILURE if reason == "not_a_participant" else Outcome.SUCCESS,
+        reason=reason,
+        actor=actor,
+        role=role,
+        participant=pseudonym,
+    )
 
 
 def _category_values(submission: ConsentSubmission) -> tuple[str, ...]:

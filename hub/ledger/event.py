@@ -32,6 +32,7 @@ class Action(StrEnum):
     RECORDS_PURGED = "records_purged"  # retention removed a person's stored records
     SUBJECT_ACCESS = "subject_access"  # an extract of what is stored about a person was made
     KEY_ROTATED = "key_rotated"  # an encryption key was replaced and its ciphertexts rewritten
+    CONSENT_READ = "consent_read"  # a person's consents were shown or exported, or all listed
 
 
 class ActorRole(StrEnum):
@@ -41,7 +42,7 @@ class ActorRole(StrEnum):
     CASEWORKER = "caseworker"  # viewed a person's status
     PRIVACY_OFFICER = "privacy_officer"  # searched the log, made a register extract
     STEERING_GROUP = "steering_group"  # asked for follow-up statistics
-    ADMINISTRATOR = "administrator"  # changed web access, purged records, rotated a key
+    ADMINISTRATOR = "administrator"  # web access, purges, key rotation, reading consents
     LOG_REVIEWER = "log-reviewer"  # read or purged the log from the CLI
 
 

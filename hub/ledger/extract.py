@@ -33,6 +33,7 @@ ACTIONS_SV = {
     "records_purged": "Gallring av dina uppgifter från myndigheterna",
     "subject_access": "Registerutdrag över lagrade uppgifter",
     "key_rotated": "Byte av krypteringsnyckel",
+    "consent_read": "Dina samtycken lästes",
 }
 DECISIONS_SV = {"permit": "tillåtet", "deny": "nekat"}
 OUTCOMES_SV = {

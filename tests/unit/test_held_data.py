@@ -304,11 +304,20 @@ def test_the_core_extract_does_not_import_the_web() -> None:
 def test_a_person_the_hub_does_not_know_is_not_found_and_the_number_not_repeated(
     caseload: Hub,
 ) -> None:
-    before = ledger(caseload.db)
+    before = len(ledger(caseload.db))
     with pytest.raises(NotFoundError) as missing:
         held_data(caseload, parse_identity(STRANGER), "cli:dpo")
     assert STRANGER not in missing.value.message and STRANGER[2:] not in missing.value.message
-    assert ledger(caseload.db) == before
+    # the failed look-up is on record, as a caseworker's is: by the number's pseudonym
+    (entry,) = ledger(caseload.db)[before:]
+    assert (entry["action"], entry["outcome"], entry["reason"]) == (
+        "subject_access",
+        "minor_failure",
+        "not_a_participant",
+    )
+    assert entry["participant"] == caseload.keys.pseudonym(STRANGER)
+    assert (entry["actor"], entry["role"]) == ("cli:dpo", "privacy_officer")
+    assert STRANGER not in json.dumps(entry) and STRANGER[2:] not in json.dumps(entry)
 
 
 def test_cli_prints_text_or_writes_json(caseload: Hub, cli: Any, tmp_path: Path) -> None:

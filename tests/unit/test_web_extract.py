@@ -50,7 +50,9 @@ def test_only_a_privacy_officer_may_and_only_with_a_valid_number(
     assert bad.status_code == 422 and "12345" not in bad.text
     unknown = client.post("/api/participants/extract", json={"pnr": STRANGER}, headers=olle)
     assert unknown.status_code == 404 and STRANGER not in unknown.text
-    assert not [e for e in ledger(hub.db) if e["action"] == "subject_access"]
+    # only the officer's failed look-up is on record; the refused requests made nothing
+    made = [e for e in ledger(hub.db) if e["action"] == "subject_access"]
+    assert [(e["actor"], e["reason"]) for e in made] == [("olle.dso", "not_a_participant")]
 
 
 def test_the_page_shows_the_swedish_text(hub: Hub, client: TestClient) -> None:
