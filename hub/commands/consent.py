@@ -7,7 +7,6 @@ a bad consent file prints one ``error:`` line per problem.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from datetime import datetime
@@ -28,7 +27,7 @@ from hub.consent.receipt import render_receipt
 from hub.consent.service import ConsentService
 from hub.consent.views import ConsentHistory, PersonConsents, VersionView, listing_entry
 from hub.errors import InputError
-from hub.ledger.service import cli_actor
+from hub.ledger.service import ACTOR_HELP, cli_actor
 from hub.model.consent import ConsentSubmission, PaperEvidence
 from hub.model.identity import (
     identity_input,
@@ -41,7 +40,6 @@ consent_app = area_app(
 )
 
 PNR_HELP = "The person's personnummer or samordningsnummer, in any usual written form."
-ACTOR_HELP = "Who does this, for the transfer log (default: `cli:` followed by your user name)."
 
 
 class ExportFormat(StrEnum):
@@ -51,15 +49,6 @@ class ExportFormat(StrEnum):
 
 def _party(text: str | None) -> str | None:
     return None if text is None else party_option(text, "--party")
-
-
-def _actor(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _aware(text: str | None, option: str) -> datetime | None:
@@ -96,7 +85,7 @@ def register_consent(
     """
     submission = _load(file)
     hub = hub_from(ctx)
-    result = ConsentService(hub).register(submission, actor=_actor(actor))
+    result = ConsentService(hub).register(submission, actor=cli_actor(actor))
     what = "amended" if result.version > 1 else "registered"
     info(
         f"{what} consent {result.consent_id} version {result.version} for participant "
@@ -120,7 +109,7 @@ def import_consents(
     lines = _load_lines(file)
     hub = hub_from(ctx)
     try:
-        done = ConsentService(hub).register_many([s for _, s in lines], actor=_actor(actor))
+        done = ConsentService(hub).register_many([s for _, s in lines], actor=cli_actor(actor))
     except BulkEvidenceRefusedError as exc:
         for position, why in exc.refused:
             typer.echo(f"error: {file}:{lines[position][0]}: {why}", err=True)
@@ -250,7 +239,7 @@ def withdraw(
     identity = identity_input(pnr)
     done = ConsentService(hub_from(ctx)).withdraw(
         identity,
-        actor=_actor(actor),
+        actor=cli_actor(actor),
         party=_party(party),
         category=category,
         consent_id=consent,
@@ -277,7 +266,7 @@ def block(
     identity = identity_input(pnr)
     view = ConsentService(hub_from(ctx)).block(
         identity,
-        actor=_actor(actor),
+        actor=cli_actor(actor),
         party=_party(party),
         category=category,
         until=_aware(until, "--until"),
@@ -295,7 +284,7 @@ def unblock(
 ) -> None:
     """Lift a block from now on, at the person's request."""
     identity = identity_input(pnr)
-    view = ConsentService(hub_from(ctx)).lift_block(identity, block_id, actor=_actor(actor))
+    view = ConsentService(hub_from(ctx)).lift_block(identity, block_id, actor=cli_actor(actor))
     info(f"lifted block {view.id} at {rfc3339(view.valid_until or view.valid_from)}")
 
 

@@ -13,7 +13,7 @@ from hub.commands.common import area_app, hub_from, info, print_json
 from hub.errors import InputError
 from hub.key_rotation import NOT_ROTATED, rotatable_source, rotate_key, values_to_rewrite
 from hub.keys import KEY_NAMES, PROTECTS, env_var_for, key_sources
-from hub.ledger.service import cli_actor
+from hub.ledger.service import ACTOR_HELP, cli_actor
 
 keys_app = area_app(
     help="The hub's keys: where each comes from; rotate an encryption key.",
@@ -57,13 +57,12 @@ def rotate(
     yes: bool = typer.Option(
         False, "--yes", help="Really rotate (without it: only say what would be rewritten)."
     ),
-    actor: str | None = typer.Option(
-        None, "--actor", help="Who rotates, for the transfer log (default: `cli:` and your user)."
-    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Replace an encryption key: every value it protects is encrypted again with a new key
     in one transaction, and the old key is kept under `keys/retired/` for older backups.
     Stop `evi web serve`, `evi worker` and the sync timer first."""
+    who = cli_actor(actor)
     hub = hub_from(ctx)
     source = rotatable_source(hub, name)
     if not yes:
@@ -73,7 +72,7 @@ def rotate(
             "stop `evi web serve`, `evi worker` and the sync timer, back up the database, "
             "then run again with --yes"
         )
-    done = rotate_key(hub, name, actor=actor or cli_actor())
+    done = rotate_key(hub, name, actor=who)
     info(
         f"rotated '{name}': {done.rewritten} stored values encrypted again; the new key is in "
         f"{source.path} (fingerprint {done.fingerprint}). The old key is in {done.retired}: "

@@ -25,7 +25,7 @@ from hub.commands.common import (
     whole_file,
 )
 from hub.consent.retention import people, purge_records
-from hub.ledger.service import cli_actor, parse_when
+from hub.ledger.service import ACTOR_HELP, cli_actor, parse_when
 from hub.model.identity import identity_input
 
 participants_app = area_app(
@@ -72,15 +72,13 @@ def status(
     party: str = typer.Option(
         ..., "--as", help="The viewer's party (af, fk, kommun, region or team)."
     ),
-    actor: str | None = typer.Option(
-        None, "--actor", help="Who looks, for the transfer log (default: `cli:` and your user)."
-    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the view as JSON."),
 ) -> None:
     """Show what the person's consent lets PARTY see now, across every authority; the view
     and every gate decision behind it are written to the transfer log, at the time they
     happen."""
-    viewer = Viewer(actor=actor or cli_actor(), party=party_option(party, "--as"))
+    viewer = Viewer(actor=cli_actor(actor), party=party_option(party, "--as"))
     view = consolidated_status(hub_from(ctx), identity_input(pnr), viewer)
     if as_json:
         print_json(view.model_dump(mode="json"))
@@ -97,15 +95,13 @@ def purge(
         help="Remove the records of people whose consent ended before this date (YYYY-MM-DD).",
     ),
     yes: bool = typer.Option(False, "--yes", help="Really remove (without it: only count)."),
-    actor: str | None = typer.Option(
-        None, "--actor", help="Who removes, for the transfer log (default: `cli:` and your user)."
-    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Retention: remove the stored records of everyone whose every consent has ended
     (expired, or withdrawn as a whole) before the date; each person is logged by pseudonym."""
     when = parse_when(ended_before, "--consent-ended-before")
     assert when is not None
-    done = purge_records(hub_from(ctx), when, actor or cli_actor(), confirmed=yes)
+    done = purge_records(hub_from(ctx), when, cli_actor(actor), confirmed=yes)
     info(
         f"removed {done.records} stored records ({done.outbox_rows} outbox rows) of "
         f"{people(done.people)} whose consent ended before {ended_before}; each removal is "
@@ -119,13 +115,11 @@ def extract(
     pnr: str = pnr_option("The person's personnummer or samordningsnummer."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of plain Swedish text."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
-    actor: str | None = typer.Option(
-        None, "--actor", help="Who makes it, for the transfer log (default: `cli:` and your user)."
-    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Register extract (GDPR art. 15): everything the hub stores about the person, for an
     official to review and hand over; making it is logged. Transfers: `evi log extract`."""
-    held = held_data(hub_from(ctx), identity_input(pnr), actor or cli_actor())
+    held = held_data(hub_from(ctx), identity_input(pnr), cli_actor(actor))
     text = (
         json.dumps(held.as_json(), ensure_ascii=False, indent=2) + "\n"
         if as_json

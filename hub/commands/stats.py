@@ -6,16 +6,13 @@ import typer
 
 from hub.commands.common import hub_from, print_json
 from hub.errors import InputError
-from hub.ledger.service import cli_actor
+from hub.ledger.service import ACTOR_HELP, cli_actor
 from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup_report
 from hub.stats.period import parse_period
 from hub.stats.text import render_text
 
-ACTOR_HELP = (
-    "Who asks, for the transfer log (default: `cli:` followed by your user name); "
-    "the log records the role `steering_group`."
-)
+ASKER_HELP = ACTOR_HELP + " The log records the role `steering_group`."
 
 
 def stats(
@@ -30,7 +27,7 @@ def stats(
     as_csv: bool = typer.Option(
         False, "--csv", help="Print the report as CSV (table, row, women, men, total)."
     ),
-    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+    actor: str | None = typer.Option(None, "--actor", help=ASKER_HELP),
 ) -> None:
     """Follow-up statistics for a period: new, active and closed participants (closures also
     by outcome and reason), each split into women, men and total.
@@ -43,7 +40,7 @@ def stats(
     if as_json and as_csv:
         raise InputError("give --json or --csv, not both")
     start, end = parse_period(from_, to, ("--from", "--to"))
-    report = followup_report(hub_from(ctx), start, end, actor=actor or cli_actor())
+    report = followup_report(hub_from(ctx), start, end, actor=cli_actor(actor))
     if as_json:
         print_json(report.model_dump(mode="json"))
     elif as_csv:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import typer
 
 from hub.commands.common import area_app, hub_from, info, print_json
-from hub.ledger.service import cli_actor
+from hub.ledger.service import ACTOR_HELP, cli_actor
 from hub.web.users import IssuedToken, Role, add_user, disable_user, list_users, replace_token
 
 users_app = area_app(help="Web users: add, list, disable, issue a new token.", no_args_is_help=True)
 
 ROLE_HELP = "caseworker, privacy_officer, steering_group or administrator."
-ACTOR_HELP = "Who makes the change, for the transfer log (default: `cli:` and your user name)."
 
 
 def _show_token(issued: IssuedToken, what: str) -> None:
@@ -35,7 +34,7 @@ def add(
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Add a web user and print their token (once, on stdout)."""
-    _show_token(add_user(hub_from(ctx), name, party, role, actor=actor or cli_actor()), "token")
+    _show_token(add_user(hub_from(ctx), name, party, role, actor=cli_actor(actor)), "token")
 
 
 @users_app.command("list")
@@ -70,7 +69,7 @@ def disable(
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Disable a web user: their token stops working at once."""
-    user = disable_user(hub_from(ctx), name, actor=actor or cli_actor())
+    user = disable_user(hub_from(ctx), name, actor=cli_actor(actor))
     info(f"user '{user.name}' is disabled; their token no longer works")
 
 
@@ -82,7 +81,7 @@ def token(
 ) -> None:
     """Issue a new token for a user (print it once); the old token stops working."""
     _show_token(
-        replace_token(hub_from(ctx), name, actor=actor or cli_actor()),
+        replace_token(hub_from(ctx), name, actor=cli_actor(actor)),
         "new token (the old one no longer works)",
     )
 

@@ -11,6 +11,7 @@ shown. Personal identity numbers are turned into the pseudonym at the edge
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -30,13 +31,42 @@ from hub.ledger.witness import read_witness_directory, witness_directory
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity, identity_input
 
+ON_BEHALF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,47}")
+"""A name given with ``--actor``: no spaces (so `` via `` is never part of it), at most 48
+characters (with `` via cli:<user>`` it fits the 100 characters a consent row keeps);
+matched whole (``fullmatch``)."""
 
-def cli_actor() -> str:
-    """``cli:<operating-system user>``: who ran an `evi log` command."""
+_IDENTITY_NUMBER = re.compile(r"\d{6}[-+]?\d{4}")
+
+ACTOR_HELP = (
+    "On whose behalf, for the transfer log, which records 'NAME via cli:USER', USER being "
+    "your operating-system user (without --actor: 'cli:USER')."
+)
+"""The help of every command's ``--actor`` option."""
+
+
+def cli_actor(on_behalf_of: str | None = None) -> str:
+    """Who ran a CLI command, as the transfer log records it: the one place this is made.
+
+    ``cli:<operating-system user>``; with a name given (``--actor NAME``), ``NAME via
+    cli:<operating-system user>``: the name says on whose behalf, the part after `` via ``
+    who really ran the command, which no option can change (a name has no spaces). Raises
+    :class:`InputError` for a name that is not one (spaces, a spreadsheet formula, an
+    identity number: it would go into the log), without repeating it.
+    """
     try:
-        return f"cli:{getpass.getuser()}"
+        runner = f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in this environment (some containers)
-        return "cli:unknown"
+        runner = "cli:unknown"
+    if on_behalf_of is None:
+        return runner
+    if not ON_BEHALF.fullmatch(on_behalf_of) or _IDENTITY_NUMBER.search(on_behalf_of):
+        raise InputError(
+            "--actor: give the name of whoever this is done for, e.g. anna.af: a letter or "
+            "digit, then letters, digits, '.', '_', ':', '@' or '-', at most 48 characters, "
+            "no identity number"
+        )
+    return f"{on_behalf_of} via {runner}"
 
 
 def parse_when(text: str | None, name: str) -> datetime | None:

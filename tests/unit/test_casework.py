@@ -200,3 +200,19 @@ def test_a_look_up_is_decided_and_logged_now_whatever_instant_is_asked_for(
     assert {e["action"] for e in entries} == {"decision", "view"}
     assert {e["decision"] for e in entries if e["action"] == "decision"} == {"deny"}
     assert all(started <= parse_time(e["time"]) <= datetime.now(UTC) for e in entries)
+
+
+def test_the_name_given_with_actor_is_logged_as_on_whose_behalf_with_who_ran_it(
+    hub: Hub, running: ConsentService, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The DPO's finding: `--actor anna.af` was logged as anna.af, nothing showing that
+    # the operating-system user root ran it.
+    monkeypatch.setattr("getpass.getuser", lambda: "root")
+    before = len(ledger(hub.db))
+    shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--actor", "anna.af")
+    assert shown.code == 0, shown.err
+    entries = ledger(hub.db)[before:]
+    assert {(e["actor"], e["role"]) for e in entries} == {("anna.af via cli:root", "caseworker")}
+    plain = cli("participants", "status", "--pnr", PNR, "--as", "af")
+    assert plain.code == 0, plain.err
+    assert ledger(hub.db)[-1]["actor"] == "cli:root"

@@ -11,6 +11,7 @@ from stats_support import Caseload, small_caseload
 from test_consent_support import ledger
 
 from hub.context import Hub
+from hub.ledger.service import cli_actor
 
 PERIOD = ("--from", "2025-04-01", "--to", "2025-06-30")
 
@@ -51,7 +52,7 @@ def test_stats_json_is_the_report_with_suppressed_cells_as_null(
     asked = [e for e in ledger(caseload.hub.db) if e["correlation_id"] == data["correlation_id"]]
     assert len(asked) == 6 + 3 * 2  # women: kommun referral; men: kommun referral, closure
     assert {(e["actor"], e["role"], e["purpose"]) for e in asked} == {
-        ("steering:anna", "steering_group", "evaluation")
+        (f"steering:anna via {cli_actor()}", "steering_group", "evaluation")
     }
 
 
