@@ -661,9 +661,10 @@ def _queued_transfers(
 def held_data(hub: Hub, identity: PersonalIdentity, actor: str) -> HeldData:
     """Everything stored about ``identity``; the making of it is logged."""
     hub.require_schema()
+    keys = hub.keys  # before our write lock: opening the key ring may itself write
     now = datetime.now(UTC)
     with hub.db.session(write_lock=True) as session:
-        person = ParticipantRepository(session, hub.keys).find(identity)
+        person = ParticipantRepository(session, keys).find(identity)
         if person is None:
             # A failed look-up is on record too (as a caseworker's is), by pseudonym.
             append(
@@ -674,7 +675,7 @@ def held_data(hub: Hub, identity: PersonalIdentity, actor: str) -> HeldData:
                     outcome=Outcome.MINOR_FAILURE,
                     actor=actor,
                     role=ActorRole.PRIVACY_OFFICER,
-                    participant=hub.keys.pseudonym(identity.number),
+                    participant=keys.pseudonym(identity.number),
                     reason="not_a_participant",
                 ),
             )
@@ -690,7 +691,7 @@ def held_data(hub: Hub, identity: PersonalIdentity, actor: str) -> HeldData:
             .where(Subscription.participant_id == person.id)
             .order_by(Subscription.party)
         ).all()
-        versions, withdrawals, blocks = _consent_rows(session, hub.keys, person.id)
+        versions, withdrawals, blocks = _consent_rows(session, keys, person.id)
         held = HeldData(
             identity=identity,
             participant=person.pseudonym,
