@@ -37,8 +37,12 @@ class KeySettings(_Section):
     ledger_signing: SecretStr | None = None
 
 
+EXAMPLE_ORIGIN = "evi-hub.example/ledger"
+"""The shipped ``[ledger] origin``: fine for the demo, refused in production."""
+
+
 class LedgerSettings(_Section):
-    origin: str = "evi-hub.example/ledger"
+    origin: str = EXAMPLE_ORIGIN
     witness_dir: Path | None = None
 
 
@@ -169,6 +173,20 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     return settings
+
+
+def require_fit_for_production(settings: Settings) -> None:
+    """Where ``environment = "production"``, refuse what is only fit for a developer's
+    machine (:class:`ConfigError` saying what to set); elsewhere do nothing."""
+    if settings.environment != "production":
+        return
+    if settings.ledger.origin == EXAMPLE_ORIGIN:
+        raise ConfigError(
+            f"environment is production but [ledger] origin is still the example "
+            f"'{EXAMPLE_ORIGIN}': set it (EVI_LEDGER__ORIGIN) to a name unique to this "
+            "deployment, e.g. evi.kommun.se/ledger, before the first sync: the log's "
+            "signed checkpoints carry it, and it cannot change later"
+        )
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -40,6 +40,9 @@ def hub_from(ctx: typer.Context) -> Hub:
     obj = root.obj if isinstance(root.obj, dict) else {}
     root.obj = obj
     if "hub" not in obj:
+        from hub.settings import get_settings, require_fit_for_production
+
+        require_fit_for_production(get_settings())
         hub = open_hub()
         obj["hub"] = hub
         root.call_on_close(hub.close)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
 
 from hub.connector.service import build_connector
 from hub.context import Hub
@@ -26,9 +30,11 @@ from hub.errors import ConfigError, InputError
 from hub.ledger.service import verify
 from hub.store import migrate
 from hub.store.meta import get_meta, set_meta
+from hub.store.tables.connectors import ConnectorConfigRow
 from hub.sync.job import run_sync
 from hub.sync.options import SyncOptions
 
+LOOPBACK_NAMES = frozenset({"localhost"})
 SEED_KEY = "demo:seed"
 POPULATION_KEY = "demo:population"
 Say = Callable[[str], None]
@@ -44,7 +50,14 @@ class DemoOptions:
 
 def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
     """Run the demo; returns the exit code (that of the sync, 0 with ``setup_only``)."""
+    if hub.settings.environment == "production":
+        raise ConfigError(
+            "evi demo registers a synthetic caseload and points every connector at a "
+            'sandbox; it is refused where environment = "production". Run it with its own '
+            "EVI_HOME on a developer's machine"
+        )
     before, after = migrate.upgrade(hub.db)
+    _require_demo_home(hub)
     hub.keys  # noqa: B018 - creates the keys on a new home, checks them on an existing one
     say(f"database ready at revision {after} ({'new' if before is None else 'existing'})")
     known = sandbox_connectors(hub)
@@ -82,6 +95,37 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
         say(f"ledger verification FAILED: {first}")
     say(NEXT_STEPS)
     return report.exit_code if result.ok else 1
+
+
+def _require_demo_home(hub: Hub) -> None:
+    """Refuse a home whose connectors an operator pointed at a real authority: the demo
+    would replace their settings with the sandboxes' and add its synthetic people."""
+    with hub.db.session() as session:
+        rows = session.execute(select(ConnectorConfigRow.name, ConnectorConfigRow.options)).all()
+    real = sorted(
+        name for name, options in rows if not _sandbox_url((options or {}).get("base_url"))
+    )
+    if real:
+        raise ConfigError(
+            f"this EVI_HOME has connectors set up for real authorities ({', '.join(real)}); "
+            "evi demo would replace their settings and add synthetic people. Run the demo "
+            "with another EVI_HOME; nothing was changed"
+        )
+
+
+def _sandbox_url(url: object) -> bool:
+    """A sandbox's address: the demo's in-process ``*.sandbox.invalid`` or this machine."""
+    if not isinstance(url, str):
+        return True  # not configured with an address (yet)
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith(".sandbox.invalid") or host in LOOPBACK_NAMES or _loopback_ip(host)
+
+
+def _loopback_ip(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _where(target: SandboxTarget) -> str:

@@ -28,15 +28,18 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import ConfigError, InputError
 from hub.keys import KeySource, key_fingerprint
 from hub.settings import Settings
+from hub.store.tables.ledger import LedgerCheckpointRow
 from hub.store.tables.meta import HubMeta
 
 KEY_NAME = "ledger-signing"
 META_KEY = f"key:{KEY_NAME}"
+ORIGIN_KEY = "ledger:origin"
 ED25519 = b"\x01"
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space
 
@@ -164,6 +167,7 @@ def load_signer(session: Session, settings: Settings, *, create: bool = False) -
     the key on record; nothing is written then.
     """
     name = _check_name(settings.ledger.origin)
+    _check_origin(session, name)
     source = _source(settings)
     row = session.get(HubMeta, META_KEY)
     seed = source.load()
@@ -186,7 +190,33 @@ def load_signer(session: Session, settings: Settings, *, create: bool = False) -
                 f"(`evi log checkpoint --new`), or put one in {source.where()}"
             )
         seed = source.create()
-    if create:  # about to sign: from now on this database insists on this key
+    if create:  # about to sign: from now on this database insists on this key and origin
         session.add(HubMeta(key=META_KEY, value=key_fingerprint(seed)))
+        if session.get(HubMeta, ORIGIN_KEY) is None:
+            session.add(HubMeta(key=ORIGIN_KEY, value=name))
         session.flush()
     return NoteSigner(name, seed)
+
+
+def _check_origin(session: Session, name: str) -> None:
+    """Refuse an origin other than the one this ledger's checkpoints were signed as.
+
+    A checkpoint names its log by its origin line and is verified against it: signed under
+    a new origin, the log could never be verified as one again, under either name. The
+    origin is recorded with the first checkpoint (``hub_meta``); a database from before
+    that is judged by its latest checkpoint's origin line."""
+    row = session.get(HubMeta, ORIGIN_KEY)
+    recorded = row.value if row is not None else _latest_origin(session)
+    if recorded is not None and recorded != name:
+        raise ConfigError(
+            f"this ledger's checkpoints are signed as '{recorded}', but [ledger] origin is "
+            f"'{name}'; set it back (EVI_LEDGER__ORIGIN={recorded}): a log's origin cannot "
+            "change; nothing was changed"
+        )
+
+
+def _latest_origin(session: Session) -> str | None:
+    note = session.scalar(
+        select(LedgerCheckpointRow.note).order_by(LedgerCheckpointRow.id.desc()).limit(1)
+    )
+    return note.split("\n", 1)[0] if note else None

@@ -132,6 +132,42 @@ def test_a_different_signing_key_is_refused(
         load_signer(session, get_settings())
 
 
+def test_the_origin_a_log_was_signed_as_cannot_change(
+    hub: Hub, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Signed under a new origin, the log would never verify again, under either name.
+    with hub.db.session() as session:
+        append_many(session, events(2))
+        write_checkpoint(session, hub.settings, get_plugin_manager())
+    monkeypatch.setenv("EVI_LEDGER__ORIGIN", "kommun.example/evi")
+    for command in (("log", "verify"), ("log", "checkpoint", "--new")):
+        refused = cli(*command)
+        assert refused.code == 2, refused.err
+        assert "signed as 'evi-hub.example/ledger'" in refused.err
+        assert "EVI_LEDGER__ORIGIN=evi-hub.example/ledger" in refused.err
+    with hub.db.session() as session:
+        latest = latest_checkpoint(session)
+        assert latest is not None and latest.note.startswith("evi-hub.example/ledger\n")
+    monkeypatch.delenv("EVI_LEDGER__ORIGIN")
+    assert cli("log", "verify").code == 0
+
+
+def test_a_log_from_before_the_origin_was_recorded_is_judged_by_its_checkpoints(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.store.tables.meta import HubMeta
+
+    with hub.db.session() as session:
+        write_checkpoint(session, hub.settings, get_plugin_manager())
+    with hub.db.session() as session:
+        session.delete(session.get(HubMeta, "ledger:origin"))
+    monkeypatch.setenv("EVI_LEDGER__ORIGIN", "kommun.example/evi")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="signed as 'evi-hub.example/ledger'"):
+        with hub.db.session() as session:
+            load_signer(session, get_settings())
+
+
 # -- witnesses ------------------------------------------------------------------------
 
 
