@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,6 +88,25 @@ class WebSettings(_Section):
         default="sv",
         description="language of the pages when the browser asks for neither sv nor en",
     )
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description=(
+            "addresses or networks (comma-separated, e.g. 10.0.4.7 or 10.0.4.0/24) of the TLS "
+            "reverse proxies whose X-Forwarded-For/-Proto the server believes"
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            try:  # not "*": anyone who reaches the port could then claim any address
+                ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "give IP addresses or networks, comma-separated, e.g. 10.0.4.7,10.0.5.0/24"
+                ) from None
+        return value
 
 
 class Settings(BaseSettings):

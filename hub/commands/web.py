@@ -47,6 +47,7 @@ def serve(
         host=host,
         port=port,
         proxy_headers=True,
+        forwarded_allow_ips=hub.settings.web.trusted_proxies,
         server_header=False,
         log_level="info",
     )

@@ -296,3 +296,24 @@ def test_serve_starts_with_a_hint_when_nobody_can_sign_in(
     assert "evi users add" in result.err and "evi users add" not in again.err
     assert [c.port for c in served] == [8999, 8999]
     assert [c.host for c in served] == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_serve_believes_forwarded_headers_only_from_the_configured_proxies(
+    hub: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
+    access = logging.getLogger("uvicorn.access")
+    before = list(access.filters)
+    try:
+        assert cli("web", "serve").code == 0
+        monkeypatch.setenv("EVI_WEB__TRUSTED_PROXIES", "10.0.4.7, 10.0.5.0/24")
+        assert cli("web", "serve").code == 0
+        monkeypatch.setenv("EVI_WEB__TRUSTED_PROXIES", "*")
+        refused = cli("web", "serve")
+    finally:
+        access.filters[:] = before
+    assert [c.forwarded_allow_ips for c in served] == ["127.0.0.1", "10.0.4.7, 10.0.5.0/24"]
+    assert refused.code == 2 and "web.trusted_proxies" in refused.err
