@@ -47,13 +47,20 @@ class Hub:
         return get_plugin_manager()
 
     def require_schema(self) -> None:
-        """Raise a clear error when ``evi db upgrade`` has not been run on this database."""
+        """Raise a clear error when ``evi db upgrade`` has not been run on this database, or
+        its schema is of another release than this installation's."""
         self.db.check_connection()
         if not inspect(self.db.engine).has_table("hub_meta"):
             raise StorageError(
                 f"the database at {safe_url(self.db.url)} has no EVI hub tables yet; "
                 "run `evi db upgrade` first"
             )
+        from hub.store.migrate import revision_problem, stored_revision
+
+        with self.db.engine.connect() as connection:
+            problem = revision_problem(stored_revision(connection))
+        if problem is not None:
+            raise StorageError(problem)
 
     def close(self) -> None:
         self.db.dispose()

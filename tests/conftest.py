@@ -28,6 +28,7 @@ from hub.demo.run import demo_sandboxes
 from hub.settings import get_settings
 from hub.store.base import Base
 from hub.store.db import Database
+from hub.store.migrate import stamp_head
 
 DATA = Path(__file__).parent / "data"
 
@@ -88,6 +89,8 @@ def evi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def database(db_url: str) -> Iterator[Database]:
     db = Database(db_url)
     Base.metadata.create_all(db.engine)
+    with db.engine.begin() as connection:
+        stamp_head(connection)  # as `evi db upgrade` leaves it
     try:
         yield db
     finally:

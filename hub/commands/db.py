@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from hub.commands.common import area_app, hub_from, info
+from hub.errors import StorageError
 from hub.ledger import harden as ledger_harden
 from hub.store import migrate
 from hub.store.db import loose_permissions, safe_url
@@ -32,12 +33,17 @@ def upgrade(ctx: typer.Context) -> None:
 
 @db_app.command("status")
 def status(ctx: typer.Context) -> None:
-    """Show the schema revision of the database and of this installation."""
+    """Show the schema revision of the database and of this installation; exit 1 if they
+    differ (an upgrade is pending, or the database is of a newer release)."""
     hub = hub_from(ctx)
     hub.db.check_connection()
     typer.echo(f"database: {safe_url(hub.db.url)}")
-    typer.echo(f"revision: {migrate.current_revision(hub.db) or 'none (run evi db upgrade)'}")
+    revision = migrate.current_revision(hub.db)
+    typer.echo(f"revision: {revision or 'none (run evi db upgrade)'}")
     typer.echo(f"newest:   {migrate.head_revision()}")
+    problem = migrate.revision_problem(revision)
+    if problem is not None:  # for monitoring: the other commands refuse such a database
+        raise StorageError(problem)
 
 
 @db_app.command("backup")

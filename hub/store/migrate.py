@@ -7,6 +7,7 @@ it, while importing this module is part of every ``evi`` start that reaches the 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0004"
+"""The newest revision this installation ships (a test checks it is Alembic's head): what
+:func:`check_revision` asks of a database without importing Alembic on every start."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -55,6 +59,45 @@ def current_revision(db: Database) -> str | None:
 
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The database's revision as Alembic recorded it (``None``: never upgraded)."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def revision_problem(revision: str | None) -> str | None:
+    """What is wrong with a database at ``revision`` for this installation, or ``None``."""
+    if revision == HEAD:
+        return None
+    if revision is None or revision < HEAD:
+        return (
+            f"the database's schema is at revision {revision or 'none'}, this installation "
+            f"needs {HEAD}: run `evi db upgrade` (back the database up first)"
+        )
+    return (
+        f"the database's schema is at revision {revision}, newer than this installation "
+        f"knows ({HEAD}): install the EVI hub release that upgraded it"
+    )
+
+
+def stamp_head(connection: Connection) -> None:
+    """Record :data:`HEAD` as the revision of tables made with ``create_all`` (tests and
+    benchmarks build their databases that way, faster than migrating)."""
+    from alembic.migration import MigrationContext
+
+    MigrationContext.configure(connection).stamp(_scripts(), "head")
+
+
+@lru_cache(maxsize=1)
+def _scripts() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def drift(db: Database) -> list[Any]:

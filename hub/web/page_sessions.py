@@ -23,7 +23,7 @@ from hub.clock import Clock, utc_now
 from hub.context import Hub
 from hub.store.tables.users import WebSessionRow
 from hub.store.users import UserRepository
-from hub.web.users import WebUser, new_token, require_users_table, token_digest, web_user
+from hub.web.users import WebUser, new_token, token_digest, web_user
 
 SESSION_SECONDS = 8 * 3600
 """How long a page session lasts before the token must be given again: a working day."""
@@ -42,7 +42,7 @@ def open_session(hub: Hub, token: str, *, clock: Clock = utc_now) -> OpenedSessi
     active user."""
     if not token:
         return None
-    require_users_table(hub)
+    hub.require_schema()
     now = clock()
     secret, digest = new_token()
     with hub.db.session(write_lock=True) as session:

@@ -23,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from hub.context import Hub
-from hub.errors import InputError, NotFoundError, StorageError
+from hub.errors import InputError, NotFoundError
 from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.writer import append
 from hub.model.vocab import BUILTIN_PARTIES, Party
-from hub.store.tables.users import WebSessionRow, WebUserRow
+from hub.store.tables.users import WebUserRow
 from hub.store.users import UserRepository
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -104,25 +104,6 @@ def web_user(row: WebUserRow) -> WebUser:
     )
 
 
-def require_users_table(hub: Hub) -> None:
-    """Raise a clear error on a database from before web users, their sessions or their
-    last use (revisions 0002, 0003 and 0004)."""
-    from sqlalchemy import inspect
-
-    hub.require_schema()
-    tables = inspect(hub.db.engine)
-    for model in (WebUserRow, WebSessionRow):
-        table = model.__tablename__
-        if not tables.has_table(table):
-            raise StorageError(f"this database has no {table} table yet; run `evi db upgrade`")
-        present = {column["name"] for column in tables.get_columns(table)}
-        missing = sorted(set(model.__table__.columns.keys()) - present)
-        if missing:
-            raise StorageError(
-                f"the {table} table has no column {', '.join(missing)} yet; run `evi db upgrade`"
-            )
-
-
 def known_parties(hub: Hub) -> list[str]:
     """The parties a user can belong to: the built-in ones and every installed connector."""
     from hub.connector.registry import load_connectors
@@ -149,7 +130,7 @@ def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> Issu
     taken name or an unknown party."""
     _check_name(name)
     _check_party(hub, party)
-    require_users_table(hub)
+    hub.require_schema()  # the web tables came with revisions 0002-0004
     token, digest = new_token()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
@@ -172,13 +153,13 @@ def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> Issu
 
 
 def list_users(hub: Hub) -> list[WebUser]:
-    require_users_table(hub)
+    hub.require_schema()
     with hub.db.session() as session:
         return [web_user(row) for row in UserRepository(session).all()]
 
 
 def count_active_users(hub: Hub) -> int:
-    require_users_table(hub)
+    hub.require_schema()
     with hub.db.session() as session:
         return UserRepository(session).count_active()
 
@@ -202,7 +183,7 @@ def _existing(users: UserRepository, name: str) -> WebUserRow:
 
 def disable_user(hub: Hub, name: str, *, actor: str) -> WebUser:
     """Disable a user: their token stops working at once. Disabling twice is harmless."""
-    require_users_table(hub)
+    hub.require_schema()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
         row = _existing(users, name)
@@ -215,7 +196,7 @@ def disable_user(hub: Hub, name: str, *, actor: str) -> WebUser:
 
 def replace_token(hub: Hub, name: str, *, actor: str) -> IssuedToken:
     """Issue a new token for an active user; the old one stops working at once."""
-    require_users_table(hub)
+    hub.require_schema()
     token, digest = new_token()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)

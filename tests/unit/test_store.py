@@ -31,6 +31,31 @@ def test_migrations_create_exactly_the_models(migrated: Database) -> None:
     assert migrate.drift(migrated) == []
 
 
+def test_the_revision_the_installation_asks_for_is_alembics_head() -> None:
+    assert migrate.HEAD == migrate.head_revision()
+
+
+@pytest.mark.parametrize(
+    ("revision", "says"),
+    [("0002", "needs 0004: run `evi db upgrade`"), ("9999", "newer than this installation")],
+)
+def test_a_database_of_another_release_is_refused_and_status_says_so(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, revision: str, says: str
+) -> None:
+    url = f"sqlite:///{evi_home / 'other.db'}"
+    monkeypatch.setenv("EVI_DATABASE_URL", url)
+    db = Database(url)
+    migrate.upgrade(db, min(revision, migrate.HEAD))
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+    db.dispose()
+    status = cli("db", "status")
+    assert status.code == 1 and f"revision: {revision}" in status.out and says in status.err
+    for command in (("sync", "--dry-run"), ("consent", "list"), ("log", "verify")):
+        refused = cli(*command)
+        assert refused.code != 0 and says in refused.err, command
+
+
 def test_upgrade_is_repeatable(migrated: Database) -> None:
     before, after = migrate.upgrade(migrated)
     assert before == after == migrate.head_revision()

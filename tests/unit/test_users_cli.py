@@ -164,7 +164,7 @@ def test_a_database_from_before_last_use_says_to_upgrade(
 ) -> None:
     _database_at("0003", evi_home, monkeypatch)
     result = cli("users", "list")
-    assert result.code == 1 and "last_used_at" in result.err and "evi db upgrade" in result.err
+    assert result.code == 1 and "revision 0003" in result.err and "evi db upgrade" in result.err
     assert cli("db", "upgrade").code == 0
     assert cli("users", "list").code == 0
 
