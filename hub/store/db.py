@@ -11,7 +11,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, create_engine, event, text
@@ -36,6 +36,49 @@ def safe_url(url: str) -> str:
     hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_PARAMETERS}
     shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
     return shown.replace("=%2A%2A%2A", "=***")  # as the password part shows it
+
+
+_OPERATIONAL: Final = (
+    (
+        "database is locked",
+        "the database is locked: another program has held a write transaction on it "
+        "for 30 s; look for a stuck process (or a database tool left open) and run the "
+        "command again; nothing of this one was kept",
+    ),
+    (
+        "database or disk is full",
+        "the disk holding the database is full; free space and run the command again; "
+        "nothing of this one was kept",
+    ),
+    (
+        "readonly database",
+        "the database file is read-only for this user; check the owner and mode of "
+        "EVI_HOME and its evi.db",
+    ),
+    (
+        "unable to open database file",
+        "the database file cannot be opened; check that EVI_HOME exists and this user may "
+        "write in it",
+    ),
+    (
+        "server closed the connection",
+        "the database server closed the connection; check that it is running and run the "
+        "command again; nothing of this one was kept",
+    ),
+    (
+        "connection",
+        "lost the connection to the database server; check that it is running and run the "
+        "command again; nothing of this one was kept",
+    ),
+)
+
+
+def operational_problem(exc: OperationalError) -> str | None:
+    """What an operator should know about a database failure that is not the hub's own
+    (a lock held elsewhere, a full disk, a file it may not write, a server gone), in words
+    with no part of the statement or its parameters; ``None`` for anything else."""
+    text = str(exc.orig).lower() if exc.orig is not None else ""
+    return next((problem for marker, problem in _OPERATIONAL if marker in text), None)
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -193,6 +236,13 @@ class Database:
                     session.rollback()
                 else:
                     session.commit()
+            except OperationalError as exc:
+                with suppress(Exception):  # the connection may be gone with the error
+                    session.rollback()
+                problem = operational_problem(exc)
+                if problem is None:
+                    raise
+                raise StorageError(problem) from None
             except BaseException:
                 session.rollback()
                 raise

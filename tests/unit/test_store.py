@@ -156,3 +156,54 @@ def test_unreachable_database_is_reported_without_password() -> None:
 
 def test_tables_exist_after_upgrade(migrated: Database) -> None:
     assert {"hub_meta", "participant"} <= set(inspect(migrated.engine).get_table_names())
+
+
+def test_a_database_locked_elsewhere_is_said_in_words_not_an_internal_error(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another program holds a write transaction
+    try:
+        with pytest.raises(StorageError) as err, db.session() as session:
+            session.execute(text("PRAGMA busy_timeout=0"))  # no 30 s wait in a test
+            session.execute(text("INSERT INTO hub_meta (key, value) VALUES ('k', '190001019802')"))
+    finally:
+        holder.rollback()
+        holder.close()
+    message = str(err.value)
+    assert (
+        message.startswith("the database is locked") and "nothing of this one was kept" in message
+    )
+    assert "INSERT" not in message and "190001019802" not in message
+    with db.session() as session:  # usable again once the other program lets go
+        assert session.execute(text("SELECT count(*) FROM hub_meta WHERE key = 'k'")).scalar() == 0
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("driver_says", "we_say"),
+    [
+        ("database or disk is full", "the disk holding the database is full"),
+        ("attempt to write a readonly database", "read-only for this user"),
+        ('connection to server at "db" failed: Connection refused', "lost the connection"),
+        ("no such column: x", None),  # the hub's own mistake: stays an internal error
+    ],
+)
+def test_operational_failures_an_operator_can_fix_are_named(
+    driver_says: str, we_say: str | None
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from hub.store.db import operational_problem
+
+    problem = operational_problem(
+        OperationalError("SELECT 1", {}, sqlite3.OperationalError(driver_says))
+    )
+    assert (problem is None) if we_say is None else (we_say in (problem or ""))
