@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -129,14 +129,23 @@ def sync(
         transports=_sandbox_transports(hub) if sandbox else {},
         lease=timedelta(seconds=lease),
     )
+    started = _utc_now()
     with _progress() as progress:
         options.progress = progress
         report = run_sync(hub, options)
+    finished = _utc_now()
     if as_json:
         print_json(
-            {"dry_run": report.dry_run, "connectors": [r.as_dict() for r in report.connectors]}
+            {
+                "started_at": started,
+                "finished_at": finished,
+                "dry_run": report.dry_run,
+                "connectors": [r.as_dict() for r in report.connectors],
+            }
         )
     else:
+        # A line a log file of nightly runs (`evi sync >> sync.log`) can be read by.
+        typer.echo(f"sync {'dry run ' if dry_run else ''}started {started}, finished {finished}")
         if not report.connectors:
             info(
                 "no connector is enabled; see `evi connectors list`, then "
@@ -177,8 +186,14 @@ def show_history(
         return
     for row in rows:
         counts = " ".join(f"{k}={v}" for k, v in row["counts"].items())
-        line = f"{row['started_at'][:19]}  {row['connector']:<8} {row['status']:<22} {counts}"
+        started = row["started_at"][:19] + "Z"  # stored in UTC
+        line = f"{started}  {row['connector']:<8} {row['status']:<22} {counts}"
         typer.echo(line + (f"  ({row['error']})" if row["error"] else ""))
+
+
+def _utc_now() -> str:
+    """Now in UTC, ISO 8601 to the second with its ``Z``: for logs kept on any host."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def worker(

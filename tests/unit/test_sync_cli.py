@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ def demo_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch)
 def test_sync_prints_the_report_and_history_remembers_it(cli, demo_home: Path) -> None:
     result = cli("sync", "--sandbox")
     assert result.code == 0, result.err
-    header = result.out.splitlines()[0].split()
+    when, table = result.out.splitlines()[0], result.out.splitlines()[1:]
+    # a nightly log (`evi sync >> sync.log`) says when each run was, in UTC
+    assert re.fullmatch(r"sync started \S+Z, finished \S+Z", when), when
+    header = table[0].split()
     assert header[:4] == ["connector", "status", "pulled", "stored"]
     assert {
         "refused",
@@ -34,6 +38,8 @@ def test_sync_prints_the_report_and_history_remembers_it(cli, demo_home: Path) -
         "retried",
         "dead_lettered",
     } <= set(header)
+    plain = cli("sync", "history").out.splitlines()
+    assert plain and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line) for line in plain)
     history = cli("sync", "history", "--json")
     rows = json.loads(history.out)
     assert {r["connector"] for r in rows} == {"af", "fk", "kommun", "region"}
