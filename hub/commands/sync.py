@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
 from hub.connector.service import build_connector, runnable_connectors
 from hub.context import Hub
+from hub.errors import StorageError
 from hub.ledger.service import new_checkpoint
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
@@ -226,38 +228,100 @@ def worker(
     info("worker ready: SIGTERM or Ctrl-C stops it after the current transfer")
     if hub.db.dialect == "sqlite" and not once:
         info("note: on SQLite run a single worker; PostgreSQL lets any number share the outbox")
-    connectors = _worker_connectors(hub)
-    delivered = 0
-    try:
-        while not stop.is_set():
-            deliverer = Deliverer(
-                hub,
-                connectors,
-                actor="evi-worker",
-                max_attempts=hub.settings.sync.max_attempts,
-                lease=timedelta(seconds=lease),
-                stop=stop,
-            )
-            counts = deliverer.run()
-            done = sum(c.delivered for c in counts.values())
-            delivered += done
-            if done:
-                new_checkpoint(hub)
-            if once:
-                break
-            stop.wait(poll)
-    finally:
-        for connector in connectors.values():
-            connector.close()
+    delivered = serve(hub, stop, once=once, poll=poll, lease=timedelta(seconds=lease))
     info(f"worker stopped; {delivered} transfers delivered")
     sys.stdout.flush()
 
 
-def _worker_connectors(hub: Hub) -> dict[str, Connector]:
+def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: timedelta) -> int:
+    """The worker's loop until ``stop`` is set (or one round with ``once``); returns how
+    many transfers it delivered. Each round serves the connectors as set up at that moment,
+    and a database that is away is waited for, not a reason to exit."""
+    setup = _connector_setup(hub)
+    connectors = _worker_connectors(hub)
+    info(f"worker serves: {', '.join(sorted(connectors))}")
+    delivered = 0
+    away = 0  # rounds in a row the database could not be used
+    try:
+        while not stop.is_set():
+            try:
+                if (now := _connector_setup(hub)) != setup:
+                    # An administrator enabled, disabled, resumed or reconfigured a
+                    # connector (or a sync paused one): serve what is set up now.
+                    setup = now
+                    _close(connectors)
+                    connectors = _worker_connectors(hub, at_start=False)
+                    info(f"connectors changed; worker serves: {', '.join(sorted(connectors))}")
+                deliverer = Deliverer(
+                    hub,
+                    connectors,
+                    actor="evi-worker",
+                    max_attempts=hub.settings.sync.max_attempts,
+                    lease=lease,
+                    stop=stop,
+                )
+                counts = deliverer.run()
+                done = sum(c.delivered for c in counts.values())
+                delivered += done
+                if done:
+                    new_checkpoint(hub)
+                away = 0
+            except StorageError as exc:
+                if once:
+                    raise
+                # The database is away (restarting, failing over): wait and try again;
+                # claimed transfers are claimed again when their lease ends.
+                away += 1
+                wait = min(poll * 2**away, _MAX_AWAY_WAIT)
+                info(f"warning: {exc.message}; trying again in {wait:.0f} s")
+                stop.wait(wait)
+                continue
+            if once:
+                break
+            stop.wait(poll)
+    finally:
+        _close(connectors)
+    return delivered
+
+
+_MAX_AWAY_WAIT = 60.0
+"""Longest wait between a worker's tries while the database is away (seconds)."""
+
+
+def _connector_setup(hub: Hub) -> tuple[tuple[Any, ...], ...]:
+    """What decides which connectors a worker serves and how: each one's enabled and
+    paused flags and its options (not its last-run fields, which every sync changes)."""
+    from sqlalchemy import select
+
+    from hub.store.tables.connectors import ConnectorConfigRow
+
+    row = ConnectorConfigRow
+    with hub.db.session() as session:
+        found = session.execute(
+            select(row.name, row.enabled, row.paused, row.options, row.secrets).order_by(row.name)
+        ).all()
+    return tuple(
+        (
+            name,
+            enabled,
+            paused,
+            json.dumps(options, sort_keys=True),
+            json.dumps(secrets, sort_keys=True),
+        )
+        for name, enabled, paused, options, secrets in found
+    )
+
+
+def _close(connectors: dict[str, Connector]) -> None:
+    for connector in connectors.values():
+        connector.close()
+
+
+def _worker_connectors(hub: Hub, *, at_start: bool = True) -> dict[str, Connector]:
     """Every enabled connector that can be built. One with a configuration error is left
     out, with a warning, and its transfers wait in the outbox until it is fixed (as in
-    `evi sync`, one connector never stops the others); if none can be built, that is the
-    error."""
+    `evi sync`, one connector never stops the others); if none can be built when the
+    worker starts, that is the error (later, the worker waits for one)."""
     connectors: dict[str, Connector] = {}
     problems: list[ConnectorConfigError] = []
     for name in runnable_connectors(hub):
@@ -265,7 +329,7 @@ def _worker_connectors(hub: Hub) -> dict[str, Connector]:
             connectors[name] = build_connector(hub, name)
         except ConnectorConfigError as exc:
             problems.append(exc)
-    if problems and not connectors:
+    if problems and not connectors and at_start:
         raise problems[0]
     for problem in problems:
         info(f"warning: {problem.message}; its transfers wait until this is fixed")

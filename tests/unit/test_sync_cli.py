@@ -148,3 +148,55 @@ def test_a_worker_that_can_build_no_connector_says_why(cli, demo_home: Path) -> 
     result = cli("worker", "--once")
     assert result.code == 2
     assert "only `evi sync --sandbox` and `evi demo` reach" in result.err
+
+
+def test_a_running_worker_follows_connector_changes_and_waits_out_a_database_outage(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+    from datetime import timedelta
+
+    from hub.commands import sync as sync_command
+    from hub.context import open_hub
+    from hub.errors import StorageError
+
+    # af and kommun point at a real (if silent) address, so a worker can build them
+    for name in ("af", "kommun"):
+        assert (
+            cli("connectors", "configure", name, "--set", "base_url=http://127.0.0.1:9").code == 0
+        )
+    for name in ("fk", "region"):
+        assert cli("connectors", "disable", name).code == 0
+    served: list[list[str]] = []
+    away = {"rounds": 0}
+    stop = threading.Event()
+
+    class Recording:
+        def __init__(self, hub: object, connectors: dict[str, object], **kwargs: object) -> None:
+            self.connectors = sorted(connectors)
+
+        def run(self) -> dict[str, object]:
+            if away["rounds"]:
+                away["rounds"] -= 1
+                raise StorageError("lost the connection to the database server")
+            served.append(self.connectors)
+            if len(served) == 2:
+                assert cli("connectors", "disable", "af").code == 0  # as an administrator does
+            if len(served) == 4:
+                away["rounds"] = 2
+            if len(served) == 5:
+                stop.set()
+            return {}
+
+    monkeypatch.setattr(sync_command, "Deliverer", Recording)
+    monkeypatch.setattr(sync_command, "_MAX_AWAY_WAIT", 0.05)
+    hub = open_hub()
+    try:
+        sync_command.serve(hub, stop, once=False, poll=0.01, lease=timedelta(seconds=60))
+    finally:
+        hub.close()
+    assert served[:2] == [["af", "kommun"], ["af", "kommun"]]
+    assert served[2:] == [["kommun"], ["kommun"], ["kommun"]]  # af disabled while running
+    err = capsys.readouterr().err
+    assert "connectors changed; worker serves: kommun" in err
+    assert err.count("warning: lost the connection to the database server; trying again") == 2
