@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
@@ -45,14 +45,14 @@ class Programme(_Wire):
     status: str
     start_date: date
     end_date: date | None = None
-    extent_percent: int | None = Field(default=None, ge=0, le=100)
+    extent_percent: StrictInt | None = Field(default=None, ge=0, le=100)
 
 
 class BenefitPeriod(_Wire):
     benefit_code: str
     period_start: date
     period_end: date | None = None
-    days_per_week: int | None = Field(default=None, ge=0, le=5)
+    days_per_week: StrictInt | None = Field(default=None, ge=0, le=5)
 
 
 class ReferralData(_Wire):

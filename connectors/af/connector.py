@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from connectors.af.client import (
     ProgrammeEvent,
     ReferralEvent,
 )
+from connectors.guards import as_utc
 from hub.connector import (
     AuthorityError,
     Connector,
@@ -45,6 +45,10 @@ from hub.model.domain import Benefit, Closure, Intervention, Referral
 from hub.model.identity import PersonalIdentity
 from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
 from hub.model.vocab import Category
+
+MAX_CURSOR_LENGTH = 2048
+"""The longest next_cursor taken: it is stored and goes back in a query string."""
+MAX_ID_LENGTH = 200  # NativeRecord.source_id
 
 
 class AfConnector(Connector):
@@ -99,21 +103,36 @@ class AfConnector(Connector):
     ) -> Iterator[NativeRecord]:
         # The cursor is opaque and names a page, not a record: each record resumes from
         # the page it came on (re-reading it is harmless), the last one from the next page.
+        # A next_cursor to follow must be new in this pull (one seen before would go round
+        # forever) and fit in a query string; has_more without one is refused rather than
+        # ending quietly, which would read the same page again every run. A page whose
+        # next_cursor is refused (or one already seen) is still yielded, each record
+        # resuming from that page.
         page_cursor = cursor or None
+        seen = {page_cursor}
         while True:
             page = self.remote.events(page_cursor, self.options.page_size)
+            following = page.next_cursor
+            broken = _broken_link(following, page.has_more and bool(page.events), seen)
+            if broken or following in seen:  # never resume from a page already behind
+                following = None
             for index, item in enumerate(page.events):
                 source_id = item.get("event_id")
-                if not isinstance(source_id, str) or not source_id:
+                if not isinstance(source_id, str) or not 0 < len(source_id) <= MAX_ID_LENGTH:
                     raise AuthorityError(self.name, "an event without event_id arrived; stopped")
                 last = index == len(page.events) - 1
-                resume = page.next_cursor if last and page.next_cursor else page_cursor
+                resume = following if last and following else page_cursor
                 yield NativeRecord(
                     source=self.name, source_id=source_id, cursor=resume or "", payload=dict(item)
                 )
-            if not page.has_more or not page.events or not page.next_cursor:
+            if broken:
+                raise AuthorityError(
+                    self.name, f"{broken}; Arbetsförmedlingen's paging is broken, stopped"
+                )
+            if not page.has_more or not page.events or not following:
                 return
-            page_cursor = page.next_cursor
+            seen.add(following)
+            page_cursor = following
 
     def map(self, native: NativeRecord) -> CommonRecord:
         event = parse_typed(self.name, native, "event_type", EVENT_TYPES, "an event type")
@@ -164,7 +183,7 @@ class AfConnector(Connector):
                 source=self.name,
                 source_id=native.source_id,
                 person=person,
-                updated_at=event.occurred_at.astimezone(UTC),
+                updated_at=as_utc(self.name, native.source_id, "occurred_at", event.occurred_at),
                 body=body,
                 protected_identity=event.participant.protected_identity,
                 unmapped=tuple(codes.unmapped),
@@ -215,3 +234,20 @@ class AfConnector(Connector):
             "client_id": SANDBOX_CLIENT_ID,
             "client_secret": SANDBOX_CLIENT_SECRET,
         }
+
+
+def _broken_link(following: str | None, more: bool, seen: set[str | None]) -> str | None:
+    """Why ``following`` (a page's next_cursor) cannot be kept or followed, or ``None``.
+
+    ``more``: the page says there is more and has events, so the cursor will be followed.
+    """
+    if following is None:
+        return "the events answer says has_more but gives no next_cursor" if more else None
+    if not 0 < len(following) <= MAX_CURSOR_LENGTH or not following.isprintable():
+        return (
+            "the events answer has a next_cursor that is empty, longer than "
+            f"{MAX_CURSOR_LENGTH} characters or holds control characters"
+        )
+    if more and following in seen:
+        return "the events answer gave a next_cursor already followed in this pull (a circle)"
+    return None

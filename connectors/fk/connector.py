@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 from pydantic import Field
@@ -19,10 +19,12 @@ from connectors.fk.client import (
     Rehab,
     Remiss,
 )
+from connectors.guards import as_utc, latest_plausible
 from connectors.sandbox_kit import mtls
 from hub.connector import (
     AuthorityError,
     ClientCertificateOptions,
+    ConnectorConfigError,
     SandboxSettings,
 )
 from hub.connector.asgi import ASGIApp
@@ -61,23 +63,43 @@ class FkConnector(ClientCertificateConnector):
     def pull(
         self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
     ) -> Iterator[NativeRecord]:
-        # andradFran is inclusive: the next call starts at the last timestamp seen, and
-        # the records already yielded at exactly that timestamp are skipped.
-        since = cursor or None
+        # andradFran is inclusive: the next call starts at the last time seen, and the
+        # records already yielded at exactly that time are skipped. Times are compared as
+        # instants (an offset may change with daylight saving time), and they must never go
+        # backwards, lie before the andradFran asked for, or lie in the future: any of those
+        # would send the feed round in circles or store a cursor that skips cases.
+        since_text = cursor or None
+        since = _stored_since(self.name, since_text)
+        latest = latest_plausible()
         seen_at_since: set[str] = set()
         while True:
-            cases = self.remote.arenden(since, self.options.page_size).arenden
+            cases = self.remote.arenden(since_text, self.options.page_size).arenden
             fresh = 0
             for item in cases:
                 source_id, changed = item.get("arendeId"), item.get("andradTidpunkt")
-                if not isinstance(source_id, str) or not isinstance(changed, str):
+                if not _is_id(source_id) or not isinstance(changed, str):
                     raise AuthorityError(
                         self.name, "a case without arendeId or andradTidpunkt arrived; stopped"
                     )
-                if changed == since and source_id in seen_at_since:
+                at = _instant(changed)
+                if at is None or at > latest:
+                    raise AuthorityError(
+                        self.name,
+                        f"case {source_id} has an andradTidpunkt that is not a time with a UTC "
+                        "offset, is out of range or lies in the future; the feed cannot go on "
+                        "from it, stopped",
+                    )
+                if since is None or at > since:
+                    since, since_text, seen_at_since = at, changed, set()
+                elif at < since:
+                    raise AuthorityError(
+                        self.name,
+                        f"case {source_id} has an andradTidpunkt before the cases already read "
+                        "or the andradFran asked for (the feed goes backwards); "
+                        "Försäkringskassan's feed is broken, stopped",
+                    )
+                elif source_id in seen_at_since:
                     continue
-                if changed != since:
-                    since, seen_at_since = changed, set()
                 seen_at_since.add(source_id)
                 fresh += 1
                 yield NativeRecord(
@@ -123,7 +145,9 @@ class FkConnector(ClientCertificateConnector):
                 source=self.name,
                 source_id=native.source_id,
                 person=parse_person(self.name, native.source_id, case.personnummer, "personnummer"),
-                updated_at=case.andradTidpunkt.astimezone(UTC),
+                updated_at=as_utc(
+                    self.name, native.source_id, "andradTidpunkt", case.andradTidpunkt
+                ),
                 body=body,
                 protected_identity=case.sekretessmarkerad,
                 unmapped=tuple(codes.unmapped),
@@ -174,3 +198,32 @@ class FkConnector(ClientCertificateConnector):
     @classmethod
     def sandbox_server_options(cls, home: Path) -> dict[str, Any]:
         return mtls.server_options(home)
+
+
+MAX_ID_LENGTH = 200  # NativeRecord.source_id
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _instant(text: str) -> datetime | None:
+    """``text`` (ISO 8601 with an offset) as a UTC time, or ``None`` if it is not one."""
+    try:
+        value = datetime.fromisoformat(text)
+        return value.astimezone(UTC) if value.utcoffset() is not None else None
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _stored_since(connector: str, cursor: str | None) -> datetime | None:
+    if not cursor:
+        return None
+    since = _instant(cursor)
+    if since is None or since > latest_plausible():
+        raise ConnectorConfigError(
+            connector,
+            "the stored cursor is not a change time the feed can go on from; run `evi sync "
+            "--connector fk --from-start` once to read from the beginning",
+        )
+    return since

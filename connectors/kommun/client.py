@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
@@ -20,6 +20,9 @@ from hub.model.records import PushResult
 PREFIX = "/ekonomiskt-bistand/v2"
 SUPPORTED_MAJOR = "2"
 SANDBOX_TOKEN = "kommun-sandbox-token"  # noqa: S105 - the sandbox's public test credential
+MAX_LOPNUMMER = 10**12
+"""The largest sequence number taken for real: a thousand events a second for thirty years.
+A larger one stored as the cursor would skip every event the municipality has."""
 
 
 class _Wire(BaseModel):
@@ -41,7 +44,7 @@ class HandelsePage(_Wire):
 
 class HandelseBase(_Wire):
     handelseId: str = Field(min_length=1)
-    lopnummer: int = Field(ge=1)
+    lopnummer: StrictInt = Field(ge=1, le=MAX_LOPNUMMER)  # the cursor: never a bool
     andrad: str  # local Swedish time "YYYY-MM-DD HH:MM:SS", parsed by the connector
     personnummer: str
     skyddadIdentitet: bool = False
@@ -66,7 +69,7 @@ class Insats(HandelseBase):
     status: str
     startdatum: date
     slutdatum: date | None = None
-    omfattningProcent: int | None = Field(default=None, ge=0, le=100)
+    omfattningProcent: StrictInt | None = Field(default=None, ge=0, le=100)
 
 
 class Avslut(HandelseBase):

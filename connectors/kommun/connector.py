@@ -6,14 +6,16 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import Field, SecretStr
 
+from connectors.guards import OUT_OF_RANGE
 from connectors.kommun.client import (
     EVENT_TYPES,
+    MAX_LOPNUMMER,
     SANDBOX_TOKEN,
     SUPPORTED_MAJOR,
     Avslut,
@@ -50,6 +52,7 @@ from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
 from hub.model.vocab import Category
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+MAX_ID_LENGTH = 200  # NativeRecord.source_id
 
 
 class KommunConnector(Connector):
@@ -93,23 +96,52 @@ class KommunConnector(Connector):
     def pull(
         self, cursor: str | None, subscriptions: Sequence[PersonalIdentity]
     ) -> Iterator[NativeRecord]:
+        # Pages are numbered from one franLopnummer, and the answer is checked against
+        # what was asked (see docs/connectors.md): the page number asked for, antalSidor
+        # no more than totaltAntal fills, lopnummer at or after franLopnummer and rising
+        # strictly. Anything else would repeat pages forever or store a cursor that skips
+        # events; it stops the pull after the events already yielded.
         start = _cursor(self.name, cursor)
-        page = 1
+        antal = self.options.page_size
+        page, last_page = 1, 0
+        previous = start - 1
         while True:
-            answer = self.remote.handelser(start, page, self.options.page_size)
+            answer = self.remote.handelser(start, page, antal)
+            if answer.sida != page:
+                raise AuthorityError(
+                    self.name,
+                    f"asked for page {page} of the events and got another page (sida); "
+                    "the municipality's paging is broken, stopped",
+                )
+            filled = max(1, -(-answer.totaltAntal // antal))
+            if answer.antalSidor > filled:
+                raise AuthorityError(
+                    self.name,
+                    "the events answer claims more pages (antalSidor) than its total "
+                    "(totaltAntal) fills; the municipality's paging is broken, stopped",
+                )
+            if not last_page:
+                # At most the pages the first answer's total fills, and one more for events
+                # that arrive meanwhile; anything after that is read by the next run.
+                last_page = filled + 1
             for item in answer.handelser:
                 source_id, lopnummer = item.get("handelseId"), item.get("lopnummer")
-                if not isinstance(source_id, str) or not isinstance(lopnummer, int):
+                if not _is_id(source_id) or type(lopnummer) is not int:
                     raise AuthorityError(
-                        self.name, "an event without handelseId or lopnummer arrived; stopped"
+                        self.name,
+                        "an event without handelseId or lopnummer (a whole number) arrived; "
+                        "stopped",
                     )
+                if not previous < lopnummer <= MAX_LOPNUMMER:
+                    raise AuthorityError(self.name, _out_of_order(source_id, lopnummer, start))
+                previous = lopnummer
                 yield NativeRecord(
                     source=self.name,
                     source_id=source_id,
                     cursor=str(lopnummer),
                     payload=dict(item),
                 )
-            if page >= answer.antalSidor or not answer.handelser:
+            if page >= answer.antalSidor or page >= last_page or not answer.handelser:
                 return
             page += 1
 
@@ -208,12 +240,29 @@ def _cursor(connector: str, cursor: str | None) -> int:
     try:
         value = int(cursor)
     except ValueError:
+        value = MAX_LOPNUMMER + 1
+    if value > MAX_LOPNUMMER:
         raise ConnectorConfigError(
             connector,
-            "the stored cursor is not a sequence number; run `evi sync --connector "
-            "kommun --from-start` once to read from the beginning",
-        ) from None
+            "the stored cursor is not a sequence number the municipality can have handed "
+            "out; run `evi sync --connector kommun --from-start` once to read from the "
+            "beginning",
+        )
     return max(value, 1)
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _out_of_order(source_id: str, lopnummer: int, start: int) -> str:
+    if lopnummer > MAX_LOPNUMMER:
+        why = "a lopnummer beyond any the municipality can have handed out (over 10^12)"
+    elif lopnummer < start:
+        why = "a lopnummer before the franLopnummer asked for"
+    else:
+        why = "a lopnummer not above the previous event's (a repeat, or out of order)"
+    return f"event {source_id} has {why}; the municipality's feed is broken, stopped"
 
 
 _LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
@@ -230,4 +279,7 @@ def _local_time(connector: str, source_id: str, event: HandelseBase) -> datetime
         raise InvalidRecordError(
             connector, source_id, ["andrad: not a local time written YYYY-MM-DD HH:MM:SS"]
         ) from None
-    return naive.replace(tzinfo=STOCKHOLM).astimezone(UTC)
+    try:
+        return naive.replace(tzinfo=STOCKHOLM).astimezone(UTC)
+    except (OverflowError, OSError, ValueError):  # 0001-01-01 00:00:00 is year 0 in UTC
+        raise InvalidRecordError(connector, source_id, [f"andrad: {OUT_OF_RANGE}"]) from None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from hub.connector.batch import post_batch
 from hub.connector.http import JsonApi
@@ -66,7 +66,7 @@ class Rehabkoordinator(_Wire):
 
 class _Post(_Wire):
     postId: str = Field(min_length=1)
-    uppdateradMs: int = Field(ge=0)
+    uppdateradMs: StrictInt = Field(ge=0)  # the cursor: never a bool
     patient: Patient
 
 

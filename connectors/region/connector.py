@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 from pydantic import Field
 
+from connectors.guards import OUT_OF_RANGE, latest_plausible
 from connectors.region.client import (
     GRADE_PERCENT,
     POST_TYPES,
@@ -67,21 +68,48 @@ class RegionConnector(ClientCertificateConnector):
         numbers = [identity.formatted() for identity in subscriptions]
         if not numbers:
             return
+        # Offsets page through one search. uppdateradMs is the cursor: a whole number of
+        # milliseconds, never a bool, never in the future, never before uppdateradFranMs
+        # and never going backwards. A record that comes again with the same uppdateradMs
+        # on the next page means the region ignores offset: stopped instead of asking
+        # forever. At most the pages the first answer's traffar fills, and one more for
+        # records changed meanwhile; the rest is read by the next run.
         since = _cursor(self.name, cursor)
-        offset = 0
+        latest = _ms(latest_plausible())
+        limit = self.options.page_size
+        offset, requests, most = 0, 0, 0
+        previous = since or 0
+        before: set[tuple[str, int]] = set()
         while True:
-            answer = self.remote.sok(numbers, since, offset, self.options.page_size)
+            answer = self.remote.sok(numbers, since, offset, limit)
+            requests += 1
+            if not most:
+                most = -(-answer.traffar // limit) + 1
+            keys: set[tuple[str, int]] = set()
             for item in answer.poster:
                 source_id, changed = item.get("postId"), item.get("uppdateradMs")
-                if not isinstance(source_id, str) or not isinstance(changed, int):
+                if not _is_id(source_id) or type(changed) is not int:
                     raise AuthorityError(
-                        self.name, "a record without postId or uppdateradMs arrived; stopped"
+                        self.name,
+                        "a record without postId or uppdateradMs (a whole number) arrived; stopped",
                     )
+                if not previous <= changed <= latest:
+                    raise AuthorityError(self.name, _out_of_order(source_id, changed, latest))
+                key = (source_id, changed)
+                if key in before or key in keys:
+                    raise AuthorityError(
+                        self.name,
+                        f"record {source_id} came again in the same search (the region "
+                        "ignores offset); its search is broken, stopped",
+                    )
+                keys.add(key)
+                previous = changed
                 yield NativeRecord(
                     source=self.name, source_id=source_id, cursor=str(changed), payload=dict(item)
                 )
+            before = keys
             offset += len(answer.poster)
-            if not answer.poster or offset >= answer.traffar:
+            if not answer.poster or offset >= answer.traffar or requests >= most:
                 return
 
     def map(self, native: NativeRecord) -> CommonRecord:
@@ -127,7 +155,7 @@ class RegionConnector(ClientCertificateConnector):
                 person=parse_person(
                     self.name, native.source_id, post.patient.personnummer, "patient.personnummer"
                 ),
-                updated_at=datetime.fromtimestamp(post.uppdateradMs / 1000, UTC),
+                updated_at=_time(self.name, native.source_id, post.uppdateradMs),
                 body=body,
                 protected_identity=post.patient.skyddadIdentitet,
                 unmapped=tuple(codes.unmapped),
@@ -172,14 +200,46 @@ class RegionConnector(ClientCertificateConnector):
         return mtls.server_options(home)
 
 
+MAX_ID_LENGTH = 200  # NativeRecord.source_id
+
+
 def _cursor(connector: str, cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        return int(cursor)
+        value = int(cursor)
     except ValueError:
+        value = -1
+    if not 0 <= value <= _ms(latest_plausible()):
         raise ConnectorConfigError(
             connector,
-            "the stored cursor is not a time in milliseconds; run `evi sync "
-            "--connector region --from-start` once to read from the beginning",
-        ) from None
+            "the stored cursor is not a time in milliseconds the feed can go on from; run "
+            "`evi sync --connector region --from-start` once to read from the beginning",
+        )
+    return value
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _time(connector: str, source_id: str, ms: int) -> datetime:
+    """Epoch milliseconds as a UTC time, or InvalidRecordError naming uppdateradMs."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):  # 10**20: past year 9999, or too big
+        raise InvalidRecordError(connector, source_id, [f"uppdateradMs: {OUT_OF_RANGE}"]) from None
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _out_of_order(source_id: str, changed: int, latest: int) -> str:
+    if changed > latest:
+        why = "an uppdateradMs in the future"
+    elif changed < 0:
+        why = "a negative uppdateradMs"
+    else:
+        why = "an uppdateradMs before the records already read or the uppdateradFranMs asked for"
+    return f"record {source_id} has {why}; the region's search is broken, stopped"
