@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -163,9 +164,11 @@ def test_a_log_from_before_the_origin_was_recorded_is_judged_by_its_checkpoints(
         session.delete(session.get(HubMeta, "ledger:origin"))
     monkeypatch.setenv("EVI_LEDGER__ORIGIN", "kommun.example/evi")
     get_settings.cache_clear()
-    with pytest.raises(ConfigError, match="signed as 'evi-hub.example/ledger'"):
-        with hub.db.session() as session:
-            load_signer(session, get_settings())
+    with (
+        pytest.raises(ConfigError, match=re.escape("signed as 'evi-hub.example/ledger'")),
+        hub.db.session() as session,
+    ):
+        load_signer(session, get_settings())
 
 
 # -- witnesses ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_migrations_create_exactly_the_models(migrated: Database) -> None:
 
 
 def test_the_revision_the_installation_asks_for_is_alembics_head() -> None:
-    assert migrate.HEAD == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD
 
 
 @pytest.mark.parametrize(
