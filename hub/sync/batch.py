@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -57,6 +58,7 @@ class StagedRecord:
     category: str
     payload_sha256: str
     restricted: bool
+    updated_at: datetime  # the authority's time of this version (part of its keys)
     body: dict[str, Any]
     row: tuple[Any, ...]  # the record's columns, in RECORD_COLUMNS order
 

@@ -255,6 +255,16 @@ class Deliverer:
                 if streak >= BREAKER_THRESHOLD:
                     self._give_up_on(recipient, exc)
             return [_Outcome(claim, error=exc) for claim in chunk]
+        except Exception as exc:
+            # A fault in the connector's code (or a hub bug its data runs into) must not
+            # lose the round for every authority: this one is given up on for the run, and
+            # its transfers are tried again later like after a transient failure (same
+            # keys). Named by type only: the text may quote what was being sent.
+            failed = TransientConnectorError(
+                recipient, f"push stopped by an unexpected {type(exc).__name__}"
+            )
+            self._give_up_on(recipient, failed)
+            return [_Outcome(claim, error=failed) for claim in chunk]
         with self._lock:
             self._streak[recipient] = 0
         return [

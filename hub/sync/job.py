@@ -7,6 +7,7 @@ connector in ``sync_run`` (for `evi sync history`) and the ``evi_sync_finished``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -23,14 +24,14 @@ from hub.connector.service import (
     runnable_connectors,
 )
 from hub.context import Hub
-from hub.errors import ConfigError, LockHeldError, NotFoundError
+from hub.errors import ConfigError, EviError, LockHeldError, NotFoundError
 from hub.ledger.service import new_checkpoint
 from hub.store.tables.sync import SyncRun
 from hub.sync.batch import InboundRun
 from hub.sync.gcpolicy import fewer_collections
 from hub.sync.inbound import correlation_id
 from hub.sync.lock import connector_lock
-from hub.sync.options import ACTOR, SyncOptions, guarded
+from hub.sync.options import ACTOR, SyncOptions, guarded, unexpected
 from hub.sync.phases import deliver, deliver_forked, helpers_for, pull, pull_forked
 from hub.sync.report import (
     CONFIG_ERROR,
@@ -38,11 +39,14 @@ from hub.sync.report import (
     FAILED,
     LOCKED,
     OK,
+    PARTIAL,
     PAUSED,
     ConnectorReport,
     SyncReport,
 )
 from hub.sync.subscriptions import reconcile
+
+log = logging.getLogger(__name__)
 
 
 def selected_connectors(hub: Hub, wanted: list[str] | None) -> list[str]:
@@ -115,26 +119,35 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
                 )
             except ConnectorConfigError as exc:
                 entry.status, entry.error = CONFIG_ERROR, exc.message
+            except EviError:
+                raise
+            except Exception as exc:  # a fault in the connector's code: it fails alone
+                entry.status, entry.error = FAILED, unexpected(name, exc)
         runs = {} if options.dry_run else {n: _start_run(hub, n) for n in names}
-        held = _lock_all(hub, connectors, report, stack)
-        # Subscriptions first, for every connector: routing a record to "the parties on the
-        # case" must not depend on the order the authorities are pulled in.
-        for name in held:
-            entry = report.get(name)
-            guarded(entry, _reconcile, hub, connectors[name], entry, options, shared)
-        receivers = receiving(hub)
-        pulling = [name for name in held if report.get(name).status == OK]
-        helpers = helpers_for(hub, options, connectors)
-        if helpers:
-            pull_forked(hub, pulling, report, options, run_id, receivers, shared, helpers)
-        else:
-            for name in pulling:
-                pull(hub, connectors[name], report.get(name), options, run_id, receivers, shared)
-        if options.deliver and not options.dry_run:
+        try:
+            held = _lock_all(hub, connectors, report, stack)
+            # Subscriptions first, for every connector: routing a record to "the parties on
+            # the case" must not depend on the order the authorities are pulled in.
+            for name in held:
+                entry = report.get(name)
+                guarded(entry, _reconcile, hub, connectors[name], entry, options, shared)
+            receivers = receiving(hub)
+            pulling = [name for name in held if report.get(name).status == OK]
+            helpers = helpers_for(hub, options, connectors)
             if helpers:
-                deliver_forked(hub, connectors, report, options, shared, helpers)
+                pull_forked(hub, pulling, report, options, run_id, receivers, shared, helpers)
             else:
-                deliver(hub, connectors, report, options, shared)
+                for name in pulling:
+                    entry = report.get(name)
+                    pull(hub, connectors[name], entry, options, run_id, receivers, shared)
+            if options.deliver and not options.dry_run:
+                if helpers:
+                    deliver_forked(hub, connectors, report, options, shared, helpers)
+                else:
+                    deliver(hub, connectors, report, options, shared)
+        except Exception as exc:
+            _finish_stopped_runs(hub, report, runs, exc)
+            raise
         if not options.dry_run:
             _finish_runs(hub, report, runs)
             new_checkpoint(hub)
@@ -196,6 +209,23 @@ def _start_run(hub: Hub, name: str) -> int:
         session.add(row)
         session.flush()
         return row.id
+
+
+def _finish_stopped_runs(
+    hub: Hub, report: SyncReport, runs: Mapping[str, int], exc: Exception
+) -> None:
+    """An exception none of the connectors' guards caught (a fault in a step they share,
+    such as delivery) stops the run: the connectors still going are failed with its type,
+    and every run's row is finished, so `evi sync history` and pausing see the night.
+    Best effort: the exception is raised again either way."""
+    for entry in report.connectors:
+        if entry.connector in runs and entry.status in (OK, PARTIAL):
+            entry.status, entry.error = FAILED, unexpected(entry.connector, exc)
+    if runs:
+        try:
+            _finish_runs(hub, report, runs)
+        except Exception as failure:
+            log.error("the stopped run could not be recorded: %s", type(failure).__name__)
 
 
 def _finish_runs(hub: Hub, report: SyncReport, runs: Mapping[str, int]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -10,10 +11,13 @@ from typing import Any
 
 import httpx
 
-from hub.connector.errors import ConnectorConfigError, ConnectorError
+from hub.connector.errors import ConnectorConfigError
 from hub.connector.retry import RetryPolicy
+from hub.errors import ConfigError, EviError
 from hub.sync.delivery import DEFAULT_LEASE
 from hub.sync.report import CONFIG_ERROR, FAILED, ConnectorReport
+
+log = logging.getLogger(__name__)
 
 ACTOR = "evi-sync"
 Progress = Callable[[str, int], None]
@@ -33,13 +37,30 @@ class SyncOptions:
 
 
 def guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> None:
-    """Run one connector's step; its failure is reported on its line and stops no one else."""
+    """Run one connector's step; its failure is reported on its line and stops no one else.
+
+    Any exception counts, not only a connector's own errors: a fault in one connector's
+    code (or a hub bug its data runs into) fails that connector, and the others, the
+    deliveries and the run's bookkeeping go on. Such an exception is named by its type
+    only: its text may quote the data that caused it.
+    """
     started = time.monotonic()
     try:
         step(*args)
-    except ConnectorConfigError as exc:
+    except (ConnectorConfigError, ConfigError) as exc:
         entry.status, entry.error = CONFIG_ERROR, exc.message
-    except ConnectorError as exc:
+    except EviError as exc:  # a connector's or the hub's own message, free of personal data
         entry.status, entry.error = FAILED, exc.message
+    except Exception as exc:
+        entry.status, entry.error = FAILED, unexpected(entry.connector, exc)
     finally:
         entry.duration_s += time.monotonic() - started
+
+
+def unexpected(connector: str, exc: BaseException) -> str:
+    """The report's line for an exception no one expected: its type, never its text."""
+    log.error("%s: stopped by an unexpected %s", connector, type(exc).__name__)
+    return (
+        f"{connector}: stopped by an unexpected {type(exc).__name__} (a fault in the connector "
+        "or the hub); what was stored before it stays, and the next run starts from there"
+    )

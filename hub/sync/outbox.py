@@ -9,6 +9,7 @@ On SQLite, which has no row locks, a claim is made inside the write lock (the ca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,11 @@ from sqlalchemy.orm import Session
 
 from hub.store.bulk import execute_in, placeholder, rows_in, time_binder
 from hub.store.tables.sync import OutboxItem
+
+MAX_RETRY_AFTER = timedelta(days=1)
+"""The longest an authority's ``Retry-After`` puts a transfer off."""
+_MAX_WAIT_SECONDS = MAX_RETRY_AFTER.total_seconds()
+_MAX_BACKOFF = timedelta(hours=1)
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -177,11 +183,13 @@ class OutboxRepository:
         """Schedule another attempt after a failed one (``attempts`` already counted).
 
         Exponential backoff, 1 min, 2, 4, … at most 1 h, or the authority's
-        ``Retry-After`` when that is longer. Written by :meth:`save`.
+        ``Retry-After`` when that is longer, but never more than :data:`MAX_RETRY_AFTER`
+        (an authority cannot park a transfer for years, nor make the date overflow).
+        Written by :meth:`save`.
         """
-        backoff = min(timedelta(minutes=2 ** max(item.attempts - 1, 0)), timedelta(hours=1))
-        if retry_after:
-            backoff = max(backoff, timedelta(seconds=retry_after))
+        backoff = min(timedelta(minutes=2 ** min(max(item.attempts - 1, 0), 6)), _MAX_BACKOFF)
+        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+            backoff = max(backoff, timedelta(seconds=min(retry_after, _MAX_WAIT_SECONDS)))
         item.last_error = error
         item.next_attempt_at = now + backoff
 

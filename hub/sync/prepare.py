@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from hub.connector.errors import InvalidRecordError, UnmappedCodeError
+from hub.connector.errors import ConnectorError, InvalidRecordError, UnmappedCodeError
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event
 from hub.consent.gate import Decision, Snapshot
@@ -75,15 +75,25 @@ class Preparation:
         self._stored = existing_records(
             self.session, self.connector.name, [c.source_id for _, c in mapped]
         )
-        protect = self._mark_protected(people, mapped, digests)
         unknown: list[str] = []
+        reported_protected: dict[str, _Person] = {}
+        cursor: str | None = None
         for (native, common), digest in zip(mapped, digests, strict=True):
             person = people.get(digest)
             if person is None:
                 unknown.append(digest)
                 self._refuse(native, "no_consent")
-                continue
-            self._admit(person, common)
+            else:
+                admitted = self._admit(native, person, common)
+                if admitted is None:
+                    continue  # refused as invalid
+                if admitted and common.protected_identity:
+                    reported_protected[digest] = person
+            # Only a valid record moves the cursor: an invalid one's cursor is as untrusted
+            # as the rest of it (it could point past every later record). Records after
+            # the last valid one are read again next time.
+            cursor = native.cursor
+        protect = self._mark_protected(people, reported_protected)
         routing = self.run_state.routing
         routing.preload(self.session, {r.participant_id for r in self._pending.values()})
         for record in self._pending.values():
@@ -97,7 +107,7 @@ class Preparation:
         self.counts.queued += len(queued)
         return PreparedBatch(
             counts=self.counts,
-            cursor=natives[-1].cursor if natives else None,
+            cursor=cursor,
             people=decided_on,
             unknown=unknown,
             protect=protect,
@@ -107,6 +117,14 @@ class Preparation:
         )
 
     def _map(self, native: NativeRecord) -> CommonRecord | None:
+        """The record mapped, or ``None`` if it is refused as invalid (counted, logged).
+
+        Besides the connector's own refusals, any exception that is not a connector
+        error (say an ``OverflowError`` from a date in the record, or a ``RecursionError``
+        from deeply nested JSON) refuses this one record: the rest of the batch and the
+        other connectors go on. It is logged by its type alone, as its text may quote the
+        record. A connector error (transient, configuration, …) still stops the pull.
+        """
         try:
             common = self.connector.map(native)
         except UnmappedCodeError:
@@ -117,6 +135,12 @@ class Preparation:
         except InvalidRecordError as exc:
             self.counts.invalid += 1
             self._refuse(native, "invalid_record: " + "; ".join(exc.problems)[:300])
+            return None
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            self.counts.invalid += 1
+            self._refuse(native, f"invalid_record: {type(exc).__name__}")
             return None
         if common.unmapped:
             self.counts.unmapped += 1
@@ -132,18 +156,20 @@ class Preparation:
         return {row[1]: _Person(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
 
     def _mark_protected(
-        self,
-        people: dict[str, _Person],
-        mapped: Sequence[tuple[NativeRecord, CommonRecord]],
-        digests: Sequence[str],
+        self, people: dict[str, _Person], reported: dict[str, _Person]
     ) -> list[int]:
         """The people an authority reports with a protected identity, marked so in
-        ``people`` and gated so from now (stored in step 2); returns their ids."""
-        marked: dict[str, _Person] = {}
-        for (_, common), digest in zip(mapped, digests, strict=True):
-            person = people.get(digest)
-            if common.protected_identity and person is not None and not person.protected_identity:
-                marked[digest] = person._replace(protected_identity=True)
+        ``people`` and gated so from now (stored in step 2); returns their ids.
+
+        ``reported`` holds only people whose record saying so the gate let in: an authority
+        the person's consent does not cover cannot mark them (a mark cancels them at every
+        authority).
+        """
+        marked = {
+            digest: person._replace(protected_identity=True)
+            for digest, person in reported.items()
+            if not person.protected_identity
+        }
         if marked:
             people.update(marked)
             self._snapshots.update(
@@ -173,11 +199,23 @@ class Preparation:
         self.counts.tally(decision.decision, decision.reason.value)
         return decision
 
-    def _admit(self, person: _Person, common: CommonRecord) -> None:
-        """Gate the record into the joint team; hold it for writing if it is new or changed."""
-        body = common.body_json()
-        body_bytes = canonical_json(body)  # stored as is, so the digest is of what is kept
-        digest = hashlib.sha256(body_bytes).hexdigest()
+    def _admit(self, native: NativeRecord, person: _Person, common: CommonRecord) -> bool | None:
+        """Gate the record into the joint team; hold it for writing if it is new or changed.
+
+        Returns whether the gate let it in, or ``None`` if the record cannot be stored at
+        all (say a time out of range): then it is refused as invalid, like in ``_map``.
+        """
+        existing = self._stored.get(common.source_id)
+        try:
+            body = common.body_json()
+            body_bytes = canonical_json(body)  # stored as is, so the digest is of what is kept
+            digest = hashlib.sha256(body_bytes).hexdigest()
+            changed = existing is None or existing[1] != digest
+            updated_at = self._time(common.updated_at) if changed else None
+        except Exception as exc:
+            self.counts.invalid += 1
+            self._refuse(native, f"invalid_record: {type(exc).__name__}")
+            return None
         category = common.category.value
         inbound = DecisionRequest(
             common.source,
@@ -190,12 +228,11 @@ class Preparation:
         )
         if not self._decide(person.pseudonym, person.id, inbound).permitted:
             self.counts.refused += 1
-            return
+            return False
         self.counts.stored += 1
-        existing = self._stored.get(common.source_id)
-        if existing is not None and existing[1] == digest:
+        if not changed:
             self._pending.pop(common.source_id, None)  # a later copy of what is stored
-            return
+            return True
         unmapped = (
             json.dumps([u.model_dump() for u in common.unmapped]) if common.unmapped else "[]"
         )
@@ -205,7 +242,7 @@ class Preparation:
             person.id,
             common.kind,
             category,
-            self._time(common.updated_at),
+            updated_at,
             body_bytes.decode("utf-8"),
             digest,
             common.restricted,
@@ -223,9 +260,11 @@ class Preparation:
             category=category,
             payload_sha256=digest,
             restricted=common.restricted,
+            updated_at=common.updated_at,
             body=body,
             row=row,
         )
+        return True
 
     def _route(self, pseudonym: str, record: StagedRecord) -> list[Queued]:
         targets = recipients(self.run_state.routing, self.batch.rules, record, self.batch.receivers)
@@ -247,10 +286,32 @@ class Preparation:
         return queued
 
     def _not_queued_before(self, queued: list[Queued]) -> list[Queued]:
-        """Leave out keys already in the outbox (a record read again after a crash)."""
+        """The transfers to queue, each under a key the outbox does not hold yet.
+
+        Only a new or changed record is routed, so a key the outbox already holds means
+        the record has gone back to a version (same body, same ``updated_at``) that was
+        queued before: an authority undid a change without giving a new time. That
+        version is sent again, under a key numbered by how many transfers of the record
+        the recipient has been queued (see :func:`~hub.sync.routing.idempotency_key`);
+        the number is read from what is committed, so a batch prepared again after a
+        crash gets the same keys. One extra query, and only for a batch with such a
+        record. A key still taken after that is left out.
+        """
         if not queued:
             return queued
-        known = {
+        known = self._queued_keys(queued)
+        if known:
+            queued = self._renumbered(queued, known)
+            known = self._queued_keys(queued)
+        fresh: dict[str, Queued] = {}
+        for item in queued:
+            if item[1] not in known:
+                fresh.setdefault(item[1], item)
+        return list(fresh.values())
+
+    def _queued_keys(self, queued: Sequence[Queued]) -> set[str]:
+        """The keys of ``queued`` that the outbox already holds."""
+        return {
             row[0]
             for row in rows_in(
                 self.session.connection(),
@@ -258,15 +319,42 @@ class Preparation:
                 sorted({key for _, key, _, _ in queued}),
             )
         }
-        fresh: dict[str, Queued] = {}
-        for item in queued:
-            if item[1] not in known:
-                fresh.setdefault(item[1], item)
-        return list(fresh.values())
+
+    def _renumbered(self, queued: list[Queued], known: set[str]) -> list[Queued]:
+        """``queued`` with a numbered key for each item whose key is ``known``."""
+        again = {record.id for record, key, _, _ in queued if key in known}
+        counts: dict[tuple[int | None, str], int] = {
+            (record_id, recipient): n
+            for record_id, recipient, n in rows_in(
+                self.session.connection(),
+                "SELECT record_id, recipient, COUNT(*) FROM outbox "
+                "WHERE record_id IN ({marks}) GROUP BY record_id, recipient",
+                sorted(pid for pid in again if pid is not None),
+            )
+        }
+        return [
+            (
+                record,
+                idempotency_key(
+                    record, recipient, purpose, again=counts.get((record.id, recipient), 0)
+                ),
+                recipient,
+                purpose,
+            )
+            if key in known
+            else (record, key, recipient, purpose)
+            for record, key, recipient, purpose in queued
+        ]
 
     def _refuse(self, native: NativeRecord, reason: str) -> None:
-        """Refused records are never stored; the ledger keeps only their digest."""
+        """Refused records are never stored; the ledger keeps only their digest (none if
+        the payload cannot even be canonicalised, e.g. nested too deep or a huge number)."""
         self.counts.refused += 1
+        try:
+            payload_sha256: str | None = native.digest()
+        except Exception as exc:
+            payload_sha256 = None
+            reason += f" (no digest: {type(exc).__name__})"
         self._events.append(
             LedgerEvent(
                 time=self.now,
@@ -276,7 +364,7 @@ class Preparation:
                 origin=self.connector.name,
                 recipient=JOINT_TEAM,
                 actor=self.batch.actor,
-                payload_sha256=native.digest(),
+                payload_sha256=payload_sha256,
                 correlation_id=self.batch.correlation_id,
             )
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from hub.connector.errors import ConnectorError
 from hub.model.records import NativeRecord
 from hub.store.db import Database
 from hub.sync.batch import InboundCounts
@@ -58,8 +57,8 @@ def _batches_then_raise(records: Iterator[NativeRecord]) -> Iterator[list[Native
             if len(batch) >= BATCH_SIZE:
                 yield batch
                 batch = []
-    except ConnectorError:
-        if batch:
+    except Exception:  # a connector's error or a fault in its code: the failure is raised
+        if batch:  # after what was read before it (see hub.sync.options.guarded)
             yield batch
         raise
     if batch:

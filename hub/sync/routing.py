@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
@@ -37,6 +38,9 @@ class RoutedRecord(Protocol):
 
     @property
     def payload_sha256(self) -> str: ...
+
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 class RoutingCache:
@@ -126,13 +130,35 @@ def recipients(
     )
 
 
-def idempotency_key(record: RoutedRecord, recipient: str, purpose: str) -> str:
+KEY_PREFIX = "evi2-"
+"""Keys made as :func:`idempotency_key` makes them. Keys made before the record's time
+was part of them start with ``evi-``; they stay with the outbox rows they were made for."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def idempotency_key(
+    record: RoutedRecord, recipient: str, purpose: str, *, again: int | None = None
+) -> str:
     """The same record version to the same recipient always gets the same key.
 
-    A re-run after a crash queues and pushes with the key it used before, so the
-    authority can recognise the repeat; a changed record is a new version and a new key.
+    A version is the record's body (its digest) and the time the authority gives it
+    (``updated_at``, to the microsecond), so a re-run after a crash queues and pushes with
+    the key it used before, and the authority can recognise the repeat; a changed record
+    is a new version and gets a new key, also when it changes back to an earlier body
+    (A → B → A) with a new time.
+
+    ``again`` is for a version the outbox already holds a key for (the record went back
+    to an earlier body at the same time, see ``Preparation._not_queued_before``): the
+    number of transfers of the record already queued for ``recipient``, which grows with
+    each one, so that version gets a key of its own each time it comes back.
     """
-    material = "\x1f".join(
-        (record.source, record.source_id, record.payload_sha256, recipient, purpose)
-    )
-    return "evi-" + hashlib.sha256(material.encode()).hexdigest()[:60]
+    # Microseconds since 1970: exact, and never overflows (a far-off time in UTC can).
+    version = (record.updated_at - _EPOCH) // _MICROSECOND
+    parts = [record.source, record.source_id, record.payload_sha256, str(version)]
+    parts += [recipient, purpose]
+    if again is not None:
+        parts.append(f"again {again}")
+    material = "\x1f".join(parts)
+    return KEY_PREFIX + hashlib.sha256(material.encode()).hexdigest()[:59]

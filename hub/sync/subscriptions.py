@@ -169,12 +169,22 @@ def active_subscriptions(session: Session, party: str) -> dict[int, Registration
 def subscribed_identities(
     session: Session, keys: KeyRing, party: str
 ) -> Sequence[PersonalIdentity]:
-    """Identity numbers of the people currently registered with ``party``."""
+    """Identity numbers of the people currently registered with ``party``, for its pull
+    (an authority that keeps no list of its own is searched by them).
+
+    A person with protected identity is left out even while still registered: an
+    authority may have marked them during this run, after the subscriptions were settled,
+    and their number must not be named in a search before the next run cancels them.
+    """
     people = ParticipantRepository(session, keys)
     rows = session.scalars(
         select(ParticipantRow)
         .join(Subscription, Subscription.participant_id == ParticipantRow.id)
-        .where(Subscription.party == party, Subscription.active.is_(True))
+        .where(
+            Subscription.party == party,
+            Subscription.active.is_(True),
+            ParticipantRow.protected_identity.is_(False),
+        )
         .order_by(ParticipantRow.id)
     )
     return [people.identity_of(row) for row in rows]
