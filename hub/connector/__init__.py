@@ -16,6 +16,7 @@ from hub.connector.errors import (
     InvalidRecordError,
     TransientConnectorError,
     UnmappedCodeError,
+    UnusableAnswerError,
 )
 from hub.connector.http import JsonApi, build_client
 from hub.connector.mapping import Mapping, RecordCodes, mapping_for
@@ -42,6 +43,7 @@ __all__ = [
     "SandboxSettings",
     "TransientConnectorError",
     "UnmappedCodeError",
+    "UnusableAnswerError",
     "build_client",
     "hookimpl",
     "mapping_for",

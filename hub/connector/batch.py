@@ -5,11 +5,15 @@ many transfers while each keeps its own idempotency key and its own result. The 
 shipped connectors speak (the sandboxes serve it; see ``connectors/sandbox_kit/pushes.py``)::
 
     POST <path>  {"items": [{"idempotency_key": K, "body": {...}}, ...]}
-    200          {"results": [{"idempotency_key": K, "status": 201|200|4xx, ...}, ...]}
+    200          {"results": [{"idempotency_key": K, "status": 201|200|4xx|5xx, ...}, ...]}
 
 A whole-request failure (unreachable, 5xx, 429, a refused batch) raises as for a single
 push, so every item in it is retried or dead-lettered together; the keys make resending
-the already stored ones harmless.
+the already stored ones harmless. So does an answer the hub cannot use (malformed, not
+JSON, without one result per item in order): the authority may have stored the items, so
+it is transient, never a refusal. An item answered 408, 425, 429 or 5xx is sent again (in
+a smaller batch, within the retry budget); if it still cannot be placed, the whole batch
+fails as transient.
 """
 
 from __future__ import annotations
@@ -17,11 +21,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub.connector.errors import AuthorityError
+from hub.connector.errors import TransientConnectorError, UnusableAnswerError
 from hub.connector.http import JsonApi
+from hub.connector.retry import NO_RETRY
 from hub.model.records import PushResult
 
 BATCH_LIMIT = 100  # transfers per request; the sandboxes take up to 200
+
+ITEM_TRANSIENT = frozenset({408, 425, 429})
+"""Item statuses that mean "not now" (as do all 5xx): the item is sent again."""
+
+
+def _transient(status: object) -> int | None:
+    """The status if it means "not now" for the item, else ``None``."""
+    if isinstance(status, int) and (status in ITEM_TRANSIENT or 500 <= status <= 599):
+        return status
+    return None
+
+
+def _unusable(api: JsonApi, path: str, why: str) -> TransientConnectorError:
+    return TransientConnectorError(
+        api.connector,
+        f"the authority's answer to a batch to POST {path} {why}; it may have stored the "
+        "messages, so they will be sent again with their keys",
+    )
 
 
 def post_batch(
@@ -29,41 +52,54 @@ def post_batch(
 ) -> list[PushResult]:
     """POST ``(idempotency key, body)`` pairs in one request; one result per pair, in order.
 
-    An item the authority stored (201) or already had (200) is accepted; any other item
-    status is a refusal of that item alone, reported by status code only (an authority's
-    error text may quote the message). An answer that does not account for every item, in
-    order, is an :class:`AuthorityError`.
+    An item the authority stored (201) or already had (200) is accepted; an item answered
+    408, 425, 429 or 5xx is sent again (only those, in another request) within the
+    connector's retry budget, and if any is still unplaced the whole call raises
+    :class:`TransientConnectorError` (every pair is then retried later with its key). Any
+    other item status is a refusal of that item alone, reported by status code only (an
+    authority's error text may quote the message). An answer that is not usable JSON or
+    does not account for every item, in order, is transient too: the authority may have
+    stored what it could not describe.
     """
-    data = api.json(
-        "POST",
-        path,
-        json_body={"items": [{"idempotency_key": key, "body": body} for key, body in messages]},
-    )
-    results: Any = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(results, list) or len(results) != len(messages):
-        raise AuthorityError(
-            api.connector,
-            f"the authority answered a batch of {len(messages)} to POST {path} without one "
-            "result per message; ask the authority to check its API",
-        )
-    answers: list[PushResult] = []
-    for (key, _), result in zip(messages, results, strict=True):
-        if not isinstance(result, dict) or result.get("idempotency_key") != key:
-            raise AuthorityError(
-                api.connector,
-                f"the authority's results to POST {path} are not in the order sent; "
-                "ask the authority to check its API",
-            )
-        status = result.get("status")
-        reference = result.get("reference")
-        if status in (200, 201):
-            answers.append(
-                PushResult(
+    answers: list[PushResult | None] = [None] * len(messages)
+
+    def attempt() -> None:
+        pending = [i for i, answer in enumerate(answers) if answer is None]
+        sent = [messages[i] for i in pending]
+        body = {"items": [{"idempotency_key": key, "body": msg} for key, msg in sent]}
+        try:
+            data = api.json("POST", path, json_body=body, retry=NO_RETRY)
+        except UnusableAnswerError:
+            why = "is not usable JSON (malformed, not JSON or too large)"
+            raise _unusable(api, path, why) from None
+        results: Any = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list) or len(results) != len(sent):
+            raise _unusable(api, path, f"does not hold one result for each of {len(sent)}")
+        unplaced: list[int] = []
+        for index, (key, _), result in zip(pending, sent, results, strict=True):
+            if not isinstance(result, dict) or result.get("idempotency_key") != key:
+                raise _unusable(api, path, "is not in the order sent")
+            status = result.get("status")
+            reference = result.get("reference")
+            if status in (200, 201):
+                answers[index] = PushResult(
                     accepted=True,
                     duplicate=status == 200,
                     reference=None if reference is None else str(reference),
                 )
+            elif (again := _transient(status)) is not None:
+                unplaced.append(again)
+            else:
+                answers[index] = PushResult(
+                    accepted=False, detail=f"HTTP {status} for this message"
+                )
+        if unplaced:
+            statuses = ", ".join(str(s) for s in sorted(set(unplaced)))
+            raise TransientConnectorError(
+                api.connector,
+                f"the authority could not take {len(unplaced)} of {len(sent)} messages to "
+                f"POST {path} now (HTTP {statuses} for those)",
             )
-        else:
-            answers.append(PushResult(accepted=False, detail=f"HTTP {status} for this message"))
-    return answers
+
+    api.retry.call(attempt)
+    return [answer for answer in answers if answer is not None]

@@ -12,6 +12,8 @@
                │                               sent data that does not fit (bad JSON,
                │                               schema violation). Not retried: the same
                │                               request would get the same answer.
+               ├── UnusableAnswerError          the answer as a whole cannot be used: not
+               │                                JSON, malformed, too deep, too large
                ├── InvalidRecordError           one record does not fit; the others may
                └── UnmappedCodeError            strict mapping refused an unknown code
 
@@ -22,7 +24,16 @@ authority's response body (it may hold personal data) or an option marked secret
 
 from __future__ import annotations
 
+import math
+
 from hub.errors import EviError
+
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+"""The longest wait an authority can ask for (``Retry-After``): a day. A longer one counts
+as a day. Within a run the retry policy never waits longer than its ``max_retry_after``
+(120 s: a longer one ends the attempt at once); the value matters for a queued transfer,
+which the outbox puts off that long (at most a day there too) instead of for years, or
+for ever with ``inf``, which cannot be added to a time at all."""
 
 
 class ConnectorError(EviError):
@@ -44,8 +55,9 @@ class ConnectorConfigError(ConnectorError):
 class TransientConnectorError(ConnectorError):
     """The authority could not answer now. ``retry_after`` is its ``Retry-After`` in seconds.
 
-    ``retry_after`` is ``None`` when the authority gave none (or gave 0): the caller then
-    uses its normal exponential backoff.
+    ``retry_after`` is ``None`` when the authority gave none (or gave 0, a negative or a
+    non-finite value): the caller then uses its normal exponential backoff. A longer one
+    than :data:`MAX_RETRY_AFTER_SECONDS` counts as that long.
     """
 
     exit_code = 75
@@ -53,7 +65,9 @@ class TransientConnectorError(ConnectorError):
 
     def __init__(self, connector: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(connector, message)
-        self.retry_after = retry_after if retry_after and retry_after > 0 else None
+        self.retry_after: float | None = None
+        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+            self.retry_after = min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
 
 
 class AuthorityError(ConnectorError):
@@ -61,6 +75,16 @@ class AuthorityError(ConnectorError):
 
     exit_code = 1
     http_status = 502
+
+
+class UnusableAnswerError(AuthorityError):
+    """The authority's answer as a whole cannot be used: not JSON, malformed, nested too
+    deep, or larger than the hub accepts. Nothing from it was used.
+
+    Not retried for a read. Where the request may have changed something at the authority
+    (a batch of pushes), the caller cannot tell what it did and treats it as transient
+    instead: the idempotency keys make sending it again safe.
+    """
 
 
 class InvalidRecordError(AuthorityError):

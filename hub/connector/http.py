@@ -6,8 +6,15 @@ Every request a connector makes goes through :class:`JsonApi`, which
   connector errors (``raise … from None`` so no request, header or body rides along in a
   traceback);
 * retries transient failures with :class:`~hub.connector.retry.RetryPolicy`,
-  honouring ``Retry-After``;
-* refuses malformed JSON as an :class:`AuthorityError`.
+  honouring ``Retry-After`` (at most :data:`MAX_RETRY_AFTER_SECONDS`);
+* streams each answer under a deadline (:data:`DEADLINE_FACTOR` × ``timeout_seconds``
+  for the whole request, not per read) and refuses one larger than
+  :data:`MAX_BODY_BYTES`;
+* refuses an answer that is not JSON (content type), malformed or nested too deep as an
+  :class:`UnusableAnswerError`.
+
+:func:`build_client` refuses plain ``http://`` over the network except to this machine
+(loopback): credentials and identity numbers never cross a network unencrypted.
 
 Messages name the method and path, never the query string or body (they may carry
 personal data) and never a header (they carry credentials).
@@ -15,9 +22,15 @@ personal data) and never a header (they carry credentials).
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
+import re
 import ssl
-from collections.abc import Callable, Mapping
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -26,14 +39,84 @@ import httpx
 
 from hub import __version__
 from hub.connector.errors import (
+    MAX_RETRY_AFTER_SECONDS,
     AuthorityError,
     ConnectorConfigError,
     ConnectorError,
     TransientConnectorError,
+    UnusableAnswerError,
 )
 from hub.connector.retry import RetryPolicy
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""The largest answer accepted (after decompression): a page of records is far smaller."""
+
+DEADLINE_FACTOR = 3.0
+"""One request (its OAuth token request included) must be answered in full within this
+many times ``timeout_seconds``; the timeout itself bounds each wait for the next bytes."""
+
+_ERROR_BODY_BYTES = 64 * 1024
+"""An error answer's body is read (and thrown away) up to this size, so the kept-alive
+connection can serve the next request; a larger one is cut off with the connection."""
+
+# Headers that describe the wire form of a body already decoded here.
+_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+
+# The deadline (time.monotonic()) of the request this thread is making through JsonApi;
+# the OAuth flow reads it for the token request it makes on the way.
+_deadline: ContextVar[float | None] = ContextVar("evi_connector_deadline", default=None)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: ``localhost``, 127.0.0.0/8 or ``::1``."""
+    host = host.rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def require_secure_url(
+    connector: str, url: str, *, option: str = "base_url", client_certificate: bool = False
+) -> None:
+    """Refuse a URL that would send credentials or personal data unencrypted.
+
+    ``https`` is always fine. Plain ``http`` is refused, except to a loopback address (a
+    sandbox on this machine) when no client certificate is involved: a client certificate
+    is only presented over TLS, so with ``http`` it would silently not be used at all.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ConnectorConfigError(
+            connector,
+            f"{option} is not a usable URL; set it with "
+            f"`evi connectors configure {connector} --set {option}=https://…`",
+        ) from None
+    if parsed.scheme != "http":
+        return  # https, or a scheme httpx refuses (a configuration error when used)
+    where = f"http://{parsed.netloc.decode()}"
+    if client_certificate:
+        raise ConnectorConfigError(
+            connector,
+            f"{option} {where} is plain http, which cannot carry the client certificate; "
+            f"set it with `evi connectors configure {connector} --set {option}=https://…`",
+        )
+    if not is_loopback(parsed.host):
+        raise ConnectorConfigError(
+            connector,
+            f"{option} {where} is plain http: credentials and identity numbers would cross "
+            f"the network unencrypted; set it with `evi connectors configure {connector} "
+            f"--set {option}=https://…` (plain http is accepted only to this machine: "
+            "localhost, 127.0.0.0/8, ::1)",
+        )
 
 
 def build_client(
@@ -53,7 +136,18 @@ def build_client(
     (an SSL context carrying a client certificate for mTLS) then has no effect, because
     TLS is the network transport's job. Redirects are not followed: an authority API that
     redirects is misconfigured, and following would resend credentials elsewhere.
+
+    Over the network (no ``transport``) ``base_url`` must be https, or http to a loopback
+    address (:func:`require_secure_url`); so must the token URL of an ``auth`` that has
+    one (``token_url``, as :class:`~hub.connector.auth.ClientCredentials`).
     """
+    if transport is None:
+        require_secure_url(connector, base_url)
+        token_url = getattr(auth, "token_url", None)
+        if isinstance(token_url, str):
+            require_secure_url(
+                connector, str(httpx.URL(base_url).join(token_url)), option="token_url"
+            )
     common: dict[str, Any] = {
         "base_url": base_url,
         "timeout": httpx.Timeout(timeout_seconds),
@@ -71,8 +165,9 @@ def parse_retry_after(
 ) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
 
-    ``None`` for a missing, unreadable, zero or past value: the caller then uses its normal
-    backoff.
+    ``None`` for a missing, unreadable, zero, negative, past or non-finite (``inf``,
+    ``nan``) value: the caller then uses its normal backoff. A longer wait than
+    :data:`~hub.connector.errors.MAX_RETRY_AFTER_SECONDS` (a day) counts as that long.
     """
     if not value:
         return None
@@ -82,12 +177,16 @@ def parse_retry_after(
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or (lambda: datetime.now(UTC)))()).total_seconds()
-    return seconds if seconds > 0 else None
+    if math.isinf(seconds) and value.isascii() and value.isdigit():
+        seconds = MAX_RETRY_AFTER_SECONDS  # a very long run of digits: too long, not absent
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 def _ssl_reason(exc: BaseException) -> ssl.SSLError | None:
@@ -196,17 +295,162 @@ def classify_response(connector: str, response: httpx.Response) -> None:
     )
 
 
+def request_deadline(timeout: httpx.Timeout | Mapping[str, float | None]) -> float:
+    """Seconds one request may take in all: :data:`DEADLINE_FACTOR` × its longest timeout
+    (an ``httpx.Timeout``, or the ``timeout`` extension of a request)."""
+    values = timeout.as_dict() if isinstance(timeout, httpx.Timeout) else timeout
+    limits = [t for t in values.values() if t]
+    return DEADLINE_FACTOR * (max(limits) if limits else 10.0)
+
+
+def current_deadline(request: httpx.Request) -> float:
+    """The deadline (``time.monotonic()``) of the request being made: the one
+    :class:`JsonApi` set for this thread, else one from ``request``'s own timeouts."""
+    deadline = _deadline.get()
+    if deadline is not None:
+        return deadline
+    return time.monotonic() + request_deadline(request.extensions.get("timeout") or {})
+
+
+def content_length(response: httpx.Response) -> int | None:
+    """The declared ``Content-Length`` (``None`` when absent or unreadable)."""
+    declared = response.headers.get("content-length", "").strip()
+    if not (declared.isascii() and declared.isdigit()):
+        return None
+    return int(declared) if len(declared) < 19 else sys.maxsize
+
+
+def _size(n: int) -> str:
+    mib = 1024 * 1024
+    return f"{n // mib} MiB" if n % mib == 0 else f"{n // 1024} KiB"
+
+
+def too_large(connector: str, what: str, limit: int) -> UnusableAnswerError:
+    return UnusableAnswerError(
+        connector,
+        f"the authority's answer to {what} is larger than {_size(limit)}; nothing from it "
+        "was used (lower page_size if the connector has one, or ask the authority)",
+    )
+
+
+def too_slow(connector: str, request: httpx.Request, seconds: float) -> TransientConnectorError:
+    where = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    return TransientConnectorError(
+        connector,
+        f"{where} did not finish answering {request.method} {request.url.path} within "
+        f"{seconds:.0f} s ({DEADLINE_FACTOR:g} × timeout_seconds)",
+    )
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/…+json`` (parameters such as charset aside)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,40}/[a-z0-9][a-z0-9.+-]{0,60}")
+
+
+def _media_type(content_type: str | None) -> str:
+    """The media type for a message: shown only if it looks like one (it is the
+    authority's text, and messages never repeat what an authority sent otherwise)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if not media:
+        return "no content type"
+    return media if _MEDIA_TYPE.fullmatch(media) else "another content type"
+
+
+def _drain(response: httpx.Response, deadline: float) -> None:
+    """Read a small error answer to its end so its connection can be reused; leave a large
+    or slow one (closing the response then drops the connection)."""
+    if response.is_stream_consumed:
+        return  # read already (a transport that buffers, as the in-process one)
+    declared = content_length(response)
+    if declared is not None and declared > _ERROR_BODY_BYTES:
+        return
+    seen = 0
+    try:
+        for chunk in response.iter_raw():
+            seen += len(chunk)
+            if seen > _ERROR_BODY_BYTES or time.monotonic() > deadline:
+                return
+    except httpx.HTTPError:
+        return
+
+
+def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A plain response holding ``body`` (already decoded) and the answer's headers."""
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _WIRE_HEADERS]
+    extensions = {
+        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
+    }
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=extensions,
+    )
+
+
+class CappedStream(httpx.SyncByteStream):
+    """A response stream cut off at ``limit`` bytes or at ``deadline``: for an answer httpx
+    reads itself (one an auth flow sees), which :meth:`JsonApi.request` cannot stream."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        *,
+        limit: int,
+        deadline: float,
+        too_large: Callable[[], ConnectorError],
+        too_slow: Callable[[], ConnectorError],
+    ) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._deadline = deadline
+        self._too_large = too_large
+        self._too_slow = too_slow
+
+    def __iter__(self) -> Iterator[bytes]:
+        seen = 0
+        for chunk in self._inner:
+            seen += len(chunk)
+            if seen > self._limit:
+                raise self._too_large()
+            if time.monotonic() > self._deadline:
+                raise self._too_slow()
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class JsonApi:
     """A JSON API at one authority: requests that are classified, retried and decoded.
 
     The client is given from outside (see :func:`build_client`); this object never owns
-    credentials itself.
+    credentials itself. Each attempt must be answered in full within ``deadline_seconds``
+    (default :data:`DEADLINE_FACTOR` × the client's timeout) and with at most
+    ``max_body_bytes``.
     """
 
-    def __init__(self, connector: str, client: httpx.Client, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        connector: str,
+        client: httpx.Client,
+        retry: RetryPolicy,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        deadline_seconds: float | None = None,
+    ) -> None:
         self.connector = connector
         self.client = client
         self.retry = retry
+        self.max_body_bytes = max_body_bytes
+        self.deadline_seconds = deadline_seconds or request_deadline(client.timeout)
 
     def request(
         self,
@@ -218,20 +462,74 @@ class JsonApi:
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
     ) -> httpx.Response:
-        """Send one request (retrying transient failures) and return the 2xx response."""
+        """Send one request (retrying transient failures) and return the 2xx response.
+
+        The answer is streamed under the deadline and the size limit, and returned read
+        (``.content``, ``.json()``).
+        """
 
         def once() -> httpx.Response:
             request = self.client.build_request(
                 method, path, params=params, json=json_body, headers=headers
             )
+            deadline = time.monotonic() + self.deadline_seconds
+            token = _deadline.set(deadline)
             try:
-                response = self.client.send(request)
-            except httpx.HTTPError as exc:
-                raise translate_transport_error(self.connector, request, exc) from None
-            classify_response(self.connector, response)
-            return response
+                try:
+                    response = self.client.send(request, stream=True)
+                except httpx.HTTPError as exc:
+                    raise translate_transport_error(self.connector, request, exc) from None
+                try:
+                    if not 200 <= response.status_code < 300:
+                        _drain(response, deadline)
+                        classify_response(self.connector, response)
+                    return self._read(response, deadline)
+                finally:
+                    response.close()
+            finally:
+                _deadline.reset(token)
 
         return (retry or self.retry).call(once)
+
+    def _read(self, response: httpx.Response, deadline: float) -> httpx.Response:
+        """Read the answer's body within the limit and the deadline; the response, read."""
+        request = response.request
+        what = f"{request.method} {request.url.path}"
+        limit = self.max_body_bytes
+        declared = content_length(response)
+        if declared is not None and declared > limit:
+            raise too_large(self.connector, what, limit)
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        try:
+            if encoding not in ("", "identity"):
+                # Count what it unpacks to: a few KiB of gzip can unpack to gigabytes.
+                return _buffered(response, self._unpacked(response, deadline, what))
+            if isinstance(response.stream, httpx.SyncByteStream):
+                response.stream = CappedStream(
+                    response.stream,
+                    limit=limit,
+                    deadline=deadline,
+                    too_large=lambda: too_large(self.connector, what, limit),
+                    too_slow=lambda: too_slow(self.connector, request, self.deadline_seconds),
+                )
+            content = response.read()  # at once if a transport has read it already
+        except httpx.HTTPError as exc:
+            raise translate_transport_error(self.connector, request, exc) from None
+        if len(content) > limit:
+            raise too_large(self.connector, what, limit)
+        return response
+
+    def _unpacked(self, response: httpx.Response, deadline: float, what: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise too_large(self.connector, what, self.max_body_bytes)
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise too_slow(self.connector, response.request, self.deadline_seconds)
+        return b"".join(chunks)
 
     def json(
         self,
@@ -245,17 +543,29 @@ class JsonApi:
     ) -> Any:
         """Like :meth:`request`, returning the decoded JSON body.
 
-        Malformed JSON is an :class:`AuthorityError` (not retried: it is the authority's
-        data, not the network, that is wrong).
+        An answer without a JSON content type (``application/json`` or ``…+json``), with
+        malformed JSON or with JSON nested too deep to decode is an
+        :class:`UnusableAnswerError` (not retried: it is the authority's data, not the
+        network, that is wrong).
         """
         response = self.request(
             method, path, params=params, json_body=json_body, headers=headers, retry=retry
         )
+        what = f"{method} {response.request.url.path}"
+        content_type = response.headers.get("content-type")
+        if not is_json(content_type):
+            raise UnusableAnswerError(
+                self.connector,
+                f"the authority answered {what} with {_media_type(content_type)} instead of "
+                "JSON; nothing from that answer was used, ask the authority to check its API",
+            )
         try:
             return json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise AuthorityError(
+        except (ValueError, RecursionError):
+            # ValueError: JSONDecodeError, UnicodeDecodeError, a number too long to convert;
+            # RecursionError: brackets nested deeper than the decoder can follow.
+            raise UnusableAnswerError(
                 self.connector,
-                f"the authority answered {method} {response.request.url.path} with malformed "
-                "JSON; nothing from that answer was used, ask the authority to check its API",
+                f"the authority answered {what} with malformed JSON; nothing from that "
+                "answer was used, ask the authority to check its API",
             ) from None

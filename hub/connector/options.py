@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from hub.connector.errors import ConnectorConfigError
+from hub.connector.http import DEADLINE_FACTOR
 from hub.errors import InputError
 from hub.model.problems import problems
 
@@ -47,15 +48,25 @@ def _http_url(value: str) -> str:
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 """An http(s) URL without a trailing slash. A type-level validator (not a model
-``field_validator``) so that setting the one option alone normalises it too."""
+``field_validator``) so that setting the one option alone normalises it too. Plain http is
+accepted here (the in-process demo uses it, and no network is involved there); the client
+refuses it over the network except to a loopback address
+(:func:`hub.connector.http.require_secure_url`)."""
 
 
 class HttpOptions(ConnectorOptions):
     """Options every HTTP connector shares."""
 
-    base_url: HttpUrl = Field(description="Root URL of the authority's API (http or https).")
+    base_url: HttpUrl = Field(
+        description="Root URL of the authority's API: https (plain http only to this "
+        "machine, e.g. a sandbox on 127.0.0.1)."
+    )
     timeout_seconds: float = Field(
-        default=10.0, gt=0, le=300, description="Connect and read timeout for one request."
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Connect timeout and longest wait for the next bytes of an answer; a "
+        f"whole request may take at most {DEADLINE_FACTOR:g} times this.",
     )
 
 

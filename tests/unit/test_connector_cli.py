@@ -176,3 +176,42 @@ def test_sandbox_connect_configures_the_test_credentials_without_showing_them(
     assert result.code == 0, result.err
     assert json.loads(result.out)["client_secret"] == "**********"
     assert "af-sandbox-secret" not in result.out + result.err
+
+
+# -- https over the network --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["fk", "region"])
+def test_a_client_certificate_connector_on_plain_http_is_refused_even_locally(
+    cli: Cli, hub: Hub, closed_port: int, name: str
+) -> None:
+    """Before: `check` went ahead over plain http, where the certificate is never shown
+    (the review saw `ok` from a plain-http server)."""
+    url = f"http://127.0.0.1:{closed_port}"
+    assert cli("sandbox", "connect", name, "--url", url).code == 0
+    result = cli("connectors", "check", name)
+    assert result.code == 2
+    assert one_line_error(result) == (
+        f"error: {name}: base_url {url} is plain http, which cannot "
+        f"carry the client certificate; set it with `evi connectors configure {name} "
+        "--set base_url=https://…`\n"
+    )
+
+
+def test_a_bearer_token_is_not_sent_over_plain_http_to_another_machine(cli: Cli, hub: Hub) -> None:
+    """Before: the token and the identity numbers went out unencrypted, without a word."""
+    cli("connectors", "configure", "kommun", "--set", f"token={TOKEN}")
+    cli("connectors", "configure", "kommun", "--set", "base_url=http://kommun.example")
+    result = cli("connectors", "check", "kommun")
+    assert result.code == 2
+    line = one_line_error(result)
+    assert "base_url http://kommun.example is plain http" in line
+    assert "--set base_url=https://…" in line and TOKEN not in result.out + result.err
+
+
+def test_an_oauth_token_url_on_plain_http_is_refused(cli: Cli, hub: Hub) -> None:
+    cli("sandbox", "connect", "af", "--url", "https://af.example")
+    cli("connectors", "configure", "af", "--set", "token_url=http://login.example/token")
+    result = cli("connectors", "check", "af")
+    assert result.code == 2
+    assert "token_url http://login.example is plain http" in one_line_error(result)

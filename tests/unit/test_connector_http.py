@@ -3,10 +3,14 @@ messages never carry a body, query or credential, and credentials are added as f
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import ssl
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -23,6 +27,7 @@ from hub.connector import (
     build_client,
 )
 from hub.connector.auth import BearerToken, ClientCredentials
+from hub.connector.errors import UnusableAnswerError
 
 NUMBER = "189001019802"  # a Skatteverket test number
 TOKEN = "s3cret-token-value"
@@ -74,10 +79,72 @@ def test_429_carries_its_retry_after() -> None:
     assert err.value.retry_after == 12
 
 
+def _answer(body: bytes | str, content_type: str | None = "application/json") -> httpx.Response:
+    headers = {"Content-Type": content_type} if content_type else {}
+    content = body.encode() if isinstance(body, str) else body
+    return httpx.Response(200, headers=headers, content=content)
+
+
 def test_malformed_json_is_an_authority_error() -> None:
-    jsonapi = api(lambda req: httpx.Response(200, text='{"handelser": ['))
+    jsonapi = api(lambda req: _answer('{"handelser": ['))
     with pytest.raises(AuthorityError, match="malformed JSON"):
         jsonapi.json("GET", "/handelser")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 10_000,  # nested deeper than the decoder follows: RecursionError before
+        '{"a": ' * 5_000 + "1" + "}" * 5_000,
+        "1" * 5_000,  # a number too long to convert (ValueError, not JSONDecodeError)
+        b'{"namn": "\xff\xfe"}',  # not UTF-8
+    ],
+)
+def test_an_answer_json_cannot_decode_is_an_unusable_answer_naming_the_path(
+    body: str | bytes,
+) -> None:
+    jsonapi = api(lambda req: _answer(body))
+    with pytest.raises(UnusableAnswerError) as err:
+        jsonapi.json("GET", "/handelser", params={"personnummer": NUMBER})
+    message = str(err.value)
+    assert isinstance(err.value, AuthorityError)  # not retried, one line, exit 1
+    assert "GET /handelser" in message and "malformed JSON" in message
+    assert NUMBER not in message and "[[" not in message and "111" not in message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "shown"),
+    [
+        ("text/html; charset=utf-8", "text/html"),
+        ("text/plain", "text/plain"),
+        (None, "no content type"),
+        ("x" * 200, "another content type"),
+    ],
+)
+def test_an_answer_without_a_json_content_type_is_refused(
+    content_type: str | None, shown: str
+) -> None:
+    jsonapi = api(lambda req: _answer('{"ok": true}', content_type))
+    with pytest.raises(UnusableAnswerError, match=f"GET /x with {shown} instead of JSON"):
+        jsonapi.json("GET", "/x")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/problem+json"],
+)
+def test_json_content_types_are_accepted(content_type: str) -> None:
+    assert api(lambda req: _answer('{"ok": true}', content_type)).json("GET", "/x") == {"ok": True}
+
+
+def test_the_response_returned_has_its_body_and_headers() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Idempotent-Replayed": "true", "Content-Type": "application/json"}
+        return httpx.Response(201, headers=headers, json={"meddelandeId": "m-1"})
+
+    response = api(handler).request("POST", "/meddelanden", json_body={"a": 1})
+    assert response.status_code == 201 and response.json() == {"meddelandeId": "m-1"}
+    assert response.headers["Idempotent-Replayed"] == "true"
 
 
 def _raise(exc: type[httpx.HTTPError]) -> Callable[[httpx.Request], httpx.Response]:
@@ -165,10 +232,12 @@ def test_bearer_token_is_sent_but_never_shown(caplog: pytest.LogCaptureFixture) 
 class TokenServer:
     """An OAuth 2.0 token endpoint and an API that accepts the tokens it issued."""
 
-    def __init__(self, secret: str = "right") -> None:
+    def __init__(self, secret: str = "right", *, delay: float = 0.0) -> None:
         self.secret = secret
+        self.delay = delay  # how long issuing a token takes
         self.issued: list[str] = []
         self.revoked: set[str] = set()
+        self.lock = threading.Lock()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth2/token":
@@ -177,8 +246,10 @@ class TokenServer:
             if request.headers.get("Authorization") != expected:
                 return httpx.Response(401, json={"error": "invalid_client"})
             assert b"grant_type=client_credentials" in request.content
-            token = f"t{len(self.issued)}"
-            self.issued.append(token)
+            time.sleep(self.delay)
+            with self.lock:
+                token = f"t{len(self.issued)}"
+                self.issued.append(token)
             return httpx.Response(200, json={"access_token": token, "expires_in": 600})
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if token not in self.issued or token in self.revoked:
@@ -219,6 +290,158 @@ def test_a_refused_client_secret_is_a_configuration_error_without_the_secret() -
     with pytest.raises(ConnectorConfigError, match="client_secret") as err:
         api(server, auth=auth).request("GET", "/x")
     assert "wrong-one" not in str(err.value) and "wrong-one" not in repr(auth)
+
+
+def _together(jsonapi: JsonApi, n: int) -> list[str]:
+    """``n`` requests started at the same moment from ``n`` threads; their tokens."""
+    start = threading.Barrier(n)
+
+    def one(_: int) -> str:
+        start.wait()
+        return str(jsonapi.json("GET", "/x")["ok"])
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_requests_made_together_wait_for_one_token() -> None:
+    """Before: each request that found no token fetched its own (8 at once were seen)."""
+    server = TokenServer(delay=0.05)
+    jsonapi = api(server, auth=ClientCredentials("af", "/oauth2/token", "hub", SecretStr("right")))
+    assert _together(jsonapi, 8) == ["t0"] * 8
+    assert server.issued == ["t0"]
+
+
+def test_requests_refused_together_renew_the_token_once() -> None:
+    server = TokenServer(delay=0.05)
+    jsonapi = api(server, auth=ClientCredentials("af", "/oauth2/token", "hub", SecretStr("right")))
+    jsonapi.json("GET", "/x")
+    server.revoked.add("t0")
+    assert _together(jsonapi, 8) == ["t1"] * 8
+    assert server.issued == ["t0", "t1"]
+
+
+def _token_answer(response: httpx.Response) -> JsonApi:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/token":
+            return response
+        return httpx.Response(200, json={"ok": True})
+
+    return api(handler, auth=ClientCredentials("af", "/oauth2/token", "hub", SecretStr("s")))
+
+
+@pytest.mark.parametrize(
+    ("response", "why"),
+    [
+        (httpx.Response(200, text='{"access_token": "t"}'), "not JSON"),
+        (
+            httpx.Response(
+                200,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                content=gzip.compress(b'{"access_token": "t"}'),
+            ),
+            "compressed",
+        ),
+        (httpx.Response(200, json={"access_token": "x" * 70_000}), "too large"),
+        (httpx.Response(200, json={"access_token": "tökén"}), "not a token"),
+        (httpx.Response(200, json={"access_token": "a\r\nX-Evil: 1"}), "not a token"),
+        (httpx.Response(200, json={"access_token": 17}), "not a token"),
+        (_answer('{"access_token": "t", "expires_in": Infinity}'), "expires_in"),
+        (_answer("[" * 10_000), "malformed"),
+    ],
+)
+def test_an_unusable_token_answer_is_an_authority_error(response: httpx.Response, why: str) -> None:
+    """Before: a non-ASCII token escaped as UnicodeEncodeError, a deep one as
+    RecursionError; ``Infinity`` was kept as a token that never expires."""
+    with pytest.raises(AuthorityError, match=f"without a usable access_token \\({why}"):
+        _token_answer(response).json("GET", "/x")
+
+
+class Endless(httpx.SyncByteStream):
+    """A body that goes on (up to ``chunks`` chunks of 64 KiB), counting what was read."""
+
+    def __init__(self, chunks: int = 1024, chunk: bytes = b"x" * 65536) -> None:
+        self.chunks = chunks
+        self.chunk = chunk
+        self.read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(self.chunks):
+            self.read += 1
+            yield self.chunk
+
+
+def test_a_streamed_token_answer_is_cut_off_at_its_limit() -> None:
+    body = Endless()
+    answer = httpx.Response(200, headers={"Content-Type": "application/json"}, stream=body)
+    with pytest.raises(AuthorityError, match="too large"):
+        _token_answer(answer).json("GET", "/x")
+    assert body.read == 2  # 128 KiB read, of 64 MiB offered
+
+
+def test_the_body_of_a_refusal_that_renews_the_token_is_not_read() -> None:
+    """Before: the flow asked httpx to read every answer whole, 401s and API pages alike."""
+    server = TokenServer()
+    bodies: list[Endless] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") == "Bearer t0":
+            bodies.append(Endless())
+            return httpx.Response(401, stream=bodies[-1])
+        return server(request)
+
+    auth = ClientCredentials("af", "/oauth2/token", "hub", SecretStr("right"))
+    assert api(handler, auth=auth).json("GET", "/x") == {"ok": "t1"}
+    assert [b.read for b in bodies] == [0]
+
+
+# -- https, or http to this machine only -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://kommun.example",
+        "http://10.0.0.5:8080",
+        "http://0.0.0.0:8701",
+        "http://127.0.0.1.nip.io",
+        "http://localhost.example",
+    ],
+)
+def test_plain_http_over_the_network_is_refused(url: str) -> None:
+    """Before: accepted without a word; the token went out unencrypted."""
+    with pytest.raises(ConnectorConfigError, match="is plain http") as err:
+        build_client("kommun", url, timeout_seconds=5, auth=BearerToken(SecretStr(TOKEN)))
+    assert "`evi connectors configure kommun --set base_url=https://…`" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://kommun.example",
+        "http://127.0.0.1:8701",
+        "http://127.8.9.10:8701",
+        "http://localhost:8701",
+        "http://[::1]:8701",
+    ],
+)
+def test_https_and_http_to_this_machine_are_accepted(url: str) -> None:
+    build_client("kommun", url, timeout_seconds=5).close()
+
+
+def test_a_transport_instead_of_the_network_takes_any_url() -> None:
+    transport = httpx.MockTransport(lambda req: httpx.Response(200))
+    build_client("kommun", "http://kommun.sandbox.invalid", timeout_seconds=5, transport=transport)
+
+
+def test_an_oauth_token_url_must_be_https_too() -> None:
+    auth = ClientCredentials("af", "http://login.example/token", "hub", SecretStr("s"))
+    with pytest.raises(ConnectorConfigError, match=r"token_url http://login\.example is plain"):
+        build_client("af", "https://af.example", timeout_seconds=5, auth=auth)
+    relative = ClientCredentials("af", "/oauth2/token", "hub", SecretStr("s"))
+    build_client("af", "https://af.example", timeout_seconds=5, auth=relative).close()
+    with pytest.raises(ConnectorConfigError, match=r"base_url http://af\.example is plain"):
+        build_client("af", "http://af.example", timeout_seconds=5, auth=relative)
 
 
 # -- the in-process transport ------------------------------------------------------------

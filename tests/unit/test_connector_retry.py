@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from hub.connector import (
@@ -12,6 +13,7 @@ from hub.connector import (
     RetryPolicy,
     TransientConnectorError,
 )
+from hub.connector.errors import MAX_RETRY_AFTER_SECONDS
 from hub.connector.http import parse_retry_after
 
 
@@ -107,8 +109,60 @@ def test_a_single_attempt_policy_raises_the_original_error() -> None:
         ("soon", None),
         ("Wed, 01 Jan 2025 12:00:30 GMT", 30.0),
         ("Wed, 01 Jan 2025 11:59:00 GMT", None),
+        # never longer than a day: the authority cannot put us off for years
+        ("7200", 7200.0),
+        ("90000", 86400.0),
+        ("1e12", 86400.0),
+        ("9" * 400, 86400.0),  # too long a number for a float: still "very long"
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 86400.0),
+        # not a number of seconds at all: as if absent (normal backoff)
+        ("inf", None),
+        ("Infinity", None),
+        ("-inf", None),
+        ("nan", None),
+        ("1e400", None),
     ],
 )
 def test_retry_after_header_forms(header: str | None, seconds: float | None) -> None:
     now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after(header, now=lambda: now) == seconds
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [(float("inf"), None), (float("nan"), None), (1e12, 86400.0), (7200, 7200), (90, 90)],
+)
+def test_a_transient_error_keeps_only_a_usable_retry_after(
+    given: float, kept: float | None
+) -> None:
+    # Connectors may raise it themselves; whatever they pass, the outbox can add it to now.
+    error = TransientConnectorError("x", "busy", retry_after=given)
+    assert error.retry_after == kept
+    assert MAX_RETRY_AFTER_SECONDS == 86400
+    if error.retry_after is not None:
+        assert datetime.now(UTC) + timedelta(seconds=error.retry_after) > datetime.now(UTC)
+
+
+@pytest.mark.parametrize("header", ["1e12", "inf", "99999999999999999999"])
+def test_an_absurd_retry_after_neither_stalls_the_run_nor_breaks_the_outbox(header: str) -> None:
+    """Before: ``inf`` and ``1e12`` were kept as they came; ``now + timedelta(seconds=…)`` in
+    the outbox then overflowed, and ``inf`` was waited for within the run."""
+    from hub.connector import JsonApi, build_client
+
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(429, headers={"Retry-After": header})
+
+    client = build_client(
+        "af", "https://af.example", timeout_seconds=5, transport=httpx.MockTransport(handler)
+    )
+    waits: list[float] = []
+    api = JsonApi("af", client, RetryPolicy(attempts=3, sleep=waits.append))
+    with pytest.raises(TransientConnectorError) as err:
+        api.request("GET", "/x")
+    assert all(w <= 120 for w in waits)  # nothing above the policy's max_retry_after
+    retry_after = err.value.retry_after
+    assert retry_after is None or retry_after <= 86400
+    datetime.now(UTC) + timedelta(seconds=retry_after or 0)  # what retry_later does

@@ -27,8 +27,8 @@ def raw_row(hub: Hub, name: str) -> dict[str, str]:
 
 
 def test_secrets_are_stored_encrypted_and_shown_masked(hub: Hub) -> None:
-    shown = service.configure(hub, "kommun", {"base_url": "http://k.example", "token": TOKEN})
-    assert shown == {"base_url": "http://k.example", "token": "**********"}
+    shown = service.configure(hub, "kommun", {"base_url": "https://k.example", "token": TOKEN})
+    assert shown == {"base_url": "https://k.example", "token": "**********"}
     stored = raw_row(hub, "kommun")
     assert TOKEN not in stored["options"] and TOKEN not in stored["secrets"]
     assert "token" in json.loads(stored["secrets"])
