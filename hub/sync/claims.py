@@ -16,7 +16,7 @@ otherwise claims in one step after all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -34,7 +34,7 @@ from hub.model.records import Transfer
 from hub.model.vocab import JOINT_TEAM, Category
 from hub.store.bulk import read_json, read_time, rows_in
 from hub.store.participants import participant_columns
-from hub.sync.outbox import DENIED, OutboxRepository, QueuedItem
+from hub.sync.outbox import DENIED, SUPERSEDED, OutboxRepository, QueuedItem
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,16 @@ class Claimed:
 
     claims: list[Claim]
     denied: list[QueuedItem]
+    superseded: list[QueuedItem] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
-        return len(self.claims) + len(self.denied)
+        return len(self.claims) + len(self.denied) + len(self.superseded)
+
+    @property
+    def finished(self) -> list[QueuedItem]:
+        """The items this claim finished without a push (denied or superseded)."""
+        return self.denied + self.superseded
 
 
 def claim_due(
@@ -87,7 +93,7 @@ def claim_due(
     if not items:
         return Claimed([], [])
     plan = _decide(session, keys, snapshots, now, items, actor)
-    outbox.save(plan.claimed.denied)
+    outbox.save(plan.claimed.finished)
     append_prepared(session, plan.entries)
     return plan.claimed
 
@@ -150,7 +156,7 @@ def take_claim(session: Session, plan: ClaimPlan, lease: timedelta) -> Claimed |
     ):
         return None
     outbox.lease(plan.items, plan.now + lease)
-    outbox.save(plan.claimed.denied)
+    outbox.save(plan.claimed.finished)
     append_prepared(session, plan.entries)
     return plan.claimed
 
@@ -172,7 +178,17 @@ def _decide(
     current = snapshots.snapshots(session, list(people.values()))
     events: list[LedgerEvent] = []
     done = Claimed([], [])
+    newest = _newest_rows(session, items)
     for item in items:
+        newer = newest[(item.record_id, item.recipient, item.purpose)]
+        if newer != item.id:
+            # The record changed since this row was queued, and the row for its newer
+            # version is queued too: only the newest version is stored, and sending it
+            # under this row's key would be another body under a key already used.
+            why = f"superseded: outbox {newer} carries a newer version of the record"
+            OutboxRepository.finish(item, SUPERSEDED, now, error=why)
+            done.superseded.append(item)
+            continue
         record, person = records[item.record_id], people[item.participant_id]
         request = DecisionRequest(
             item.origin,
@@ -264,6 +280,17 @@ def _number_decision(snapshot: Snapshot, item: QueuedItem, now: datetime) -> Dec
     return gate.decide(
         snapshot, request.origin, request.recipient, request.category, request.purpose, now
     )
+
+
+def _newest_rows(session: Session, items: list[QueuedItem]) -> dict[tuple[int, str, str], int]:
+    """The newest outbox row of each (record, recipient, purpose) among ``items``' records."""
+    rows = rows_in(
+        session.connection(),
+        "SELECT record_id, recipient, purpose, MAX(id) FROM outbox WHERE record_id IN ({marks}) "
+        "GROUP BY record_id, recipient, purpose",
+        sorted({i.record_id for i in items}),
+    )
+    return {(rid, recipient, purpose): newest for rid, recipient, purpose, newest in rows}
 
 
 class _Record(NamedTuple):

@@ -29,6 +29,8 @@ PENDING = "pending"
 DELIVERED = "delivered"
 DENIED = "denied"
 DEAD = "dead"
+SUPERSEDED = "superseded"
+"""Not sent: a newer version of its record was queued for the same recipient after it."""
 
 _CLAIMED = (
     "id",

@@ -498,3 +498,24 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
         ).all()
     assert [r.id for r in rows] == [record_id]  # updated in place, not inserted again
     assert moved in rows[0].body.values()
+
+    # Versions queued before any was sent (and the authority's own, pulled again by this
+    # night's sync, queued once more): only the newest goes out to each recipient; an
+    # older row would carry the stored (newest) body under a key used for another one.
+    report = run_sync(demo, sync_options(targets))
+    assert sum(r.dead_lettered for r in report.connectors) == 0, report.table()
+    with demo.db.session() as session:
+        rows = session.execute(
+            select(
+                OutboxItem.id, OutboxItem.recipient, OutboxItem.idempotency_key, OutboxItem.status
+            ).where(OutboxItem.record_id == record_id)
+        ).all()
+    newest = {
+        recipient: max(r.id for r in rows if r.recipient == recipient)
+        for _, recipient, _, _ in rows
+    }
+    assert {r.status for r in rows if r.id == newest[r.recipient]} == {"delivered"}
+    assert {r.status for r in rows if r.id != newest[r.recipient]} == {"superseded"}
+    assert before < {r.idempotency_key for r in rows if r.status == "superseded"}
+    pushed = {i["idempotency_key"] for t in targets.values() for i in received(t)["items"]}
+    assert not {r.idempotency_key for r in rows if r.status == "superseded"} & pushed

@@ -78,7 +78,8 @@ class OutboxItem(Base):
     recipient: Mapped[str] = mapped_column(String(32), index=True)
     purpose: Mapped[str] = mapped_column(String(20))
     category: Mapped[str] = mapped_column(String(20))
-    # pending -> delivered | denied | dead ; retried items stay pending with a later due time
+    # pending -> delivered | denied | dead | superseded ; retried items stay pending with a
+    # later due time
     status: Mapped[str] = mapped_column(String(12))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
