@@ -277,21 +277,27 @@ def test_the_access_log_keeps_the_path_but_never_the_query() -> None:
     assert not PathOnly().filter(odd)
 
 
-def test_serve_starts_with_a_hint_when_nobody_can_sign_in(
-    hub: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """`evi web serve` without serving: the uvicorn configurations it would run."""
     import uvicorn
 
-    served: list[uvicorn.Config] = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
+    configs: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: configs.append(self.config))
     access = logging.getLogger("uvicorn.access")
     before = list(access.filters)
     try:
-        result = cli("web", "serve", "--port", "8999")
-        token_for(hub, "dso", Role.PRIVACY_OFFICER)
-        again = cli("web", "serve", "--port", "8999")
+        yield configs
     finally:
-        access.filters[:] = before
+        access.filters[:] = before  # serve adds its query-dropping filter
+
+
+def test_serve_starts_with_a_hint_when_nobody_can_sign_in(
+    hub: Hub, cli: Any, served: list[Any]
+) -> None:
+    result = cli("web", "serve", "--port", "8999")
+    token_for(hub, "dso", Role.PRIVACY_OFFICER)
+    again = cli("web", "serve", "--port", "8999")
     assert result.code == again.code == 0, result.err
     assert "evi users add" in result.err and "evi users add" not in again.err
     assert [c.port for c in served] == [8999, 8999]
@@ -299,21 +305,12 @@ def test_serve_starts_with_a_hint_when_nobody_can_sign_in(
 
 
 def test_serve_believes_forwarded_headers_only_from_the_configured_proxies(
-    hub: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch
+    hub: Hub, cli: Any, served: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
-
-    served: list[uvicorn.Config] = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
-    access = logging.getLogger("uvicorn.access")
-    before = list(access.filters)
-    try:
-        assert cli("web", "serve").code == 0
-        monkeypatch.setenv("EVI_WEB__TRUSTED_PROXIES", "10.0.4.7, 10.0.5.0/24")
-        assert cli("web", "serve").code == 0
-        monkeypatch.setenv("EVI_WEB__TRUSTED_PROXIES", "*")
-        refused = cli("web", "serve")
-    finally:
-        access.filters[:] = before
+    assert cli("web", "serve").code == 0
+    monkeypatch.setenv("EVI_WEB__TRUSTED_PROXIES", "10.0.4.7, 10.0.5.0/24")
+    assert cli("web", "serve").code == 0
+    monkeypatch.setenv("EVI_WEB__TRUSTED_PROXIES", "*")
+    refused = cli("web", "serve")
     assert [c.forwarded_allow_ips for c in served] == ["127.0.0.1", "10.0.4.7, 10.0.5.0/24"]
     assert refused.code == 2 and "web.trusted_proxies" in refused.err
