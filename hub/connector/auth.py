@@ -23,15 +23,14 @@ import httpx
 from pydantic import SecretStr
 
 from hub.connector.errors import AuthorityError, ConnectorConfigError
-from hub.connector.http import (
+from hub.connector.http import classify_response, translate_transport_error
+from hub.connector.limits import (
     CappedStream,
-    classify_response,
     content_length,
     current_deadline,
     is_json,
     request_deadline,
     too_slow,
-    translate_transport_error,
 )
 
 # Renew this long before the token's stated expiry, so a request never races it.

@@ -25,12 +25,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import re
 import ssl
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -46,27 +43,22 @@ from hub.connector.errors import (
     TransientConnectorError,
     UnusableAnswerError,
 )
+from hub.connector.limits import (
+    DEADLINE,
+    MAX_BODY_BYTES,
+    CappedStream,
+    buffered,
+    content_length,
+    drain,
+    is_json,
+    media_type,
+    request_deadline,
+    too_large,
+    too_slow,
+)
 from hub.connector.retry import RetryPolicy
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-MAX_BODY_BYTES = 32 * 1024 * 1024
-"""The largest answer accepted (after decompression): a page of records is far smaller."""
-
-DEADLINE_FACTOR = 3.0
-"""One request (its OAuth token request included) must be answered in full within this
-many times ``timeout_seconds``; the timeout itself bounds each wait for the next bytes."""
-
-_ERROR_BODY_BYTES = 64 * 1024
-"""An error answer's body is read (and thrown away) up to this size, so the kept-alive
-connection can serve the next request; a larger one is cut off with the connection."""
-
-# Headers that describe the wire form of a body already decoded here.
-_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
-
-# The deadline (time.monotonic()) of the request this thread is making through JsonApi;
-# the OAuth flow reads it for the token request it makes on the way.
-_deadline: ContextVar[float | None] = ContextVar("evi_connector_deadline", default=None)
 
 
 def is_loopback(host: str) -> bool:
@@ -295,139 +287,6 @@ def classify_response(connector: str, response: httpx.Response) -> None:
     )
 
 
-def request_deadline(timeout: httpx.Timeout | Mapping[str, float | None]) -> float:
-    """Seconds one request may take in all: :data:`DEADLINE_FACTOR` × its longest timeout
-    (an ``httpx.Timeout``, or the ``timeout`` extension of a request)."""
-    values = timeout.as_dict() if isinstance(timeout, httpx.Timeout) else timeout
-    limits = [t for t in values.values() if t]
-    return DEADLINE_FACTOR * (max(limits) if limits else 10.0)
-
-
-def current_deadline(request: httpx.Request) -> float:
-    """The deadline (``time.monotonic()``) of the request being made: the one
-    :class:`JsonApi` set for this thread, else one from ``request``'s own timeouts."""
-    deadline = _deadline.get()
-    if deadline is not None:
-        return deadline
-    return time.monotonic() + request_deadline(request.extensions.get("timeout") or {})
-
-
-def content_length(response: httpx.Response) -> int | None:
-    """The declared ``Content-Length`` (``None`` when absent or unreadable)."""
-    declared = response.headers.get("content-length", "").strip()
-    if not (declared.isascii() and declared.isdigit()):
-        return None
-    return int(declared) if len(declared) < 19 else sys.maxsize
-
-
-def _size(n: int) -> str:
-    mib = 1024 * 1024
-    return f"{n // mib} MiB" if n % mib == 0 else f"{n // 1024} KiB"
-
-
-def too_large(connector: str, what: str, limit: int) -> UnusableAnswerError:
-    return UnusableAnswerError(
-        connector,
-        f"the authority's answer to {what} is larger than {_size(limit)}; nothing from it "
-        "was used (lower page_size if the connector has one, or ask the authority)",
-    )
-
-
-def too_slow(connector: str, request: httpx.Request, seconds: float) -> TransientConnectorError:
-    where = f"{request.url.scheme}://{request.url.netloc.decode()}"
-    return TransientConnectorError(
-        connector,
-        f"{where} did not finish answering {request.method} {request.url.path} within "
-        f"{seconds:.0f} s ({DEADLINE_FACTOR:g} × timeout_seconds)",
-    )
-
-
-def is_json(content_type: str | None) -> bool:
-    """``application/json`` or ``application/…+json`` (parameters such as charset aside)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,40}/[a-z0-9][a-z0-9.+-]{0,60}")
-
-
-def _media_type(content_type: str | None) -> str:
-    """The media type for a message: shown only if it looks like one (it is the
-    authority's text, and messages never repeat what an authority sent otherwise)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if not media:
-        return "no content type"
-    return media if _MEDIA_TYPE.fullmatch(media) else "another content type"
-
-
-def _drain(response: httpx.Response, deadline: float) -> None:
-    """Read a small error answer to its end so its connection can be reused; leave a large
-    or slow one (closing the response then drops the connection)."""
-    if response.is_stream_consumed:
-        return  # read already (a transport that buffers, as the in-process one)
-    declared = content_length(response)
-    if declared is not None and declared > _ERROR_BODY_BYTES:
-        return
-    seen = 0
-    try:
-        for chunk in response.iter_raw():
-            seen += len(chunk)
-            if seen > _ERROR_BODY_BYTES or time.monotonic() > deadline:
-                return
-    except httpx.HTTPError:
-        return
-
-
-def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
-    """A plain response holding ``body`` (already decoded) and the answer's headers."""
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _WIRE_HEADERS]
-    extensions = {
-        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
-    }
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=body,
-        request=response.request,
-        extensions=extensions,
-    )
-
-
-class CappedStream(httpx.SyncByteStream):
-    """A response stream cut off at ``limit`` bytes or at ``deadline``: for an answer httpx
-    reads itself (one an auth flow sees), which :meth:`JsonApi.request` cannot stream."""
-
-    def __init__(
-        self,
-        inner: httpx.SyncByteStream,
-        *,
-        limit: int,
-        deadline: float,
-        too_large: Callable[[], ConnectorError],
-        too_slow: Callable[[], ConnectorError],
-    ) -> None:
-        self._inner = inner
-        self._limit = limit
-        self._deadline = deadline
-        self._too_large = too_large
-        self._too_slow = too_slow
-
-    def __iter__(self) -> Iterator[bytes]:
-        seen = 0
-        for chunk in self._inner:
-            seen += len(chunk)
-            if seen > self._limit:
-                raise self._too_large()
-            if time.monotonic() > self._deadline:
-                raise self._too_slow()
-            yield chunk
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 class JsonApi:
     """A JSON API at one authority: requests that are classified, retried and decoded.
 
@@ -473,7 +332,7 @@ class JsonApi:
                 method, path, params=params, json=json_body, headers=headers
             )
             deadline = time.monotonic() + self.deadline_seconds
-            token = _deadline.set(deadline)
+            token = DEADLINE.set(deadline)
             try:
                 try:
                     response = self.client.send(request, stream=True)
@@ -481,13 +340,13 @@ class JsonApi:
                     raise translate_transport_error(self.connector, request, exc) from None
                 try:
                     if not 200 <= response.status_code < 300:
-                        _drain(response, deadline)
+                        drain(response, deadline)
                         classify_response(self.connector, response)
                     return self._read(response, deadline)
                 finally:
                     response.close()
             finally:
-                _deadline.reset(token)
+                DEADLINE.reset(token)
 
         return (retry or self.retry).call(once)
 
@@ -503,7 +362,7 @@ class JsonApi:
         try:
             if encoding not in ("", "identity"):
                 # Count what it unpacks to: a few KiB of gzip can unpack to gigabytes.
-                return _buffered(response, self._unpacked(response, deadline, what))
+                return buffered(response, self._unpacked(response, deadline, what))
             if isinstance(response.stream, httpx.SyncByteStream):
                 response.stream = CappedStream(
                     response.stream,
@@ -556,7 +415,7 @@ class JsonApi:
         if not is_json(content_type):
             raise UnusableAnswerError(
                 self.connector,
-                f"the authority answered {what} with {_media_type(content_type)} instead of "
+                f"the authority answered {what} with {media_type(content_type)} instead of "
                 "JSON; nothing from that answer was used, ask the authority to check its API",
             )
         try:

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from hub.connector.errors import ConnectorConfigError
-from hub.connector.http import DEADLINE_FACTOR
+from hub.connector.limits import DEADLINE_FACTOR
 from hub.errors import InputError
 from hub.model.problems import problems
 

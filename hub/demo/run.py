@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from hub.connector.http import is_loopback
 from hub.connector.service import build_connector
 from hub.context import Hub
 from hub.demo.caseload import DemoPerson, register_caseload
@@ -34,7 +34,6 @@ from hub.store.tables.connectors import ConnectorConfigRow
 from hub.sync.job import run_sync
 from hub.sync.options import SyncOptions
 
-LOOPBACK_NAMES = frozenset({"localhost"})
 SEED_KEY = "demo:seed"
 POPULATION_KEY = "demo:population"
 Say = Callable[[str], None]
@@ -118,14 +117,7 @@ def _sandbox_url(url: object) -> bool:
     if not isinstance(url, str):
         return True  # not configured with an address (yet)
     host = (urlsplit(url).hostname or "").lower()
-    return host.endswith(".sandbox.invalid") or host in LOOPBACK_NAMES or _loopback_ip(host)
-
-
-def _loopback_ip(host: str) -> bool:
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.endswith(".sandbox.invalid") or is_loopback(host)
 
 
 def _where(target: SandboxTarget) -> str:

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from hub.connector import JsonApi, RetryPolicy, TransientConnectorError, build_client
 from hub.connector.auth import ClientCredentials
 from hub.connector.errors import UnusableAnswerError
-from hub.connector.http import DEADLINE_FACTOR, MAX_BODY_BYTES
+from hub.connector.limits import DEADLINE_FACTOR, MAX_BODY_BYTES
 
 Answer = tuple[bytes, list[bytes], float]
 """What the server sends: the head, then the pieces of the body, one every so many seconds."""
