@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import time
 
 import typer
 
@@ -63,13 +64,25 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
 ) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter())
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
         force=True,
     )
     ctx.obj = {"debug": debug}
+
+
+def log_formatter() -> logging.Formatter:
+    """Log lines as ``2026-12-05T09:43:00Z LEVEL logger: message``: UTC with its ``Z``, so
+    lines from hosts in any time zone, and from both sides of a change to summer time,
+    sort and compare (the web's audit log is one of them)."""
+    formatter = logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ"
+    )
+    formatter.converter = time.gmtime
+    return formatter
 
 
 def build_app() -> typer.Typer:
