@@ -92,20 +92,24 @@ def purge(
     ended_before: str = typer.Option(
         ...,
         "--consent-ended-before",
-        help="Remove the records of people whose consent ended before this date (YYYY-MM-DD).",
+        help="Remove the records of people whose consent ended before this date (YYYY-MM-DD), "
+        "and the people themselves once nothing else about them is left.",
     ),
     yes: bool = typer.Option(False, "--yes", help="Really remove (without it: only count)."),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Retention: remove the stored records of everyone whose every consent has ended
-    (expired, or withdrawn as a whole) before the date; each person is logged by pseudonym."""
+    (expired, or withdrawn as a whole) before the date, and remove entirely (participant,
+    consents, withdrawals, blocks, subscriptions) those with no stored records and no
+    readable log entries left; each person is logged by pseudonym."""
     when = parse_when(ended_before, "--consent-ended-before")
     assert when is not None
     done = purge_records(hub_from(ctx), when, cli_actor(actor), confirmed=yes)
     info(
         f"removed {done.records} stored records ({done.outbox_rows} outbox rows) of "
-        f"{people(done.people)} whose consent ended before {ended_before}; each removal is "
-        "in the transfer log"
+        f"{people(done.people)} whose consent ended before {ended_before}, and "
+        f"{people(done.removed)} entirely (participant and consents); each removal is in "
+        "the transfer log"
     )
 
 

@@ -8,10 +8,19 @@ from them, of every participant whose consent ended before a given instant (or w
 consent at all), and logs one ``records_purged`` entry per person, by pseudonym, saying how
 many records went.
 
-Kept: the participant (pseudonym and encrypted number: the person may still ask for their
-log extract), their consents, withdrawals and blocks (the evidence that earlier
+Kept at first: the participant (pseudonym and encrypted number: the person may still ask
+for their log extract), their consents, withdrawals and blocks (the evidence that earlier
 disclosures were lawful), the transfer log and the sync history. A consent withdrawn party
 by party, or still running, keeps its records (:meth:`Snapshot.consent_ends_at`).
+
+The final step removes a person entirely once that evidence has nothing left to prove:
+every consent ended before the instant, the hub holds no records and no outbox rows about
+them, and no transfer-log entry about their pseudonym still has readable content (all
+purged by ``evi log purge``). Their subscriptions, withdrawals, blocks, consent versions
+(with the sealed evidence), consents and the participant row are deleted, and one
+``records_purged`` entry by pseudonym says so: the log extract, made from the number's
+pseudonym, still shows it. People whose records go in a run keep their participant row
+until a later run (their ``records_purged`` entry is readable until the log is purged).
 
 Without ``confirmed`` nothing changes: the call counts and says how many would go. The
 participants are read ``FOR UPDATE`` on PostgreSQL (SQLite: the write lock), so a consent
@@ -31,9 +40,11 @@ from hub.consent.snapshots import load_snapshots
 from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger.event import Action, ActorRole, LedgerEvent
+from hub.ledger.records import block_spans
 from hub.ledger.writer import append_many
 from hub.store.bulk import execute_in, rows_in
 from hub.store.participants import ParticipantColumns
+from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 
 _CHUNK = 500
@@ -48,6 +59,8 @@ class RecordsPurged:
     outbox_rows: int
     correlation_id: str
     """Shared by the run's ``records_purged`` entries."""
+    removed: int = 0
+    """People removed entirely (participant, consents, withdrawals, blocks, subscriptions)."""
 
 
 def purge_records(
@@ -71,15 +84,18 @@ def purge_records(
         records = sum(count for _, count in due)
         ids = [person.id for person, _ in due]
         outbox = _outbox_rows(session, ids)
+        gone = _removable(session, ended_before)
         if not confirmed:
             raise InputError(
                 f"this would remove {records} stored records ({outbox} outbox rows) of "
-                f"{people(len(due))} whose consent ended before {_instant(ended_before)}; "
+                f"{people(len(due))} whose consent ended before {_instant(ended_before)}, "
+                f"and {people(len(gone))} entirely ({_ENTIRELY}); "
                 "rerun with --yes to remove them"
             )
         connection = session.connection()
         execute_in(connection, _DELETE_OUTBOX, ids)
         execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
+        _remove_entirely(session, [person.id for person in gone])
         when = _instant(ended_before)
         correlation_id = f"purge-{uuid.uuid4()}"
         append_many(
@@ -97,8 +113,28 @@ def purge_records(
                 for person, count in due
             ),
         )
+        append_many(
+            session,
+            (
+                LedgerEvent(
+                    action=Action.RECORDS_PURGED,
+                    actor=actor,
+                    role=ActorRole.ADMINISTRATOR,
+                    participant=person.pseudonym,
+                    correlation_id=correlation_id,
+                    reason=f"retention: participant removed with their consents, withdrawals, "
+                    f"blocks and subscriptions, consent ended before {when}; no stored "
+                    "records or readable log entries left",
+                )
+                for person in gone
+            ),
+        )
     return RecordsPurged(
-        people=len(due), records=records, outbox_rows=outbox, correlation_id=correlation_id
+        people=len(due),
+        records=records,
+        outbox_rows=outbox,
+        correlation_id=correlation_id,
+        removed=len(gone),
     )
 
 
@@ -137,6 +173,97 @@ def _due(session: Session, ended_before: datetime) -> list[tuple[ParticipantColu
             if ends is None or ends < ended_before:
                 due.append((person, held[person.id]))
     return due
+
+
+def _removable(session: Session, ended_before: datetime) -> list[ParticipantColumns]:
+    """The people to remove entirely: every consent ended before ``ended_before``, no
+    stored records or outbox rows, and no log entry about them with readable content;
+    their participant rows locked on PostgreSQL."""
+    connection = session.connection()
+    held = {
+        pid
+        for table in ("record", "outbox")
+        for (pid,) in connection.exec_driver_sql(
+            f"SELECT DISTINCT participant_id FROM {table}"  # noqa: S608 - a fixed name
+        )
+    }
+    ids = [
+        pid
+        for (pid,) in connection.exec_driver_sql("SELECT id FROM participant ORDER BY id")
+        if pid not in held
+    ]
+    gone: list[ParticipantColumns] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = _locked(session, ids[start : start + _CHUNK])
+        snapshots = load_snapshots(session, chunk)
+        ended = []
+        for person in chunk:
+            ends = snapshots[person.id].consent_ends_at()
+            if ends is None or ends < ended_before:
+                ended.append(person)
+        logged = _readable_in_log(session, [person.pseudonym for person in ended])
+        gone.extend(person for person in ended if person.pseudonym not in logged)
+    return gone
+
+
+def _readable_in_log(session: Session, pseudonyms: list[str]) -> set[str]:
+    """Those of ``pseudonyms`` that some log entry with readable content is about.
+
+    A purge clears an entry's participant column with its content, so this asks the
+    per-block participant index (one query per span of blocks), never the entries' bytes.
+    """
+    found: set[str] = set()
+    if not pseudonyms:
+        return found
+    e = LedgerEntryRow
+    for blocks in block_spans(session):
+        wanted = [p for p in pseudonyms if p not in found]
+        if not wanted:
+            break
+        found.update(
+            session.scalars(
+                select(e.participant)
+                .distinct()
+                .where(e.seq_block.in_(blocks), e.participant.in_(wanted))
+            )
+        )
+    return found
+
+
+def _remove_entirely(session: Session, ids: list[int]) -> None:
+    """Delete these people and everything about them the consent area and the sync hold
+    (children first: the foreign keys are enforced on SQLite and PostgreSQL alike).
+
+    On SQLite the deleted rows are overwritten in the file (``secure_delete``), not just
+    unlinked from it, so the encrypted number and the sealed evidence do not linger."""
+    if not ids:
+        return
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA secure_delete = ON")
+    try:
+        for statement in _DELETE_PERSON:
+            execute_in(connection, statement, ids)
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA secure_delete = OFF")
+
+
+_ENTIRELY = "participant and consents; no stored records or readable log entries left"
+
+_CONSENTS_OF = "SELECT id FROM consent WHERE participant_id IN ({marks})"
+_DELETE_PERSON = (
+    "DELETE FROM subscription WHERE participant_id IN ({marks})",
+    f"DELETE FROM consent_withdrawal WHERE consent_id IN ({_CONSENTS_OF})",  # noqa: S608
+    "DELETE FROM consent_block WHERE participant_id IN ({marks})",
+    "DELETE FROM consent_party WHERE version_id IN "  # noqa: S608
+    f"(SELECT id FROM consent_version WHERE consent_id IN ({_CONSENTS_OF}))",
+    f"DELETE FROM consent_version WHERE consent_id IN ({_CONSENTS_OF})",  # noqa: S608
+    "DELETE FROM consent WHERE participant_id IN ({marks})",
+    "DELETE FROM participant WHERE id IN ({marks})",
+)
+"""Removing a person entirely, in foreign-key order; ``{marks}`` is the list of ids."""
 
 
 def _locked(session: Session, ids: list[int]) -> list[ParticipantColumns]:

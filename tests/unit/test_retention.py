@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,20 @@ from hub.consent.retention import purge_records
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.errors import InputError
+from hub.ledger.event import Action, ActorRole, LedgerEvent
+from hub.ledger.service import purge as purge_log
+from hub.ledger.writer import append
 from hub.model.identity import parse_identity
 from hub.store.participants import ParticipantRepository
-from hub.store.tables.consent import ConsentRow
+from hub.store.tables.consent import (
+    ConsentBlockRow,
+    ConsentPartyRow,
+    ConsentRow,
+    ConsentVersionRow,
+    ConsentWithdrawalRow,
+)
 from hub.store.tables.participant import ParticipantRow
-from hub.store.tables.sync import OutboxItem, StoredRecord
+from hub.store.tables.sync import OutboxItem, StoredRecord, Subscription
 
 EXPIRED, NO_CONSENT, RUNNING, WITHDRAWN, PARTLY = skatteverket_numbers(5)
 WITHDRAWN_AT = datetime(2025, 3, 1, tzinfo=UTC)
@@ -159,6 +169,166 @@ def test_cli_counts_without_yes_and_removes_with_it(caseload: Hub, cli: Any) -> 
 
     bad = cli("participants", "purge", "--consent-ended-before", "1 juni")
     assert bad.code == 2 and "--consent-ended-before" in bad.err
+
+
+# -- the final step: removing a person entirely -----------------------------------------
+
+
+@pytest.fixture
+def forgotten(caseload: Hub) -> Hub:
+    """The caseload after retention of records (EXPIRED, NO_CONSENT and WITHDRAWN lose
+    theirs) and of the whole transfer log; RUNNING's records are gone too (as if never
+    stored), but its consent still runs. EXPIRED also had a block and a subscription."""
+    purge_records(caseload, JUNE_2026, "cli:admin", confirmed=True)
+    with caseload.db.session() as session:
+        people = ParticipantRepository(session, caseload.keys)
+        expired = people.find(parse_identity(EXPIRED))
+        running = people.find(parse_identity(RUNNING))
+        assert expired is not None and running is not None
+        session.execute(
+            StoredRecord.__table__.delete().where(StoredRecord.participant_id == running.id)
+        )
+        session.add(
+            ConsentBlockRow(
+                id="b-1",
+                participant_id=expired.id,
+                party="af",
+                valid_from=WITHDRAWN_AT,
+                recorded_at=WITHDRAWN_AT,
+                recorded_by="test",
+            )
+        )
+        session.add(
+            Subscription(
+                participant_id=expired.id, party="af", active=False, changed_at=WITHDRAWN_AT
+            )
+        )
+    purge_log(caseload, datetime.now(UTC), "cli:reviewer", confirmed=True)
+    return caseload
+
+
+def _participant(hub: Hub, pnr: str) -> Any:
+    with hub.db.session() as session:
+        return ParticipantRepository(session, hub.keys).find(parse_identity(pnr))
+
+
+def _rows(hub: Hub, table: Any) -> int:
+    with hub.db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def _database_bytes(hub: Hub) -> bytes:
+    """The SQLite file (and its WAL) as stored on disk, after a checkpoint."""
+    with hub.db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = hub.db.engine.url.database
+    assert path
+    files = (Path(path), Path(f"{path}-wal"))
+    return b"".join(file.read_bytes() for file in files if file.exists())
+
+
+def test_a_person_with_nothing_left_is_removed_entirely_with_one_entry(
+    forgotten: Hub, cli: Any
+) -> None:
+    expired = _participant(forgotten, EXPIRED)
+    ciphertext = bytes(expired.pnr_ciphertext)
+    sqlite = forgotten.db.engine.dialect.name == "sqlite"
+    if sqlite:
+        assert ciphertext in _database_bytes(forgotten)
+
+    done = purge_records(forgotten, JUNE_2026, "cli:admin", confirmed=True)
+
+    assert (done.people, done.records, done.removed) == (0, 0, 3)
+    for pnr in (EXPIRED, NO_CONSENT, WITHDRAWN):
+        assert _participant(forgotten, pnr) is None
+    for pnr in (RUNNING, PARTLY):
+        assert _participant(forgotten, pnr) is not None
+    assert _rows(forgotten, ParticipantRow) == 2
+    assert _rows(forgotten, ConsentRow) == 2  # RUNNING's and PARTLY's
+    assert _rows(forgotten, ConsentVersionRow) == 2
+    assert _rows(forgotten, ConsentPartyRow) == 8
+    assert _rows(forgotten, ConsentWithdrawalRow) == 1  # PARTLY's, for af
+    assert _rows(forgotten, ConsentBlockRow) == 0
+    assert _rows(forgotten, Subscription) == 0
+    if sqlite:
+        assert ciphertext not in _database_bytes(forgotten)
+
+    readable = [e for e in ledger(forgotten.db) if e.get("participant")]
+    assert sorted(e["participant"] for e in readable) == sorted(
+        _pseudonym(forgotten, pnr) for pnr in (EXPIRED, NO_CONSENT, WITHDRAWN)
+    )
+    assert {e["action"] for e in readable} == {"records_purged"}
+    assert {e["correlation_id"] for e in readable} == {done.correlation_id}
+    assert all("participant removed" in e["reason"] for e in readable)
+
+    assert cli("log", "verify").code == 0
+    extract = cli("log", "extract", "--pnr", EXPIRED, "--format", "json")
+    assert extract.code == 0, extract.err
+    assert "participant removed" in extract.out
+
+    again = purge_records(forgotten, JUNE_2026, "cli:admin", confirmed=True)
+    assert again.removed == 0
+
+
+def test_a_person_with_a_log_entry_still_readable_is_kept(forgotten: Hub) -> None:
+    with forgotten.db.session() as session:
+        append(
+            session,
+            LedgerEvent(
+                action=Action.SUBJECT_ACCESS,
+                actor="cli:admin",
+                role=ActorRole.ADMINISTRATOR,
+                participant=_pseudonym(forgotten, WITHDRAWN),
+                reason="registerutdrag",
+            ),
+        )
+
+    done = purge_records(forgotten, JUNE_2026, "cli:admin", confirmed=True)
+
+    assert done.removed == 2
+    assert _participant(forgotten, EXPIRED) is None
+    assert _participant(forgotten, WITHDRAWN) is not None  # its records went earlier
+    assert _records_of_one(forgotten, WITHDRAWN) == 0
+    assert _rows(forgotten, ConsentRow) == 3
+
+
+def test_a_person_whose_consent_still_runs_is_kept_without_records_or_log(
+    forgotten: Hub,
+) -> None:
+    done = purge_records(forgotten, JUNE_2026, "cli:admin", confirmed=True)
+
+    assert done.removed == 3
+    assert _participant(forgotten, EXPIRED) is None
+    assert _participant(forgotten, RUNNING) is not None  # no records, no log, consent runs
+    assert _records_of_one(forgotten, RUNNING) == 0
+
+
+def test_unconfirmed_it_removes_nobody_and_says_how_many_would_go(forgotten: Hub, cli: Any) -> None:
+    before = ledger(forgotten.db)
+    counted = cli("participants", "purge", "--consent-ended-before", "2026-06-01")
+
+    assert counted.code == 2
+    assert "0 stored records (0 outbox rows) of 0 people" in counted.err
+    assert "and 3 people entirely" in counted.err
+    assert "rerun with --yes to remove them" in counted.err
+    assert _rows(forgotten, ParticipantRow) == 5
+    assert _rows(forgotten, ConsentRow) == 4
+    assert ledger(forgotten.db) == before
+
+    done = cli("participants", "purge", "--consent-ended-before", "2026-06-01", "--yes")
+    assert done.code == 0, done.err
+    assert "and 3 people entirely" in done.err
+    assert _rows(forgotten, ParticipantRow) == 2
+
+
+def _records_of_one(hub: Hub, pnr: str) -> int:
+    with hub.db.session() as session:
+        person = ParticipantRepository(session, hub.keys).find(parse_identity(pnr))
+        assert person is not None
+        return int(
+            session.scalar(select(func.count()).where(StoredRecord.participant_id == person.id))
+            or 0
+        )
 
 
 def _version(version: int, days: int) -> ConsentFacts:
