@@ -259,6 +259,7 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
                     max_attempts=hub.settings.sync.max_attempts,
                     lease=lease,
                     stop=stop,
+                    batch=WORKER_BATCH,
                 )
                 counts = deliverer.run()
                 done = sum(c.delivered for c in counts.values())
@@ -283,6 +284,11 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
         _close(connectors)
     return delivered
 
+
+WORKER_BATCH = 100
+"""Transfers a worker claims at a time (and claims ahead while pushing): small enough that
+workers started together share a night's backlog rather than one taking it all; a sync
+delivering on its own claims more (:data:`hub.sync.delivery.BATCH`)."""
 
 _MAX_AWAY_WAIT = 60.0
 """Longest wait between a worker's tries while the database is away (seconds)."""
