@@ -98,36 +98,22 @@ def purge_records(
         _remove_entirely(session, [person.id for person in gone])
         when = _instant(ended_before)
         correlation_id = f"purge-{uuid.uuid4()}"
-        append_many(
-            session,
-            (
-                LedgerEvent(
-                    action=Action.RECORDS_PURGED,
-                    actor=actor,
-                    role=ActorRole.ADMINISTRATOR,
-                    participant=person.pseudonym,
-                    correlation_id=correlation_id,
-                    reason=f"retention: {count} stored records removed, consent ended before "
-                    f"{when}",
-                )
-                for person, count in due
-            ),
+        removed = (
+            f"participant removed with their consents, withdrawals, blocks and subscriptions, "
+            f"consent ended before {when}; no stored records or readable log entries left"
         )
         append_many(
             session,
-            (
-                LedgerEvent(
-                    action=Action.RECORDS_PURGED,
-                    actor=actor,
-                    role=ActorRole.ADMINISTRATOR,
-                    participant=person.pseudonym,
-                    correlation_id=correlation_id,
-                    reason=f"retention: participant removed with their consents, withdrawals, "
-                    f"blocks and subscriptions, consent ended before {when}; no stored "
-                    "records or readable log entries left",
+            [
+                _purged(
+                    person.pseudonym,
+                    f"{count} stored records removed, consent ended before {when}",
+                    actor,
+                    correlation_id,
                 )
-                for person in gone
-            ),
+                for person, count in due
+            ]
+            + [_purged(person.pseudonym, removed, actor, correlation_id) for person in gone],
         )
     return RecordsPurged(
         people=len(due),
@@ -135,6 +121,18 @@ def purge_records(
         outbox_rows=outbox,
         correlation_id=correlation_id,
         removed=len(gone),
+    )
+
+
+def _purged(pseudonym: str, what: str, actor: str, correlation_id: str) -> LedgerEvent:
+    """The ``records_purged`` entry of one person's part in a retention run."""
+    return LedgerEvent(
+        action=Action.RECORDS_PURGED,
+        actor=actor,
+        role=ActorRole.ADMINISTRATOR,
+        participant=pseudonym,
+        correlation_id=correlation_id,
+        reason=f"retention: {what}",
     )
 
 
