@@ -17,6 +17,7 @@ from hub.demo.run import DemoOptions, run_demo
 from hub.demo.sandboxes import SandboxTarget, sandbox_client, sandbox_targets, transports
 from hub.model.records import NativeRecord
 from hub.store.base import Base
+from hub.sync.batch import InboundCounts
 from hub.sync.inbound import InboundBatch
 from hub.sync.job import receiving
 from hub.sync.options import SyncOptions
@@ -80,3 +81,37 @@ def a_day_earlier(native: NativeRecord) -> NativeRecord:
     )
     moved = (date.fromisoformat(native.payload[field]) - timedelta(days=1)).isoformat()
     return native.model_copy(update={"payload": {**native.payload, field: moved}})
+
+
+def pulled(demo: Hub, connector: Connector) -> list[NativeRecord]:
+    """Everything ``connector`` (kommun's) has about the people subscribed with it."""
+    from hub.sync.subscriptions import subscribed_identities
+
+    with demo.db.session() as session:
+        return list(connector.pull(None, subscribed_identities(session, demo.keys, "kommun")))
+
+
+def stored_night(demo: Hub, connector: Connector, natives: list[NativeRecord]) -> InboundCounts:
+    """``natives`` stored (and routed) as one batch of a night."""
+    counts = InboundCounts()
+    with demo.db.session(write_lock=True) as session:
+        inbound_batch(demo, connector).run(session, natives, counts)
+    return counts
+
+
+def routed_record(demo: Hub, connector: Connector) -> tuple[NativeRecord, int]:
+    """A kommun record the night routed to someone, as pulled, and its stored id."""
+    from hub.store.tables.sync import OutboxItem, StoredRecord
+
+    natives = pulled(demo, connector)
+    with demo.db.session() as session:
+        routed = set(session.scalars(select(OutboxItem.record_id)))
+        stored = dict(
+            session.execute(
+                select(StoredRecord.source_id, StoredRecord.id).where(
+                    StoredRecord.source == "kommun", StoredRecord.id.in_(routed)
+                )
+            ).all()
+        )
+    native = next(n for n in natives if n.source_id in stored)
+    return native, stored[native.source_id]

@@ -15,9 +15,10 @@ from sync_support import (
     a_day_earlier,
     bench,
     count,
-    inbound_batch,
     knobs,
     received,
+    routed_record,
+    stored_night,
     sync_options,
 )
 
@@ -28,11 +29,13 @@ from hub.demo.sandboxes import SandboxTarget
 from hub.hookspecs import hookimpl
 from hub.ledger.canonical import read_document
 from hub.ledger.service import verify
+from hub.model.records import NativeRecord
 from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, SyncLock, SyncRun
+from hub.sync.batch import InboundCounts
 from hub.sync.delivery import Deliverer
 from hub.sync.job import run_sync
 from hub.sync.outbox import DELIVERED, DENIED, PENDING
@@ -448,33 +451,15 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
 ) -> None:
     from hub.connector.service import build_connector
     from hub.demo.sandboxes import transports
-    from hub.sync.batch import InboundCounts
-    from hub.sync.subscriptions import subscribed_identities
 
     run_sync(demo, sync_options(targets, deliver=False))
-    with demo.db.session() as session:
-        routed = set(session.scalars(select(OutboxItem.record_id)))
-        followed = subscribed_identities(session, demo.keys, "kommun")
     with build_connector(demo, "kommun", transport=transports(targets)["kommun"]) as connector:
-        natives = list(connector.pull(None, followed))
-        with demo.db.session() as session:
-            stored = dict(
-                session.execute(
-                    select(StoredRecord.source_id, StoredRecord.id).where(
-                        StoredRecord.source == "kommun", StoredRecord.id.in_(routed)
-                    )
-                ).all()
-            )
-        native = next(n for n in natives if n.source_id in stored)
-        record_id = stored[native.source_id]
+        native, record_id = routed_record(demo, connector)
         changed = a_day_earlier(native)
         moved = next(v for k, v in changed.payload.items() if native.payload[k] != v)
 
-        def night(record: object) -> InboundCounts:
-            counts = InboundCounts()
-            with demo.db.session(write_lock=True) as session:
-                inbound_batch(demo, connector).run(session, [record], counts)  # type: ignore[list-item]
-            return counts
+        def night(record: NativeRecord) -> InboundCounts:
+            return stored_night(demo, connector, [record])
 
         def outbox_keys() -> set[str]:
             with demo.db.session() as session:

@@ -14,7 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
-from sync_support import a_day_earlier, inbound_batch, sync_options
+from sync_support import (
+    a_day_earlier,
+    inbound_batch,
+    pulled,
+    routed_record,
+    stored_night,
+    sync_options,
+)
 
 from connectors.af.connector import AfConnector
 from connectors.fk.connector import FkConnector
@@ -31,7 +38,7 @@ from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, Subscription, SyncRun
-from hub.sync.batch import InboundCounts, StagedRecord
+from hub.sync.batch import StagedRecord
 from hub.sync.inbound import stored_cursor
 from hub.sync.job import run_sync
 from hub.sync.outbox import DELIVERED, PENDING, OutboxRepository, QueuedItem
@@ -46,18 +53,6 @@ def kommun(demo: Hub, targets: dict[str, SandboxTarget]) -> Iterator[Connector]:
     run_sync(demo, sync_options(targets, deliver=False))
     with build_connector(demo, "kommun", transport=transports(targets)["kommun"]) as connector:
         yield connector
-
-
-def _natives(demo: Hub, connector: Connector) -> list[NativeRecord]:
-    with demo.db.session() as session:
-        return list(connector.pull(None, subscribed_identities(session, demo.keys, "kommun")))
-
-
-def _night(demo: Hub, connector: Connector, natives: list[NativeRecord]) -> InboundCounts:
-    counts = InboundCounts()
-    with demo.db.session(write_lock=True) as session:
-        inbound_batch(demo, connector).run(session, natives, counts)
-    return counts
 
 
 def _refusals(demo: Hub) -> list[dict[str, Any]]:
@@ -120,7 +115,7 @@ def test_a_record_too_deep_to_digest_is_refused_by_type_and_the_batch_is_stored(
         return original(self, native)
 
     monkeypatch.setattr(KommunConnector, "map", map_like_json)
-    natives = [a_day_earlier(n) for n in _natives(demo, kommun)[:5]]
+    natives = [a_day_earlier(n) for n in pulled(demo, kommun)[:5]]
     deep: dict[str, Any] = {}
     for _ in range(50_000):
         deep = {"x": deep}
@@ -129,7 +124,7 @@ def test_a_record_too_deep_to_digest_is_refused_by_type_and_the_batch_is_stored(
     )
     with demo.db.session() as session:
         alone = inbound_batch(demo, kommun).prepare(session, natives).counts
-    counts = _night(demo, kommun, [*natives[:2], hostile, *natives[2:]])
+    counts = stored_night(demo, kommun, [*natives[:2], hostile, *natives[2:]])
     assert counts.pulled == 6 and counts.invalid == 1 and alone.stored > 0
     assert (counts.stored, counts.queued) == (alone.stored, alone.queued)
     [entry] = [r for r in _refusals(demo) if "RecursionError" in r["reason"]]
@@ -231,21 +226,6 @@ def test_a_fault_in_a_step_the_connectors_share_still_finishes_every_run_row(
 # -- 2. a record changed back (A -> B -> A) is sent again -------------------------------
 
 
-def _routed_record(demo: Hub, connector: Connector) -> tuple[NativeRecord, int]:
-    natives = _natives(demo, connector)
-    with demo.db.session() as session:
-        routed = set(session.scalars(select(OutboxItem.record_id)))
-        stored = dict(
-            session.execute(
-                select(StoredRecord.source_id, StoredRecord.id).where(
-                    StoredRecord.source == "kommun", StoredRecord.id.in_(routed)
-                )
-            ).all()
-        )
-    native = next(n for n in natives if n.source_id in stored)
-    return native, stored[native.source_id]
-
-
 def _keys(demo: Hub, record_id: int) -> set[str]:
     with demo.db.session() as session:
         return set(
@@ -258,24 +238,24 @@ def _keys(demo: Hub, record_id: int) -> set[str]:
 def test_a_record_changed_back_and_forth_is_sent_again_each_time_under_new_keys(
     demo: Hub, kommun: Connector
 ) -> None:
-    a, record_id = _routed_record(demo, kommun)
+    a, record_id = routed_record(demo, kommun)
     b = a_day_earlier(a)  # the same time (andrad), another body
     first = _keys(demo, record_id)
     seen = set(first)
     for version in (b, a, b, a):
-        counts = _night(demo, kommun, [version])
+        counts = stored_night(demo, kommun, [version])
         assert counts.queued == len(first) > 0, version.payload
         now = _keys(demo, record_id)
         assert len(now) == len(seen) + len(first)
         seen = now
-    assert _night(demo, kommun, [a]).queued == 0  # the same version read again: nothing
+    assert stored_night(demo, kommun, [a]).queued == 0  # the same version read again: nothing
     assert _keys(demo, record_id) == seen
 
 
 def test_a_version_prepared_again_after_a_crash_gets_the_same_keys(
     demo: Hub, kommun: Connector
 ) -> None:
-    a, _record_id = _routed_record(demo, kommun)
+    a, _record_id = routed_record(demo, kommun)
     b = a_day_earlier(a)
     b_later = b.model_copy(update={"payload": {**b.payload, "andrad": "2031-05-06 07:08:09"}})
     for version in (b, a, b_later):  # a new body; back to A at the same time; B, later
@@ -287,7 +267,7 @@ def test_a_version_prepared_again_after_a_crash_gets_the_same_keys(
                     sorted(key for _, key, _, _ in inbound.prepare(session, [version]).queued)
                 )
         assert prepared[0] == prepared[1] and prepared[0]
-        _night(demo, kommun, [version])
+        stored_night(demo, kommun, [version])
 
 
 def test_an_idempotency_key_names_the_version_by_body_and_time() -> None:
@@ -330,19 +310,19 @@ def _invalid(native: NativeRecord, cursor: str) -> NativeRecord:
 
 
 def test_the_cursor_moves_only_over_records_that_mapped(demo: Hub, kommun: Connector) -> None:
-    natives = _natives(demo, kommun)[:3]
+    natives = pulled(demo, kommun)[:3]
     before = _cursor(demo)
     huge = "9000000000000000"
 
-    counts = _night(demo, kommun, [_invalid(natives[0], huge)])
+    counts = stored_night(demo, kommun, [_invalid(natives[0], huge)])
     assert counts.invalid == 1
     assert _cursor(demo) == before  # a batch of refused records leaves it where it was
 
-    counts = _night(demo, kommun, [natives[0], natives[1], _invalid(natives[2], huge)])
+    counts = stored_night(demo, kommun, [natives[0], natives[1], _invalid(natives[2], huge)])
     assert counts.invalid == 1
     assert _cursor(demo) == natives[1].cursor  # the refused record is read again next time
 
-    _night(demo, kommun, [_invalid(natives[0], huge), natives[2]])
+    stored_night(demo, kommun, [_invalid(natives[0], huge), natives[2]])
     assert _cursor(demo) == natives[2].cursor  # a valid record after it: past it
 
 
@@ -356,7 +336,7 @@ def _cursor(demo: Hub) -> str | None:
 
 def _protected_copy(demo: Hub, connector: Connector) -> tuple[NativeRecord, int]:
     """A kommun record about a consenting, unprotected person, now marked protected."""
-    native, record_id = _routed_record(demo, connector)
+    native, record_id = routed_record(demo, connector)
     with demo.db.session() as session:
         record = session.get(StoredRecord, record_id)
         assert record is not None
@@ -383,12 +363,12 @@ def test_a_protected_mark_on_a_record_the_gate_refuses_is_not_taken(
         assert row is not None
         identity = ParticipantRepository(session, demo.keys).identity_of(row)
     block = ConsentService(demo).block(identity, actor="test", party="kommun")
-    counts = _night(demo, kommun, [native])
+    counts = stored_night(demo, kommun, [native])
     assert counts.refused == 1 and counts.stored == 0
     assert not _is_protected(demo, pid), "an authority the gate refused marked someone"
 
     ConsentService(demo).lift_block(identity, block.id, actor="test")
-    counts = _night(demo, kommun, [native])  # let in: the mark is taken
+    counts = stored_night(demo, kommun, [native])  # let in: the mark is taken
     assert counts.stored == 1
     assert _is_protected(demo, pid)
 
