@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -20,7 +19,7 @@ from rich.progress import SpinnerColumn, TaskID, TextColumn
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
-from hub.connector.service import build_connector, runnable_connectors
+from hub.connector.service import build_connector, connector_setup, runnable_connectors
 from hub.context import Hub
 from hub.errors import StorageError
 from hub.ledger.service import new_checkpoint
@@ -237,7 +236,7 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
     """The worker's loop until ``stop`` is set (or one round with ``once``); returns how
     many transfers it delivered. Each round serves the connectors as set up at that moment,
     and a database that is away is waited for, not a reason to exit."""
-    setup = _connector_setup(hub)
+    setup = connector_setup(hub)
     connectors = _worker_connectors(hub)
     info(f"worker serves: {', '.join(sorted(connectors))}")
     delivered = 0
@@ -245,7 +244,7 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
     try:
         while not stop.is_set():
             try:
-                if (now := _connector_setup(hub)) != setup:
+                if (now := connector_setup(hub)) != setup:
                     # An administrator enabled, disabled, resumed or reconfigured a
                     # connector (or a sync paused one): serve what is set up now.
                     setup = now
@@ -292,30 +291,6 @@ delivering on its own claims more (:data:`hub.sync.delivery.BATCH`)."""
 
 _MAX_AWAY_WAIT = 60.0
 """Longest wait between a worker's tries while the database is away (seconds)."""
-
-
-def _connector_setup(hub: Hub) -> tuple[tuple[Any, ...], ...]:
-    """What decides which connectors a worker serves and how: each one's enabled and
-    paused flags and its options (not its last-run fields, which every sync changes)."""
-    from sqlalchemy import select
-
-    from hub.store.tables.connectors import ConnectorConfigRow
-
-    row = ConnectorConfigRow
-    with hub.db.session() as session:
-        found = session.execute(
-            select(row.name, row.enabled, row.paused, row.options, row.secrets).order_by(row.name)
-        ).all()
-    return tuple(
-        (
-            name,
-            enabled,
-            paused,
-            json.dumps(options, sort_keys=True),
-            json.dumps(secrets, sort_keys=True),
-        )
-        for name, enabled, paused, options, secrets in found
-    )
 
 
 def _close(connectors: dict[str, Connector]) -> None:

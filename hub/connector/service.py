@@ -8,6 +8,7 @@ connector and option name, decrypted only to build a connector, and never return
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +80,25 @@ def list_connectors(hub: Hub) -> list[ConnectorStatus]:
     with hub.db.session() as session:
         rows = ConnectorConfigRepository(session).all()
         return [_status(entry, rows.get(name)) for name, entry in registered.items()]
+
+
+def connector_setup(hub: Hub) -> tuple[tuple[Any, ...], ...]:
+    """What decides which connectors run and how, for noticing a change: each stored one's
+    name, enabled and paused flags and its options (not its last-run fields, which every
+    sync changes)."""
+    with hub.db.session() as session:
+        rows = ConnectorConfigRepository(session).all()
+        return tuple(
+            (name, row.enabled, row.paused, json.dumps([row.options, row.secrets], sort_keys=True))
+            for name, row in sorted(rows.items())
+        )
+
+
+def configured_urls(hub: Hub) -> dict[str, str | None]:
+    """Each stored connector's ``base_url`` (``None`` where none is set)."""
+    with hub.db.session() as session:
+        rows = ConnectorConfigRepository(session).all()
+        return {name: (row.options or {}).get("base_url") for name, row in rows.items()}
 
 
 def _status(entry: RegisteredConnector, row: ConnectorConfigRow | None) -> ConnectorStatus:

@@ -11,10 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-
 from hub.connector.http import is_loopback
-from hub.connector.service import build_connector
+from hub.connector.service import build_connector, configured_urls
 from hub.context import Hub
 from hub.demo.caseload import DemoPerson, register_caseload
 from hub.demo.sandboxes import (
@@ -30,7 +28,6 @@ from hub.errors import ConfigError, InputError
 from hub.ledger.service import verify
 from hub.store import migrate
 from hub.store.meta import get_meta, set_meta
-from hub.store.tables.connectors import ConnectorConfigRow
 from hub.sync.job import run_sync
 from hub.sync.options import SyncOptions
 
@@ -99,11 +96,8 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
 def _require_demo_home(hub: Hub) -> None:
     """Refuse a home whose connectors an operator pointed at a real authority: the demo
     would replace their settings with the sandboxes' and add its synthetic people."""
-    with hub.db.session() as session:
-        rows = session.execute(select(ConnectorConfigRow.name, ConnectorConfigRow.options)).all()
-    real = sorted(
-        name for name, options in rows if not _sandbox_url((options or {}).get("base_url"))
-    )
+    urls = configured_urls(hub)
+    real = sorted(name for name, url in urls.items() if not _sandbox_url(url))
     if real:
         raise ConfigError(
             f"this EVI_HOME has connectors set up for real authorities ({', '.join(real)}); "
