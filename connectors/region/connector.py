@@ -68,24 +68,32 @@ class RegionConnector(ClientCertificateConnector):
         numbers = [identity.formatted() for identity in subscriptions]
         if not numbers:
             return
-        # Offsets page through one search. uppdateradMs is the cursor: a whole number of
-        # milliseconds, never a bool, never in the future, never before uppdateradFranMs
-        # and never going backwards. A record that comes again with the same uppdateradMs
-        # on the next page means the region ignores offset: stopped instead of asking
-        # forever. At most the pages the first answer's traffar fills, and one more for
-        # records changed meanwhile; the rest is read by the next run.
+        # Paged by key, not by a growing offset: the search is ordered by uppdateradMs, and
+        # each page is asked from the last uppdateradMs read (uppdateradFranMs is
+        # inclusive) with offset = the records read that carry exactly that millisecond.
+        # A record updated at the region meanwhile moves to the end: it is read again later
+        # (harmless, records are upserted by postId), where a growing offset would skip the
+        # record behind it for good. The corner left is the boundary millisecond itself: if
+        # a record read with it (usually just the page's last one) is updated before the
+        # next page is asked, the offset is one too many and the record after them is
+        # skipped. (A new record sorting among them makes one read come again: stopped.)
+        # uppdateradMs is the cursor: a whole number, never a bool, never in the future,
+        # never before the uppdateradFranMs asked for (so never going backwards). A record
+        # read again with the same uppdateradMs means the region ignores offset: stopped
+        # instead of asking forever. At most the pages the first answer's traffar fills and
+        # one more for records updated meanwhile; the next run reads the rest.
         since = _cursor(self.name, cursor)
         latest = _ms(latest_plausible())
         limit = self.options.page_size
-        offset, requests, most = 0, 0, 0
-        previous = since or 0
-        before: set[tuple[str, int]] = set()
-        while True:
+        previous = since or 0  # the last uppdateradMs read (or asked from)
+        tied: set[str] = set()  # the postIds read whose uppdateradMs is `previous`
+        requests, most = 0, 1
+        while requests < most:
+            offset = len(tied)
             answer = self.remote.sok(numbers, since, offset, limit)
-            requests += 1
-            if not most:
+            if not requests:
                 most = -(-answer.traffar // limit) + 1
-            keys: set[tuple[str, int]] = set()
+            requests += 1
             for item in answer.poster:
                 source_id, changed = item.get("postId"), item.get("uppdateradMs")
                 if not _is_id(source_id) or type(changed) is not int:
@@ -95,21 +103,20 @@ class RegionConnector(ClientCertificateConnector):
                     )
                 if not previous <= changed <= latest:
                     raise AuthorityError(self.name, _out_of_order(source_id, changed, latest))
-                key = (source_id, changed)
-                if key in before or key in keys:
+                if changed > previous:
+                    previous, tied = changed, set()
+                elif source_id in tied:
                     raise AuthorityError(
                         self.name,
                         f"record {source_id} came again in the same search (the region "
                         "ignores offset); its search is broken, stopped",
                     )
-                keys.add(key)
-                previous = changed
+                tied.add(source_id)
                 yield NativeRecord(
                     source=self.name, source_id=source_id, cursor=str(changed), payload=dict(item)
                 )
-            before = keys
-            offset += len(answer.poster)
-            if not answer.poster or offset >= answer.traffar or requests >= most:
+            since = previous
+            if not answer.poster or offset + len(answer.poster) >= answer.traffar:
                 return
 
     def map(self, native: NativeRecord) -> CommonRecord:

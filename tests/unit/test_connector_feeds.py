@@ -15,6 +15,7 @@ instead of hanging it. What is checked (docs/connectors.md, "Each authority's AP
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -426,9 +427,12 @@ def test_region_refuses_a_page_whose_times_go_backwards(scripted: Any) -> None:
 
 
 def test_region_reads_at_most_one_page_more_than_the_first_traffar_fills(scripted: Any) -> None:
+    pages = itertools.count()
+
     def answer(asked: dict[str, Any]) -> dict[str, Any]:
-        offset = asked["offset"]
-        return region_answer(records("region", offset, PAGE), offset + 10)
+        # A region that always has more: a page of new records, and five more to come.
+        first = next(pages) * PAGE
+        return region_answer(records("region", first, PAGE), asked["offset"] + 10)
 
     connector, authority = scripted("region", answer)
     got = list(connector.pull(None, someone()))
@@ -535,3 +539,19 @@ def test_region_sends_the_stored_cursor_as_uppdateradfranms(scripted: Any) -> No
     got = list(connector.pull(str(posts[0]["uppdateradMs"]), someone()))
     assert [n.cursor for n in got] == [str(p["uppdateradMs"]) for p in posts]
     assert authority.asked[0]["uppdateradFranMs"] == posts[0]["uppdateradMs"]
+
+
+def test_region_refuses_a_search_that_ignores_offset_from_uppdateradfranms(scripted: Any) -> None:
+    # It honours uppdateradFranMs but not offset: the last record read comes first again.
+    posts = records("region", 0, 4 * PAGE)
+
+    def answer(asked: dict[str, Any]) -> dict[str, Any]:
+        since = asked["uppdateradFranMs"] or 0
+        hits = [p for p in posts if p["uppdateradMs"] >= since]
+        return region_answer(hits[:PAGE], len(hits))
+
+    connector, authority = scripted("region", answer)
+    got, error = pull_until_error(connector)
+    assert ids(got) == [p["postId"] for p in posts[:PAGE]]
+    assert "came again in the same search" in str(error) and posts[PAGE - 1]["postId"] in str(error)
+    assert len(authority.asked) == 2
