@@ -50,7 +50,12 @@ class RegionConnector(ClientCertificateConnector):
     push_batch_size = BATCH_LIMIT
 
     class Options(ClientCertificateOptions):
-        page_size: int = Field(default=500, ge=1, le=1000, description="Records per search.")
+        page_size: int = Field(
+            default=500,
+            ge=2,
+            le=1000,
+            description="Records per search (each page opens with the last record read again).",
+        )
 
     options: Options
 
@@ -70,31 +75,35 @@ class RegionConnector(ClientCertificateConnector):
             return
         # Paged by key, not by a growing offset: the search is ordered by uppdateradMs, and
         # each page is asked from the last uppdateradMs read (uppdateradFranMs is
-        # inclusive) with offset = the records read that carry exactly that millisecond.
-        # A record updated at the region meanwhile moves to the end: it is read again later
-        # (harmless, records are upserted by postId), where a growing offset would skip the
-        # record behind it for good. The corner left is the boundary millisecond itself: if
-        # a record read with it (usually just the page's last one) is updated before the
-        # next page is asked, the offset is one too many and the record after them is
-        # skipped. (A new record sorting among them makes one read come again: stopped.)
+        # inclusive), at the offset of the last record read among those with exactly that
+        # millisecond, so the page opens with that record again (dropped). A record updated
+        # at the region meanwhile moves to the end and is read again later (harmless:
+        # records are upserted by postId); a growing offset would skip the record behind
+        # it for good. If the page opens with another record, the boundary moved (a record
+        # read there was updated): it is the first unread one, and nothing is skipped.
         # uppdateradMs is the cursor: a whole number, never a bool, never in the future,
-        # never before the uppdateradFranMs asked for (so never going backwards). A record
-        # read again with the same uppdateradMs means the region ignores offset: stopped
-        # instead of asking forever. At most the pages the first answer's traffar fills and
-        # one more for records updated meanwhile; the next run reads the rest.
+        # never before the uppdateradFranMs asked for (so never going backwards). Any other
+        # record read again means the region ignores offset (or a record was added among
+        # the ones read at the boundary): stopped instead of asking forever; the next run
+        # asks from that millisecond again. At most the pages the first answer's traffar
+        # fills and one more for records updated meanwhile; the next run reads the rest.
         since = _cursor(self.name, cursor)
         latest = _ms(latest_plausible())
         limit = self.options.page_size
         previous = since or 0  # the last uppdateradMs read (or asked from)
         tied: set[str] = set()  # the postIds read whose uppdateradMs is `previous`
+        last: tuple[Any, Any] | None = None  # (postId, uppdateradMs) of the last record read
         requests, most = 0, 1
         while requests < most:
-            offset = len(tied)
+            offset = len(tied) - 1 if last else 0
             answer = self.remote.sok(numbers, since, offset, limit)
             if not requests:
                 most = -(-answer.traffar // limit) + 1
             requests += 1
-            for item in answer.poster:
+            posts = answer.poster
+            if last and posts and (posts[0].get("postId"), posts[0].get("uppdateradMs")) == last:
+                posts = posts[1:]  # the record the page was asked to open with
+            for item in posts:
                 source_id, changed = item.get("postId"), item.get("uppdateradMs")
                 if not _is_id(source_id) or type(changed) is not int:
                     raise AuthorityError(
@@ -112,11 +121,12 @@ class RegionConnector(ClientCertificateConnector):
                         "ignores offset); its search is broken, stopped",
                     )
                 tied.add(source_id)
+                last = (source_id, changed)
                 yield NativeRecord(
                     source=self.name, source_id=source_id, cursor=str(changed), payload=dict(item)
                 )
             since = previous
-            if not answer.poster or offset + len(answer.poster) >= answer.traffar:
+            if not posts or offset + len(answer.poster) >= answer.traffar:
                 return
 
     def map(self, native: NativeRecord) -> CommonRecord:

@@ -541,9 +541,17 @@ def test_region_sends_the_stored_cursor_as_uppdateradfranms(scripted: Any) -> No
     assert authority.asked[0]["uppdateradFranMs"] == posts[0]["uppdateradMs"]
 
 
-def test_region_refuses_a_search_that_ignores_offset_from_uppdateradfranms(scripted: Any) -> None:
-    # It honours uppdateradFranMs but not offset: the last record read comes first again.
+@pytest.mark.parametrize("shared_millisecond", [False, True])
+def test_region_refuses_a_search_that_ignores_offset_where_it_matters(
+    scripted: Any, shared_millisecond: bool
+) -> None:
+    # It honours uppdateradFranMs but not offset. Each page is asked from the last record
+    # read, at offset 0 while every record has a millisecond of its own, so that loses
+    # nothing. Where two records read share the millisecond at a page boundary, the first
+    # of them comes first again: the search is broken, stopped.
     posts = records("region", 0, 4 * PAGE)
+    if shared_millisecond:
+        posts[PAGE - 1] = {**posts[PAGE - 1], "uppdateradMs": posts[PAGE - 2]["uppdateradMs"]}
 
     def answer(asked: dict[str, Any]) -> dict[str, Any]:
         since = asked["uppdateradFranMs"] or 0
@@ -551,7 +559,10 @@ def test_region_refuses_a_search_that_ignores_offset_from_uppdateradfranms(scrip
         return region_answer(hits[:PAGE], len(hits))
 
     connector, authority = scripted("region", answer)
+    if not shared_millisecond:
+        assert ids(list(connector.pull(None, someone()))) == [p["postId"] for p in posts]
+        return
     got, error = pull_until_error(connector)
     assert ids(got) == [p["postId"] for p in posts[:PAGE]]
-    assert "came again in the same search" in str(error) and posts[PAGE - 1]["postId"] in str(error)
+    assert "came again in the same search" in str(error) and posts[PAGE - 2]["postId"] in str(error)
     assert len(authority.asked) == 2

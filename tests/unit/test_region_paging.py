@@ -4,8 +4,8 @@ The search is ordered by ``uppdateradMs``. With a growing ``offset``, a record u
 the region between two pages moves to the end of the ordering, every later record shifts
 one place back, and the one that was first on the next page is never read; the cursor then
 passes it, so the next night misses it too. Each page is asked instead from the last
-``uppdateradMs`` read (``uppdateradFranMs`` is inclusive) with ``offset`` = the records read
-that carry exactly that millisecond (docs/connectors.md, "Each authority's API").
+``uppdateradMs`` read (``uppdateradFranMs`` is inclusive), opening with the last record read
+(docs/connectors.md, "Paging the region's search").
 """
 
 from __future__ import annotations
@@ -116,11 +116,11 @@ def test_a_record_updated_between_two_pages_skips_no_other_record(pull: Any) -> 
     assert region.versions() <= read
     assert {n.source_id for n in got} == {p["postId"] for p in records}
     assert [n.source_id for n in got].count(moved) == 2
-    # ... with each page asked from the last uppdateradMs read, past the one read there.
+    # ... with each page asked from the last uppdateradMs read, opening with that record.
     assert [(a["uppdateradFranMs"], a["offset"]) for a in region.asked] == [
         (None, 0),
-        (records[4]["uppdateradMs"], 1),
-        (records[9]["uppdateradMs"], 1),
+        (records[4]["uppdateradMs"], 0),
+        (records[8]["uppdateradMs"], 0),
     ]
     assert got[-1].source_id == moved and got[-1].cursor == str(later)
 
@@ -134,9 +134,30 @@ def test_records_sharing_a_millisecond_across_pages_are_read_once_each(pull: Any
     assert sorted(n.source_id for n in got) == sorted(p["postId"] for p in records)
     assert [(a["uppdateradFranMs"], a["offset"]) for a in region.asked] == [
         (None, 0),
-        (tie, 2),  # the first page ended with two of the eight
-        (tie, 7),
+        (tie, 1),  # the first page ended with two of the eight: it opens with the second
+        (tie, 5),
     ]
+
+
+@pytest.mark.parametrize("which", [4, 3])
+def test_a_record_read_at_the_page_boundary_updated_before_the_next_page_skips_none(
+    pull: Any, which: int
+) -> None:
+    # Record 4 is the first page's last; records 3 and 4 share its millisecond. Whichever
+    # of them moves to the end before the second search, the record after them is read.
+    records = posts(12)
+    records[3] = {**records[3], "uppdateradMs": records[4]["uppdateradMs"]}
+    moved = records[which]["postId"]
+    later = records[-1]["uppdateradMs"] + 1_000
+
+    def update_between_pages(n: int, region: Region) -> None:
+        if n == 2:
+            region.update(moved, later)
+
+    region = Region(records, update_between_pages)
+    got = pull(region)
+    assert region.versions() <= {(n.source_id, int(n.cursor)) for n in got}
+    assert {n.source_id for n in got} == {p["postId"] for p in records}
 
 
 def test_the_sandbox_reads_uppdateradfranms_as_inclusive() -> None:
