@@ -104,6 +104,7 @@ class Deliverer:
         concurrency: int = CONCURRENCY,
         snapshots: SnapshotCache | None = None,
         share: tuple[int, int] | None = None,
+        between_rounds: Callable[[], None] | None = None,
     ) -> None:
         self.hub = hub
         self.connectors = dict(connectors)
@@ -119,6 +120,7 @@ class Deliverer:
         self._lock = threading.Lock()  # guards connectors, counts and streaks across pushes
         self._snapshots = snapshots or SnapshotCache()
         self.share = share  # (k, n): only transfers about participants with id k modulo n
+        self.between_rounds = between_rounds  # e.g. the sync renewing its locks
 
     def run(self) -> dict[str, DeliveryCounts]:
         """Deliver until nothing is due, every recipient is unavailable, or ``stop`` is set.
@@ -133,6 +135,8 @@ class Deliverer:
         ):
             in_flight: list[Future[_Pushed]] | None = None
             while not self.stop.is_set() and self.connectors:
+                if self.between_rounds:
+                    self.between_rounds()
                 claims, handled = self._claim()
                 if in_flight is not None:
                     self._record(*_gathered(in_flight))

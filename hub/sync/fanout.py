@@ -32,7 +32,7 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -40,6 +40,8 @@ Send = Callable[[Any], None]
 Job = Callable[[Send], Any]
 
 _RESULT, _ERROR, _MESSAGE = "result", "error", "message"
+IDLE_SECONDS = 5.0
+"""The longest the parent waits for its helpers before running ``idle`` again."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -58,13 +60,16 @@ def run_forked(
     *,
     before_job: Callable[[], None] | None = None,
     at_once: int | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> list[Any]:
     """Run every job in a forked process of its own; their results in job order.
 
     At most ``at_once`` helpers run at a time (default: one per core); the next job starts
     when one ends. ``on_message(i, message)`` receives, in the parent, what job ``i``
     sent. ``before_job`` runs first in every helper (e.g. to drop database connections
-    inherited from the parent).
+    inherited from the parent). ``idle`` runs in the parent between its waits, at least
+    every :data:`IDLE_SECONDS` (e.g. to renew the run's locks); what it raises stops the
+    run (the helpers die with it).
     """
     sys.stdout.flush()  # else a helper would write the parent's unflushed output again
     sys.stderr.flush()
@@ -89,7 +94,13 @@ def run_forked(
             send.close()
             ends[receive] = index
             helpers[index] = helper
-        for ready in wait(list(ends)):
+        if idle is not None:
+            try:
+                idle()
+            except BaseException:
+                _stop(list(helpers.values()))
+                raise
+        for ready in wait(list(ends), timeout=IDLE_SECONDS):
             assert isinstance(ready, Connection)
             index = ends[ready]
             try:
@@ -117,6 +128,15 @@ def run_forked(
     if failure is not None:
         raise failure
     return out
+
+
+def _stop(helpers: Iterable[Any]) -> None:
+    """End the helpers still running (SIGTERM; a write they were in is rolled back)."""
+    for helper in helpers:
+        if helper.is_alive():
+            helper.terminate()
+    for helper in helpers:
+        helper.join()
 
 
 def _helper(job: Job, pipe: Connection, parent: int, before_job: Callable[[], None] | None) -> None:

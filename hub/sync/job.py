@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hub.connector.base import Connector
@@ -30,7 +31,7 @@ from hub.store.tables.sync import SyncRun
 from hub.sync.batch import InboundRun
 from hub.sync.gcpolicy import fewer_collections
 from hub.sync.inbound import correlation_id
-from hub.sync.lock import connector_lock
+from hub.sync.lock import SyncLocks
 from hub.sync.options import ACTOR, SyncOptions, guarded, unexpected
 from hub.sync.phases import deliver, deliver_forked, helpers_for, pull, pull_forked
 from hub.sync.report import (
@@ -125,10 +126,13 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
                 entry.status, entry.error = FAILED, unexpected(name, exc)
         runs = {} if options.dry_run else {n: _start_run(hub, n) for n in names}
         try:
-            held = _lock_all(hub, connectors, report, stack)
+            locks = _lock_all(hub, connectors, report, stack)
+            held = list(locks.held)
+            options = replace(options, keep_locks=locks.keep)
             # Subscriptions first, for every connector: routing a record to "the parties on
             # the case" must not depend on the order the authorities are pulled in.
             for name in held:
+                locks.keep()
                 entry = report.get(name)
                 guarded(entry, _reconcile, hub, connectors[name], entry, options, shared)
             receivers = receiving(hub)
@@ -161,18 +165,18 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
 
 def _lock_all(
     hub: Hub, connectors: Mapping[str, Connector], report: SyncReport, stack: ExitStack
-) -> list[str]:
-    """Take each connector's sync lock for the rest of the run; returns the ones we hold."""
-    held = []
+) -> SyncLocks:
+    """Take each connector's sync lock for the rest of the run (renewed as it goes, and
+    released when ``stack`` closes); the locks held, to keep."""
+    locks = SyncLocks(hub.db)
+    stack.callback(locks.release)
     for name in connectors:
         try:
-            stack.enter_context(connector_lock(hub.db, name))
+            locks.take(name)
         except LockHeldError as exc:
             entry = report.get(name)
             entry.status, entry.error = LOCKED, exc.message
-        else:
-            held.append(name)
-    return held
+    return locks
 
 
 def receiving(hub: Hub) -> dict[str, frozenset[str]]:

@@ -1,17 +1,31 @@
 """One sync per connector at a time, with the lock held in the database.
 
-A row in ``sync_lock`` names the holder. A lock whose holder died (same host, process
-gone) or whose lease expired is taken over; a live one makes the caller fail with
-:class:`~hub.errors.LockHeldError` (exit code 3). Taking over is a compare-and-swap on
-the old holder, so two processes cannot both win, on SQLite or PostgreSQL.
+A row in ``sync_lock`` names the holder and when its lease ends. A lock whose holder died
+(same host, process gone) or whose lease ran out is taken over; a live one makes the
+caller fail with :class:`~hub.errors.LockHeldError` (exit code 3). Taking over is a
+compare-and-swap on the old holder, so two processes cannot both win, on SQLite or
+PostgreSQL.
+
+The lease is short (:data:`LEASE`) and the run renews it as it goes
+(:meth:`SyncLocks.keep`, at most every :data:`RENEW_EVERY`), so a lock left by a host
+that went down is free again within the hour, while a night of any length keeps its
+lock. Renewing is done by the run's own loops (after each stored batch, each delivery
+round, and while waiting for its helper processes), not by a thread: the run forks its
+helpers, and a fork beside a thread that is holding a lock (the connection pool's, the
+logging module's) can leave the helper hung. A run that could not renew for a whole
+lease (its database out of reach, the process frozen) and finds its lock taken over by
+another run stops with :class:`LockLostError` (exit code 3) instead of syncing the
+connector twice at once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +36,17 @@ from hub.errors import LockHeldError
 from hub.store.db import Database
 from hub.store.tables.sync import SyncLock
 
-DEFAULT_LEASE = timedelta(hours=6)
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(hours=1)
+"""How long a lock is the holder's after it was taken or last renewed."""
+
+RENEW_EVERY = timedelta(minutes=1)
+"""How often a run renews the leases of the locks it holds (one short write each time)."""
+
+
+class LockLostError(LockHeldError):
+    """The run could not renew its lock in time and another run has taken it over."""
 
 
 def _alive(pid: int) -> bool:
@@ -41,51 +65,117 @@ def _stale(lock: SyncLock, now: datetime) -> bool:
     return lock.host == socket.gethostname() and not _alive(lock.pid)
 
 
-@contextmanager
-def connector_lock(
-    db: Database, connector: str, *, lease: timedelta = DEFAULT_LEASE
-) -> Iterator[str]:
-    """Hold the sync lock for ``connector`` for the duration of the block."""
-    holder = uuid.uuid4().hex
-    now = datetime.now(UTC)
-    mine = SyncLock(
-        connector=connector,
-        holder=holder,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        acquired_at=now,
-        expires_at=now + lease,
-    )
-    try:
-        with db.session(write_lock=True) as session:
-            current = session.get(SyncLock, connector)
-            if current is None:
-                session.add(mine)
-            elif _stale(current, now):
-                taken = session.execute(
+class SyncLocks:
+    """The sync locks one run holds: taken, renewed as the run goes, released at its end."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease: timedelta | None = None,
+        renew_every: timedelta | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.lease = LEASE if lease is None else lease
+        self.renew_every = (RENEW_EVERY if renew_every is None else renew_every).total_seconds()
+        self._monotonic = monotonic
+        self.held: dict[str, str] = {}  # connector -> this run's holder id
+        self._renewed = monotonic()
+
+    def take(self, connector: str) -> None:
+        """Take ``connector``'s lock; :class:`LockHeldError` if a live run holds it."""
+        holder = uuid.uuid4().hex
+        now = datetime.now(UTC)
+        mine = SyncLock(
+            connector=connector,
+            holder=holder,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            acquired_at=now,
+            expires_at=now + self.lease,
+        )
+        try:
+            with self.db.session(write_lock=True) as session:
+                current = session.get(SyncLock, connector)
+                if current is None:
+                    session.add(mine)
+                elif _stale(current, now):
+                    taken = session.execute(
+                        update(SyncLock)
+                        .where(SyncLock.connector == connector, SyncLock.holder == current.holder)
+                        .values(
+                            holder=holder,
+                            host=mine.host,
+                            pid=mine.pid,
+                            acquired_at=now,
+                            expires_at=mine.expires_at,
+                        )
+                    )
+                    if taken.rowcount != 1:  # type: ignore[attr-defined]
+                        raise _held(connector, None)
+                else:
+                    raise _held(connector, current)
+        except IntegrityError:
+            raise _held(connector, None) from None
+        self.held[connector] = holder
+
+    def keep(self) -> None:
+        """Renew every held lease if :data:`RENEW_EVERY` has passed since the last renewal.
+
+        Call it only outside a write transaction of this process (on SQLite the renewal
+        would wait for that transaction). A lock another run has taken over meanwhile is
+        given up, and :class:`LockLostError` names it (once)."""
+        if not self.held or self._monotonic() - self._renewed < self.renew_every:
+            return
+        now = datetime.now(UTC)
+        lost = []
+        with self.db.session(write_lock=True) as session:
+            for connector, holder in self.held.items():
+                renewed = session.execute(
                     update(SyncLock)
-                    .where(SyncLock.connector == connector, SyncLock.holder == current.holder)
-                    .values(
-                        holder=holder,
-                        host=mine.host,
-                        pid=mine.pid,
-                        acquired_at=now,
-                        expires_at=mine.expires_at,
+                    .where(SyncLock.connector == connector, SyncLock.holder == holder)
+                    .values(expires_at=now + self.lease)
+                )
+                if renewed.rowcount != 1:  # type: ignore[attr-defined]
+                    lost.append(connector)
+        self._renewed = self._monotonic()
+        if lost:
+            for connector in lost:
+                del self.held[connector]
+            log.warning("sync lock lost to another run: %s", ", ".join(lost))
+            raise LockLostError(
+                f"the sync lock of {', '.join(repr(c) for c in lost)} was taken over by another "
+                f"run while this one could not renew it for {_minutes(self.lease)} minutes "
+                "(database out of reach, or the process stopped); this run stops, what it "
+                "stored stays, and the other run carries on from there"
+            )
+
+    def release(self) -> None:
+        """Release every lock this run still holds."""
+        if not self.held:
+            return
+        with self.db.session(write_lock=True) as session:
+            for connector, holder in self.held.items():
+                session.execute(
+                    delete(SyncLock).where(
+                        SyncLock.connector == connector, SyncLock.holder == holder
                     )
                 )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
-                    raise _held(connector, None)
-            else:
-                raise _held(connector, current)
-    except IntegrityError:
-        raise _held(connector, None) from None
+        self.held.clear()
+
+
+@contextmanager
+def connector_lock(
+    db: Database, connector: str, *, lease: timedelta | None = None
+) -> Iterator[str]:
+    """Hold the sync lock for ``connector`` for the duration of the block (not renewed)."""
+    locks = SyncLocks(db, lease=lease)
+    locks.take(connector)
     try:
-        yield holder
+        yield locks.held[connector]
     finally:
-        with db.session(write_lock=True) as session:
-            session.execute(
-                delete(SyncLock).where(SyncLock.connector == connector, SyncLock.holder == holder)
-            )
+        locks.release()
 
 
 def require_no_sync(db: Database, what: str) -> None:
@@ -101,9 +191,14 @@ def require_no_sync(db: Database, what: str) -> None:
                 )
 
 
+def _minutes(span: timedelta) -> int:
+    return round(span.total_seconds() / 60)
+
+
 def _held(connector: str, lock: SyncLock | None) -> LockHeldError:
     who = (
-        f" by process {lock.pid} on {lock.host} since {lock.acquired_at:%Y-%m-%d %H:%M} UTC"
+        f" by process {lock.pid} on {lock.host} since {lock.acquired_at:%Y-%m-%d %H:%M} UTC "
+        f"(its lease runs until {lock.expires_at:%H:%M} UTC unless that run renews it)"
         if lock
         else ""
     )

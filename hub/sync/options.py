@@ -15,6 +15,7 @@ from hub.connector.errors import ConnectorConfigError
 from hub.connector.retry import RetryPolicy
 from hub.errors import ConfigError, EviError
 from hub.sync.delivery import DEFAULT_LEASE
+from hub.sync.lock import LockLostError
 from hub.sync.report import CONFIG_ERROR, FAILED, ConnectorReport
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,16 @@ class SyncOptions:
     progress: Progress | None = None
     lease: timedelta = DEFAULT_LEASE
     retry: RetryPolicy | None = None
+    keep_locks: Callable[[], None] | None = None
+    """Renews the run's sync locks when due (:meth:`hub.sync.lock.SyncLocks.keep`); the
+    run's own loops call it between their writes."""
 
 
 def guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> None:
     """Run one connector's step; its failure is reported on its line and stops no one else.
 
-    Any exception counts, not only a connector's own errors: a fault in one connector's
+    Any exception counts (except a lost sync lock, which stops the run), not only a
+    connector's own errors: a fault in one connector's
     code (or a hub bug its data runs into) fails that connector, and the others, the
     deliveries and the run's bookkeeping go on. Such an exception is named by its type
     only: its text may quote the data that caused it.
@@ -47,6 +52,8 @@ def guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> No
     started = time.monotonic()
     try:
         step(*args)
+    except LockLostError:
+        raise  # another run holds the lock now: this run stops, not just this connector
     except (ConnectorConfigError, ConfigError) as exc:
         entry.status, entry.error = CONFIG_ERROR, exc.message
     except EviError as exc:  # a connector's or the hub's own message, free of personal data

@@ -82,6 +82,8 @@ def _pull_all(
     def stored() -> None:
         if options.progress:
             options.progress(name, counts.pulled)
+        if options.keep_locks:
+            options.keep_locks()
 
     pull_batches(
         hub.db,
@@ -121,7 +123,8 @@ def pull_forked(
     def job(name: str) -> fanout.Job:
         def pull_one(send: fanout.Send) -> ConnectorReport:
             entry = report.get(name)
-            child = replace(options, progress=lambda _name, pulled: send(pulled))
+            # the parent renews the locks while it waits for its helpers
+            child = replace(options, progress=lambda _name, pulled: send(pulled), keep_locks=None)
             with _built(hub, name, entry, options) as connector:
                 if connector is not None:
                     pull(hub, connector, entry, child, run_id, receivers, shared)
@@ -138,6 +141,7 @@ def pull_forked(
         progress,
         before_job=_in_helper(hub),
         at_once=helpers,
+        idle=options.keep_locks,
     )
     for entry in entries:
         report.replace(entry)
@@ -166,7 +170,9 @@ def deliver_forked(
                     connector = stack.enter_context(_built(hub, name, entry, options))
                     if connector is not None:
                         built[name] = connector
-                deliverer = _deliverer(hub, built, options, shared, share=(share, helpers))
+                deliverer = _deliverer(
+                    hub, built, options, shared, share=(share, helpers), tick=None
+                )
                 counts = deliverer.run()
             return counts, time.monotonic() - started
 
@@ -176,6 +182,7 @@ def deliver_forked(
         [job(k) for k in range(helpers)],
         before_job=_in_helper(hub),
         at_once=helpers,
+        idle=options.keep_locks,
     )
     for counts, _seconds in done:
         for name, delivered in counts.items():
@@ -212,6 +219,8 @@ def _deliverer(
     options: SyncOptions,
     shared: InboundRun,
     share: tuple[int, int] | None = None,
+    *,
+    tick: Callable[[], None] | None,
 ) -> Deliverer:
     return Deliverer(
         hub,
@@ -221,6 +230,7 @@ def _deliverer(
         lease=options.lease,
         snapshots=shared.snapshots,
         share=share,
+        between_rounds=tick,
     )
 
 
@@ -242,7 +252,8 @@ def deliver(
 ) -> None:
     usable = {n: c for n, c in connectors.items() if report.get(n).status != CONFIG_ERROR}
     started = time.monotonic()
-    for name, counts in _deliverer(hub, usable, options, shared).run().items():
+    deliverer = _deliverer(hub, usable, options, shared, tick=options.keep_locks)
+    for name, counts in deliverer.run().items():
         _add_deliveries(report.get(name), counts)
     elapsed = time.monotonic() - started
     for entry in report.connectors:

@@ -36,13 +36,18 @@ def test_every_top_level_command_is_in_the_readme() -> None:
 
 
 def test_exit_codes_in_the_docs_match_the_report() -> None:
+    from hub.sync.lock import LockLostError
     from hub.sync.report import CONFIG_ERROR, FAILED, LOCKED, ConnectorReport, SyncReport
 
     def code(*statuses: str) -> int:
         return SyncReport([ConnectorReport(f"c{i}", s) for i, s in enumerate(statuses)]).exit_code
 
     text = (ROOT / "docs" / "sync.md").read_text()
-    assert "| 3 | every connector asked for is being synced by another run |" in text
+    assert (
+        "| 3 | every connector asked for is being synced by another run, or another run took "
+        "over this run's lock (see below) |" in text
+    )
+    assert LockLostError.exit_code == 3
     assert code("ok", "ok") == 0
     assert code("ok", FAILED) == 1
     assert code("ok", LOCKED) == 1

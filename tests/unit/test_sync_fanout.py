@@ -139,3 +139,49 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_the_parent_runs_idle_again_and_again_while_a_helper_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sync renews its locks from `idle`: it must run while a long helper is busy, not
+    # only when a helper sends something. The helper waits for the mark idle leaves on its
+    # third call (and gives up after a minute, so a broken idle fails instead of hanging).
+    monkeypatch.setattr(fanout, "IDLE_SECONDS", 0.01)
+    mark = tmp_path / "idle-ran-three-times"
+    calls = 0
+
+    def idle() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            mark.touch()
+
+    def job(_send: fanout.Send) -> bool:
+        for _ in range(6000):
+            if mark.exists():
+                return True
+            time.sleep(0.01)
+        return False
+
+    assert fanout.run_forked([job], idle=idle) == [True]
+
+
+def test_what_idle_raises_stops_the_helpers_and_reaches_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "IDLE_SECONDS", 0.01)
+    pid_file = tmp_path / "pid"
+
+    def idle() -> None:
+        if pid_file.exists():
+            raise RuntimeError("lock lost")
+
+    def job(_send: fanout.Send) -> None:
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(60)
+
+    with pytest.raises(RuntimeError, match="lock lost"):
+        fanout.run_forked([job], idle=idle)
+    with pytest.raises(ProcessLookupError):  # ended and reaped, not left running
+        os.kill(int(pid_file.read_text()), 0)
