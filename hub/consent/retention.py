@@ -22,6 +22,9 @@ purged by ``evi log purge``). Their subscriptions, withdrawals, blocks, consent 
 pseudonym, still shows it. People whose records go in a run keep their participant row
 until a later run (their ``records_purged`` entry is readable until the log is purged).
 
+A confirmed purge waits for a running sync (:class:`~hub.errors.LockHeldError`, exit 3):
+the night may have read records of these people and be about to store them.
+
 Without ``confirmed`` nothing changes: the call counts and says how many would go. The
 participants are read ``FOR UPDATE`` on PostgreSQL (SQLite: the write lock), so a consent
 registered meanwhile waits for the purge, then applies to records stored after it.
@@ -46,6 +49,7 @@ from hub.store.bulk import execute_in, rows_in
 from hub.store.participants import ParticipantColumns
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
+from hub.sync.lock import require_no_sync
 
 _CHUNK = 500
 
@@ -79,6 +83,8 @@ def purge_records(
             "have already ended"
         )
     hub.require_schema()
+    if confirmed:  # a night in progress may hold records of these people, prepared to store
+        require_no_sync(hub.db, "a retention purge")
     with hub.db.session(write_lock=True) as session:
         due = _due(session, ended_before)
         records = sum(count for _, count in due)

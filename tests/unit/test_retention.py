@@ -17,7 +17,7 @@ from hub.consent.gate import ConsentFacts, Snapshot, WithdrawalFacts
 from hub.consent.retention import purge_records
 from hub.consent.service import ConsentService
 from hub.context import Hub
-from hub.errors import InputError
+from hub.errors import InputError, LockHeldError
 from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.service import purge as purge_log
 from hub.ledger.writer import append
@@ -32,6 +32,7 @@ from hub.store.tables.consent import (
 )
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, Subscription
+from hub.sync.lock import connector_lock
 
 EXPIRED, NO_CONSENT, RUNNING, WITHDRAWN, PARTLY = skatteverket_numbers(5)
 WITHDRAWN_AT = datetime(2025, 3, 1, tzinfo=UTC)
@@ -357,3 +358,18 @@ def test_a_consent_ends_at_its_last_versions_end_or_its_whole_withdrawal() -> No
     assert withdrawn.consent_ends_at() == start + timedelta(days=10)
     only_partly = Snapshot.build([_version(1, 30)], [partial])
     assert only_partly.consent_ends_at() == start + timedelta(days=30)
+
+
+def test_a_confirmed_purge_waits_for_a_running_sync(caseload: Hub, cli: Any) -> None:
+    # The night may have read these people's records and be about to store them.
+    before = _records_of(caseload)
+    with connector_lock(caseload.db, "af"):
+        with pytest.raises(LockHeldError, match="a retention purge must wait"):
+            purge_records(caseload, JUNE_2026, "privacy-officer", confirmed=True)
+        assert _records_of(caseload) == before
+        with pytest.raises(InputError, match="this would remove"):  # counting need not wait
+            purge_records(caseload, JUNE_2026, "privacy-officer", confirmed=False)
+        refused = cli("participants", "purge", "--consent-ended-before", "2026-06-01", "--yes")
+        assert refused.code == 3, refused.err
+        assert "sync" in refused.err
+    assert purge_records(caseload, JUNE_2026, "privacy-officer", confirmed=True).records
