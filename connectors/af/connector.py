@@ -48,6 +48,8 @@ from hub.model.vocab import Category
 
 MAX_CURSOR_LENGTH = 2048
 """The longest next_cursor taken: it is stored and goes back in a query string."""
+MAX_EMPTY_PAGES = 100
+"""Empty pages saying has_more followed in a row before the pull is stopped as broken."""
 MAX_ID_LENGTH = 200  # NativeRecord.source_id
 
 
@@ -107,13 +109,16 @@ class AfConnector(Connector):
         # forever) and fit in a query string; has_more without one is refused rather than
         # ending quietly, which would read the same page again every run. A page whose
         # next_cursor is refused (or one already seen) is still yielded, each record
-        # resuming from that page.
+        # resuming from that page. An empty page that says has_more is followed (stopping
+        # there would ask for that same empty page every night and never get past it), but
+        # not more than MAX_EMPTY_PAGES of them in a row.
         page_cursor = cursor or None
         seen = {page_cursor}
+        empty = 0
         while True:
             page = self.remote.events(page_cursor, self.options.page_size)
             following = page.next_cursor
-            broken = _broken_link(following, page.has_more and bool(page.events), seen)
+            broken = _broken_link(following, page.has_more, seen)
             if broken or following in seen:  # never resume from a page already behind
                 following = None
             for index, item in enumerate(page.events):
@@ -129,8 +134,15 @@ class AfConnector(Connector):
                 raise AuthorityError(
                     self.name, f"{broken}; Arbetsförmedlingen's paging is broken, stopped"
                 )
-            if not page.has_more or not page.events or not following:
+            if not page.has_more or not following:
                 return
+            empty = 0 if page.events else empty + 1
+            if empty >= MAX_EMPTY_PAGES:
+                raise AuthorityError(
+                    self.name,
+                    f"{empty} empty pages in a row each said has_more; Arbetsförmedlingen's "
+                    "paging is broken, stopped (the next run starts from the last event read)",
+                )
             seen.add(following)
             page_cursor = following
 
@@ -239,7 +251,7 @@ class AfConnector(Connector):
 def _broken_link(following: str | None, more: bool, seen: set[str | None]) -> str | None:
     """Why ``following`` (a page's next_cursor) cannot be kept or followed, or ``None``.
 
-    ``more``: the page says there is more and has events, so the cursor will be followed.
+    ``more``: the page says there is more, so the cursor will be followed.
     """
     if following is None:
         return "the events answer says has_more but gives no next_cursor" if more else None

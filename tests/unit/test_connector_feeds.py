@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.af import connector as af_connector
 from connectors.af import sandbox as af_sandbox
 from connectors.af.connector import AfConnector
 from connectors.fk import sandbox as fk_sandbox
@@ -566,3 +567,39 @@ def test_region_refuses_a_search_that_ignores_offset_where_it_matters(
     assert ids(got) == [p["postId"] for p in posts[:PAGE]]
     assert "came again in the same search" in str(error) and posts[PAGE - 2]["postId"] in str(error)
     assert len(authority.asked) == 2
+
+
+def test_af_follows_empty_pages_that_say_has_more(scripted: Any) -> None:
+    # Stopping at an empty page would ask for that same page every night and never get
+    # to the events behind it.
+    first, later = records("af", 0, PAGE), records("af", PAGE, PAGE)
+    pages = {
+        None: af_page(first, "E1", True),
+        "E1": af_page([], "E2", True),
+        "E2": af_page([], "L", True),
+        "L": af_page(later, "END", False),
+    }
+    connector, authority = scripted("af", lambda asked: pages[asked.get("cursor")])
+    got = list(connector.pull(None, someone()))
+    assert ids(got) == [e["event_id"] for e in first + later]
+    assert got[-1].cursor == "END"
+    assert len(authority.asked) == 4
+
+
+def test_af_stops_after_too_many_empty_pages_in_a_row(
+    scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(af_connector, "MAX_EMPTY_PAGES", 5)
+    first = records("af", 0, PAGE)
+
+    def answer(asked: dict[str, Any]) -> dict[str, Any]:
+        cursor = asked.get("cursor")
+        if cursor is None:
+            return af_page(first, "E0", True)
+        return af_page([], f"E{int(cursor[1:]) + 1}", True)  # a new empty page, for ever
+
+    connector, authority = scripted("af", answer)
+    got, error = pull_until_error(connector)
+    assert "empty pages in a row" in str(error)
+    assert ids(got) == [e["event_id"] for e in first]
+    assert len(authority.asked) == 1 + 5
