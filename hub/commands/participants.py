@@ -43,7 +43,9 @@ def _line(entry: StatusEntry) -> str:
 def _print(view: StatusView) -> None:
     flag = " (protected identity: handle with care)" if view.protected_identity else ""
     typer.echo(f"participant {view.participant}{flag}")
-    typer.echo(f"as {view.viewer_party} may see it at {view.at.astimezone(SWEDEN):%Y-%m-%d %H:%M}")
+    typer.echo(
+        f"as {view.viewer_party} may see it at {view.at.astimezone(SWEDEN):%Y-%m-%d %H:%M %Z}"
+    )
     s = view.summary
     if s.state == "open":
         typer.echo(f"case: open, referred {s.referred_on} by {s.referred_by}")

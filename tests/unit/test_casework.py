@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -170,6 +171,7 @@ def test_cli_prints_the_view_and_refuses_a_bad_party(
 
     text = cli("participants", "status", "--pnr", PNR, "--as", "af")
     assert "case: open, referred 2025-03-01 by kommun" in text.out
+    assert re.search(r"may see it at \d{4}-\d\d-\d\d \d\d:\d\d CES?T$", text.out, re.M)
 
     bad = cli("participants", "status", "--pnr", PNR, "--as", "Försäkringskassan")
     assert bad.code == 2 and "--as" in bad.err
