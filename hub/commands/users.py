@@ -1,7 +1,7 @@
 """`evi users …`: the people who may sign in to the web pages and JSON API.
 
-A token is printed once, when it is issued (`add`, `token`); only its SHA-256 is stored,
-so it can never be shown again. `list` never prints tokens or their digests.
+A token is printed once, when it is issued (`add`, `token`, `enable`); only its SHA-256 is
+stored, so it can never be shown again. `list` never prints tokens or their digests.
 """
 
 from __future__ import annotations
@@ -10,9 +10,19 @@ import typer
 
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.ledger.service import ACTOR_HELP, cli_actor
-from hub.web.users import IssuedToken, Role, add_user, disable_user, list_users, replace_token
+from hub.web.users import (
+    IssuedToken,
+    Role,
+    add_user,
+    disable_user,
+    enable_user,
+    list_users,
+    replace_token,
+)
 
-users_app = area_app(help="Web users: add, list, disable, issue a new token.", no_args_is_help=True)
+users_app = area_app(
+    help="Web users: add, list, disable, enable again, issue a new token.", no_args_is_help=True
+)
 
 ROLE_HELP = "caseworker, privacy_officer, steering_group or administrator."
 
@@ -68,9 +78,26 @@ def disable(
     name: str = typer.Argument(..., help="The user's name."),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
-    """Disable a web user: their token stops working at once."""
+    """Disable a web user: their token stops working at once.
+
+    `evi users enable NAME` lets them sign in again, with a new token."""
     user = disable_user(hub_from(ctx), name, actor=cli_actor(actor))
     info(f"user '{user.name}' is disabled; their token no longer works")
+
+
+@users_app.command("enable")
+def enable(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's name."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Make a disabled user active again with a new token (printed once).
+
+    The token they had when they were disabled never works again."""
+    _show_token(
+        enable_user(hub_from(ctx), name, actor=cli_actor(actor)),
+        "new token (the user is active again; their old token still does not work)",
+    )
 
 
 @users_app.command("token")
@@ -79,7 +106,9 @@ def token(
     name: str = typer.Argument(..., help="The user's name."),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
-    """Issue a new token for a user (print it once); the old token stops working."""
+    """Issue a new token for an active user (print it once); the old token stops working.
+
+    A disabled user is refused: `evi users enable NAME` gives them a new token."""
     _show_token(
         replace_token(hub_from(ctx), name, actor=cli_actor(actor)),
         "new token (the old one no longer works)",

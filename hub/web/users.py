@@ -1,12 +1,14 @@
-"""Web users and their tokens: add, list, disable, replace a token, authenticate.
+"""Web users and their tokens: add, list, disable, enable, replace a token, authenticate.
 
 A token is ``secrets.token_urlsafe(32)`` (256 random bits). It is returned once, when it
 is issued, and only its SHA-256 is stored: a request's token is looked up by its digest,
 so the database never holds a token that would let anyone sign in, and a token that was
-replaced or belongs to a disabled user no longer matches anyone.
+replaced or belongs to a disabled user no longer matches anyone. Enabling a disabled user
+again issues a new token (:func:`enable_user`): the token they had when they were
+disabled, perhaps the reason they were, never works again.
 
-Every change of who may sign in (a user added, disabled, given a new token) is a ledger
-entry (action ``access_changed``) in the same transaction as the change, naming the
+Every change of who may sign in (a user added, disabled, enabled, given a new token) is a
+ledger entry (action ``access_changed``) in the same transaction as the change, naming the
 administrator as actor and the user, party and role in its reason: a privacy officer can
 tell who had access when.
 
@@ -134,10 +136,15 @@ def add_user(hub: Hub, name: str, party: str, role: Role, *, actor: str) -> Issu
     token, digest = new_token()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
-        if users.by_name(name) is not None:
+        taken = users.by_name(name)
+        if taken is not None:
+            again = (
+                f"enable them again with `evi users enable {name}`"
+                if taken.disabled_at is not None
+                else f"issue them a new token with `evi users token {name}`"
+            )
             raise InputError(
-                f"a user named '{name}' already exists; choose another name, or issue them "
-                f"a new token with `evi users token {name}`"
+                f"a user named '{name}' already exists; choose another name, or {again}"
             )
         row = WebUserRow(
             name=name,
@@ -195,21 +202,44 @@ def disable_user(hub: Hub, name: str, *, actor: str) -> WebUser:
 
 
 def replace_token(hub: Hub, name: str, *, actor: str) -> IssuedToken:
-    """Issue a new token for an active user; the old one stops working at once."""
+    """Issue a new token for an active user; the old one stops working at once. A
+    disabled user is refused (:class:`InputError`): `evi users enable` gives them one."""
     hub.require_schema()
-    token, digest = new_token()
     with hub.db.session(write_lock=True) as session:
         users = UserRepository(session)
         row = _existing(users, name)
         if row.disabled_at is not None:
             raise InputError(
-                f"user '{name}' is disabled and stays so; add them again under a new name "
-                "with `evi users add`"
+                f"user '{name}' is disabled; to let them sign in again, enable them with a "
+                f"new token: `evi users enable {name}`"
             )
-        row.token_sha256 = digest
-        users.end_sessions_of(row.id)
-        append(session, _access_event(actor, "new token", web_user(row)))
-        return IssuedToken(web_user(row), token)
+        return _issue_token(users, row, actor, "new token")
+
+
+def enable_user(hub: Hub, name: str, *, actor: str) -> IssuedToken:
+    """Make a disabled user active again with a new token (the token they had stays
+    useless). Raises :class:`InputError` if they are active already."""
+    hub.require_schema()
+    with hub.db.session(write_lock=True) as session:
+        users = UserRepository(session)
+        row = _existing(users, name)
+        if row.disabled_at is None:
+            raise InputError(
+                f"user '{name}' is already active; to replace their token use "
+                f"`evi users token {name}`"
+            )
+        row.disabled_at = None
+        return _issue_token(users, row, actor, "enabled with a new token")
+
+
+def _issue_token(users: UserRepository, row: WebUserRow, actor: str, what: str) -> IssuedToken:
+    """Give ``row`` a fresh token in place of the one it had, end all its page sessions
+    and record the change (``what``) in the ledger, in the caller's transaction."""
+    token, digest = new_token()
+    row.token_sha256 = digest
+    users.end_sessions_of(row.id)
+    append(users.session, _access_event(actor, what, web_user(row)))
+    return IssuedToken(web_user(row), token)
 
 
 LAST_USED_STEP = timedelta(hours=1)

@@ -1,5 +1,6 @@
 """`evi users …`: a token is printed once and stored only as its digest; `list` never
-shows one; disabling a user or issuing a new token makes the old token useless."""
+shows one; disabling a user or issuing a new token makes the old token useless, and
+enabling a disabled user gives them a new one: the old token stays useless."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 from test_consent_support import ledger
+from web_support import web_client
 
 from hub.context import Hub
 from hub.ledger.service import cli_actor
@@ -67,6 +69,7 @@ def test_disable_makes_the_token_useless_and_list_says_so(migrated: Hub, cli: An
     assert "disabled" in cli("users", "list").out
     refused = cli("users", "token", "anna.af")
     assert refused.code == 2 and "disabled" in refused.err
+    assert "evi users enable anna.af" in refused.err and refused.out == ""
 
 
 def test_a_new_token_replaces_the_old_one(migrated: Hub, cli: Any) -> None:
@@ -92,6 +95,7 @@ def test_a_new_token_replaces_the_old_one(migrated: Hub, cli: Any) -> None:
         (("add", "anna", "--party", "af", "--role", "admin"), 2, "caseworker"),
         (("disable", "nobody"), 1, "evi users list"),
         (("token", "nobody"), 1, "evi users list"),
+        (("enable", "nobody"), 1, "evi users list"),
     ],
 )
 def test_bad_input_says_what_to_fix(
@@ -108,6 +112,45 @@ def test_a_taken_name_is_refused(migrated: Hub, cli: Any) -> None:
     result = cli("users", "add", "anna.af", "--party", "fk", "--role", "caseworker")
     assert result.code == 2
     assert "already exists" in result.err and "evi users token anna.af" in result.err
+
+
+def test_a_taken_name_of_a_disabled_user_says_to_enable_them(migrated: Hub, cli: Any) -> None:
+    add(cli)
+    assert cli("users", "disable", "anna.af").code == 0
+    result = cli("users", "add", "anna.af", "--party", "af", "--role", "caseworker")
+    assert result.code == 2
+    assert "already exists" in result.err and "evi users enable anna.af" in result.err
+
+
+def test_enable_lets_a_disabled_user_sign_in_again_with_a_new_token_only(
+    migrated: Hub, cli: Any
+) -> None:
+    old = add(cli)
+    assert cli("users", "disable", "anna.af").code == 0
+    result = cli("users", "enable", "anna.af")
+    assert result.code == 0, result.err
+    new = result.out.strip()
+    assert len(new) >= 43 and "\n" not in new and new != old
+    assert "cannot be shown again" in result.err and new not in result.err
+    assert authenticate(migrated, old) is None
+    assert authenticate(migrated, new) is not None
+    [anna] = json.loads(cli("users", "list", "--json").out)
+    assert anna["disabled_at"] is None
+    assert "active" in cli("users", "list").out
+    with web_client(migrated) as client:  # the sign-in form: the old token, then the new
+        refused = client.post("/login", data={"token": old}, follow_redirects=False)
+        assert refused.status_code == 401 and "set-cookie" not in refused.headers
+        signed_in = client.post("/login", data={"token": new}, follow_redirects=False)
+        assert signed_in.status_code == 303
+        assert client.get("/").status_code == 200
+
+
+def test_enabling_an_active_user_is_refused(migrated: Hub, cli: Any) -> None:
+    token = add(cli)
+    result = cli("users", "enable", "anna.af")
+    assert result.code == 2 and result.out == ""
+    assert "already active" in result.err and "evi users token anna.af" in result.err
+    assert authenticate(migrated, token) is not None  # nothing changed
 
 
 def test_users_before_db_upgrade_says_to_run_it(evi_home: Path, cli: Any) -> None:
@@ -146,16 +189,22 @@ def test_every_change_of_access_is_in_the_transfer_log(migrated: Hub, cli: Any) 
     assert cli("users", "token", "anna.af", "--actor", "admin.kommun").code == 0
     assert cli("users", "disable", "anna.af", "--actor", "admin.kommun").code == 0
     assert cli("users", "disable", "anna.af").code == 0  # already disabled: nothing new
+    enabled = cli("users", "enable", "anna.af", "--actor", "admin.kommun")
+    assert enabled.code == 0
+    assert cli("users", "enable", "anna.af").code == 2  # already active: nothing new
 
     changes = [e for e in ledger(migrated.db) if e["action"] == "access_changed"]
+    by = f"admin.kommun via {cli_actor()}"
     assert [(e["reason"], e["actor"]) for e in changes] == [
         ("added: web user anna.af (af, caseworker)", changes[0]["actor"]),
-        ("new token: web user anna.af (af, caseworker)", f"admin.kommun via {cli_actor()}"),
-        ("disabled: web user anna.af (af, caseworker)", f"admin.kommun via {cli_actor()}"),
+        ("new token: web user anna.af (af, caseworker)", by),
+        ("disabled: web user anna.af (af, caseworker)", by),
+        ("enabled with a new token: web user anna.af (af, caseworker)", by),
     ]
     assert changes[0]["actor"] == cli_actor()  # who ran it; --actor: on whose behalf
     assert {e["role"] for e in changes} == {"administrator"}
-    assert token not in str(ledger(migrated.db))
+    logged = str(ledger(migrated.db))
+    assert token not in logged and enabled.out.strip() not in logged
     assert cli("log", "verify").code == 0
 
 
