@@ -43,11 +43,11 @@ class SyncOptions:
 def guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> None:
     """Run one connector's step; its failure is reported on its line and stops no one else.
 
-    Any exception counts (except a lost sync lock, which stops the run), not only a
-    connector's own errors: a fault in one connector's
+    Any exception counts, not only a connector's own errors: a fault in one connector's
     code (or a hub bug its data runs into) fails that connector, and the others, the
     deliveries and the run's bookkeeping go on. Such an exception is named by its type
-    only: its text may quote the data that caused it.
+    only: its text may quote the data that caused it. A lost sync lock is the exception:
+    another run holds the lock now, so it stops the whole run.
     """
     started = time.monotonic()
     try:
