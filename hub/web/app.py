@@ -23,6 +23,7 @@ from hub.web.errors import install_error_handlers
 from hub.web.guards import BodyLimit, same_origin_only
 from hub.web.security import SecurityHeaders
 from hub.web.templating import STATIC, NavLink
+from hub.web.throttle import SignInThrottle
 
 ROUTERS: Final = (
     # modules with a `router` (and optionally `NAV`), in the order the header lists them
@@ -70,6 +71,7 @@ def create_app(
     )
     app.state.hub = opened
     app.state.secure_cookies = secure_cookies
+    app.state.sign_in_throttle = SignInThrottle()  # failed sign-ins by address, in memory
     install_error_handlers(app)  # innermost: InternalErrors
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit)  # outermost

@@ -15,11 +15,17 @@ or disabling them ends all their sessions at once.
 Signing in, a refused sign-in and signing out are written to the ``hub.web.audit`` log
 (on by default under `evi web serve`): who, never a token or session secret; a refused
 sign-in names only the client address.
+
+Repeated failures from one client address are slowed (:mod:`hub.web.throttle`, the app's
+``state.sign_in_throttle``): past the limit, ``POST /login`` answers 429 with the sign-in
+page, a message saying how long to wait and ``Retry-After``, without looking at the token;
+the first such answer in a window is in the audit log (the address only).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -28,16 +34,45 @@ from fastapi.responses import RedirectResponse, Response
 from hub.context import Hub
 from hub.web.auth import CurrentUser, get_hub, session_cookie
 from hub.web.forms import read_form
-from hub.web.i18n import tr
+from hub.web.i18n import tr, tr_n
 from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
 from hub.web.templating import render
+from hub.web.throttle import Refusal, SignInThrottle
 
 router = APIRouter()
 audit = logging.getLogger("hub.web.audit")
 
 
 def _client(request: Request) -> str:
+    """The client's address: the proxy's ``X-Forwarded-For`` when `evi web serve` trusts
+    the proxy (``[web] trusted_proxies``), else the connection's."""
     return request.client.host if request.client else "an unknown address"
+
+
+def _throttled(request: Request, refusal: Refusal) -> Response:
+    """The sign-in page again, 429: too many failures from this address, wait this long."""
+    if refusal.first_in_window:
+        throttle: SignInThrottle = request.app.state.sign_in_throttle
+        window = math.ceil(throttle.window_seconds / 60)
+        audit.warning(
+            "sign-ins from %s refused for %d s: %d failed within %d minutes "
+            "(not logged again for %d minutes)",
+            _client(request),
+            refusal.retry_after,
+            throttle.max_failures,
+            window,
+            window,
+        )
+    minutes = math.ceil(refusal.retry_after / 60)
+    message = tr_n(
+        request,
+        "Too many failed sign-ins from this address. Try again in %(num)d minute.",
+        "Too many failed sign-ins from this address. Try again in %(num)d minutes.",
+        minutes,
+    )
+    response = render(request, "login.html", {"message": message}, status=429)
+    response.headers["retry-after"] = str(refusal.retry_after)
+    return response
 
 
 @router.get("/login")
@@ -51,9 +86,15 @@ def login(
     form: Annotated[dict[str, str], Depends(read_form)],
     hub: Annotated[Hub, Depends(get_hub)],
 ) -> Response:
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    client = _client(request)
+    refusal = throttle.check(client)
+    if refusal is not None:
+        return _throttled(request, refusal)  # the token is not looked at
     opened = open_session(hub, form.get("token", ""))
     if opened is None:
-        audit.warning("sign-in refused from %s: not the token of an active user", _client(request))
+        throttle.failed(client)
+        audit.warning("sign-in refused from %s: not the token of an active user", client)
         return render(
             request,
             "login.html",
@@ -66,9 +107,7 @@ def login(
             status=401,
         )
     user = opened.user
-    audit.info(
-        "signed in: %s (%s, %s) from %s", user.name, user.party, user.role.value, _client(request)
-    )
+    audit.info("signed in: %s (%s, %s) from %s", user.name, user.party, user.role.value, client)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         session_cookie(request),
