@@ -68,7 +68,12 @@ class OutboxItem(Base):
     """One disclosure waiting for, or done with, delivery to one recipient."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # One person's transfers: the register extract's queued ones, retention's removal,
+        # and PostgreSQL's check of this foreign key when a participant is removed.
+        Index("ix_outbox_participant_status", "participant_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
