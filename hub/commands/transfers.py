@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+from typing import Any
+
 import typer
 
-from hub.commands.common import area_app, hub_from, info, print_json
-from hub.sync.history import dead_letters, retry
+from hub.commands.common import area_app, hub_from, info, party_option, print_json
+from hub.errors import InputError
+from hub.sync.history import PAGE_MAX, PAGE_ROWS, dead_letter_summary, dead_letters, page_size
+from hub.sync.history import retry as retry_dead
 
 transfers_app = area_app(
     help="Inspect and retry transfers that could not be delivered.", no_args_is_help=True
@@ -13,19 +18,99 @@ transfers_app = area_app(
 
 
 @transfers_app.command("failed")
-def failed(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Dead letters: transfers given up after their attempts, with the reason."""
-    rows = dead_letters(hub_from(ctx))
-    if as_json:
-        print_json(rows)
+def failed(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(
+        False, "--json", help="The page as a JSON array (with --summary: the counts as JSON)."
+    ),
+    summary_only: bool = typer.Option(
+        False, "--summary", help="Only the counts by recipient and reason, no transfers."
+    ),
+    recipient: str | None = typer.Option(
+        None, "--recipient", help="Only the transfers to this recipient (e.g. fk)."
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Only those that failed with exactly this reason, as listed."
+    ),
+    after: int = typer.Option(
+        0, "--after", min=0, help="The page after this id: the last one the previous page showed."
+    ),
+    limit: int = typer.Option(
+        PAGE_ROWS, "--limit", help=f"At most this many transfers (1 to {PAGE_MAX})."
+    ),
+) -> None:
+    """Dead letters: first how many, by recipient and reason; then one page of them, oldest
+    first, with the reason each was given up on."""
+    page_size(limit, option="--limit", after="--after ID")
+    if recipient is not None:
+        recipient = party_option(recipient, "--recipient")
+    hub = hub_from(ctx)
+    if as_json and summary_only:
+        print_json(dead_letter_summary(hub))
         return
-    if not rows:
+    if as_json:
+        rows, more = dead_letters(hub, after=after, limit=limit, recipient=recipient, reason=reason)
+        print_json(rows)
+        _next_page(rows, more, recipient, reason, limit, as_json=True)
+        return
+    summary = dead_letter_summary(hub)
+    if not summary["total"]:
         info("no failed transfers")
+        return
+    _print_summary(summary)
+    if summary_only:
+        return
+    rows, more = dead_letters(hub, after=after, limit=limit, recipient=recipient, reason=reason)
+    typer.echo("")
+    if not rows:
+        info("no failed transfers match" + (" after that id" if after else ""))
     for row in rows:
         typer.echo(
             f"{row['id']:>6}  {row['origin']}->{row['recipient']}  {row['category']:<12} "
             f"attempts={row['attempts']}  {row['reason']}"
         )
+    _next_page(rows, more, recipient, reason, limit, as_json=False)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    by_recipient = ", ".join(f"{r['recipient']} {r['count']}" for r in summary["recipients"])
+    typer.echo(f"{summary['total']} failed transfer(s): {by_recipient}")
+    typer.echo(f"{'count':>7}  {'to':<8} {'last failed (UTC)':<20}  reason")
+    for group in summary["reasons"]:
+        last = group["last_failed_at"]
+        when = f"{last[:19]}Z" if last else "-"  # stored in UTC
+        typer.echo(
+            f"{group['count']:>7}  {group['recipient']:<8} {when:<20}  {group['reason'] or ''}"
+        )
+    if summary["more_reasons"]:
+        info(
+            f"(the {len(summary['reasons'])} largest groups only: "
+            "`evi transfers failed --summary --json` has them too; narrow with --recipient)"
+        )
+
+
+def _next_page(
+    rows: list[dict[str, Any]],
+    more: bool,
+    recipient: str | None,
+    reason: str | None,
+    limit: int,
+    *,
+    as_json: bool,
+) -> None:
+    """Say on stderr how to get the next page, when there is one."""
+    if not more:
+        return
+    words = ["evi", "transfers", "failed", "--after", str(rows[-1]["id"])]
+    if recipient is not None:
+        words += ["--recipient", recipient]
+    if reason is not None:
+        words += ["--reason", reason]
+    if limit != PAGE_ROWS:
+        words += ["--limit", str(limit)]
+    if as_json:
+        words.append("--json")
+    info(f"more: {shlex.join(words)}")
 
 
 @transfers_app.command("retry")
@@ -33,10 +118,19 @@ def retry_cmd(
     ctx: typer.Context,
     ids: list[int] = typer.Argument(None, help="IDs from `evi transfers failed`."),
     all_: bool = typer.Option(False, "--all", help="Retry every failed transfer."),
+    recipient: str | None = typer.Option(
+        None, "--recipient", help="With --all: only those to this recipient (e.g. fk)."
+    ),
 ) -> None:
     """Put failed transfers back in the queue; the next sync or worker delivers them."""
-    count = retry(hub_from(ctx), None if all_ else list(ids or []))
-    info(f"{count} transfer(s) queued again")
+    if recipient is not None and not all_:
+        raise InputError(
+            "--recipient goes with --all: `evi transfers retry --all --recipient NAME`"
+        )
+    if recipient is not None:
+        recipient = party_option(recipient, "--recipient")
+    count = retry_dead(hub_from(ctx), None if all_ else list(ids or []), recipient=recipient)
+    info(f"{count} transfer(s) queued again" + (f" to {recipient}" if recipient else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from hub.context import Hub
 from hub.errors import InputError, NotFoundError
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, SyncRun
-from hub.sync.outbox import DEAD, OutboxRepository
+from hub.sync.outbox import DEAD, PENDING, OutboxRepository
 
 
 def history(hub: Hub, limit: int, connector: str | None = None) -> list[dict[str, Any]]:
@@ -35,15 +35,112 @@ def history(hub: Hub, limit: int, connector: str | None = None) -> list[dict[str
         ]
 
 
-def dead_letters(hub: Hub) -> list[dict[str, Any]]:
+PAGE_ROWS = 100
+"""Dead letters in a page unless asked otherwise (`evi transfers failed`, the API, /admin)."""
+PAGE_MAX = 1000
+"""The most a page may hold: page through the rest by id (``after``)."""
+SUMMARY_REASONS = 100
+"""The most (recipient, reason) groups a summary lists, the largest first."""
+
+
+def page_size(limit: int, *, option: str = "limit", after: str = "after=ID") -> int:
+    """``limit`` if a page may hold that many dead letters, else an error saying what to do
+    (``option`` and ``after`` name the caller's own parameters: ``--limit``, ``--after ID``)."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise InputError(
+            f"{option} {limit}: a page holds 1 to {PAGE_MAX} dead letters (default "
+            f"{PAGE_ROWS}); page through the rest with {after}, the id of the last one shown, "
+            "or narrow them to one recipient or reason"
+        )
+    return limit
+
+
+def dead_letter_summary(hub: Hub) -> dict[str, Any]:
+    """How many dead letters there are, per recipient and per recipient and reason.
+
+    Two grouping queries, never the rows: ``total``; ``recipients``, each with its
+    ``count`` (by name); ``reasons``, each ``recipient`` and ``reason`` with its ``count``,
+    the ``first_id`` and ``last_id`` and when the first and last of them failed, the
+    largest :data:`SUMMARY_REASONS` groups first; ``more_reasons`` says some were left out.
+    """
     hub.require_schema()
+    dead = OutboxItem.status == DEAD
+    count = func.count().label("count")
     with hub.db.session() as session:
-        rows = session.execute(
-            select(OutboxItem, ParticipantRow.pseudonym)
-            .join(ParticipantRow, ParticipantRow.id == OutboxItem.participant_id)
-            .where(OutboxItem.status == DEAD)
-            .order_by(OutboxItem.id)
+        recipients = session.execute(
+            select(OutboxItem.recipient, count)
+            .where(dead)
+            .group_by(OutboxItem.recipient)
+            .order_by(OutboxItem.recipient)
         ).all()
+        reasons = session.execute(
+            select(
+                OutboxItem.recipient,
+                OutboxItem.last_error,
+                count,
+                func.min(OutboxItem.id),
+                func.max(OutboxItem.id),
+                func.min(OutboxItem.finished_at),
+                func.max(OutboxItem.finished_at),
+            )
+            .where(dead)
+            .group_by(OutboxItem.recipient, OutboxItem.last_error)
+            .order_by(count.desc(), OutboxItem.recipient, OutboxItem.last_error)
+            .limit(SUMMARY_REASONS + 1)
+        ).all()
+    return {
+        "total": sum(int(n) for _, n in recipients),
+        "recipients": [{"recipient": name, "count": int(n)} for name, n in recipients],
+        "reasons": [
+            {
+                "recipient": recipient,
+                "reason": reason,
+                "count": int(n),
+                "first_id": first_id,
+                "last_id": last_id,
+                "first_failed_at": _iso(first_at),
+                "last_failed_at": _iso(last_at),
+            }
+            for recipient, reason, n, first_id, last_id, first_at, last_at in reasons[
+                :SUMMARY_REASONS
+            ]
+        ],
+        "more_reasons": len(reasons) > SUMMARY_REASONS,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def dead_letters(
+    hub: Hub,
+    *,
+    after: int = 0,
+    limit: int = PAGE_ROWS,
+    recipient: str | None = None,
+    reason: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of dead letters, oldest (lowest id) first: those with an id above
+    ``after``, at most ``limit`` (1 to :data:`PAGE_MAX`), only to ``recipient`` and with
+    ``reason`` when given; and whether more follow (ask again with ``after`` set to the
+    last id of this page). Paging by id, so a page never repeats or skips one, whatever
+    is retried or dead-lettered meanwhile."""
+    page_size(limit)
+    hub.require_schema()
+    query = (
+        select(OutboxItem, ParticipantRow.pseudonym)
+        .join(ParticipantRow, ParticipantRow.id == OutboxItem.participant_id)
+        .where(OutboxItem.status == DEAD, OutboxItem.id > after)
+        .order_by(OutboxItem.id)
+        .limit(limit + 1)
+    )
+    if recipient is not None:
+        query = query.where(OutboxItem.recipient == recipient)
+    if reason is not None:
+        query = query.where(OutboxItem.last_error == reason)
+    with hub.db.session() as session:
+        rows = session.execute(query).all()
         return [
             {
                 "id": item.id,
@@ -53,20 +150,23 @@ def dead_letters(hub: Hub) -> list[dict[str, Any]]:
                 "purpose": item.purpose,
                 "participant": pseudonym,
                 "attempts": item.attempts,
-                "failed_at": item.finished_at.isoformat() if item.finished_at else None,
+                "failed_at": _iso(item.finished_at),
                 "reason": item.last_error,
                 "idempotency_key": item.idempotency_key,
             }
-            for item, pseudonym in rows
-        ]
+            for item, pseudonym in rows[:limit]
+        ], len(rows) > limit
 
 
-def retry(hub: Hub, ids: Sequence[int] | None) -> int:
-    """Queue dead letters again (all when ``ids`` is None); returns how many."""
+def retry(hub: Hub, ids: Sequence[int] | None, *, recipient: str | None = None) -> int:
+    """Queue dead letters again (all when ``ids`` is None, or all to ``recipient``);
+    returns how many. One UPDATE, however many: no row is read into memory."""
     if ids is not None and not ids:
         raise InputError(
             "name the transfers to retry (IDs from `evi transfers failed`) or use --all"
         )
+    if ids is not None and recipient is not None:
+        raise InputError("a recipient goes with retrying all, not with ids")
     hub.require_schema()
     with hub.db.session(write_lock=True) as session:
         if ids is not None:
@@ -81,4 +181,13 @@ def retry(hub: Hub, ids: Sequence[int] | None) -> int:
                     f"no dead letter with id {', '.join(map(str, missing))}; "
                     "see `evi transfers failed`"
                 )
-        return OutboxRepository(session).revive(ids, datetime.now(UTC))
+        now = datetime.now(UTC)
+        if recipient is None:
+            return OutboxRepository(session).revive(ids, now)
+        # as OutboxRepository.revive does for all, for one recipient's
+        result = session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.status == DEAD, OutboxItem.recipient == recipient)
+            .values(status=PENDING, attempts=0, next_attempt_at=now, finished_at=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

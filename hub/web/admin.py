@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -33,7 +34,16 @@ from hub.connector.service import (
 )
 from hub.context import Hub
 from hub.errors import EviError, InputError, NotFoundError
-from hub.sync.history import dead_letters, history, retry
+from hub.model.vocab import PARTY, Party, party_name
+from hub.sync.history import (
+    PAGE_MAX,
+    PAGE_ROWS,
+    dead_letter_summary,
+    dead_letters,
+    history,
+    page_size,
+    retry,
+)
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
 from hub.web.forms import read_form
@@ -51,27 +61,53 @@ HISTORY_ROWS = 50
 Limit = Annotated[int, Query(ge=1, le=1000, description="how many runs, newest first")]
 ID_MAX = 2**63 - 1  # the largest id a database's BIGINT holds
 TransferId = Annotated[int, Field(ge=1, le=ID_MAX)]
+After = Annotated[
+    int, Query(ge=0, le=ID_MAX, description="the page after this id (the last one shown)")
+]
+PageLimit = Annotated[
+    int, Query(description=f"how many dead letters, 1 to {PAGE_MAX}, oldest first")
+]
+Recipient = Annotated[
+    str | None,
+    Query(max_length=32, pattern=PARTY.pattern, description="only those to this recipient"),
+]
+Reason = Annotated[
+    str | None, Query(max_length=500, description="only those given up on with this reason")
+]
 
 
 class RetryRequest(BaseModel):
-    """Which dead letters to queue again: some by id, or all of them."""
+    """Which dead letters to queue again: some by id, or all of them (to one recipient)."""
 
     model_config = ConfigDict(extra="forbid")
 
     ids: list[TransferId] = Field(default_factory=list, max_length=10_000)
     all: bool = False
+    recipient: Party | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> RetryRequest:
         if self.all == bool(self.ids):
             raise ValueError("give either ids (from /api/admin/transfers/failed) or all: true")
+        if self.recipient is not None and not self.all:
+            raise ValueError("recipient goes with all: true")
         return self
 
 
 def _retry(hub: Hub, user: WebUser, request: RetryRequest) -> int:
-    count = retry(hub, None if request.all else request.ids)
-    audit.info("transfers queued again by %s: %d", user.name, count)
+    count = retry(hub, None if request.all else request.ids, recipient=request.recipient)
+    if request.recipient is None:
+        audit.info("transfers queued again by %s: %d", user.name, count)
+    else:
+        audit.info("transfers to %s queued again by %s: %d", request.recipient, user.name, count)
     return count
+
+
+def _failed_url(path: str, after: int, **filters: str | int | None) -> str:
+    """``path`` with the query that asks for the page after ``after`` with these filters."""
+    query = {"after": after or None, **filters}
+    given = {k: v for k, v in query.items() if v is not None}
+    return f"{path}?{urlencode(given)}" if given else path
 
 
 # -- JSON API -----------------------------------------------------------------------------
@@ -132,9 +168,34 @@ def sync_history(
 
 
 @router.get("/api/admin/transfers/failed")
-def failed_transfers(user: Administrator, hub: HubDep) -> list[dict[str, Any]]:
-    """Dead letters with their reason (`evi transfers failed`)."""
-    return dead_letters(hub)
+def failed_transfers(
+    user: Administrator,
+    hub: HubDep,
+    response: Response,
+    after: After = 0,
+    limit: PageLimit = PAGE_ROWS,
+    recipient: Recipient = None,
+    reason: Reason = None,
+) -> list[dict[str, Any]]:
+    """One page of dead letters with their reason, oldest first (`evi transfers failed
+    --json`); when more follow, a ``Link: <…?after=ID…>; rel="next"`` header asks for them."""
+    page_size(limit)
+    rows, more = dead_letters(
+        hub, after=after, limit=limit, recipient=recipient or None, reason=reason or None
+    )
+    if more:
+        limited = None if limit == PAGE_ROWS else limit
+        filters = {"limit": limited, "recipient": recipient or None, "reason": reason or None}
+        url = _failed_url("/api/admin/transfers/failed", rows[-1]["id"], **filters)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return rows
+
+
+@router.get("/api/admin/transfers/failed/summary")
+def failed_summary(user: Administrator, hub: HubDep) -> dict[str, Any]:
+    """How many dead letters, by recipient and by recipient and reason
+    (`evi transfers failed --summary --json`)."""
+    return dead_letter_summary(hub)
 
 
 @router.post("/api/admin/transfers/retry")
@@ -154,9 +215,13 @@ def admin_page(
     queued: int | None = None,
     enabled: str | None = None,
     disabled: str | None = None,
+    after: After = 0,
+    recipient: Recipient = None,
+    reason: Reason = None,
 ) -> Response:
-    """Connectors, the latest runs and the dead letters, with buttons to act on them."""
-    page = _page(hub, None)
+    """Connectors, the latest runs and the dead letters (how many by recipient and reason,
+    then a page of them), with buttons to act on them."""
+    page = _page(hub, None, after=after, recipient=recipient or None, reason=reason or None)
     installed = {c.name for c in page["connectors"]}
     if queued is not None:
         page["message"] = tr_n(
@@ -175,9 +240,13 @@ def retry_form(
     hub: HubDep,
     form: Annotated[dict[str, str], Depends(read_form)],
 ) -> Response:
-    """The page's retry buttons: one dead letter (``id``) or all (``all``)."""
+    """The page's retry buttons: one dead letter (``id``), or all (``all``), or all to a
+    ``recipient``."""
     try:
-        wanted = RetryRequest(all=True) if "all" in form else RetryRequest(ids=[_id(form)])
+        if "all" in form:
+            wanted = RetryRequest(all=True, recipient=_recipient(form))
+        else:
+            wanted = RetryRequest(ids=[_id(form)])
         count = _retry(hub, user, wanted)
     except EviError as exc:
         return _refused(request, user, hub, exc)
@@ -215,16 +284,47 @@ def _id(form: dict[str, str]) -> int:
     return int(text)
 
 
+def _recipient(form: dict[str, str]) -> str | None:
+    text = form.get("recipient")
+    if text is None:
+        return None
+    try:
+        return party_name(text)
+    except ValueError:
+        raise InputError("choose a recipient whose failed transfers to retry") from None
+
+
 def _refused(request: Request, user: WebUser, hub: Hub, exc: EviError) -> Response:
     """The page again, with what went wrong and the error's status."""
     message = page_message(request, exc.http_status, exc.message)
     return render(request, "admin.html", _page(hub, message), status=exc.http_status, user=user)
 
 
-def _page(hub: Hub, message: str | None) -> dict[str, Any]:
+def _page(
+    hub: Hub,
+    message: str | None,
+    *,
+    after: int = 0,
+    recipient: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """What the page shows: the dead letters as counts, and one page of them (PAGE_ROWS)."""
+    summary = dead_letter_summary(hub)
+    failed, more = (
+        dead_letters(hub, after=after, recipient=recipient, reason=reason)
+        if summary["total"]
+        else ([], False)
+    )
+    filters = {"recipient": recipient, "reason": reason}
     return {
         "connectors": list_connectors(hub),
         "runs": history(hub, HISTORY_ROWS),
-        "failed": dead_letters(hub),
+        "summary": summary,
+        "failed": failed,
+        "filters": filters,
+        "after": after,
+        "next_page": _failed_url("/admin", failed[-1]["id"], **filters) if more else None,
+        "first_page": _failed_url("/admin", 0, **filters) if after else None,
+        "show": lambda **wanted: _failed_url("/admin", 0, **wanted),
         "message": message,
     }
