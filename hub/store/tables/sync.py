@@ -73,6 +73,9 @@ class OutboxItem(Base):
         # One person's transfers: the register extract's queued ones, retention's removal,
         # and PostgreSQL's check of this foreign key when a participant is removed.
         Index("ix_outbox_participant_status", "participant_id", "status"),
+        # Dead letters paged by id (`evi transfers failed --after`, /admin), without
+        # walking every delivered row before them.
+        Index("ix_outbox_status_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
