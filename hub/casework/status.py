@@ -10,11 +10,17 @@ obtained under a legal right for one purpose) is never shown.
 
 The view itself is one more ledger entry (action ``view``, the categories shown), tied to
 its decisions by one correlation id. Looking up a number the hub does not know is logged
-as a failed view by the number's pseudonym before the caller hears "not found", so a
-privacy officer can see look-ups of people who are not participants too.
+as a failed view by the number's pseudonym, so a privacy officer can see look-ups of
+people who are not participants too.
 
 What was withheld is not listed: that an authority holds, say, health information about
-a person is itself information the viewer may not have.
+a person is itself information the viewer may not have. Nor is the person: being a client
+of the joint team is itself secret (OSL 26 kap.), and the view holds nothing but records
+(the pseudonym and the protected-identity flag only head them). So when the gate lets the
+viewer see none of the person's records (their consent does not name the viewer's party,
+was withdrawn or has expired, a block forbids it, or nothing is stored yet), the caller
+gets :class:`NothingToShow`, the very error a number the hub does not know gets, raised
+from the same place with the same message; only the ledger tells the two apart.
 
 A look-up is always of now: the gate decides about the instant the look-up happens and
 the ledger dates every entry of it then, because the records shown are the ones stored
@@ -57,6 +63,18 @@ class Viewer:
     actor: str
     party: str
     role: str = ActorRole.CASEWORKER.value
+
+
+class NothingToShow(NotFoundError):
+    """Nothing the hub holds about the number may be shown to the viewer's party: it holds
+    nothing about it, or the gate permits none of it. One message for both, true for
+    both, so the answer does not say whether the person is a participant."""
+
+    def __init__(self, party: str) -> None:
+        super().__init__(
+            f"nothing the hub holds about that number may be shown to {party}: either it "
+            f"holds nothing about it, or consent does not let {party} see any of it"
+        )
 
 
 class StatusView(BaseModel):
@@ -150,8 +168,9 @@ def consolidated_status(
     """The person's status as ``viewer`` may see it now, logged now (``clock`` gives now;
     tests set it).
 
-    Raises :class:`NotFoundError` (after logging the look-up) when the hub holds no
-    participant with that number.
+    Raises :class:`NothingToShow` (after logging the look-up) when the gate lets the viewer
+    see none of the person's records, and when the hub holds no participant with that
+    number: the same error, so the caller cannot tell the two apart.
     """
     hub.require_schema()
     correlation_id = str(uuid.uuid4())
@@ -175,15 +194,16 @@ def consolidated_status(
                     viewer, participant.pseudonym, at, correlation_id, shown=shown, found=True
                 ),
             )
-            view = StatusView(
-                participant=participant.pseudonym,
-                protected_identity=participant.protected_identity,
-                viewer_party=viewer.party,
-                at=at,
-                correlation_id=correlation_id,
-                summary=summarise(shown, at.astimezone(SWEDEN).date()),
-                entries=shown,
-            )
+            if shown:  # the person, their pseudonym and flag: only heading what may be seen
+                view = StatusView(
+                    participant=participant.pseudonym,
+                    protected_identity=participant.protected_identity,
+                    viewer_party=viewer.party,
+                    at=at,
+                    correlation_id=correlation_id,
+                    summary=summarise(shown, at.astimezone(SWEDEN).date()),
+                    entries=shown,
+                )
     if view is None:
-        raise NotFoundError("the hub holds no participant with that number")
+        raise NothingToShow(viewer.party)
     return view

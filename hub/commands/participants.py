@@ -34,10 +34,27 @@ participants_app = area_app(
 )
 
 
-def _line(entry: StatusEntry) -> str:
+def _line(day: str, origin: str, kind: str, details: str) -> str:
+    return f"  {day:<10}  {origin:<8} {kind:<13} {details}".rstrip()
+
+
+_HEADING = _line("updated", "from", "kind", "details")
+"""Over every list of records: ``updated`` is the day (Swedish date) the authority last
+changed the record."""
+
+
+def _entry(entry: StatusEntry) -> str:
     details = ", ".join(f"{k}={v}" for k, v in entry.body.items() if k != "kind")
     day = entry.updated_at.astimezone(SWEDEN).date().isoformat()
-    return f"  {day}  {entry.origin:<8} {entry.kind:<13} {details}"
+    return _line(day, entry.origin, entry.kind, details)
+
+
+def _records(title: str, entries: list[StatusEntry]) -> None:
+    typer.echo(title)
+    if entries:
+        typer.echo(_HEADING)
+    for entry in entries:
+        typer.echo(_entry(entry))
 
 
 def _print(view: StatusView) -> None:
@@ -53,18 +70,13 @@ def _print(view: StatusView) -> None:
         typer.echo(f"case: closed {s.closed_on} ({s.closure_reason}), outcome {s.outcome}")
     else:
         typer.echo("case: nothing this party may see about a referral or closure")
-    for title, entries in (
-        ("current benefits", s.current_benefits),
-        ("ongoing interventions", s.ongoing_interventions),
-    ):
-        typer.echo(f"{title}: {len(entries)}")
-        for entry in entries:
-            typer.echo(_line(entry))
-    typer.echo(f"records shown: {len(view.entries)}, newest first")
-    for entry in view.entries:
-        typer.echo(_line(entry))
-    if not view.entries:
-        typer.echo("  (none: the person's consent lets this party see nothing the hub holds)")
+    _records(f"current benefits: {len(s.current_benefits)}", s.current_benefits)
+    _records(f"ongoing interventions: {len(s.ongoing_interventions)}", s.ongoing_interventions)
+    _records(
+        f"records shown: {len(view.entries)}, newest first (updated: the day the authority "
+        "last changed the record, Swedish date)",
+        view.entries,
+    )
 
 
 @participants_app.command("status")
@@ -79,7 +91,8 @@ def status(
 ) -> None:
     """Show what the person's consent lets PARTY see now, across every authority; the view
     and every gate decision behind it are written to the transfer log, at the time they
-    happen."""
+    happen. When PARTY may see nothing, the answer (exit 1) is the same as for a number the
+    hub does not know: whether the person is a participant is itself secret."""
     viewer = Viewer(actor=cli_actor(actor), party=party_option(party, "--as"))
     view = consolidated_status(hub_from(ctx), identity_input(pnr), viewer)
     if as_json:

@@ -6,7 +6,10 @@ the request) is the recipient the gate decides about. So a caseworker at af sees
 person's consent lets af see, and every look-up is in the log (docs/casework.md).
 
 The personnummer comes only in a POST body (``POST /api/participants/status``, the
-``/participants`` form), never in a URL; the answer names the person by pseudonym.
+``/participants`` form), never in a URL; the answer names the person by pseudonym. When
+the user's party may see nothing of the person, the answer (404, the same body and page)
+is the one a number the hub does not know gets: whether someone is a client of the joint
+team is itself secret.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
+from hub.casework.status import SWEDEN, NothingToShow, StatusView, Viewer, consolidated_status
 from hub.context import Hub
 from hub.errors import EviError, InputError
 from hub.model.identity import identity_input
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
 from hub.web.forms import read_form
+from hub.web.i18n import N_
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -43,9 +47,18 @@ class LookUp(BaseModel):
     pnr: str = Field(min_length=1, max_length=20)
 
 
+class NothingToShowHere(NothingToShow):
+    """:class:`NothingToShow` with what the page says first, in the page's language."""
+
+    page_lead = N_("Nothing the hub holds about that number may be shown to you.")
+
+
 def _look_up(hub: Hub, user: WebUser, pnr: str) -> StatusView:
     viewer = Viewer(actor=user.actor, party=user.party, role=Role.CASEWORKER.value)
-    return consolidated_status(hub, identity_input(pnr, "pnr"), viewer)
+    try:
+        return consolidated_status(hub, identity_input(pnr, "pnr"), viewer)
+    except NothingToShow:
+        raise NothingToShowHere(viewer.party) from None
 
 
 @router.post("/api/participants/status")
@@ -75,7 +88,9 @@ def person_page(
             raise InputError("pnr: give the person's personnummer or samordningsnummer")
         page = build(pnr)
     except EviError as exc:
-        page = {**empty, "message": page_message(request, exc.http_status, exc.message)}
+        lead = getattr(exc, "page_lead", None)
+        message = page_message(request, exc.http_status, exc.message, lead=lead)
+        page = {**empty, "message": message}
         return render(request, template, page, status=exc.http_status, user=user)
     return render(request, template, page, user=user)
 

@@ -1,4 +1,5 @@
-"""A small caseload of the caseworker-view tests: one consenting person, one without."""
+"""A small caseload of the caseworker-view tests: one consenting person, one without; and
+the ways a caseworker's party can come to see nothing of a person (:func:`hide`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from record_support import add_record
-from test_consent_support import paper_submission, skatteverket_numbers
+from test_consent_support import Clock, paper_submission, skatteverket_numbers
 
 from hub.consent.service import ConsentService
 from hub.context import Hub
@@ -64,3 +65,36 @@ def register_caseload(service: ConsentService, hub: Hub, valid_until: str) -> No
     )
     store_records(hub, PNR)
     store_records(hub, OTHER)
+
+
+def mark_protected(hub: Hub, number: str) -> None:
+    """The person has skyddad identitet (as an authority marks it)."""
+    with hub.db.session() as session:
+        ParticipantRepository(session, hub.keys).ensure(
+            parse_identity(number), protected_identity=True
+        )
+
+
+HIDDEN = ["not_named", "withdrawn", "expired", "blocked", "protected_not_named", "no_consent"]
+"""The ways the gate comes to let a party see none of a person's records."""
+
+
+def hide(case: str, hub: Hub, clock: Clock) -> tuple[str, str]:
+    """The caseload (on the real clock) with ``case`` done: (the number, the party whose
+    caseworker may now see nothing of that person, though the hub holds records)."""
+    service = ConsentService(hub, clock=clock)
+    register_caseload(
+        service, hub, "2025-06-01T00:00:00Z" if case == "expired" else "2099-01-01T00:00:00Z"
+    )
+    clock.now = datetime.now(UTC) - timedelta(seconds=1)
+    person = parse_identity(PNR)
+    if case == "withdrawn":  # the whole consent
+        service.withdraw(person, actor="test")
+    elif case == "blocked":
+        service.block(person, actor="test", party="af")
+    elif case == "protected_not_named":
+        mark_protected(hub, PNR)
+    elif case == "no_consent":
+        return OTHER, "team"
+    # region: not named by the consent, though it holds a health record about the person
+    return PNR, "region" if case in ("not_named", "protected_not_named") else "af"

@@ -8,10 +8,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from casework_support import AT, OTHER, PNR, STRANGER, register_caseload
+from casework_support import (
+    AT,
+    HIDDEN,
+    OTHER,
+    PNR,
+    STRANGER,
+    hide,
+    mark_protected,
+    register_caseload,
+)
 from test_consent_support import Clock, ledger
 
-from hub.casework.status import Viewer, consolidated_status
+from hub.casework.status import NothingToShow, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry, summarise
 from hub.consent.service import ConsentService
 from hub.context import Hub
@@ -75,19 +84,45 @@ def test_every_decision_and_the_view_are_in_the_ledger_by_pseudonym(
     assert PNR not in json.dumps(entries) and PNR[2:] not in json.dumps(entries)
 
 
-def test_a_party_the_consent_does_not_name_sees_nothing(hub: Hub, caseload: ConsentService) -> None:
-    view = consolidated_status(
-        hub, parse_identity(PNR), Viewer("r.region", "region"), clock=lambda: AT
-    )
-    assert view.entries == []
-    assert view.summary.state == "no_case"
+def _nothing(hub: Hub, number: str, viewer: Viewer, at: datetime = AT) -> str:
+    """The message of the look-up, which must find nothing to show."""
+    with pytest.raises(NothingToShow) as raised:
+        consolidated_status(hub, parse_identity(number), viewer, clock=lambda: at)
+    return raised.value.message
 
 
-def test_a_person_without_consent_shows_nothing(hub: Hub, caseload: ConsentService) -> None:
-    view = consolidated_status(
-        hub, parse_identity(OTHER), Viewer("t.team", "team"), clock=lambda: AT
+def test_a_party_the_consent_does_not_name_is_told_what_an_unknown_number_gets(
+    hub: Hub, caseload: ConsentService
+) -> None:
+    # The DPO's finding: region, which the consent does not name, was told that the person
+    # is a participant (and whether their identity is protected), with 0 records.
+    before = len(ledger(hub.db))
+    told = _nothing(hub, PNR, Viewer("r.region", "region"))
+    assert told == _nothing(hub, STRANGER, Viewer("r.region", "region"))
+    assert told == (
+        "nothing the hub holds about that number may be shown to region: either it holds "
+        "nothing about it, or consent does not let region see any of it"
     )
-    assert view.entries == []
+    # the look-ups are logged as before: the denies and the view of the participant, then
+    # the failed view of the unknown number
+    entries = ledger(hub.db)[before:]
+    pseudonym = hub.keys.pseudonym(PNR)
+    assert [(e["action"], e.get("decision"), e["participant"]) for e in entries] == [
+        *[("decision", "deny", pseudonym)] * 5,
+        ("view", None, pseudonym),
+        ("view", None, hub.keys.pseudonym(STRANGER)),
+    ]
+    assert [(e["outcome"], e["reason"]) for e in entries if e["action"] == "view"] == [
+        ("success", "shown 0 records"),
+        ("minor_failure", "not_a_participant"),
+    ]
+
+
+def test_a_person_without_consent_is_told_of_as_an_unknown_number(
+    hub: Hub, caseload: ConsentService
+) -> None:
+    told = _nothing(hub, OTHER, Viewer("t.team", "team"))
+    assert told == _nothing(hub, STRANGER, Viewer("t.team", "team"))
     assert {e["decision"] for e in ledger(hub.db) if e["action"] == "decision"} == {"deny"}
 
 
@@ -97,14 +132,10 @@ def test_after_a_withdrawal_nothing_more_is_shown(
     clock.now = AT
     caseload.withdraw(parse_identity(PNR), actor="test")
     later = AT + timedelta(minutes=1)
-    view = consolidated_status(
-        hub, parse_identity(PNR), Viewer("anna.af", "af"), clock=lambda: later
-    )
-    assert view.entries == []
-    earlier = consolidated_status(
-        hub, parse_identity(PNR), Viewer("anna.af", "af"), clock=lambda: AT
-    )
-    assert earlier.entries == []  # withdrawn at AT denies at AT
+    unknown = _nothing(hub, STRANGER, Viewer("anna.af", "af"))
+    assert _nothing(hub, PNR, Viewer("anna.af", "af"), later) == unknown
+    # withdrawn at AT denies at AT
+    assert _nothing(hub, PNR, Viewer("anna.af", "af"), AT) == unknown
 
 
 def test_an_unknown_number_is_not_found_and_the_look_up_is_logged(
@@ -172,6 +203,13 @@ def test_cli_prints_the_view_and_refuses_a_bad_party(
     text = cli("participants", "status", "--pnr", PNR, "--as", "af")
     assert "case: open, referred 2025-03-01 by kommun" in text.out
     assert re.search(r"may see it at \d{4}-\d\d-\d\d \d\d:\d\d CES?T$", text.out, re.M)
+    # the first column of each list of records says what it is
+    lines = text.out.splitlines()
+    for title in ("current benefits: 2", "records shown: 3, newest first (updated: the day"):
+        (at,) = [i for i, line in enumerate(lines) if line.startswith(title)]
+        assert lines[at + 1].split() == ["updated", "from", "kind", "details"]
+        assert re.match(r"  \d{4}-\d\d-\d\d  (af|fk|kommun) ", lines[at + 2])
+    assert "Swedish date" in text.out
 
     bad = cli("participants", "status", "--pnr", PNR, "--as", "Försäkringskassan")
     assert bad.code == 2 and "--as" in bad.err
@@ -196,8 +234,7 @@ def test_a_look_up_is_decided_and_logged_now_whatever_instant_is_asked_for(
 
     started = datetime.now(UTC)
     shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--json")
-    assert shown.code == 0, shown.err
-    assert json.loads(shown.out)["entries"] == []  # the withdrawal applies
+    assert shown.code == 1 and shown.out == ""  # the withdrawal applies: nothing to show
     entries = ledger(hub.db)[before:]
     assert {e["action"] for e in entries} == {"decision", "view"}
     assert {e["decision"] for e in entries if e["action"] == "decision"} == {"deny"}
@@ -218,3 +255,61 @@ def test_the_name_given_with_actor_is_logged_as_on_whose_behalf_with_who_ran_it(
     plain = cli("participants", "status", "--pnr", PNR, "--as", "af")
     assert plain.code == 0, plain.err
     assert ledger(hub.db)[-1]["actor"] == "cli:root"
+
+
+@pytest.mark.parametrize("case", HIDDEN)
+def test_a_party_that_may_see_nothing_gets_the_answer_an_unknown_number_gets(
+    hub: Hub, clock: Clock, cli: Any, case: str
+) -> None:
+    # The DPO's finding: `--as fk` for a person whose consent names af, kommun and team
+    # printed "participant p-… (protected identity: handle with care)" and "records shown:
+    # 0", while a number that is not a participant gave an error and exit 1.
+    number, party = hide(case, hub, clock)
+    before = len(ledger(hub.db))
+    for asked in ([], ["--json"]):
+        hidden = cli("participants", "status", "--pnr", number, "--as", party, *asked)
+        unknown = cli("participants", "status", "--pnr", STRANGER, "--as", party, *asked)
+        assert hidden == unknown
+        assert hidden == (
+            1,
+            "",
+            f"error: nothing the hub holds about that number may be shown to {party}: either "
+            f"it holds nothing about it, or consent does not let {party} see any of it\n",
+        )
+    # every look-up is in the log as before: the gate's denies and the view of the
+    # person by pseudonym, the failed view of the unknown number by its pseudonym
+    entries = ledger(hub.db)[before:]
+    pseudonym, stranger = hub.keys.pseudonym(number), hub.keys.pseudonym(STRANGER)
+    seen = [e for e in entries if e["action"] == "view"]
+    views = [(e["participant"], e["outcome"], e["reason"]) for e in seen]
+    looked_up = [
+        (pseudonym, "success", "shown 0 records"),
+        (stranger, "minor_failure", "not_a_participant"),
+    ]
+    assert views == looked_up * 2
+    decisions = [e for e in entries if e["action"] == "decision"]
+    assert len(decisions) == 2 * 5  # one per (origin, category, restricted mark) held
+    assert {(d["decision"], d["participant"], d["recipient"]) for d in decisions} == {
+        ("deny", pseudonym, party)
+    }
+
+
+def test_a_party_that_may_see_records_still_sees_the_person_and_their_protected_identity(
+    hub: Hub, running: ConsentService, cli: Any
+) -> None:
+    mark_protected(hub, PNR)
+    pseudonym = hub.keys.pseudonym(PNR)
+    text = cli("participants", "status", "--pnr", PNR, "--as", "af")
+    assert text.code == 0, text.err
+    assert f"participant {pseudonym} (protected identity: handle with care)\n" in text.out
+    assert "records shown: 3, newest first" in text.out
+    shown = cli("participants", "status", "--pnr", PNR, "--as", "af", "--json")
+    data = json.loads(shown.out)
+    assert (data["participant"], data["protected_identity"]) == (pseudonym, True)
+    assert sorted((e["origin"], e["kind"]) for e in data["entries"]) == [
+        ("af", "benefit"),
+        ("fk", "benefit"),
+        ("kommun", "referral"),
+    ]
+    views = [e for e in ledger(hub.db) if e["action"] == "view"]
+    assert [(e["participant"], e["reason"]) for e in views] == [(pseudonym, "shown 3 records")] * 2

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
-from casework_support import OTHER, PNR, STRANGER, register_caseload
+from casework_support import HIDDEN, OTHER, PNR, STRANGER, hide, mark_protected, register_caseload
 from fastapi.testclient import TestClient
 from test_consent_support import Clock, ledger
 from web_support import bearer, token_for, web_client
@@ -41,7 +42,7 @@ def test_the_api_shows_what_the_users_party_may_see_and_logs_it(
 
     rolf = token_for(hub, "rolf.region", Role.CASEWORKER, party="region")
     other = client.post("/api/participants/status", json={"pnr": PNR}, headers=bearer(rolf))
-    assert other.status_code == 200 and other.json()["entries"] == []
+    assert other.status_code == 404 and "participant" not in other.text  # not named
 
 
 def test_the_api_needs_a_caseworker_and_a_body(hub: Hub, client: TestClient) -> None:
@@ -73,8 +74,67 @@ def test_the_page_looks_a_person_up_by_post(hub: Hub, client: TestClient) -> Non
     assert "sickness benefit (sjukpenning)" in page.text
     assert "health" not in page.text  # region's record: the consent does not cover it
     assert PNR not in page.text
+    # the time of the look-up says its zone: Swedish time
+    assert re.search(r"As team may see it, \d{4}-\d\d-\d\d \d\d:\d\d CES?T\.", page.text)
 
-    nothing = client.post("/participants", data={"pnr": OTHER})
-    assert nothing.status_code == 200 and "lets team see nothing" in nothing.text
+    nothing = client.post("/participants", data={"pnr": OTHER})  # no consent
     unknown = client.post("/participants", data={"pnr": STRANGER})
-    assert unknown.status_code == 404 and "no participant" in unknown.text
+    assert (nothing.status_code, nothing.text) == (unknown.status_code, unknown.text)
+    assert unknown.status_code == 404
+    assert "Nothing the hub holds about that number may be shown to you." in unknown.text
+
+
+@pytest.mark.parametrize("language", ["en", "sv"])
+@pytest.mark.parametrize("case", HIDDEN)
+def test_a_caseworker_who_may_see_nothing_gets_the_answer_an_unknown_number_gets(
+    hub: Hub, case: str, language: str
+) -> None:
+    # The DPO's finding: an fk caseworker, whom the person's consent does not name, got
+    # 200 with "protected_identity": true; a number that is not a participant got 404.
+    number, party = hide(case, hub, Clock())
+    token = token_for(hub, "cw", Role.CASEWORKER, party=party)
+    told = (
+        f"nothing the hub holds about that number may be shown to {party}: either it holds "
+        f"nothing about it, or consent does not let {party} see any of it"
+    )
+    with web_client(hub, language) as client:
+        answers = []
+        for pnr in (number, STRANGER):
+            api = client.post("/api/participants/status", json={"pnr": pnr}, headers=bearer(token))
+            answers.append((api.status_code, api.text, dict(api.headers)))
+        hidden, unknown = answers
+        assert hidden == unknown
+        assert hidden[:2] == (404, '{"detail":"' + told + '"}')
+
+        client.post("/login", data={"token": token})
+        pages = []
+        for pnr in (number, STRANGER):
+            page = client.post("/participants", data={"pnr": pnr})
+            pages.append((page.status_code, page.text, dict(page.headers)))
+        hidden, unknown = pages
+    assert hidden == unknown
+    status, text, _headers = hidden
+    lead = {
+        "en": "Nothing the hub holds about that number may be shown to you.",
+        "sv": "Inget som navet har om det numret får visas för dig.",
+    }[language]
+    assert status == 404 and f"{lead} ({told})" in text
+    assert hub.keys.pseudonym(number) not in text and "rotect" not in text
+    views = [e["participant"] for e in ledger(hub.db) if e["action"] == "view"]
+    assert views == [hub.keys.pseudonym(number), hub.keys.pseudonym(STRANGER)] * 2  # all logged
+
+
+def test_a_caseworker_who_may_see_records_still_sees_a_protected_identity(
+    hub: Hub, client: TestClient
+) -> None:
+    mark_protected(hub, PNR)
+    token = token_for(hub, "anna.af", Role.CASEWORKER, party="af")
+    answer = client.post("/api/participants/status", json={"pnr": PNR}, headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    view = answer.json()
+    assert (view["participant"], view["protected_identity"]) == (hub.keys.pseudonym(PNR), True)
+    assert len(view["entries"]) == 3
+    client.post("/login", data={"token": token})
+    page = client.post("/participants", data={"pnr": PNR})
+    assert page.status_code == 200 and "Protected identity (skyddad identitet)" in page.text
+    assert "Records (3, newest first)" in page.text
