@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from hub.context import Hub
 from hub.errors import InputError, NotFoundError
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, SyncRun
-from hub.sync.outbox import DEAD, PENDING, OutboxRepository
+from hub.sync.outbox import DEAD, OutboxRepository
 
 
 def history(hub: Hub, limit: int, connector: str | None = None) -> list[dict[str, Any]]:
@@ -181,13 +181,4 @@ def retry(hub: Hub, ids: Sequence[int] | None, *, recipient: str | None = None) 
                     f"no dead letter with id {', '.join(map(str, missing))}; "
                     "see `evi transfers failed`"
                 )
-        now = datetime.now(UTC)
-        if recipient is None:
-            return OutboxRepository(session).revive(ids, now)
-        # as OutboxRepository.revive does for all, for one recipient's
-        result = session.execute(
-            update(OutboxItem)
-            .where(OutboxItem.status == DEAD, OutboxItem.recipient == recipient)
-            .values(status=PENDING, attempts=0, next_attempt_at=now, finished_at=None)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return OutboxRepository(session).revive(ids, datetime.now(UTC), recipient=recipient)

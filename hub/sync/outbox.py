@@ -223,11 +223,16 @@ class OutboxRepository:
             select(OutboxItem).where(OutboxItem.status == DEAD).order_by(OutboxItem.id)
         ).all()
 
-    def revive(self, ids: Sequence[int] | None, now: datetime) -> int:
-        """Put dead letters (all, or these ids) back in the queue with a fresh attempt budget."""
+    def revive(
+        self, ids: Sequence[int] | None, now: datetime, *, recipient: str | None = None
+    ) -> int:
+        """Put dead letters (all, all to ``recipient``, or these ids) back in the queue with
+        a fresh attempt budget."""
         stmt = update(OutboxItem).where(OutboxItem.status == DEAD)
         if ids is not None:
             stmt = stmt.where(OutboxItem.id.in_(ids))
+        if recipient is not None:
+            stmt = stmt.where(OutboxItem.recipient == recipient)
         result = self.session.execute(
             stmt.values(status=PENDING, attempts=0, next_attempt_at=now, finished_at=None)
         )
