@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -207,19 +208,36 @@ def list_consents(
     """List every consent: one line each, or the JSON array other tools read (with the
     numbers). The listing is recorded in the transfer log first."""
     what = "list json" if as_json else "list"
-    entries = ConsentService(hub_from(ctx)).listing(actor=cli_actor(), what=what)
+    # Printed as read, a chunk at a time: a caseload of 50,000 is never held whole.
+    entries = ConsentService(hub_from(ctx)).stream_listing(
+        actor=cli_actor(), what=what, numbers=as_json
+    )
     if as_json:
-        print_json(entries)
+        _print_json_array(entries)
         return
-    if not entries:
-        info("no consents registered")
-        return
+    shown = False
     for e in entries:
         # The pseudonym, never the number: a list must not show who people are.
         typer.echo(
             f"{e['id']}  v{e['version']}  {e['status']:<9}  {e['participant']}  "
             f"{','.join(e['parties'])}  until {e['valid_until']}"
         )
+        shown = True
+    if not shown:
+        info("no consents registered")
+
+
+def _print_json_array(elements: Iterable[Any]) -> None:
+    """Write ``elements`` as one JSON array, one element at a time: the same bytes as
+    ``print_json(list(elements))`` without holding them all."""
+    out = sys.stdout
+    opening = "[\n  "
+    for element in elements:
+        text = json.dumps(element, ensure_ascii=False, indent=2, default=str)
+        # JSON escapes line breaks inside strings: every newline here is layout.
+        out.write(opening + text.replace("\n", "\n  "))
+        opening = ",\n  "
+    out.write("[]\n" if opening == "[\n  " else "\n]\n")
 
 
 @consent_app.command("withdraw")

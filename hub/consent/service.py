@@ -2,7 +2,8 @@
 
 Each method owns its transaction (``hub.db.session(write_lock=True)``) and records what
 it did in the ledger inside that transaction, the participant by pseudonym only; reading
-a person's consents, or listing everyone's, is recorded too (``consent_read``). Gate
+a person's consents, or listing everyone's, is recorded too (``consent_read``; the
+listing reads without the write lock and records its read in a short write of its own). Gate
 decisions are not made here but in :mod:`hub.consent.decisions`, in the caller's session.
 
 Times come from ``clock`` (aware UTC), so withdrawals and blocks take effect at the
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,14 @@ from hub.consent import bulk, events
 from hub.consent.document import submission_document
 from hub.consent.errors import EvidenceRefusedError
 from hub.consent.evidence import verify_evidence
-from hub.consent.views import BlockView, PersonConsents, block_view, load_listing, load_person
+from hub.consent.views import (
+    BlockView,
+    PersonConsents,
+    block_view,
+    count_listing,
+    listing_entries,
+    load_person,
+)
 from hub.errors import InputError, NotFoundError
 from hub.ledger.event import Action, ActorRole, LedgerEvent, Outcome
 from hub.ledger.writer import append, append_many
@@ -397,8 +405,9 @@ class ConsentService:
     # -- reading ------------------------------------------------------------------------------
 
     # Reads are disclosures too (being a client of the joint team is itself secret): each
-    # appends a ``consent_read`` entry in the transaction that reads, so it is on record
-    # before the caller shows anything.
+    # appends a ``consent_read`` entry before the caller shows anything. One person's read
+    # does so in the transaction that reads (short); the listing of everyone reads without
+    # the write lock and appends its entry in a short transaction of its own.
 
     def person(
         self,
@@ -434,17 +443,41 @@ class ConsentService:
     def listing(
         self, *, actor: str, what: str = "list", role: str = ActorRole.ADMINISTRATOR.value
     ) -> list[dict[str, Any]]:
-        """Every consent as ``evi consent list --json`` prints it, oldest first; the read is
-        logged first: one entry without a participant, ``what`` (``list``, ``list json``)
-        and how many consents of how many people as its reason."""
+        """Every consent as ``evi consent list --json`` prints it, oldest first, in a list;
+        logged as :meth:`stream_listing` logs it."""
+        return list(self.stream_listing(actor=actor, what=what, role=role))
+
+    def stream_listing(
+        self,
+        *,
+        actor: str,
+        what: str = "list",
+        role: str = ActorRole.ADMINISTRATOR.value,
+        numbers: bool = True,
+    ) -> Iterator[dict[str, Any]]:
+        """Every consent as ``evi consent list --json`` prints it, oldest first, one at a
+        time; the read is logged before the first is yielded: one entry without a
+        participant, ``what`` (``list``, ``list json``) and how many consents of how many
+        people as its reason. ``numbers=False`` decrypts no number (every ``pnr`` is
+        ``None``): for a list that shows pseudonyms only.
+
+        The listing never holds the write lock while it reads: it reads in one read-only
+        transaction (a single snapshot: SQLite's in WAL mode, PostgreSQL's with REPEATABLE
+        READ), and appends its entry in a short write transaction of its own once it has
+        counted, before anything is read out. So a caseworker's look-up, a sync batch or the
+        worker can write while a large listing is read and printed. Nothing is read or
+        logged until the first element is asked for.
+        """
         hub = self._ready()
-        with hub.db.session(write_lock=True) as session:
+        with hub.db.session() as session:
+            if hub.db.dialect == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             now = self.clock()
-            entries = load_listing(session, hub.keys, now)
-            people = len({e["participant"] for e in entries})
-            reason = f"{what}: {len(entries)} consents of {people} people"
-            append(session, _read_event(now, actor, role, None, reason))
-        return entries
+            consents, people = count_listing(session)
+            with hub.db.session(write_lock=True) as log:
+                reason = f"{what}: {consents} consents of {people} people"
+                append(log, _read_event(now, actor, role, None, reason))
+            yield from listing_entries(session, hub.keys, now, numbers=numbers)
 
     def evidence(self, identity: PersonalIdentity, consent_id: str, version: int) -> dict[str, Any]:
         """The evidence a version was registered with, unsealed (to demonstrate consent)."""

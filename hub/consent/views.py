@@ -6,26 +6,31 @@ and the receipt render these, never rows.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from hub.consent.document import rfc3339
-from hub.consent.gate import Snapshot
-from hub.consent.snapshots import block_facts, consent_facts, withdrawal_facts
+from hub.consent.gate import ConsentFacts, Snapshot, WithdrawalFacts
+from hub.consent.snapshots import block_facts
 from hub.keys import KeyRing
 from hub.model.identity import PersonalIdentity
-from hub.store.consents import ConsentRepository
-from hub.store.participants import ParticipantRepository
+from hub.store.participants import ParticipantRepository, participant_columns
 from hub.store.tables.consent import (
     ConsentBlockRow,
+    ConsentPartyRow,
     ConsentRow,
     ConsentVersionRow,
     ConsentWithdrawalRow,
 )
 from hub.store.tables.participant import ParticipantRow
+
+T = TypeVar("T")
 
 Status = Literal["active", "pending", "expired", "withdrawn"]
 
@@ -105,24 +110,6 @@ class PersonConsents:
     as_of: datetime
 
 
-def version_view(consent_id: str, row: ConsentVersionRow) -> VersionView:
-    return VersionView(
-        consent_id=consent_id,
-        version=row.version,
-        parties=tuple(row.parties),
-        categories=tuple(sorted(row.categories)),
-        purposes=tuple(sorted(row.purposes)),
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-        informed_by=row.informed_by,
-        informed_at=row.informed_at,
-        recorded_at=row.recorded_at,
-        recorded_by=row.recorded_by,
-        evidence_kind=row.evidence_kind,
-        evidence_detail=row.evidence_detail,
-    )
-
-
 def block_view(row: ConsentBlockRow) -> BlockView:
     facts = block_facts(row)
     return BlockView(
@@ -136,22 +123,33 @@ def block_view(row: ConsentBlockRow) -> BlockView:
 
 
 def consent_history(
-    consent: ConsentRow, withdrawals: list[ConsentWithdrawalRow], now: datetime
+    consent_id: str,
+    versions: Sequence[VersionView],
+    withdrawals: Sequence[WithdrawalView],
+    now: datetime,
 ) -> ConsentHistory:
-    """The consent's versions, withdrawals and status at ``now``.
+    """The consent's versions (in version order), withdrawals and status at ``now``.
 
     Status: ``withdrawn`` once wholly withdrawn; else ``active`` while a version is in
     force (the gate's notion: started, not expired, not superseded); else ``pending`` if a
     version starts later; else ``expired``.
     """
-    versions = tuple(version_view(consent.id, v) for v in consent.versions)
-    views = tuple(
-        WithdrawalView(w.id, w.consent_id, w.up_to_version, w.party, w.category, w.at)
-        for w in withdrawals
-    )
+    views = tuple(withdrawals)
     snapshot = Snapshot.build(
-        [consent_facts(consent, v) for v in consent.versions],
-        [withdrawal_facts(w) for w in withdrawals],
+        [
+            ConsentFacts(
+                consent_id=consent_id,
+                version=v.version,
+                parties=frozenset(v.parties),
+                categories=frozenset(v.categories),
+                purposes=frozenset(v.purposes),
+                valid_from=v.valid_from,
+                valid_until=v.valid_until,
+                recorded_at=v.recorded_at,
+            )
+            for v in versions
+        ],
+        [WithdrawalFacts(w.consent_id, w.up_to_version, w.at, w.party, w.category) for w in views],
     )
     latest = versions[-1]
     in_force = snapshot.in_force(now)
@@ -167,7 +165,7 @@ def consent_history(
         status = "pending"
     else:
         status = "expired"
-    return ConsentHistory(consent.id, versions, views, status, current)
+    return ConsentHistory(consent_id, tuple(versions), views, status, current)
 
 
 def _block_json(block: BlockView) -> dict[str, Any]:
@@ -186,13 +184,30 @@ def listing_entry(person: PersonConsents, consent: ConsentHistory) -> dict[str, 
     ``pnr`` is ``null`` for a person with protected identity: they never appear by
     number in a list; ``participant`` (the pseudonym) identifies them to the ledger.
     """
+    number = None if person.protected_identity else person.identity.number
+    return _entry(
+        person.pseudonym,
+        person.protected_identity,
+        number,
+        consent,
+        [_block_json(b) for b in person.blocks],
+    )
+
+
+def _entry(
+    pseudonym: str,
+    protected_identity: bool,
+    number: str | None,
+    consent: ConsentHistory,
+    blocks: list[dict[str, Any]],
+) -> dict[str, Any]:
     v = consent.current
     return {
         "id": consent.consent_id,
         "version": v.version,
-        "pnr": None if person.protected_identity else person.identity.number,
-        "participant": person.pseudonym,
-        "protected_identity": person.protected_identity,
+        "pnr": number,
+        "participant": pseudonym,
+        "protected_identity": protected_identity,
         "status": consent.status,
         "parties": list(v.parties),
         "categories": list(v.categories),
@@ -210,46 +225,189 @@ def listing_entry(person: PersonConsents, consent: ConsentHistory) -> dict[str, 
             }
             for w in consent.partial_withdrawals
         ],
-        "blocks": [_block_json(b) for b in person.blocks],
+        "blocks": blocks,
         "versions": len(consent.versions),
         "recorded_at": rfc3339(v.recorded_at),
         "evidence": v.evidence_kind,
     }
 
 
+# -- loading ---------------------------------------------------------------------------------
+
+# Both a person's read (``show``, ``export``, the register extract) and the whole listing
+# load with the same few bulk queries, per chunk of consents: a fixed number of statements
+# however many people there are, never one round of queries per person.
+
+LISTING_CHUNK = 500
+"""Consents per chunk of a listing, and ids per ``IN (...)`` list (well under SQLite's and
+PostgreSQL's limits on bound parameters)."""
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), LISTING_CHUNK):
+        yield values[start : start + LISTING_CHUNK]
+
+
+def load_histories(
+    session: Session, consent_ids: Sequence[str], now: datetime
+) -> dict[str, ConsentHistory]:
+    """These consents with every version, withdrawals and status at ``now``, by id.
+
+    Three statements per :data:`LISTING_CHUNK` consents (versions, their parties,
+    withdrawals), plain columns only: no ORM objects, no sealed evidence.
+    """
+    v, p, w = ConsentVersionRow, ConsentPartyRow, ConsentWithdrawalRow
+    # Core statements on the session's connection (its transaction): the ORM's result
+    # handling would cost more than building the views.
+    db = session.connection()
+    versions: dict[str, list[VersionView]] = defaultdict(list)
+    withdrawals: dict[str, list[WithdrawalView]] = defaultdict(list)
+    for chunk in _chunks(consent_ids):
+        parties: dict[int, list[str]] = defaultdict(list)
+        for version_id, named in db.execute(
+            select(p.version_id, p.party)
+            .join(v, v.id == p.version_id)
+            .where(v.consent_id.in_(chunk))
+            .order_by(p.version_id, p.party)
+        ):
+            parties[version_id].append(named)
+        for row in db.execute(
+            select(
+                v.id,
+                v.consent_id,
+                v.version,
+                v.categories,
+                v.purposes,
+                v.valid_from,
+                v.valid_until,
+                v.informed_by,
+                v.informed_at,
+                v.recorded_at,
+                v.recorded_by,
+                v.evidence_kind,
+                v.evidence_detail,
+            )
+            .where(v.consent_id.in_(chunk))
+            .order_by(v.consent_id, v.version)
+        ):
+            versions[row.consent_id].append(
+                VersionView(
+                    consent_id=row.consent_id,
+                    version=row.version,
+                    parties=tuple(parties.get(row.id, ())),
+                    categories=tuple(sorted(row.categories)),
+                    purposes=tuple(sorted(row.purposes)),
+                    valid_from=row.valid_from,
+                    valid_until=row.valid_until,
+                    informed_by=row.informed_by,
+                    informed_at=row.informed_at,
+                    recorded_at=row.recorded_at,
+                    recorded_by=row.recorded_by,
+                    evidence_kind=row.evidence_kind,
+                    evidence_detail=row.evidence_detail,
+                )
+            )
+        for wid, consent_id, up_to, party, category, at in db.execute(
+            select(w.id, w.consent_id, w.up_to_version, w.party, w.category, w.at)
+            .where(w.consent_id.in_(chunk))
+            .order_by(w.at, w.id)
+        ):
+            withdrawals[consent_id].append(
+                WithdrawalView(wid, consent_id, up_to, party, category, at)
+            )
+    return {
+        consent_id: consent_history(consent_id, versions[consent_id], withdrawals[consent_id], now)
+        for consent_id in consent_ids
+    }
+
+
+def load_blocks(session: Session, participant_ids: Sequence[int]) -> dict[int, list[BlockView]]:
+    """These people's blocks, oldest recorded first, by participant id (one statement per
+    :data:`LISTING_CHUNK` people)."""
+    found: dict[int, list[BlockView]] = defaultdict(list)
+    for chunk in _chunks(participant_ids):
+        for row in session.scalars(
+            select(ConsentBlockRow)
+            .where(ConsentBlockRow.participant_id.in_(chunk))
+            .order_by(ConsentBlockRow.recorded_at, ConsentBlockRow.id)
+        ):
+            found[row.participant_id].append(block_view(row))
+    return found
+
+
 def load_person(
     session: Session, participant: ParticipantRow, identity: PersonalIdentity, now: datetime
 ) -> PersonConsents:
     """The person's consents, withdrawals and blocks as stored, with statuses at ``now``."""
-    repo = ConsentRepository(session)
-    consents = repo.consents_of(participant.id)
-    withdrawals = repo.withdrawals_of([c.id for c in consents])
+    consent_ids = list(
+        session.scalars(
+            select(ConsentRow.id)
+            .where(ConsentRow.participant_id == participant.id)
+            .order_by(ConsentRow.created_at, ConsentRow.id)
+        )
+    )
+    histories = load_histories(session, consent_ids, now)
     return PersonConsents(
         pseudonym=participant.pseudonym,
         identity=identity,
         protected_identity=participant.protected_identity,
-        consents=tuple(
-            consent_history(c, [w for w in withdrawals if w.consent_id == c.id], now)
-            for c in consents
-        ),
-        blocks=tuple(block_view(b) for b in repo.blocks_of(participant.id)),
+        consents=tuple(histories[c] for c in consent_ids),
+        blocks=tuple(load_blocks(session, [participant.id])[participant.id]),
         as_of=now,
     )
 
 
-def load_listing(session: Session, keys: KeyRing, now: datetime) -> list[dict[str, Any]]:
-    """Every stored consent as :func:`listing_entry` renders it, oldest first."""
+def count_listing(session: Session) -> tuple[int, int]:
+    """How many consents are stored, and of how many people (one statement)."""
+    consents, people = session.execute(
+        select(func.count(ConsentRow.id), func.count(distinct(ConsentRow.participant_id)))
+    ).one()
+    return int(consents), int(people)
+
+
+def listing_entries(
+    session: Session, keys: KeyRing, now: datetime, *, numbers: bool = True
+) -> Iterator[dict[str, Any]]:
+    """Every stored consent as :func:`listing_entry` renders it, oldest first, one at a time.
+
+    The consents are read in chunks of :data:`LISTING_CHUNK`, each with a fixed number of
+    bulk statements (their versions, parties and withdrawals, their people and the
+    people's blocks), so the statements grow with the chunks, not the people, and only one
+    chunk is held at a time. A person's number is decrypted only to be shown: never for a
+    protected identity, and not at all with ``numbers=False`` (then every ``pnr`` is
+    ``None``; for the plain list, which shows pseudonyms only). Call it in one read
+    transaction that sees a single snapshot (as
+    :meth:`hub.consent.service.ConsentService.stream_listing` does), so every chunk agrees.
+    """
+    order = (
+        select(ConsentRow.id, ConsentRow.participant_id)
+        .order_by(ConsentRow.created_at, ConsentRow.id)
+        .execution_options(yield_per=LISTING_CHUNK)
+    )
     participants = ParticipantRepository(session, keys)
-    people: dict[int, PersonConsents] = {}
-    entries = []
-    for consent in ConsentRepository(session).all_consents():
-        person = people.get(consent.participant_id)
-        if person is None:
-            row = session.get(ParticipantRow, consent.participant_id)
-            if row is None:  # pragma: no cover - the foreign key forbids it
-                continue
-            person = load_person(session, row, participants.identity_of(row), now)
-            people[row.id] = person
-        history = next(c for c in person.consents if c.consent_id == consent.id)
-        entries.append(listing_entry(person, history))
-    return entries
+    for page in session.connection().execute(order).partitions():
+        consent_ids = [row[0] for row in page]
+        people_ids = sorted({row[1] for row in page})
+        histories = load_histories(session, consent_ids, now)
+        blocks = load_blocks(session, people_ids)
+        people: dict[int, tuple[str, bool, str | None, list[dict[str, Any]]]] = {}
+        for person in participant_columns(session, people_ids):
+            number = None
+            if numbers and not person.protected_identity:
+                number = participants.identity_of(person).number
+            people[person.id] = (
+                person.pseudonym,
+                person.protected_identity,
+                number,
+                [_block_json(b) for b in blocks.get(person.id, ())],
+            )
+        for consent_id, participant_id in page:
+            pseudonym, protected, number, person_blocks = people[participant_id]
+            # Each entry gets its own copy of the blocks: callers may change what they get.
+            yield _entry(
+                pseudonym,
+                protected,
+                number,
+                histories[consent_id],
+                [dict(b) for b in person_blocks],
+            )

@@ -4,14 +4,15 @@ being a client of the joint team is itself secret (OSL 26 kap.)."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from typing import Any
 
 import pytest
 from casework_support import OTHER, PNR, STRANGER, register_caseload
 from test_consent_support import Clock, ledger
 
-import hub.commands.consent
 from hub.consent.service import ConsentService
 from hub.context import Hub
 
@@ -54,19 +55,33 @@ def test_showing_or_exporting_a_persons_consents_is_logged_by_pseudonym(
     _no_number([entry])
 
 
+class _FirstWrite(io.TextIOWrapper):
+    """Standard output that notes the ledger's actions when the first text arrives."""
+
+    def __init__(self, database: Any) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8")
+        self.database = database
+        self.seen: list[str] | None = None
+
+    def write(self, text: str) -> int:
+        if self.seen is None and text:
+            self.seen = [e["action"] for e in ledger(self.database)]
+        return super().write(text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("show", "--pnr", PNR, "--json"), ("list",), ("list", "--json")],
+    ids=["show --json", "list", "list --json"],
+)
 def test_the_read_is_on_record_before_anything_is_printed(
-    caseload: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch
+    caseload: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
 ) -> None:
     before = len(ledger(caseload.db))
-    printed: list[list[str]] = []
-
-    def print_json(data: Any) -> None:
-        printed.append([e["action"] for e in ledger(caseload.db)[before:]])
-
-    monkeypatch.setattr(hub.commands.consent, "print_json", print_json)
-    assert cli("consent", "show", "--pnr", PNR, "--json").code == 0
-    assert cli("consent", "list", "--json").code == 0
-    assert printed == [["consent_read"], ["consent_read", "consent_read"]]
+    out = _FirstWrite(caseload.db)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert cli("consent", *args).code == 0
+    assert out.seen is not None and out.seen[before:] == ["consent_read"]
 
 
 def test_listing_every_consent_is_one_entry_naming_no_one(caseload: Hub, cli: Any) -> None:
