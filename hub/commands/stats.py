@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 
 from hub.commands.common import hub_from, print_json
@@ -9,7 +11,7 @@ from hub.errors import InputError
 from hub.ledger.service import ACTOR_HELP, cli_actor
 from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup_report
-from hub.stats.period import parse_period
+from hub.stats.period import parse_period, swedish_day
 from hub.stats.text import render_text
 
 ASKER_HELP = ACTOR_HELP + " The log records the role `steering_group`."
@@ -35,12 +37,14 @@ def stats(
     A person's records count only where their consent covers the purpose `evaluation`; the
     gate's decision for each person, permit or deny, goes to the transfer log. Counts of 1
     to 4 are shown as `<5` (`null` with `suppressed: true` in JSON) so that no one can be
-    singled out. See docs/statistics.md.
+    singled out. A period must not start after today; one that ends after today is
+    counted up to today. See docs/statistics.md.
     """
     if as_json and as_csv:
         raise InputError("give --json or --csv, not both")
-    start, end = parse_period(from_, to, ("--from", "--to"))
-    report = followup_report(hub_from(ctx), start, end, actor=cli_actor(actor))
+    now = datetime.now(UTC)
+    start, end = parse_period(from_, to, ("--from", "--to"), today=swedish_day(now))
+    report = followup_report(hub_from(ctx), start, end, actor=cli_actor(actor), at=now)
     if as_json:
         print_json(report.model_dump(mode="json"))
     elif as_csv:

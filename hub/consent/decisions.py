@@ -2,12 +2,15 @@
 
 Every function here works in the caller's session (the sync job's transaction, a web
 request's): the decision's ledger entry commits or rolls back with the caller's work.
-Nothing here commits.
+Nothing here commits. The one exception, :func:`decide_unrecorded`, touches no database
+and hands its entries to the caller, who must append them before using any decision.
 
     decide(session, participant, origin, recipient, category, purpose, at, *, actor, ...)
         one decision, loaded, decided and recorded
     gate_for(session, participant) -> ParticipantGate
         one snapshot load, then any number of decisions for that person
+    decide_unrecorded(snapshot, pseudonym, requests, ...) -> (permitted keys, entries)
+        decisions whose entries the caller appends later, in one write transaction
     subscribers(session, party, at) -> list[ParticipantColumns]
         who currently has a consent naming ``party`` (the sync job's subscriptions)
 """
@@ -89,30 +92,14 @@ class ParticipantGate:
         correlation_id: str | None = None,
     ) -> list[Decision]:
         """Decide several disclosures for this person; one ledger append for all of them."""
-        decisions: list[Decision] = []
-        events: list[LedgerEvent] = []
-        for r in requests:
-            _require_aware(r.at)
-            decision = gate.decide(
-                self.snapshot,
-                r.origin,
-                r.recipient,
-                r.category,
-                r.purpose,
-                r.at,
-                restricted_origin=r.restricted_origin,
-            )
-            decisions.append(decision)
-            events.append(
-                decision_event(
-                    decision,
-                    self.participant.pseudonym,
-                    r,
-                    actor=actor,
-                    role=role,
-                    correlation_id=correlation_id,
-                )
-            )
+        decisions, events = _decided(
+            self.snapshot,
+            self.participant.pseudonym,
+            requests,
+            actor=actor,
+            role=role,
+            correlation_id=correlation_id,
+        )
         append_many(self.session, events)
         return decisions
 
@@ -133,6 +120,69 @@ class ParticipantGate:
             [requests[k] for k in keys], actor=actor, role=role, correlation_id=correlation_id
         )
         return {k for k, d in zip(keys, decisions, strict=True) if d.permitted}
+
+
+def decide_unrecorded(
+    snapshot: Snapshot,
+    pseudonym: str,
+    requests: Mapping[K, DecisionRequest],
+    *,
+    actor: str,
+    role: str | None = None,
+    correlation_id: str | None = None,
+) -> tuple[set[K], list[LedgerEvent]]:
+    """Decide every request for the person of ``snapshot`` as
+    :meth:`ParticipantGate.permitted_keys` does (in key order), without touching the
+    database: the keys permitted, and the ledger entries of the decisions, exactly those
+    ``permitted_keys`` would append.
+
+    For a reader that decides about many people in a read-only transaction and appends
+    all their entries at once in a short write transaction (the follow-up statistics).
+    The caller must append every entry returned, in a transaction that commits before
+    anything decided here is shown or sent, and drop what it decided if that append fails.
+    """
+    keys = sorted(requests)
+    decisions, events = _decided(
+        snapshot,
+        pseudonym,
+        [requests[k] for k in keys],
+        actor=actor,
+        role=role,
+        correlation_id=correlation_id,
+    )
+    return {k for k, d in zip(keys, decisions, strict=True) if d.permitted}, events
+
+
+def _decided(
+    snapshot: Snapshot,
+    pseudonym: str,
+    requests: Iterable[DecisionRequest],
+    *,
+    actor: str,
+    role: str | None,
+    correlation_id: str | None,
+) -> tuple[list[Decision], list[LedgerEvent]]:
+    """The gate's decision on each request, and each decision's ledger entry."""
+    decisions: list[Decision] = []
+    events: list[LedgerEvent] = []
+    for r in requests:
+        _require_aware(r.at)
+        decision = gate.decide(
+            snapshot,
+            r.origin,
+            r.recipient,
+            r.category,
+            r.purpose,
+            r.at,
+            restricted_origin=r.restricted_origin,
+        )
+        decisions.append(decision)
+        events.append(
+            decision_event(
+                decision, pseudonym, r, actor=actor, role=role, correlation_id=correlation_id
+            )
+        )
+    return decisions, events
 
 
 def gate_for(session: Session, participant: ParticipantRow) -> ParticipantGate:

@@ -2,11 +2,13 @@
 
 The measures, for a period ``start``..``end`` (both days inclusive):
 
-* new: a case (see :mod:`hub.stats.cases`) opened in the period;
-* active: a case open on at least one day of the period (referred on or before its end,
-  not closed before its start);
+* new: a case (see :mod:`hub.stats.cases`) opened in the period (by its opening
+  referral; a case that began before the records the hub holds is never new);
+* active: a case open on at least one day of the period (shown by the records on or before
+  its end, not closed before its start);
 * closed: a case closed in the period, with the outcome (utfall) and reason (slutorsak)
-  of the person's latest such closure, so each breakdown adds up to the closed total.
+  of the closure that ended the person's latest such case, so each breakdown adds up to
+  the closed total.
 
 Each person counts at most once per measure. The figures here are raw: they go through
 :mod:`hub.stats.suppression` before anyone sees them.
@@ -33,7 +35,7 @@ class Place:
 
     new: bool = False
     active: bool = False
-    closed: Case | None = None
+    closed: Case[Fact] | None = None
 
     @property
     def counted(self) -> bool:
@@ -43,10 +45,10 @@ class Place:
 
 def place(facts: Iterable[Fact], start: date, end: date) -> Place:
     """Where the person with these facts counts in ``start``..``end``."""
-    cases = [c for c in cases_of(facts) if c.overlaps(start, end)]
+    cases = [c for c in cases_of(facts, Fact.step) if c.overlaps(start, end)]
     closed = [c for c in cases if c.closed_on is not None and c.closed_on <= end]
     return Place(
-        new=any(c.opened_on >= start for c in cases),
+        new=any(c.opened_on is not None and c.opened_on >= start for c in cases),
         active=bool(cases),
         closed=closed[-1] if closed else None,
     )

@@ -3,9 +3,15 @@
 Using a record for statistics is a disclosure from its origin to the joint team for the
 purpose ``evaluation``. The gate is asked once per (person, origin, category, restricted
 mark) — one decision covers all the person's records of that kind from that authority —
-and each person's decisions are appended to the ledger together, in the caller's
-transaction, by pseudonym only (:meth:`hub.consent.decisions.ParticipantGate.decide_many`).
-Snapshots are loaded for many people at a time, not one query set per person.
+by pseudonym only. Snapshots are loaded for many people at a time, not one query set per
+person.
+
+Deciding writes nothing: :func:`gate_facts` reads (in the caller's transaction, which may
+be read-only) and returns each decision's ledger entry, person by person and in key order
+within a person, the entries :meth:`hub.consent.decisions.ParticipantGate.permitted_keys`
+would append. The caller appends them all before anything worked out from the decisions
+is shown (:mod:`hub.stats.followup`), so the database write lock is held only for that
+append, not while the records are read and the gate asked.
 
 A decision's payload digest is the record's own when it covers one record, else the
 SHA-256 of the canonical JSON list of the records' digests, sorted: it fingerprints what
@@ -21,15 +27,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub.consent.decisions import DecisionRequest, ParticipantGate
+from hub.consent.decisions import DecisionRequest, decide_unrecorded
 from hub.consent.snapshots import load_snapshots
-from hub.ledger.event import ActorRole
+from hub.ledger.event import ActorRole, LedgerEvent
 from hub.model.canonical import json_sha256
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.stats.records import Fact
 from hub.store.tables.participant import ParticipantRow
-
-"""The role the ledger records for statistics decisions."""
 
 _CHUNK = 500  # people whose snapshots are loaded at once
 
@@ -42,6 +46,15 @@ class Gated:
     denied: tuple[Fact, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class GateAnswers:
+    """Every person's answer, and the ledger entries of the decisions behind them (to be
+    appended, in this order, before any answer is used)."""
+
+    by_person: dict[int, Gated]
+    entries: list[LedgerEvent]
+
+
 def gate_facts(
     session: Session,
     people: Sequence[ParticipantRow],
@@ -50,32 +63,36 @@ def gate_facts(
     actor: str,
     at: datetime,
     correlation_id: str,
-) -> dict[int, Gated]:
-    """Decide, record and apply the gate's answer for each of ``people``'s facts."""
+) -> GateAnswers:
+    """Decide the gate's answer for each of ``people``'s facts; writes nothing."""
     gated: dict[int, Gated] = {}
+    entries: list[LedgerEvent] = []
     for start in range(0, len(people), _CHUNK):
         chunk = people[start : start + _CHUNK]
         snapshots = load_snapshots(session, chunk)
         for person in chunk:
-            gate = ParticipantGate(session, person, snapshots[person.id])
-            gated[person.id] = _decide(
-                gate, facts[person.id], actor=actor, at=at, correlation_id=correlation_id
+            found = facts[person.id]
+            allowed, events = decide_unrecorded(
+                snapshots[person.id],
+                person.pseudonym,
+                _requests(found, at),
+                actor=actor,
+                role=ActorRole.STEERING_GROUP,
+                correlation_id=correlation_id,
             )
-    return gated
+            entries.extend(events)
+            gated[person.id] = Gated(
+                permitted=tuple(f for f in found if f.gate_key in allowed),
+                denied=tuple(f for f in found if f.gate_key not in allowed),
+            )
+    return GateAnswers(gated, entries)
 
 
-def _decide(
-    gate: ParticipantGate,
-    facts: Sequence[Fact],
-    *,
-    actor: str,
-    at: datetime,
-    correlation_id: str,
-) -> Gated:
+def _requests(facts: Sequence[Fact], at: datetime) -> dict[tuple[str, str, bool], DecisionRequest]:
     groups: dict[tuple[str, str, bool], list[Fact]] = defaultdict(list)
     for fact in facts:
         groups[fact.gate_key].append(fact)
-    requests = {
+    return {
         (origin, category, restricted): DecisionRequest(
             origin,
             JOINT_TEAM,
@@ -87,13 +104,6 @@ def _decide(
         )
         for (origin, category, restricted), group in groups.items()
     }
-    allowed = gate.permitted_keys(
-        requests, actor=actor, role=ActorRole.STEERING_GROUP, correlation_id=correlation_id
-    )
-    return Gated(
-        permitted=tuple(f for f in facts if f.gate_key in allowed),
-        denied=tuple(f for f in facts if f.gate_key not in allowed),
-    )
 
 
 def _digest(facts: Sequence[Fact]) -> str:

@@ -1,21 +1,34 @@
 """The period a report covers: one parser for `evi stats` and the web page and API.
 
-    parse_period(start, end, names=("from", "to")) -> (first day, last day)
-    check_period(first, last, names=None)
+    parse_period(start, end, names=("from", "to"), *, today=None) -> (first day, last day)
+    check_period(first, last, names=None, *, today=None)
+    swedish_day(instant) -> the date in Sweden at that instant
 
 A date is written ``YYYY-MM-DD``; both days are included. A message names the option or
 field (``--from``, ``from``, …) and never echoes the text given, which could be anything
 someone typed, a personnummer included.
+
+A period must not start after today (the date in Sweden, where the records' dates are
+written): nothing can be counted in it yet. A period that ends after today is counted up
+to today, and the report says so (:func:`hub.stats.followup.followup`).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from hub.errors import InputError
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
+
+
+def swedish_day(instant: datetime) -> date:
+    """The date in Sweden at ``instant`` (timezone-aware): "today" for a report made then."""
+    return instant.astimezone(SWEDEN).date()
 
 
 def parse_day(text: str | None, name: str) -> date:
@@ -35,10 +48,24 @@ def parse_day(text: str | None, name: str) -> date:
 
 
 def check_period(
-    period_start: date, period_end: date, names: tuple[str, str] | None = None
+    period_start: date,
+    period_end: date,
+    names: tuple[str, str] | None = None,
+    *,
+    today: date | None = None,
 ) -> None:
-    """Raise :class:`InputError` when the period ends before it starts; ``names`` are the
-    options or fields the two days came from, for the message."""
+    """Raise :class:`InputError` when the period ends before it starts, or starts after
+    ``today`` (when given); ``names`` are the options or fields the two days came from,
+    for the message."""
+    if today is not None and period_start > today:
+        if names is None:
+            said, asked = f"the period starts ({period_start})", "start date"
+        else:
+            said, asked = f"{names[0]} {period_start} is", names[0]
+        raise InputError(
+            f"{said} after today ({today}): nothing can be counted in it yet; "
+            f"give a {asked} on or before {today}"
+        )
     if period_end >= period_start:
         return
     if names is None:
@@ -53,10 +80,15 @@ def check_period(
 
 
 def parse_period(
-    start: str | None, end: str | None, names: tuple[str, str] = ("from", "to")
+    start: str | None,
+    end: str | None,
+    names: tuple[str, str] = ("from", "to"),
+    *,
+    today: date | None = None,
 ) -> tuple[date, date]:
     """The first and last day of the period typed as ``start`` and ``end``; the first
-    problem found raises :class:`InputError` naming its field (``names``)."""
+    problem found raises :class:`InputError` naming its field (``names``), a start after
+    ``today`` (when given) among them."""
     first, last = parse_day(start, names[0]), parse_day(end, names[1])
-    check_period(first, last, names)
+    check_period(first, last, names, today=today)
     return first, last

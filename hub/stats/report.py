@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 SMALL_CELL_LIMIT = 5
 """Counts from 1 up to (not including) this are suppressed; 0 is shown."""
 
+CHANGES = (
+    "A withdrawal, an expired consent, retention (records removed) or a record that arrives "
+    "later changes the figures, those of earlier periods too: the same report made again "
+    "may differ."
+)
+"""Why a report made again may differ: every output says it (docs/statistics.md)."""
+
 Rule = Literal["small_cell", "complementary"]
 
 
@@ -51,9 +58,21 @@ class FollowUpReport(_Published):
     """Follow-up statistics for one period, both days inclusive (docs/statistics.md)."""
 
     period_start: date
-    period_end: date
+    period_end: date = Field(
+        description="the last day counted: the period's, or the day the report was made "
+        "when the period ends after it"
+    )
+    period_end_requested: date | None = Field(
+        default=None,
+        description="the period's last day as asked, when it is after the day the report "
+        "was made (the period is then counted up to that day); else null",
+    )
     purpose: Literal["evaluation"] = "evaluation"
-    decided_at: datetime = Field(description="the instant the consent gate was asked about")
+    decided_at: datetime = Field(
+        description="the instant the consent gate was asked about: the figures are decided "
+        "under the consents in force and the records stored then"
+    )
+    changes: str = Field(default=CHANGES, description="why the same report made again may differ")
     correlation_id: str = Field(description="ties the report's gate decisions in the ledger")
     small_cell_limit: int = SMALL_CELL_LIMIT
     new: Split = Field(description="people whose case opened in the period")

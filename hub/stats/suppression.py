@@ -39,8 +39,10 @@ def suppressed_report(
     period_end: date,
     decided_at: datetime,
     correlation_id: str,
+    period_end_requested: date | None = None,
 ) -> FollowUpReport:
-    """The publishable report of ``raw``."""
+    """The publishable report of ``raw`` (``period_end_requested``: see
+    :class:`~hub.stats.report.FollowUpReport`)."""
     grid = _grid(raw)
     small = {k for k, v in grid.items() if 0 < v < SMALL_CELL_LIMIT}
     hidden = _complete(grid, small, list(_lines(raw)))
@@ -59,6 +61,7 @@ def suppressed_report(
     return FollowUpReport(
         period_start=period_start,
         period_end=period_end,
+        period_end_requested=period_end_requested,
         decided_at=decided_at,
         correlation_id=correlation_id,
         new=split("measure", "new"),

@@ -1,14 +1,19 @@
 """The follow-up report as text: one small table per measure, women / men / total.
 
 :func:`tables` and :data:`LEGEND` are what any rendering shows (the web page uses them
-too): the rows of each table, and what the suppression markers mean.
+too): the rows of each table, and what the suppression markers mean. So do
+:func:`decided` (when the figures were decided), :func:`counted_to` (a period cut at the
+day the report was made) and :data:`~hub.stats.report.CHANGES` (why a report made again
+may differ): every output, text, CSV and page, says them.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 
-from hub.stats.report import SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
+from hub.stats.period import SWEDEN
+from hub.stats.report import CHANGES, SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
 
 _LABEL = 30
 _WIDTH = 7
@@ -30,6 +35,28 @@ LEFT_OUT = (
 )
 """The title and row labels of the people the gate left out (``left_out``,
 ``partly_left_out``)."""
+
+
+def decided_time(report: FollowUpReport) -> str:
+    """When the gate was asked, in Swedish time with its zone (``2025-08-04 09:30 CEST``)."""
+    return f"{report.decided_at.astimezone(SWEDEN):%Y-%m-%d %H:%M %Z}"
+
+
+def decided(report: FollowUpReport) -> str:
+    """The sentence saying when, and under what, the figures were decided."""
+    return (
+        f"Decided {decided_time(report)} under the consents in force and the records stored then."
+    )
+
+
+def counted_to(report: FollowUpReport) -> str | None:
+    """The sentence saying that the period was cut at the day the report was made, if it was."""
+    if report.period_end_requested is None:
+        return None
+    return (
+        f"The period asked for ends {report.period_end_requested}, after the day the report "
+        f"was made: it is counted up to {report.period_end}."
+    )
 
 
 def tables(report: FollowUpReport) -> list[Table]:
@@ -54,6 +81,8 @@ def render_text(report: FollowUpReport) -> str:
     lines = [
         f"Follow-up {report.period_start} to {report.period_end} (both days included), "
         f"purpose: {report.purpose}",
+        *filter(None, [counted_to(report)]),
+        decided(report),
         "",
     ]
     for title, rows in tables(report):
@@ -65,6 +94,7 @@ def render_text(report: FollowUpReport) -> str:
         f"  {partly:<{_LABEL - 2}}{_cell(report.partly_left_out, _WIDTH * 3)}",
         "",
         *LEGEND,
+        *textwrap.wrap(CHANGES, width=90),
         f"The gate's decisions are in the transfer log, correlation id {report.correlation_id}.",
     ]
     return "\n".join(lines)

@@ -1,19 +1,27 @@
 """The steering group's follow-up statistics over the web: JSON API and page.
 
-Both run :func:`hub.stats.followup.followup_report`, the use case behind `evi stats`, with
-the web user's name as actor: the gate is asked about every person in the period for the
-purpose ``evaluation`` and each decision goes to the ledger with role ``steering_group``,
-as for the CLI. The API answers the report's own JSON (what `evi stats --json` prints).
+The API, the page and ``/stats.csv`` run :func:`hub.stats.followup.followup_report`, the
+use case behind `evi stats`, with the web user's name as actor: the gate is asked about
+every person in the period for the purpose ``evaluation`` and each decision goes to the
+ledger with role ``steering_group``, as for the CLI. The API answers the report's own
+JSON (what `evi stats --json` prints).
+
+The page's "Download as CSV" link holds the report shown, as a ``data:`` URL: the file is
+the page's figures, and downloading it asks no one again. ``/stats.csv`` makes a report of
+its own (asked, and logged, like the API) for a direct download or a script.
 
 The period is two dates in the query string (``?from=YYYY-MM-DD&to=YYYY-MM-DD``): dates
 are not personal data, and a GET lets the page be bookmarked. They are read by
 :func:`hub.stats.period.parse_period`, as the CLI reads its options; a missing or bad date,
-or a ``to`` before ``from``, is a 422 naming the field, never echoing what was given.
+a ``to`` before ``from`` or a ``from`` after today, is a 422 naming the field, never
+echoing what was given.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -22,7 +30,7 @@ from hub.context import Hub
 from hub.errors import InputError
 from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup_report
-from hub.stats.period import parse_day, parse_period
+from hub.stats.period import parse_day, parse_period, swedish_day
 from hub.stats.report import FollowUpReport
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
@@ -42,8 +50,9 @@ ToDay = Annotated[str | None, Query(alias="to", description="last day of the per
 
 
 def _report(hub: Hub, user: WebUser, start: str | None, end: str | None) -> FollowUpReport:
-    first, last = parse_period(start, end)
-    return followup_report(hub, first, last, actor=user.actor)
+    now = datetime.now(UTC)
+    first, last = parse_period(start, end, today=swedish_day(now))
+    return followup_report(hub, first, last, actor=user.actor, at=now)
 
 
 # -- JSON API -----------------------------------------------------------------------------
@@ -66,12 +75,24 @@ def stats_csv(
 ) -> Response:
     """The follow-up report for ``from``..``to`` as a CSV download, as `evi stats --csv`."""
     report = _report(hub, user, start, end)
-    name = f"evi-uppfoljning-{report.period_start}-{report.period_end}.csv"
     return Response(
         render_csv(report),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{csv_name(report)}"'},
     )
+
+
+def csv_name(report: FollowUpReport) -> str:
+    """The CSV file's name: ``evi-uppfoljning-FROM-TO.csv`` (the days counted)."""
+    return f"evi-uppfoljning-{report.period_start}-{report.period_end}.csv"
+
+
+def csv_href(report: FollowUpReport) -> str:
+    """The report shown, as the CSV `/stats.csv` would give, in a ``data:`` URL: the page's
+    download link, so the file holds the very figures on the page (same decision instant,
+    same correlation id) and downloading it neither asks the gate again nor logs anything
+    more. It holds nothing the page does not show."""
+    return "data:text/csv;charset=utf-8," + quote(render_csv(report), safe="")
 
 
 @router.get("/stats")
@@ -106,6 +127,7 @@ def _page(
     }
     if report is not None:
         page.update(page_tables(request, report))
+        page.update(csv_href=csv_href(report), csv_name=csv_name(report))
     return page
 
 

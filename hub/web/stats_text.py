@@ -18,6 +18,7 @@ from hub.stats.report import SMALL_CELL_LIMIT, FollowUpReport
 from hub.stats.text import LEFT_OUT, tables
 from hub.web.i18n import N_, tr
 from hub.web.record_text import CODE_NAMES
+from hub.web.templating import swedish_time
 
 LABELS: Final = (
     # the titles and labels of hub.stats.text, marked for the catalog
@@ -37,6 +38,19 @@ LEGEND: Final = (
     N_("x: not shown either, so that a <%(limit)s cell cannot be worked out from the others."),
 )
 
+DECIDED: Final = N_("Decided %(at)s under the consents in force and the records stored then.")
+COUNTED_TO: Final = N_(
+    "The period asked for ends %(asked)s, after the day the report was made: it is counted "
+    "up to %(end)s."
+)
+CHANGES: Final = N_(
+    "A withdrawal, an expired consent, retention (records removed) or a record that arrives "
+    "later changes the figures, those of earlier periods too: the same report made again "
+    "may differ."
+)
+"""The English of each is :mod:`hub.stats.text`'s (``decided``, ``counted_to``) and
+:data:`hub.stats.report.CHANGES`, word for word (tests/unit/test_web_stats.py)."""
+
 
 def label(request: Request, text: str) -> str:
     """A title or label of the report, or a code of its breakdowns, as words."""
@@ -44,9 +58,16 @@ def label(request: Request, text: str) -> str:
 
 
 def page_tables(request: Request, report: FollowUpReport) -> dict[str, Any]:
-    """The page's ``tables``, ``left_out`` and ``legend``, in the request's language."""
+    """The page's ``tables``, ``left_out``, ``legend``, ``decided``, ``counted_to`` and
+    ``changes``, in the request's language."""
     title, (entirely, partly) = LEFT_OUT
+    asked = report.period_end_requested
     return {
+        "decided": tr(request, DECIDED, at=swedish_time(report.decided_at)),
+        "counted_to": None
+        if asked is None
+        else tr(request, COUNTED_TO, asked=asked.isoformat(), end=report.period_end.isoformat()),
+        "changes": tr(request, CHANGES),
         "tables": [
             (label(request, name), [(label(request, row), split) for row, split in rows])
             for name, rows in tables(report)

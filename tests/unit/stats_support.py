@@ -10,14 +10,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from record_support import add_record
+from sqlalchemy import select
 from test_consent_support import Clock, paper_submission, skatteverket_numbers
 
+from hub.casework.summary import CaseSummary, StatusEntry, summarise
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.model.domain import Closure, Referral
 from hub.model.identity import parse_identity
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.participant import ParticipantRow
+from hub.store.tables.sync import StoredRecord
 
 AT = datetime(2025, 8, 1, 12, tzinfo=UTC)
 """When the tests ask the gate: inside the consents' validity."""
@@ -56,12 +59,18 @@ class Caseload:
         )
 
     def referral(
-        self, number: str, on: str, *, origin: str = "kommun", restricted: bool = False
+        self,
+        number: str,
+        on: str,
+        *,
+        origin: str = "kommun",
+        restricted: bool = False,
+        updated: datetime | None = None,
     ) -> None:
         body = Referral(
             referring_party=origin, received_on=date.fromisoformat(on), reason="financial_aid"
         )
-        self._store(number, origin, "referral", body.model_dump(mode="json"), restricted)
+        self._store(number, origin, "referral", body.model_dump(mode="json"), restricted, updated)
 
     def closure(
         self,
@@ -71,21 +80,48 @@ class Caseload:
         origin: str = "kommun",
         outcome: str = "work",
         reason: str = "goal_reached",
+        updated: datetime | None = None,
     ) -> None:
         body = Closure.model_validate(
             {"closed_on": on, "outcome": outcome, "reason": reason}
         ).model_dump(mode="json")
-        self._store(number, origin, "closure", body, False)
+        self._store(number, origin, "closure", body, False, updated)
+
+    def summary(self, number: str) -> CaseSummary:
+        """The caseworker's summary of every record stored about the person."""
+        with self.hub.db.session() as session:
+            person = ParticipantRepository(session, self.hub.keys).ensure(parse_identity(number))
+            rows = session.scalars(
+                select(StoredRecord).where(StoredRecord.participant_id == person.id)
+            )
+            entries = [
+                StatusEntry(
+                    origin=r.source,
+                    kind=r.kind,
+                    category=r.category,
+                    updated_at=r.updated_at,
+                    body=r.body,
+                )
+                for r in rows
+            ]
+        return summarise(entries, AT.date())
 
     def participant(self, number: str) -> ParticipantRow:
         with self.hub.db.session() as session:
             return ParticipantRepository(session, self.hub.keys).ensure(parse_identity(number))
 
     def _store(
-        self, number: str, origin: str, kind: str, body: dict[str, Any], restricted: bool
+        self,
+        number: str,
+        origin: str,
+        kind: str,
+        body: dict[str, Any],
+        restricted: bool,
+        updated: datetime | None,
     ) -> None:
+        """Store one record; ``updated`` is its update time (default 2025-07-01)."""
         self._records += 1
-        now = datetime(2025, 7, 1, tzinfo=UTC)
+        now = updated or datetime(2025, 7, 1, tzinfo=UTC)
         category = "referral" if kind == "referral" else "outcome"
         with self.hub.db.session() as session:
             person = ParticipantRepository(session, self.hub.keys).ensure(parse_identity(number))

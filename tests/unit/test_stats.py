@@ -3,28 +3,37 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import random
 import re
-from datetime import UTC, date, datetime
+import sqlite3
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock, Timeout
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
-from stats_support import AT, MEN, WOMEN, Caseload
+from sqlalchemy import make_url, select, text
+from sqlalchemy.exc import OperationalError
+from stats_support import AT, MEN, WOMEN, Caseload, small_caseload
 from test_consent_support import ledger, ledger_bytes
 
 from hub.context import Hub
 from hub.errors import InputError
 from hub.model.canonical import json_sha256
 from hub.model.codes import ClosureReason, OutcomeType
+from hub.stats import followup as stats_followup
 from hub.stats.cases import Case
 from hub.stats.counting import Place, RawFigures, Tally, place
+from hub.stats.csvfile import render_csv
 from hub.stats.followup import followup, followup_report
-from hub.stats.records import Fact
-from hub.stats.report import Cell, FollowUpReport, Split
+from hub.stats.records import Fact, facts_for_period
+from hub.stats.report import CHANGES, Cell, FollowUpReport, Split
 from hub.stats.suppression import suppressed_report
 from hub.stats.text import render_text
 from hub.store.tables.sync import StoredRecord
@@ -126,6 +135,80 @@ def test_people_without_a_case_in_the_period_are_not_asked_about(caseload: Casel
     assert asked == {caseload.participant(m).pseudonym for m in MEN[:5]}
 
 
+def test_a_person_whose_only_stored_records_are_closures_is_counted_as_closed(
+    caseload: Caseload,
+) -> None:
+    for man in MEN[:5]:  # referred before the hub went live, or the referral is late
+        caseload.consent(man)
+        caseload.closure(man, "2025-05-10", origin="af", outcome="studies", reason="moved")
+    caseload.consent(WOMEN[0])
+    caseload.closure(WOMEN[0], "2025-03-01")  # before the period: not in it
+
+    result = report(caseload.hub)
+
+    assert counts(result.closed) == (0, 5, 5)
+    assert counts(result.active) == (0, 5, 5)
+    assert counts(result.new) == (0, 0, 0)  # when it opened is not known
+    assert counts(result.closed_by_outcome["studies"]) == (0, 5, 5)
+    assert counts(result.closed_by_reason["moved"]) == (0, 5, 5)
+    asked = {e["participant"] for e in decisions(caseload.hub, result)}
+    assert asked == {caseload.participant(m).pseudonym for m in MEN[:5]}
+
+
+def test_a_second_authority_closing_after_the_period_keeps_the_case_open_through_it(
+    caseload: Caseload,
+) -> None:
+    for woman in WOMEN[:5]:
+        caseload.consent(woman)
+        caseload.referral(woman, "2025-01-10")
+        caseload.closure(woman, "2025-03-20", origin="af")  # before the period
+        caseload.closure(woman, "2025-07-15", outcome="studies")  # after it: the case's end
+
+    result = report(caseload.hub)
+    july = report(caseload.hub, date(2025, 7, 1), date(2025, 7, 31))
+
+    assert counts(result.active) == (5, 0, 5)
+    assert counts(result.closed) == (0, 0, 0)
+    assert counts(july.closed) == (5, 0, 5)
+    assert counts(july.closed_by_outcome["studies"]) == (5, 0, 5)
+
+
+def test_only_the_records_that_can_place_someone_in_the_period_are_read(hub: Hub) -> None:
+    """The SQL filter of facts_for_period: for random caseloads and periods, the places
+    worked out from what it reads are those worked out from every stored record."""
+    people = Caseload(hub)
+    chance = random.Random(20250801)
+    for number in WOMEN[:20] + MEN[:20]:
+        people.consent(number)
+        for _ in range(chance.randint(0, 6)):
+            on = (date(2025, 3, 1) + timedelta(days=chance.randint(0, 60))).isoformat()
+            origin = chance.choice(["af", "kommun"])
+            updated = datetime(2025, 7, 1, chance.randint(0, 3), tzinfo=UTC)
+            if chance.random() < 0.5:
+                people.referral(number, on, origin=origin, updated=updated)
+            else:
+                outcome = chance.choice(["work", "studies"])
+                people.closure(number, on, origin=origin, outcome=outcome, updated=updated)
+    with hub.db.session() as session:
+        everything = facts_for_period(session, date(2000, 1, 1), date(2099, 12, 31))
+        for start_day in range(0, 62, 3):
+            start = date(2025, 3, 1) + timedelta(days=start_day)
+            for length in (0, 1, 6, 30):
+                end = start + timedelta(days=length)
+                read = facts_for_period(session, start, end)
+                expected = {
+                    pid: place(facts, start, end)
+                    for pid, facts in everything.items()
+                    if place(facts, start, end).counted
+                }
+                assert {pid: place(facts, start, end) for pid, facts in read.items()} == expected
+                for pid, facts in read.items():  # none of what is read comes after the cut
+                    later = sorted(
+                        f.on for f in everything[pid] if f.on > end and f.kind == "referral"
+                    )
+                    assert all(f.on < later[0] for f in facts) if later else True
+
+
 # -- the gate: purpose evaluation ----------------------------------------------------------
 
 
@@ -206,6 +289,119 @@ def test_a_period_that_ends_before_it_starts_is_refused(hub: Hub) -> None:
         followup(session, END, START, actor=ACTOR, at=AT)
 
 
+def test_a_period_that_starts_after_today_is_refused_and_asks_no_one(caseload: Caseload) -> None:
+    caseload.consent(WOMEN[0])
+    caseload.referral(WOMEN[0], "2025-05-01")
+    tomorrow = AT.date() + timedelta(days=1)
+    with pytest.raises(InputError, match=r"starts \(2025-08-02\) after today \(2025-08-01\)"):
+        followup_report(caseload.hub, tomorrow, date(2025, 12, 31), actor=ACTOR, at=AT)
+    assert [e for e in ledger(caseload.hub.db) if e["action"] == "decision"] == []
+
+
+def test_a_period_that_ends_after_today_is_counted_up_to_today_and_says_so(
+    caseload: Caseload,
+) -> None:
+    for woman in WOMEN[:5]:
+        caseload.consent(woman)
+        caseload.referral(woman, "2025-07-01")
+        caseload.closure(woman, "2025-09-01")  # dated after today: not yet
+    caseload.consent(MEN[0])
+    caseload.referral(MEN[0], "2025-09-01")  # after today: not yet
+
+    result = report(caseload.hub, date(2025, 7, 1), date(2025, 12, 31))
+
+    assert (result.period_end, result.period_end_requested) == (AT.date(), date(2025, 12, 31))
+    assert counts(result.new) == (5, 0, 5)
+    assert counts(result.closed) == (0, 0, 0)
+    text = render_text(result)
+    assert text.splitlines()[0].startswith("Follow-up 2025-07-01 to 2025-08-01 ")
+    assert (
+        "The period asked for ends 2025-12-31, after the day the report was made: it is "
+        "counted up to 2025-08-01." in text
+    )
+    whole = report(caseload.hub, date(2025, 7, 1), AT.date())
+    assert whole.period_end_requested is None and "asked for" not in render_text(whole)
+
+
+def test_every_output_says_when_the_figures_were_decided_and_that_they_can_change(
+    hub: Hub,
+) -> None:
+    small_caseload(hub)
+    result = report(hub)
+
+    text = render_text(result)
+    decided = (
+        "Decided 2025-08-01 14:00 CEST under the consents in force and the records stored then."
+    )
+    assert decided in text
+    assert " ".join(text.split()).count(CHANGES) == 1  # wrapped for the terminal
+    assert "withdrawal, an expired consent, retention" in CHANGES
+    rows = list(csv.reader(render_csv(result).splitlines()))
+    assert ["decided", decided, "", "", ""] in rows
+    assert ["changes", CHANGES, "", "", ""] in rows
+    dumped = result.model_dump(mode="json")
+    assert (dumped["decided_at"], dumped["changes"]) == ("2025-08-01T12:00:00Z", CHANGES)
+
+
+def test_the_records_are_read_and_the_gate_asked_without_the_write_lock(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caseload = small_caseload(hub)
+    before = len(ledger(hub.db))
+    free: list[bool] = []
+    counted = stats_followup.suppressed_report
+
+    def count_and_look(*args: Any, **kwargs: Any) -> FollowUpReport:
+        # every record read and every decision made: is the write lock free meanwhile?
+        free.append(_write_lock_is_free(hub))
+        return counted(*args, **kwargs)
+
+    monkeypatch.setattr(stats_followup, "suppressed_report", count_and_look)
+    result = report(hub)
+
+    assert free == [True]
+    added = ledger(hub.db)[before:]
+    # the same entries as ever: one decision per person, origin and category, and no more
+    assert Counter(e["action"] for e in added) == {"decision": 6 + 3 * 2}
+    assert Counter((e["participant"], e["origin"], e["categories"][0]) for e in added) == {
+        **{(caseload.participant(w).pseudonym, "kommun", "referral"): 1 for w in WOMEN[:6]},
+        **{(caseload.participant(m).pseudonym, "kommun", "referral"): 1 for m in MEN[:3]},
+        **{(caseload.participant(m).pseudonym, "kommun", "outcome"): 1 for m in MEN[:3]},
+    }
+    assert {e["correlation_id"] for e in added} == {result.correlation_id}
+    assert {e["time"] for e in added} == {"2025-08-01T12:00:00.000000Z"}
+
+
+def _write_lock_is_free(hub: Hub) -> bool:
+    """Could another connection take the write lock right now, without waiting?"""
+    if hub.db.dialect == "sqlite":
+        path = make_url(hub.db.url).database
+        assert path
+        turn = FileLock(path + "-writer", timeout=0)  # the hub's own writers' turn
+        try:
+            turn.acquire()
+        except Timeout:
+            return False
+        turn.release()
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            other.close()
+        return True
+    with hub.db.engine.connect() as other:  # the ledger's lock: its head row
+        try:
+            other.execute(text("SELECT id FROM ledger_head FOR UPDATE NOWAIT"))
+        except OperationalError:
+            return False
+        finally:
+            other.rollback()
+    return True
+
+
 # -- small-cell suppression ----------------------------------------------------------------
 
 
@@ -230,12 +426,14 @@ def test_small_counts_are_suppressed_with_their_complement_in_json_and_text(
     assert row.split()[-3:] == ["<5", "x", "9"]
 
 
+def _closed_case(outcome: str, reason: str) -> Case[Fact]:
+    return Case(since=date(2025, 1, 1), closed_on=date(2025, 5, 1), outcome=outcome, reason=reason)
+
+
 def test_a_small_outcome_also_hides_a_second_cell_of_its_column() -> None:
     raw = RawFigures()
-    closed = Place(active=True, closed=Case(date(2025, 1, 1), date(2025, 5, 1), "work", "moved"))
-    studies = Place(
-        active=True, closed=Case(date(2025, 1, 1), date(2025, 5, 1), "studies", "moved")
-    )
+    closed = Place(active=True, closed=_closed_case("work", "moved"))
+    studies = Place(active=True, closed=_closed_case("studies", "moved"))
     for _ in range(8):
         raw.add("female", closed)
         raw.add("male", closed)
@@ -256,7 +454,7 @@ _places = st.builds(
     lambda new, closed, outcome, reason: Place(
         new=new,
         active=True,
-        closed=Case(date(2025, 1, 1), date(2025, 5, 1), outcome, reason) if closed else None,
+        closed=_closed_case(outcome, reason) if closed else None,
     ),
     st.booleans(),
     st.booleans(),
@@ -347,12 +545,12 @@ def _publish(raw: RawFigures) -> FollowUpReport:
 
 
 def _referral(on: str, origin: str = "kommun") -> Fact:
-    return Fact(origin, "referral", False, "0" * 64, "referral", date.fromisoformat(on))
+    return Fact(origin, "referral", False, "0" * 64, "referral", date.fromisoformat(on), AT)
 
 
 def _closure(on: str, origin: str = "kommun", outcome: str = "work") -> Fact:
     return Fact(
-        origin, "outcome", False, "0" * 64, "closure", date.fromisoformat(on), outcome, "moved"
+        origin, "outcome", False, "0" * 64, "closure", date.fromisoformat(on), AT, outcome, "moved"
     )
 
 
@@ -375,10 +573,19 @@ def _closure(on: str, origin: str = "kommun", outcome: str = "work") -> Fact:
         (
             [_referral("2025-01-01"), _closure("2025-03-01"), _closure("2025-04-10", "af")],
             False,
+            True,
+            True,
+        ),
+        (
+            [_referral("2025-01-01"), _closure("2025-03-01"), _closure("2025-07-10", "af")],
             False,
+            True,
             False,
         ),
-        ([_closure("2025-05-01")], False, False, False),
+        ([_closure("2025-05-01")], False, True, True),
+        ([_closure("2025-03-01")], False, False, False),
+        ([_closure("2025-03-01"), _closure("2025-07-01", "af")], False, True, False),
+        ([_closure("2025-05-01"), _referral("2025-06-01")], True, True, True),
     ],
     ids=[
         "referred on the first day",
@@ -389,8 +596,12 @@ def _closure(on: str, origin: str = "kommun", outcome: str = "work") -> Fact:
         "closed the day before",
         "a second authority's referral of an open case",
         "referred again after a closure",
-        "a second authority's closure of a closed case",
-        "a closure without a referral",
+        "a second authority's later closure of a closed case moves its end into the period",
+        "a second authority's later closure moves the end past the period: open throughout",
+        "a closure without a referral: a case that began before the hub's records",
+        "a closure without a referral, before the period",
+        "closures without a referral before and after the period: open throughout",
+        "a closure without a referral, then a referral: a new case",
     ],
 )
 def test_where_one_person_counts(facts: list[Fact], new: bool, active: bool, closed: bool) -> None:

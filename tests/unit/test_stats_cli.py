@@ -36,6 +36,11 @@ def test_stats_prints_a_table_per_measure_women_men_total(cli: Any, caseload: Ca
     assert _row(result.out, "closed (case closed)") == ["0", "<5", "<5"]
     assert _row(result.out, "work_with_subsidy") == ["0", "<5", "<5"]
     assert "<5: between 1 and 4 people" in result.out
+    decided = result.out.splitlines()[1]
+    assert decided.startswith("Decided ") and decided.endswith(
+        "under the consents in force and the records stored then."
+    )
+    assert "the same report made again may differ." in " ".join(result.out.split())
 
 
 def test_stats_json_is_the_report_with_suppressed_cells_as_null(
@@ -75,8 +80,12 @@ def test_stats_json_is_the_report_with_suppressed_cells_as_null(
             ("--from", "2025-06-30", "--to", "2025-04-01"),
             "error: --to 2025-04-01 is before --from 2025-06-30; give a --to on or after --from",
         ),
+        (
+            ("--from", "2999-01-01", "--to", "2999-12-31"),
+            "error: --from 2999-01-01 is after today (",
+        ),
     ],
-    ids=["impossible month", "not ISO", "no dashes", "ends before it starts"],
+    ids=["impossible month", "not ISO", "no dashes", "ends before it starts", "in the future"],
 )
 def test_bad_dates_exit_2_saying_what_to_fix(
     cli: Any, evi_home: Path, args: tuple[str, ...], message: str
@@ -101,5 +110,8 @@ def test_stats_csv_has_a_row_per_figure_with_the_markers_kept(cli: Any, caseload
     assert cells[("Closed, by outcome", "work_with_subsidy")] == ["0", "<5", "<5"]
     assert cells[("Left out: gate did not permit", "entirely (in no figure)")][2] == "0"
     assert any(r[0] == "legend" and r[1].startswith("<5: between 1 and 4") for r in rows)
+    assert [r[0] for r in rows[:4]] == ["period", "purpose", "decided", "table"]
+    assert rows[2][1].startswith("Decided ")
+    assert any(r[0] == "changes" and "earlier periods too" in r[1] for r in rows)
     both = cli("stats", *PERIOD, "--csv", "--json")
     assert both.code == 2 and "--json or --csv" in both.err

@@ -7,11 +7,13 @@ as actor and ``steering_group`` as role. A bad period is a 422 naming the field.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +22,10 @@ from test_consent_support import ledger
 from web_support import bearer, token_for, web_client
 
 from hub.context import Hub
+from hub.stats.period import swedish_day
+from hub.stats.report import CHANGES
+from hub.web import stats_text
+from hub.web.i18n import translations
 from hub.web.users import Role
 
 PERIOD = {"from": "2025-04-01", "to": "2025-06-30"}
@@ -147,6 +153,11 @@ BAD_PERIODS = [
         "to 2025-04-01 is before from 2025-06-30; give a to on or after from",
         id="ends before it starts",
     ),
+    pytest.param(
+        {"from": "2999-01-01", "to": "2999-12-31"},
+        "from 2999-01-01 is after today (",
+        id="starts after today",
+    ),
 ]
 
 
@@ -196,10 +207,60 @@ def test_the_csv_download_is_what_evi_stats_csv_prints(
                       headers=steering).status_code == 422  # fmt: skip
 
 
-def test_the_report_page_links_its_csv_and_only_the_steering_group_gets_it(
-    hub: Hub, client: TestClient, steering: dict[str, str]
+def test_the_page_links_the_very_report_it_shows_as_csv_without_asking_again(
+    hub: Hub, client: TestClient, steering: dict[str, str], cli: Any
 ) -> None:
-    page = client.get("/stats", params=PERIOD, headers=steering)
-    assert 'href="/stats.csv?from=2025-04-01&amp;to=2025-06-30"' in page.text
+    page = client.get("/stats", params=PERIOD, headers=steering).text
+    assert len(decisions(hub)) == 6 + 3 * 2  # the page's; the file needs no request of its own
+    link = re.search(r'<a href="data:text/csv;charset=utf-8,([^"]*)" download="([^"]*)">', page)
+    assert link, "no CSV link holding the report"
+    assert link.group(2) == "evi-uppfoljning-2025-04-01-2025-06-30.csv"
+    shown = unquote(html.unescape(link.group(1)))
+    by_cli = cli("stats", "--from", PERIOD["from"], "--to", PERIOD["to"], "--csv").out
+    rows, cli_rows = shown.splitlines(), by_cli.splitlines()
+    # the same file but for when it was decided and under which correlation id: the page's
+    assert [r for r in rows if not r.startswith(("decided,", "transfer log,"))] == [
+        r for r in cli_rows if not r.startswith(("decided,", "transfer log,"))
+    ]
+    correlation_id = re.search(r"correlation id <code>([^<]+)</code>", page)
+    assert correlation_id and rows[-1].endswith(f"correlation id {correlation_id.group(1)},,,")
     officer = bearer(token_for(hub, "dso.kommun", Role.PRIVACY_OFFICER, party="kommun"))
     assert client.get("/stats.csv", params=PERIOD, headers=officer).status_code == 403
+
+
+def test_the_page_says_when_the_figures_were_decided_and_that_they_can_change(
+    hub: Hub, caseload: Caseload, steering: dict[str, str]
+) -> None:
+    page = web_client(hub).get("/stats", params=PERIOD, headers=steering).text
+    decided = re.search(
+        r"Decided (\d{4}-\d\d-\d\d \d\d:\d\d) under the consents in force and the records "
+        r"stored then\.",
+        page,
+    )
+    assert decided, "the page does not say when the figures were decided"
+    assert html.unescape(stats_text.CHANGES) == CHANGES  # the page's English is the CLI's
+    assert CHANGES in html.unescape(page)
+    swedish = web_client(hub, "sv").get("/stats", params=PERIOD, headers=steering).text
+    sv = translations("sv")
+    assert sv.gettext(stats_text.CHANGES) != stats_text.CHANGES
+    assert sv.gettext(stats_text.CHANGES) in html.unescape(swedish)
+    assert sv.gettext(stats_text.DECIDED).split("%(at)s")[0] in html.unescape(swedish)
+
+
+def test_a_period_ending_after_today_is_shown_up_to_today_saying_so(
+    client: TestClient, steering: dict[str, str]
+) -> None:
+    today = swedish_day(datetime.now(UTC))
+    page = client.get("/stats", params={"from": "2025-04-01", "to": "2999-12-31"}, headers=steering)
+    assert page.status_code == 200
+    assert (
+        f"The period asked for ends 2999-12-31, after the day the report was made: it is "
+        f"counted up to {today}." in page.text
+    )
+    api = client.get(
+        "/api/stats", params={"from": "2025-04-01", "to": "2999-12-31"}, headers=steering
+    )
+    assert (api.json()["period_end"], api.json()["period_end_requested"]) == (
+        today.isoformat(),
+        "2999-12-31",
+    )
