@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterable
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +27,7 @@ from hub.ledger.fhir import bundle_chunks
 from hub.ledger.records import EXPORT_FIELDS, EntryRecord, LedgerQuery
 from hub.ledger.sample import MAX_SAMPLE
 from hub.ledger.sample import sample as draw_sample
-from hub.ledger.service import REVIEWER_ROLE
+from hub.ledger.service import MAX_SEARCH, REVIEWER_ROLE
 from hub.ledger.signing import NoteVerifier
 from hub.ledger.verify import LedgerIntegrityError
 from hub.model.identity import identity_input
@@ -61,6 +62,7 @@ def _query(
     decision: str | None = None,
     action: Action | None = None,
     limit: int | None = None,
+    after: int | None = None,
 ) -> LedgerQuery:
     if pnr is not None and participant is not None:
         raise InputError("give --pnr or --participant, not both")
@@ -77,6 +79,7 @@ def _query(
         decision=decision,
         action=action,
         limit=limit,
+        after=after,
     )
 
 
@@ -93,22 +96,38 @@ def search(
     party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
     decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
     action: Action | None = typer.Option(None, "--action", help="Kind of entry."),
-    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many entries."),
+    after: int | None = typer.Option(
+        None,
+        "--after",
+        min=0,
+        max=2**62,
+        help="Only entries after this seq: the last one a search printed.",
+    ),
+    limit: int = typer.Option(
+        1000, "--limit", min=1, help=f"At most this many entries (at most {MAX_SEARCH:,})."
+    ),
     fmt: SearchFormat = typer.Option(SearchFormat.TABLE, "--format", help="Output format."),
 ) -> None:
-    """Find entries. The search is itself recorded in the log."""
-    query = _query(ctx, pnr, participant, since, until, party, decision, action, limit)
+    """Find entries, oldest first. The search is itself recorded in the log, before any
+    entry is read. For more than --limit, go on with --after (the last seq printed)."""
+    if limit > MAX_SEARCH:
+        raise InputError(
+            f"--limit: at most {MAX_SEARCH:,} entries a search; narrow the search (--from, "
+            "--to, …), go on from the last one with --after SEQ, or use `evi log export`"
+        )
+    query = _query(ctx, pnr, participant, since, until, party, decision, action, limit, after)
     records = service.search(hub_from(ctx), query, service.cli_actor())
     if fmt is SearchFormat.JSONL:
-        _write_jsonl(records, sys.stdout)
+        count = _write_jsonl(records, sys.stdout)
     elif fmt is SearchFormat.CSV:
-        _write_csv(records, sys.stdout)
+        count = _write_csv(records, sys.stdout)
     else:
-        _print_table(records)
-    info(f"{len(records)} entries (this search was recorded in the log)")
+        count = _print_table(list(records))
+    info(f"{count} entries (this search was recorded in the log)")
 
 
-def _write_jsonl(records: Any, out: TextIO) -> int:
+def _write_jsonl(records: Iterable[EntryRecord], out: TextIO) -> int:
+    """Each record as one line, written as it comes; how many."""
     count = 0
     for record in records:
         out.write(json.dumps(record.export_line(), ensure_ascii=False) + "\n")
@@ -116,9 +135,11 @@ def _write_jsonl(records: Any, out: TextIO) -> int:
     return count
 
 
-def _write_csv(records: list[EntryRecord], out: TextIO) -> None:
+def _write_csv(records: Iterable[EntryRecord], out: TextIO) -> int:
+    """A heading, then each record as a row, written as it comes; how many."""
     writer = csv.writer(out)
     writer.writerow(["seq", *EXPORT_FIELDS])
+    count = 0
     for record in records:
         line = record.export_line()
         writer.writerow(
@@ -128,13 +149,15 @@ def _write_csv(records: list[EntryRecord], out: TextIO) -> None:
                 for name in EXPORT_FIELDS
             ]
         )
+        count += 1
+    return count
 
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)  # for the table on the terminal
 
 
-def _print_table(records: list[EntryRecord]) -> None:
+def _print_table(records: list[EntryRecord]) -> int:
     table = Table(show_lines=False)
     for column in (
         "seq",
@@ -164,6 +187,7 @@ def _print_table(records: list[EntryRecord]) -> None:
             _cell(line["actor"]),
         )
     Console(file=sys.stdout, width=200).print(table)
+    return len(records)
 
 
 @log_app.command("sample")

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from hub.errors import InputError
 from hub.ledger.canonical import format_time, read_document
@@ -59,7 +61,13 @@ def pseudonym_filter(value: str) -> str:
 
 @dataclass(frozen=True)
 class LedgerQuery:
-    """What to look for. ``participant`` is a pseudonym; a number never gets this far."""
+    """What to look for. ``participant`` is a pseudonym; a number never gets this far.
+
+    ``after`` and ``before`` bound the sequence numbers (both exclusive): a page of a
+    longer answer starts where the last one ended. ``newest_first`` reads from the newest
+    match back instead of from the oldest on (the web's pages; ``limit`` then keeps the
+    newest).
+    """
 
     participant: str | None = None
     since: datetime | None = None
@@ -68,6 +76,9 @@ class LedgerQuery:
     decision: str | None = None
     action: Action | None = None
     limit: int | None = None
+    after: int | None = None
+    before: int | None = None
+    newest_first: bool = False
 
     def __post_init__(self) -> None:
         # Both filters are written to the log with the search (describe()), and sit next
@@ -81,6 +92,9 @@ class LedgerQuery:
                     check(value)
                 except ValueError as exc:
                     raise InputError(f"{name}: {exc}") from None
+        for name, bound in (("after", self.after), ("before", self.before)):
+            if bound is not None and bound < 0:
+                raise InputError(f"{name}: a sequence number, 0 or more")
 
     def describe(self) -> str:
         """The filters in words, for the audit entry recording this read (no numbers)."""
@@ -94,18 +108,16 @@ class LedgerQuery:
                 ("decision", self.decision),
                 ("action", self.action.value if self.action else None),
                 ("limit", self.limit),
+                ("after", self.after),
+                ("before", self.before),
             )
             if value is not None
         ]
         return "filters: " + (", ".join(parts) if parts else "none")
 
-    def statement(self, after: int = -1) -> Select[LedgerEntryRow]:
-        return self.where(select(LedgerEntryRow).where(LedgerEntryRow.seq > after)).order_by(
-            LedgerEntryRow.seq
-        )
-
     def where(self, stmt: Select[Any]) -> Select[Any]:
-        """``stmt`` narrowed to the entries this query matches (``limit`` aside)."""
+        """``stmt`` narrowed to the entries this query matches (``limit`` and the
+        sequence bounds aside)."""
         if self.participant is not None:
             stmt = stmt.where(LedgerEntryRow.participant == self.participant)
         if self.since is not None:
@@ -121,6 +133,11 @@ class LedgerQuery:
         if self.action is not None:
             stmt = stmt.where(LedgerEntryRow.action == self.action.value)
         return stmt
+
+    @property
+    def by_block(self) -> bool:
+        """Whether this search walks the per-block participant and time indexes."""
+        return self.participant is not None or self.since is not None or self.until is not None
 
 
 @dataclass(frozen=True)
@@ -174,47 +191,100 @@ def record_from_row(row: LedgerEntryRow) -> EntryRecord:
 
 
 def find_entries(session: Session, query: LedgerQuery) -> Iterator[EntryRecord]:
-    """Entries matching ``query`` in sequence order, read in batches; stops at ``limit``.
+    """Entries matching ``query`` in sequence order (newest first with ``newest_first``),
+    read in batches; stops at ``limit``.
 
     A search by participant or time uses their indexes, which are per block of
     ``2^BLOCK_BITS`` entries (see :mod:`hub.store.tables.ledger`): it asks for the blocks
-    in order, one block first and twice as many each time a query comes back short, so a
-    common match stops in the first block and a rare one takes a few queries of many
-    index lookups each. Other searches read in sequence order (the action has its own
-    plain index).
+    in order (from the newest back with ``newest_first``), one block first and twice as
+    many each time a query comes back short, so a common match stops in the first block
+    and a rare one takes a few queries of many index lookups each (:func:`block_statement`).
+    Other searches read in sequence order (the action has its own plain index).
     """
     remaining = query.limit
-    if query.participant is None and query.since is None and query.until is None:
-        after = -1
-        while remaining is None or remaining > 0:
+    low = 0 if query.after is None else query.after + 1  # the sequence numbers still to
+    high = query.before  # read: low <= seq < high (None: to the end)
+    if not query.by_block:
+        while (remaining is None or remaining > 0) and (high is None or low < high):
             size = _BATCH if remaining is None else min(_BATCH, remaining)
-            rows = session.scalars(query.statement(after).limit(size)).all()
+            stmt = query.where(select(LedgerEntryRow)).where(LedgerEntryRow.seq >= low)
+            if high is not None:
+                stmt = stmt.where(LedgerEntryRow.seq < high)
+            seq = LedgerEntryRow.seq.desc() if query.newest_first else LedgerEntryRow.seq
+            rows = session.scalars(stmt.order_by(seq).limit(size)).all()
             for row in rows:
                 yield record_from_row(row)
             if remaining is not None:
                 remaining -= len(rows)
             if len(rows) < size:
                 return
-            after = rows[-1].seq
+            if query.newest_first:
+                high = rows[-1].seq
+            else:
+                low = rows[-1].seq + 1
         return
-    last = session.scalar(select(func.max(LedgerEntryRow.seq)))
-    if last is None:
-        return
-    after, block, span = -1, 0, 1
-    while block <= last >> BLOCK_BITS and (remaining is None or remaining > 0):
-        blocks = range(block, min(block + span, (last >> BLOCK_BITS) + 1))
+    if high is None:
+        last = session.scalar(select(func.max(LedgerEntryRow.seq)))
+        if last is None:
+            return
+        high = last + 1
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    span = 1
+    while (remaining is None or remaining > 0) and low < high:
+        if query.newest_first:
+            top = (high - 1) >> BLOCK_BITS
+            blocks = range(max(top - span + 1, low >> BLOCK_BITS), top + 1)
+        else:
+            first = low >> BLOCK_BITS
+            blocks = range(first, min(first + span, ((high - 1) >> BLOCK_BITS) + 1))
         size = _BATCH if remaining is None else min(_BATCH, remaining)
-        stmt = query.statement(after).where(LedgerEntryRow.seq_block.in_(blocks)).limit(size)
+        stmt = block_statement(query, blocks, low, high, sqlite=sqlite).limit(size)
         rows = session.scalars(stmt).all()
         for row in rows:
             yield record_from_row(row)
         if remaining is not None:
             remaining -= len(rows)
         if len(rows) == size:  # there may be more in these blocks
-            after = rows[-1].seq
-            block = after >> BLOCK_BITS
+            if query.newest_first:
+                high = rows[-1].seq
+            else:
+                low = rows[-1].seq + 1
         else:
-            block, span = blocks.stop, min(2 * span, _MAX_SPAN)
+            if query.newest_first:
+                high = blocks.start << BLOCK_BITS
+            else:
+                low = blocks.stop << BLOCK_BITS
+            span = min(2 * span, _MAX_SPAN)
+
+
+def block_statement(
+    query: LedgerQuery, blocks: range, low: int, high: int, *, sqlite: bool
+) -> Select[Any]:
+    """The entries of ``blocks`` that ``query`` matches, with ``low <= seq < high``, in
+    sequence order (newest first with ``newest_first``).
+
+    The sequence numbers are bounded to the blocks too, and the order is by block, then
+    sequence number (the same order: a block is a run of sequence numbers), so the
+    database reads the per-block index and stops when it has enough. Ordered by ``seq``
+    alone, PostgreSQL and SQLite both often chose to walk the primary key in order and
+    test every entry against the filters, which for a rare match (an old participant, a
+    recent time window) read every entry from the first block asked to the end of the
+    log, once per query. On SQLite the sequence bounds are written ``+seq`` (SQLite's
+    way to keep a condition from choosing an index): given the rowid's range, it scanned
+    that range instead of the per-block index.
+    """
+    seq = LedgerEntryRow.seq
+    bound: ColumnElement[int] = seq.expression
+    if sqlite:
+        bound = UnaryExpression(bound, operator=custom_op("+"), type_=Integer)
+    stmt = query.where(select(LedgerEntryRow)).where(
+        LedgerEntryRow.seq_block.in_(blocks),
+        bound >= max(low, blocks.start << BLOCK_BITS),
+        bound < min(high, blocks.stop << BLOCK_BITS),
+    )
+    if query.newest_first:
+        return stmt.order_by(LedgerEntryRow.seq_block.desc(), seq.desc())
+    return stmt.order_by(LedgerEntryRow.seq_block, seq)
 
 
 def block_spans(session: Session) -> Iterator[range]:

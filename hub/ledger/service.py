@@ -3,9 +3,11 @@ review pages) call.
 
 Reads of the log are themselves logged: a search, an export and a person's extract each
 append an entry (action ``ledger_search``/``ledger_export``/``ledger_extract``) naming
-who read and with which filters, in the same transaction as the read, before anything is
-shown. Personal identity numbers are turned into the pseudonym at the edge
-(:func:`pseudonym_for`) and go no further, except into the person's own extract.
+who read and with which filters, before anything is shown: a person's extract in the
+transaction that reads it; a search and an export in a short transaction of their own,
+the entries then read in another that takes no write lock. Personal identity numbers are
+turned into the pseudonym at the edge (:func:`pseudonym_for`) and go no further, except
+into the person's own extract.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import getpass
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -107,22 +109,49 @@ def _read_event(
     )
 
 
+MAX_SEARCH = 10_000
+"""The most entries one search answers (``limit``); past that, narrow the search or page on
+(``after``), or export."""
+
+
 def search(
-    hub: Hub, query: LedgerQuery, actor: str, *, role: str = REVIEWER_ROLE
-) -> list[EntryRecord]:
-    """Entries matching ``query``; the search itself is logged before results are returned.
+    hub: Hub,
+    query: LedgerQuery,
+    actor: str,
+    *,
+    role: str = REVIEWER_ROLE,
+    one_more: bool = False,
+) -> Iterator[EntryRecord]:
+    """Entries matching ``query`` (at most ``limit``, 1 to :data:`MAX_SEARCH`), as they are
+    read; the search itself is logged before anything is read.
 
     ``actor`` and ``role`` say who searched: the CLI's OS user as a log reviewer, or a web
-    user in their web role (``privacy_officer``).
+    user in their web role (``privacy_officer``). The search's entry is appended and
+    committed in a transaction of its own that holds the write lock only for that; the
+    entries are then read, as the iterator is consumed, in another that takes no write
+    lock (writers do not wait for it), and only from before the search's own entry: the
+    answer is the log as it stood when the search was recorded. ``one_more`` reads one entry past
+    ``limit`` (never more), so a page can tell whether more match.
     """
+    if query.limit is None or not 1 <= query.limit <= MAX_SEARCH:
+        raise InputError(
+            f"limit: 1 to {MAX_SEARCH:,} entries a search; narrow the search, or use "
+            "`evi log export` for more"
+        )
     hub.require_schema()
     with hub.db.session(write_lock=True) as session:
-        found = list(find_entries(session, query))
-        append(
+        logged = append(
             session,
             _read_event(Action.LEDGER_SEARCH, actor, query.describe(), query.participant, role),
         )
-    return found
+    before = logged if query.before is None else min(query.before, logged)
+    limit = query.limit + 1 if one_more else query.limit
+    return _read(hub, replace(query, before=before, limit=limit))
+
+
+def _read(hub: Hub, query: LedgerQuery) -> Iterator[EntryRecord]:
+    with hub.db.session() as session:  # reading only: appends go on meanwhile
+        yield from find_entries(session, query)
 
 
 def export(hub: Hub, query: LedgerQuery, actor: str, fmt: str) -> Iterator[EntryRecord]:

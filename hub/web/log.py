@@ -7,6 +7,11 @@ the web user's name as actor and ``privacy_officer`` as role.
 A random sample (stickprov, :mod:`hub.ledger.sample`) is drawn the same way as `evi log
 sample`, and recorded in the log with its seed like a search.
 
+Results come newest first, a page of at most ``limit`` at a time: the next older page is
+the one ``before`` the oldest entry shown, the next newer one ``after`` the newest shown
+(keyset paging on the sequence number, so every match is on exactly one page however the
+log grows meanwhile).
+
 A search by personnummer (``pnr``) is only accepted in a POST body (``POST
 /api/log/entries``, the ``/log`` form): an identity never goes into a URL, where proxies
 and access logs would keep it. ``GET /api/log/entries`` takes the other filters, and
@@ -15,6 +20,7 @@ refuses a ``pnr`` in its query.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -47,6 +53,7 @@ NAV = (
 DEFAULT_LIMIT = 100
 DEFAULT_SAMPLE = 25
 MAX_LIMIT = 1000
+SEQ_MAX = 2**62  # far past any log, and a bound the database can still take
 
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
 PseudonymFilter = Annotated[str, AfterValidator(pseudonym_filter)]
@@ -67,8 +74,14 @@ class LogFilters(BaseModel):
     decision: Literal["permit", "deny"] | None = None
     action: Action | None = None
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    before: int | None = Field(
+        default=None, ge=0, le=SEQ_MAX, description="the next older page: the oldest seq shown"
+    )
+    after: int | None = Field(
+        default=None, ge=0, le=SEQ_MAX, description="the next newer page: the newest seq shown"
+    )
 
-    @field_validator("participant", "since", "until", "party", mode="before")
+    @field_validator("participant", "since", "until", "party", "before", "after", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -123,6 +136,8 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
         if participant is not None:
             raise InputError("give pnr or participant, not both")
         participant = hub.keys.pseudonym(identity_input(pnr, "pnr").number)
+    if filters.before is not None and filters.after is not None:
+        raise InputError("give before or after, not both")
     return LedgerQuery(
         participant=participant,
         since=service.parse_when(filters.since, "from"),
@@ -131,22 +146,57 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
         decision=filters.decision,
         action=filters.action,
         limit=filters.limit,
+        after=filters.after,
+        before=filters.before,
+        newest_first=filters.after is None,  # a newer page is read upwards from `after`
     )
 
 
-def _search(hub: Hub, user: WebUser, filters: LogFilters) -> tuple[LedgerQuery, list[EntryRecord]]:
+@dataclass(frozen=True)
+class LogPage:
+    """One page of a search, newest first, and where the pages beside it start."""
+
+    query: LedgerQuery
+    entries: list[EntryRecord]
+    more: bool
+    """More match beyond this page, in the direction it was read (older; newer after
+    ``after``)."""
+    older: int | None
+    """``before`` for the next older page (the oldest seq shown), if one may hold any."""
+    newer: int | None
+    """``after`` for the next newer page (the newest seq shown), if one may hold any."""
+
+
+def _search(hub: Hub, user: WebUser, filters: LogFilters) -> LogPage:
     query = _query(hub, filters)
-    found = service.search(hub, query, user.actor, role=Role.PRIVACY_OFFICER.value)
-    return query, found
+    role = Role.PRIVACY_OFFICER.value
+    found = list(service.search(hub, query, user.actor, role=role, one_more=True))
+    limit = filters.limit
+    more = len(found) > limit
+    entries = found[:limit]
+    older: int | None
+    newer: int | None
+    if query.after is not None:  # read upwards from `after`; that entry itself is older
+        entries.reverse()
+        older = entries[-1].seq if entries else query.after + 1
+        newer = entries[0].seq if more else None
+    else:  # the newest page, or the one before `before`
+        older = entries[-1].seq if more else None
+        newer = None
+        if query.before is not None:  # the page it came from is newer
+            newer = entries[0].seq if entries else query.before - 1 if query.before else None
+    return LogPage(query, entries, more, older, newer)
 
 
-def _answer(query: LedgerQuery, found: list[EntryRecord]) -> dict[str, Any]:
+def _answer(page: LogPage) -> dict[str, Any]:
     return {
-        "entries": [record.export_line() for record in found],
-        "count": len(found),
-        "limit": query.limit,
-        "more_may_match": len(found) == query.limit,
-        "participant": query.participant,
+        "entries": [record.export_line() for record in page.entries],
+        "count": len(page.entries),
+        "limit": page.query.limit,
+        "more_may_match": page.more,
+        "participant": page.query.participant,
+        "older": page.older,
+        "newer": page.newer,
     }
 
 
@@ -166,14 +216,15 @@ def entries(
     user: Reviewer,
     hub: HubDep,
 ) -> dict[str, Any]:
-    """Find entries (the filters of `evi log search`, without pnr). The search is logged."""
-    return _answer(*_search(hub, user, filters))
+    """Find entries, newest first (the filters of `evi log search`, without pnr; ``before``
+    or ``after`` for the page beside this one). The search is logged."""
+    return _answer(_search(hub, user, filters))
 
 
 @router.post("/api/log/entries")
 def search_entries(filters: LogSearch, user: Reviewer, hub: HubDep) -> dict[str, Any]:
     """Find entries, the filters (``pnr`` among them) in a JSON body. The search is logged."""
-    return _answer(*_search(hub, user, filters))
+    return _answer(_search(hub, user, filters))
 
 
 @router.get("/api/log/sample")
@@ -232,11 +283,11 @@ def log_search_page(
     except ValidationError as exc:
         return _invalid_form(request, user, exc)
     try:
-        query, found = _search(hub, user, filters)
+        found = _search(hub, user, filters)
     except InputError as exc:
         page = _page(filters, message=page_message(request, exc.http_status, exc.message))
         return render(request, "log.html", page, status=exc.http_status, user=user)
-    return render(request, "log.html", _page(filters, query, found), user=user)
+    return render(request, "log.html", _page(filters, found), user=user)
 
 
 @router.post("/log/sample")
@@ -255,7 +306,7 @@ def log_sample_page(
         message = page_message(request, exc.http_status, exc.message)
         page = _page(LogFilters(), sampling=filters, message=message)
         return render(request, "log.html", page, status=exc.http_status, user=user)
-    page = _page(LogFilters(), found=drawn.entries, sampling=filters, drawn=drawn)
+    page = _page(LogFilters(), sampling=filters, drawn=drawn)
     return render(request, "log.html", page, user=user)
 
 
@@ -267,13 +318,14 @@ def _invalid_form(request: Request, user: WebUser, exc: ValidationError) -> Resp
 
 def _page(
     filters: LogFilters,
-    query: LedgerQuery | None = None,
-    found: list[EntryRecord] | None = None,
+    found: LogPage | None = None,
     message: str | None = None,
     sampling: SampleFilters | None = None,
     drawn: Sample | None = None,
 ) -> dict[str, Any]:
-    """What the log page shows: the forms (never the personnummer searched for) and rows."""
+    """What the log page shows: the forms (never the personnummer searched for), the rows,
+    and the filters again for the older and newer pages (the pseudonym, never the number)."""
+    records = found.entries if found else drawn.entries if drawn else []
     return {
         "filters": filters,
         "sampling": sampling or SampleFilters(),
@@ -281,12 +333,29 @@ def _page(
         "max_sample": MAX_SAMPLE,
         "actions": [a.value for a in Action],
         "max_limit": MAX_LIMIT,
-        "searched": query is not None,
-        "query": query,
-        "rows": [_row(record) for record in found or []],
-        "more_may_match": query is not None and len(found or []) == query.limit,
+        "searched": found is not None,
+        "query": found.query if found else None,
+        "rows": [_row(record) for record in records],
+        "older": found.older if found else None,
+        "newer": found.newer if found else None,
+        "paging": _paging(filters, found.query) if found else {},
         "message": message,
     }
+
+
+def _paging(filters: LogFilters, query: LedgerQuery) -> dict[str, str]:
+    """The fields an older or newer page posts again: the search's filters as given, and
+    the person as the pseudonym (a personnummer is not written into the page)."""
+    fields = {
+        "participant": query.participant,
+        "from": filters.since,
+        "to": filters.until,
+        "party": filters.party,
+        "decision": filters.decision,
+        "action": query.action.value if query.action else None,
+        "limit": str(filters.limit),
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _row(record: EntryRecord) -> dict[str, Any]:

@@ -246,6 +246,58 @@ def test_search_filters_by_person_party_decision_action_and_time(ledger: Hub, cl
     assert rows[1][EXPORT_FIELDS.index("categories") + 1] == "identity;plan"
 
 
+def test_search_goes_on_after_the_last_entry_printed(ledger: Hub, cli) -> None:
+    def seqs(*args: str) -> list[int]:
+        result = cli("log", "search", "--action", "decision", "--format", "jsonl", *args)
+        assert result.code == 0, result.err
+        return [line["seq"] for line in jsonl(result.out)]
+
+    assert seqs("--limit", "2") == [0, 1]
+    assert seqs("--limit", "2", "--after", "1") == [2, 3]
+    assert seqs("--limit", "2", "--after", "3") == [4]
+    assert seqs("--after", "4") == []
+    search = jsonl(cli("log", "export", "--format", "jsonl").out)[-2]
+    assert search["action"] == "ledger_search" and search["reason"].endswith(", after=4")
+
+
+def test_a_search_for_more_than_the_most_says_how_to_get_them_and_reads_nothing(
+    ledger: Hub, cli
+) -> None:
+    size = ledger_size(ledger)
+    result = cli("log", "search", "--limit", "10001", "--format", "jsonl")
+    assert result.code == 2 and result.out == ""
+    assert "at most 10,000" in result.err and "--after" in result.err
+    assert "evi log export" in result.err
+    assert ledger_size(ledger) == size  # nothing read, so nothing recorded
+    assert cli("log", "search", "--limit", "10000").code == 0
+
+
+def test_search_output_is_written_as_the_entries_are_read(
+    ledger: Hub, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large answer is never held whole: each line goes out as its entry is read, so a
+    # failure part way leaves the lines before it (and the search on record).
+    from hub.errors import StorageError
+    from hub.ledger import records
+
+    read = records.record_from_row
+
+    def failing_at_the_third(row: LedgerEntryRow) -> object:
+        if row.seq == 2:
+            raise StorageError("the database went away")
+        return read(row)
+
+    monkeypatch.setattr(records, "record_from_row", failing_at_the_third)
+    for fmt in ("jsonl", "csv"):
+        result = cli("log", "search", "--format", fmt)
+        assert result.code == 1 and "went away" in result.err
+        lines = result.out.splitlines()
+        if fmt == "jsonl":
+            assert [json.loads(line)["seq"] for line in lines] == [0, 1]
+        else:
+            assert [row[0] for row in csv.reader(lines)] == ["seq", "0", "1"]
+
+
 # -- the person's extract ------------------------------------------------------------
 
 

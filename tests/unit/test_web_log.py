@@ -8,6 +8,7 @@ same entries, and is itself recorded in the log, with the web user as actor and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,9 +60,10 @@ def test_a_search_by_pseudonym_finds_the_persons_entries(
     response = client.get("/api/log/entries", params={"participant": pseudonym}, headers=officer)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert [e["seq"] for e in body["entries"]] == [0, 1, 2]
+    assert [e["seq"] for e in body["entries"]] == [2, 1, 0]  # newest first
     assert {e["participant"] for e in body["entries"]} == {pseudonym}
     assert body["count"] == 3 and body["more_may_match"] is False
+    assert body["older"] is None and body["newer"] is None  # one page holds them all
 
 
 def test_the_web_search_is_recorded_as_a_search_by_that_user(
@@ -90,7 +92,7 @@ def test_a_search_by_personnummer_is_posted_and_never_echoed(
 ) -> None:
     response = client.post("/api/log/entries", json={"pnr": PNR}, headers=officer)
     assert response.status_code == 200, response.text
-    assert [e["seq"] for e in response.json()["entries"]] == [0, 1, 2]
+    assert [e["seq"] for e in response.json()["entries"]] == [2, 1, 0]
     assert PNR not in response.text and PNR[2:] not in response.text
     [search] = searches(ledger)
     assert search["participant"] == ledger.keys.pseudonym(PNR)
@@ -151,11 +153,97 @@ def test_a_personnummer_typed_into_another_filter_is_refused_and_never_logged(
 def test_the_limit_caps_the_answer_and_says_more_may_match(
     client: TestClient, officer: dict[str, str]
 ) -> None:
+    # five decisions (0-4) and the officer's access_changed (5); no search sees itself
     body = client.get("/api/log/entries", params={"limit": 2}, headers=officer).json()
-    assert [e["seq"] for e in body["entries"]] == [0, 1]
+    assert [e["seq"] for e in body["entries"]] == [5, 4]
     assert body["more_may_match"] is True
+    assert body["older"] == 4 and body["newer"] is None
     too_many = client.get("/api/log/entries", params={"limit": 100_000}, headers=officer)
     assert too_many.status_code == 422
+    both = client.get("/api/log/entries", params={"before": 3, "after": 1}, headers=officer)
+    assert both.status_code == 422 and "not both" in both.json()["detail"]
+
+
+def _pages(
+    client: TestClient, officer: dict[str, str], params: dict[str, Any], cursor: str
+) -> list[list[int]]:
+    """Every page from the one ``params`` asks for, following ``older`` or ``newer``."""
+    pages = []
+    while True:
+        response = client.get("/api/log/entries", params=params, headers=officer)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seqs = [e["seq"] for e in body["entries"]]
+        assert seqs == sorted(seqs, reverse=True) and body["count"] == len(seqs)
+        pages.append(seqs)
+        following = body[cursor]
+        if len(pages) > 1 or cursor == "older":  # read in the direction of paging
+            assert body["more_may_match"] is (following is not None)
+        if following is None:
+            return pages
+        params = {**params, "before": None, "after": None}
+        params["before" if cursor == "older" else "after"] = following
+        params = {k: v for k, v in params.items() if v is not None}
+
+
+def test_the_api_pages_through_every_match_once_newest_first(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    decisions(ledger, PNR, 20)  # 25 decisions: seq 0-4 and 6-25
+    expected = [*range(25, 5, -1), 4, 3, 2, 1, 0]
+    first = {"action": "decision", "limit": 4}
+    older = _pages(client, officer, first, "older")
+    assert [seq for page in older for seq in page] == expected
+    assert [len(page) for page in older] == [4, 4, 4, 4, 4, 4, 1]
+    decisions(ledger, OTHER, 3)  # new entries (after the searches' 26-32) meanwhile
+    with ledger.db.session() as session:
+        query = LedgerQuery(action=Action.DECISION, after=25, newest_first=True)
+        new = [r.seq for r in find_entries(session, query)]
+    assert new == [35, 34, 33]
+    last = {**first, "before": older[-2][-1]}
+    newer = _pages(client, officer, last, "newer")
+    assert newer[0] == older[-1]  # back up from the last page: the same pages again
+    assert [seq for page in reversed(newer) for seq in page] == [*new, *expected]
+    assert len(searches(ledger)) == len(older) + len(newer)  # each page is a logged search
+    assert searches(ledger)[1]["reason"] == "filters: action=decision, limit=4, before=22"
+
+
+def _paging_fields(html: str) -> dict[str, str]:
+    nav = html[html.index('<nav aria-label="Pages of log entries">') :]
+    nav = nav[: nav.index("</nav>")]
+    return dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">', nav))
+
+
+def _button(html: str, name: str) -> str | None:
+    found = re.search(rf'<button type="submit" name="{name}" value="(\d+)">', html)
+    return found.group(1) if found else None
+
+
+def test_the_log_page_pages_older_and_newer_without_the_personnummer(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    decisions(ledger, PNR, 4)  # PNR's decisions: 0-2 and 6-9
+    client.post("/login", data={"token": officer["Authorization"].split()[1]})
+    page = client.post("/log", data={"pnr": PNR, "decision": "permit", "limit": "3"})
+    assert page.status_code == 200, page.text
+    assert re.findall(r"<tr>\s*<td>(\d+)</td>", page.text) == ["9", "8", "7"]
+    assert "Newest first." in page.text
+    fields = _paging_fields(page.text)
+    pseudonym = ledger.keys.pseudonym(PNR)
+    assert fields == {"participant": pseudonym, "decision": "permit", "limit": "3"}
+    assert PNR not in page.text and PNR[2:] not in page.text
+    assert _button(page.text, "after") is None and _button(page.text, "before") == "7"
+    seen = []
+    while (before := _button(page.text, "before")) is not None:
+        page = client.post("/log", data={**fields, "before": before})
+        assert page.status_code == 200, page.text
+        seen.append(re.findall(r"<tr>\s*<td>(\d+)</td>", page.text))
+    assert seen == [["6", "2", "1"], ["0"]]
+    assert _button(page.text, "after") == "0"
+    page = client.post("/log", data={**_paging_fields(page.text), "after": "0"})
+    assert re.findall(r"<tr>\s*<td>(\d+)</td>", page.text) == ["6", "2", "1"]
+    assert _button(page.text, "after") == "6" and _button(page.text, "before") == "1"
+    assert {s["participant"] for s in searches(ledger)} == {pseudonym}
 
 
 def test_the_checkpoint_is_the_latest_signed_note(
