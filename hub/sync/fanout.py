@@ -141,6 +141,9 @@ def _stop(helpers: Iterable[Any]) -> None:
 
 def _helper(job: Job, pipe: Connection, parent: int, before_job: Callable[[], None] | None) -> None:
     _die_with_parent(parent)
+    # SIGTERM ends a helper (_stop), whatever handler the parent had installed (say, a
+    # worker's in the same process, which would only set a flag no helper looks at).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         if before_job is not None:
             before_job()

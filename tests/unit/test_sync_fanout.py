@@ -177,11 +177,21 @@ def test_what_idle_raises_stops_the_helpers_and_reaches_the_caller(
         if pid_file.exists():
             raise RuntimeError("lock lost")
 
+    survived = tmp_path / "survived"
+
     def job(_send: fanout.Send) -> None:
         pid_file.write_text(str(os.getpid()))
-        time.sleep(60)
+        time.sleep(10)
+        survived.touch()
 
-    with pytest.raises(RuntimeError, match="lock lost"):
-        fanout.run_forked([job], idle=idle)
+    # The parent may have a SIGTERM handler of its own (the worker's sets a flag only):
+    # the helper is ended all the same, not left to finish its job.
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        with pytest.raises(RuntimeError, match="lock lost"):
+            fanout.run_forked([job], idle=idle)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     with pytest.raises(ProcessLookupError):  # ended and reaped, not left running
         os.kill(int(pid_file.read_text()), 0)
+    assert not survived.exists(), "the helper was left to finish its job"
