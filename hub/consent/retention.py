@@ -36,7 +36,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from hub.consent.snapshots import load_snapshots
@@ -196,41 +197,48 @@ def _removable(session: Session, ended_before: datetime) -> list[ParticipantColu
         for (pid,) in connection.exec_driver_sql("SELECT id FROM participant ORDER BY id")
         if pid not in held
     ]
-    gone: list[ParticipantColumns] = []
+    ended: list[ParticipantColumns] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = _locked(session, ids[start : start + _CHUNK])
         snapshots = load_snapshots(session, chunk)
-        ended = []
         for person in chunk:
             ends = snapshots[person.id].consent_ends_at()
             if ends is None or ends < ended_before:
                 ended.append(person)
-        logged = _readable_in_log(session, [person.pseudonym for person in ended])
-        gone.extend(person for person in ended if person.pseudonym not in logged)
-    return gone
+    logged = _readable_in_log(session, [person.pseudonym for person in ended])
+    return [person for person in ended if person.pseudonym not in logged]
 
 
 def _readable_in_log(session: Session, pseudonyms: list[str]) -> set[str]:
     """Those of ``pseudonyms`` that some log entry with readable content is about.
 
     A purge clears an entry's participant column with its content, so this asks the
-    per-block participant index (one query per span of blocks), never the entries' bytes.
+    participant column only (one query per span of blocks), never the entries' bytes. On
+    SQLite the per-block participant index answers :data:`_CHUNK` pseudonyms at a time
+    (its bound variables are limited); PostgreSQL reads the table once for all of them,
+    as one array parameter, where a query per chunk was a whole scan each (measured: 0.4
+    to 0.8 s per 500 people at 4M entries, so over a minute for 50,000).
     """
     found: set[str] = set()
-    if not pseudonyms:
-        return found
     e = LedgerEntryRow
-    for blocks in block_spans(session):
-        wanted = [p for p in pseudonyms if p not in found]
-        if not wanted:
-            break
-        found.update(
-            session.scalars(
-                select(e.participant)
-                .distinct()
-                .where(e.seq_block.in_(blocks), e.participant.in_(wanted))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    size = max(len(pseudonyms), 1) if postgres else _CHUNK
+    for start in range(0, len(pseudonyms), size):
+        part = pseudonyms[start : start + size]
+        for blocks in block_spans(session):
+            wanted = [p for p in part if p not in found]
+            if not wanted:
+                break
+            about = (
+                e.participant == any_(bindparam("wanted", wanted, type_=ARRAY(String)))
+                if postgres
+                else e.participant.in_(wanted)
             )
-        )
+            found.update(
+                session.scalars(
+                    select(e.participant).distinct().where(e.seq_block.in_(blocks), about)
+                )
+            )
     return found
 
 
