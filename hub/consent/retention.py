@@ -33,6 +33,7 @@ registered meanwhile waits for the purge, then applies to records stored after i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -168,16 +169,9 @@ def _due(session: Session, ended_before: datetime) -> list[tuple[ParticipantColu
         .exec_driver_sql("SELECT participant_id, COUNT(*) FROM record GROUP BY participant_id")
         .all()
     }
-    due: list[tuple[ParticipantColumns, int]] = []
-    ids = sorted(held)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = _locked(session, ids[start : start + _CHUNK])
-        snapshots = load_snapshots(session, chunk)
-        for person in chunk:
-            ends = snapshots[person.id].consent_ends_at()
-            if ends is None or ends < ended_before:
-                due.append((person, held[person.id]))
-    return due
+    return [
+        (person, held[person.id]) for person in _consent_ended(session, sorted(held), ended_before)
+    ]
 
 
 def _removable(session: Session, ended_before: datetime) -> list[ParticipantColumns]:
@@ -197,16 +191,23 @@ def _removable(session: Session, ended_before: datetime) -> list[ParticipantColu
         for (pid,) in connection.exec_driver_sql("SELECT id FROM participant ORDER BY id")
         if pid not in held
     ]
-    ended: list[ParticipantColumns] = []
+    ended = list(_consent_ended(session, ids, ended_before))
+    logged = _readable_in_log(session, [person.pseudonym for person in ended])
+    return [person for person in ended if person.pseudonym not in logged]
+
+
+def _consent_ended(
+    session: Session, ids: list[int], ended_before: datetime
+) -> Iterator[ParticipantColumns]:
+    """Those of the participants ``ids`` whose every consent ended before ``ended_before``
+    (or who have none), read :data:`_CHUNK` at a time, their rows locked on PostgreSQL."""
     for start in range(0, len(ids), _CHUNK):
         chunk = _locked(session, ids[start : start + _CHUNK])
         snapshots = load_snapshots(session, chunk)
         for person in chunk:
             ends = snapshots[person.id].consent_ends_at()
             if ends is None or ends < ended_before:
-                ended.append(person)
-    logged = _readable_in_log(session, [person.pseudonym for person in ended])
-    return [person for person in ended if person.pseudonym not in logged]
+                yield person
 
 
 def _readable_in_log(session: Session, pseudonyms: list[str]) -> set[str]:
