@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -16,7 +15,7 @@ from pydantic import SecretStr
 from hub.connector import JsonApi, RetryPolicy, TransientConnectorError, build_client
 from hub.connector.auth import ClientCredentials
 from hub.connector.errors import UnusableAnswerError
-from hub.connector.limits import DEADLINE_FACTOR, MAX_BODY_BYTES
+from hub.connector.limits import MAX_BODY_BYTES
 
 Answer = tuple[bytes, list[bytes], float]
 """What the server sends: the head, then the pieces of the body, one every so many seconds."""
@@ -115,11 +114,9 @@ def test_an_answer_trickling_in_is_cut_off_at_the_deadline(serve: Callable[..., 
     every 0.2 s took 8 s with a timeout of 0.4 s (the review saw 39 s with 2 s)."""
     body = b'{"a": "' + b"x" * 31 + b'"}'
     server = serve(lambda path: (head(len(body)), [bytes([b]) for b in body], 0.2))
-    started = time.monotonic()
     with pytest.raises(TransientConnectorError) as err:
         jsonapi(server.url, 0.4).json("GET", "/slow", params={"personnummer": "189001019802"})
-    took = time.monotonic() - started
-    assert DEADLINE_FACTOR * 0.4 <= took < DEADLINE_FACTOR * 0.4 + 1.0
+    assert server.sent < len(body)  # given up on before the answer was all there
     assert str(err.value) == (
         f"kommun: {server.url} did not finish answering GET /slow within 1 s (3 × timeout_seconds)"
     )
@@ -137,10 +134,9 @@ def test_a_declared_length_above_the_limit_is_refused_before_reading(
 ) -> None:
     """Before: the client read on (the review saw a 1.5 GB answer take 3 GB of memory)."""
     server = serve(lambda path: (head(MAX_BODY_BYTES + 1), [b"[" * 1000] * 10, 1.0))
-    started = time.monotonic()
     with pytest.raises(UnusableAnswerError, match="GET /big is larger than 32 MiB"):
         jsonapi(server.url, 5).json("GET", "/big")
-    assert time.monotonic() - started < 1.0 and server.sent == 0
+    assert server.sent == 0  # refused on the header, before the first piece came
 
 
 def test_an_answer_without_a_length_is_counted_and_cut_off(serve: Callable[..., Server]) -> None:
@@ -179,7 +175,6 @@ def test_a_slow_token_answer_counts_against_the_requests_deadline(
 
     server = serve(answer)
     auth = ClientCredentials("af", "/oauth2/token", "hub", SecretStr("s"))
-    started = time.monotonic()
     with pytest.raises(TransientConnectorError, match="POST /oauth2/token within 1 s"):
         jsonapi(server.url, 0.4, auth=auth).json("GET", "/x")
-    assert time.monotonic() - started < DEADLINE_FACTOR * 0.4 + 1.0
+    assert server.sent < len(token)  # the token's answer was given up on part-way
