@@ -25,8 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -163,19 +162,6 @@ class SyncLocks:
                     )
                 )
         self.held.clear()
-
-
-@contextmanager
-def connector_lock(
-    db: Database, connector: str, *, lease: timedelta | None = None
-) -> Iterator[str]:
-    """Hold the sync lock for ``connector`` for the duration of the block (not renewed)."""
-    locks = SyncLocks(db, lease=lease)
-    locks.take(connector)
-    try:
-        yield locks.held[connector]
-    finally:
-        locks.release()
 
 
 def require_no_sync(db: Database, what: str) -> None:

@@ -17,9 +17,11 @@ from hub.demo.run import DemoOptions, run_demo
 from hub.demo.sandboxes import SandboxTarget, sandbox_client, sandbox_targets, transports
 from hub.model.records import NativeRecord
 from hub.store.base import Base
+from hub.store.db import Database
 from hub.sync.batch import InboundCounts
 from hub.sync.inbound import InboundBatch
 from hub.sync.job import receiving
+from hub.sync.lock import SyncLocks
 from hub.sync.options import SyncOptions
 
 SEED = 7
@@ -115,3 +117,14 @@ def routed_record(demo: Hub, connector: Connector) -> tuple[NativeRecord, int]:
         )
     native = next(n for n in natives if n.source_id in stored)
     return native, stored[native.source_id]
+
+
+@contextmanager
+def connector_lock(db: Database, connector: str) -> Iterator[None]:
+    """Hold ``connector``'s sync lock for the block, as a running sync would."""
+    locks = SyncLocks(db)
+    locks.take(connector)
+    try:
+        yield
+    finally:
+        locks.release()

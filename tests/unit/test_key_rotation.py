@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sync_support import connector_lock
 from test_consent_support import ledger, paper_submission, skatteverket_numbers
 
 from hub import key_rotation
@@ -27,7 +28,6 @@ from hub.store.meta import get_meta
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.connectors import ConnectorConfigRow
 from hub.store.tables.participant import ParticipantRow
-from hub.sync.lock import connector_lock
 
 PEOPLE = skatteverket_numbers(3)
 TOKEN = "kommun-token-for-the-test"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from casework_support import store_records
 from sqlalchemy import func, select
+from sync_support import connector_lock
 from test_consent_support import Clock, ledger, paper_submission, skatteverket_numbers
 
 from hub.consent.gate import ConsentFacts, Snapshot, WithdrawalFacts
@@ -32,7 +33,6 @@ from hub.store.tables.consent import (
 )
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, Subscription
-from hub.sync.lock import connector_lock
 
 EXPIRED, NO_CONSENT, RUNNING, WITHDRAWN, PARTLY = skatteverket_numbers(5)
 WITHDRAWN_AT = datetime(2025, 3, 1, tzinfo=UTC)
