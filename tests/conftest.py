@@ -175,6 +175,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             continue
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
+            reporter.write("\n")  # after the progress line, however the tests were run
             reporter.write_line(
                 f"CI=true but {len(skipped)} {marker} test(s) were skipped "
                 f"(first: {skipped[0]}); {MUST_RUN_IN_CI[marker]}",
