@@ -10,9 +10,10 @@ and their consents, withdrawals and blocks: every version as stored, with its ev
 opened (a signer's certificate read out), and the consent receipt. What was disclosed to
 whom is the transfer log's part: `evi log extract` makes that, with proofs.
 
-The text is plain Swedish: field names, record kinds and codes are the words the pages use
-(:mod:`hub.text.records`, from the hub's catalog), parties and categories the transfer log
-extract's. The JSON carries the same with stable English keys and the codes themselves.
+The text (:mod:`hub.casework.held_text`) is plain Swedish: field names, record kinds and
+codes are the words the pages use (:mod:`hub.text.records`, from the hub's catalog),
+parties and categories the transfer log extract's. The JSON carries the same with stable
+English keys and the codes themselves.
 
 The extract is for an official to review before it is handed over (a secrecy assessment,
 of health data say, is theirs). It is never stored; making it is logged
@@ -23,28 +24,25 @@ not repeat the number; that look-up is logged too (``not_a_participant``).
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.casework.held_text import NAME_ATTRIBUTES, extract_text
 from hub.consent.document import rfc3339
-from hub.consent.receipt import SWEDEN, render_receipt
 from hub.consent.service import evidence_context
 from hub.consent.views import PersonConsents, listing_entry, load_person
 from hub.context import Hub
 from hub.errors import NotFoundError
 from hub.keys import KeyRing
 from hub.ledger.event import Action, ActorRole, LedgerEvent, Outcome
-from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity
 from hub.store.consents import ConsentRepository
@@ -52,7 +50,6 @@ from hub.store.participants import ParticipantRepository
 from hub.store.tables.consent import ConsentBlockRow, ConsentVersionRow, ConsentWithdrawalRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, Subscription
 from hub.sync.outbox import DEAD, PENDING
-from hub.text.records import details_text, kind_text
 
 
 @dataclass(frozen=True)
@@ -296,125 +293,13 @@ class HeldData:
 
     def as_text(self) -> str:
         """The extract in plain Swedish, for the person."""
-        protected = "ja" if self.consents.protected_identity else "nej"
-        lines = [
-            "REGISTERUTDRAG: UPPGIFTER OM DIG I EN VÄG IN",
-            "",
-            f"Avser: {self.identity.formatted()}",
-            f"Framtaget: {self.generated_at.astimezone(SWEDEN):%Y-%m-%d %H:%M} (svensk tid)",
-            f"Skyddad identitet: {protected}",
-            f"Kön och födelseår (ur personnumret, för statistik): "
-            f"{'kvinna' if self.gender == 'female' else 'man'}, {self.birth_year}",
-            "",
-            "MYNDIGHETER SOM HAR OMBETTS ATT LÄMNA UPPGIFTER OM DIG",
-            "",
-        ]
-        for s in self.subscriptions:
-            state = "sedan" if s.active else "avslutat"
-            changed = s.changed_at.astimezone(SWEDEN).date().isoformat()
-            lines.append(f"  {_party(s.party)}: {state} {changed}")
-        if not self.subscriptions:
-            lines.append("  inga")
-        lines += ["", f"UPPGIFTER SOM MYNDIGHETERNA HAR LÄMNAT OM DIG ({len(self.records)})", ""]
-        for number, r in enumerate(self.records, start=1):
-            day = r.updated_at.astimezone(SWEDEN).date().isoformat()
-            lines.append(f"{number}. {day} från {_party(r.origin)}: {kind_text('sv', r.kind)}")
-            details = details_text("sv", r.body, party_name=_party)
-            if details:
-                lines += _wrapped(details, "   ")
-            for code in r.unmapped:
-                lines += _wrapped(
-                    f'originalkoden från {_party(r.origin)}: "{code.get("code")}" i fältet '
-                    f'"{code.get("field")}" (saknar motsvarighet bland de gemensamma koderna)',
-                    "   ",
-                )
-            if r.restricted:
-                lines.append("   (hämtad med stöd av lag för ett enda ändamål; lämnas inte vidare)")
-        if not self.records:
-            lines.append("  inga")
-        lines += [
-            "",
-            f"UPPGIFTER OM DIG SOM SKA LÄMNAS UT MEN ÄNNU INTE HAR SKICKATS "
-            f"({len(self.pending_transfers)})",
-            "",
-            *_transfer_lines(self.pending_transfers),
-            "",
-            "Vilka uppgifter som har lämnats ut, till vem och när finns i överföringsloggen:",
-            "be om ett utdrag ur den också.",
-        ]
-        if self.consent_versions or self.blocks:
-            lines += ["", *_stored_consent_lines(self)]
-        lines += [
-            "",
-            render_receipt(self.consents).rstrip("\n")
-            if self.consents.consents
-            else "SAMTYCKEN\n\n  inga registrerade",
-        ]
-        return "\n".join(lines) + "\n"
-
-
-def _party(code: str) -> str:
-    return PARTIES_SV.get(code, code)
-
-
-def _category(code: str) -> str:
-    return CATEGORIES_SV.get(code, code)
-
-
-def _when(value: datetime) -> str:
-    """Swedish local time to the minute, as the extract's heading gives it."""
-    return f"{value.astimezone(SWEDEN):%Y-%m-%d %H:%M}"
-
-
-def _wrapped(text: str, indent: str, width: int = 92) -> list[str]:
-    return textwrap.wrap(
-        text, width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
-    ) or [indent]
-
-
-def _transfer_lines(transfers: tuple[HeldTransfer, ...]) -> list[str]:
-    lines: list[str] = []
-    for t in transfers:
-        which = f"uppgift {t.record_number}" if t.record_number else "en uppgift"
-        lines += _wrapped(
-            f"{which} ({_category(t.category)} från {_party(t.origin)}) till "
-            f"{_party(t.recipient)}, för {PURPOSES_SV.get(t.purpose, t.purpose)}",
-            "  ",
-        )
-        if t.status == DEAD:
-            state = (
-                f"lades i kö {_when(t.queued_at)} men gick inte att skicka efter {t.attempts} "
-                "försök; skickas bara om den som driftar navet försöker igen"
-            )
-        else:
-            state = f"i kö sedan {_when(t.queued_at)}"
-        lines += _wrapped(state, "    ")
-    return lines or ["  inga"]
-
-
-_NAME_ATTRIBUTES: Final = {
-    # X.500 attribute → (the JSON's name, the text's Swedish)
-    NameOID.COMMON_NAME: ("commonName", "namn"),
-    NameOID.GIVEN_NAME: ("givenName", "förnamn"),
-    NameOID.SURNAME: ("surname", "efternamn"),
-    NameOID.SERIAL_NUMBER: ("serialNumber", "serienummer"),  # in a Swedish e-ID: the number
-    NameOID.PSEUDONYM: ("pseudonym", "pseudonym"),
-    NameOID.TITLE: ("title", "titel"),
-    NameOID.EMAIL_ADDRESS: ("emailAddress", "e-post"),
-    NameOID.ORGANIZATION_NAME: ("organizationName", "organisation"),
-    NameOID.ORGANIZATIONAL_UNIT_NAME: ("organizationalUnitName", "avdelning"),
-    NameOID.ORGANIZATION_IDENTIFIER: ("organizationIdentifier", "organisationsnummer"),
-    NameOID.LOCALITY_NAME: ("localityName", "ort"),
-    NameOID.STATE_OR_PROVINCE_NAME: ("stateOrProvinceName", "län"),
-    NameOID.COUNTRY_NAME: ("countryName", "land"),
-}
-_ATTRIBUTE_SV: Final = dict(_NAME_ATTRIBUTES.values())
+        return extract_text(self)
 
 
 def _name_parts(name: x509.Name) -> tuple[tuple[str, str], ...]:
     return tuple(
         (
-            _NAME_ATTRIBUTES.get(attribute.oid, (attribute.oid.dotted_string, ""))[0],
+            NAME_ATTRIBUTES.get(attribute.oid, (attribute.oid.dotted_string, ""))[0],
             attribute.value if isinstance(attribute.value, str) else attribute.value.hex(),
         )
         for attribute in name
@@ -440,122 +325,6 @@ def _read_certificates(stored: dict[str, Any]) -> tuple[HeldCertificate, ...]:
             )
         )
     return tuple(read)
-
-
-def _name_text(parts: tuple[tuple[str, str], ...]) -> str:
-    return "; ".join(f"{_ATTRIBUTE_SV.get(a, a)}: {v}" for a, v in parts) or "(inget namn)"
-
-
-def _evidence_lines(evidence: HeldEvidence) -> list[str]:
-    stored = evidence.stored
-    if stored is None:
-        return _wrapped(
-            "Bevis: sparat krypterat, men det gick inte att öppna med navets nycklar; den som "
-            "driftar navet behöver se över nycklarna innan utdraget lämnas ut.",
-            "  ",
-        )
-    lines: list[str] = []
-    if evidence.kind == "paper":
-        lines.append("  Bevis: en underskriven samtyckesblankett på papper, inskannad")
-        lines.append(f"    bevittnad av: {stored.get('witnessed_by')}")
-        if stored.get("witnessed_at"):
-            witnessed = datetime.fromisoformat(str(stored["witnessed_at"]).replace("Z", "+00:00"))
-            lines.append(f"    bevittnad: {_when(witnessed)}")
-        lines.append(
-            f"    kontrollsumma (SHA-256) av den inskannade blanketten: "
-            f"{stored.get('document_sha256')}"
-        )
-        lines.append("    (själva blanketten sparas inte i navet, bara kontrollsumman)")
-    elif evidence.kind == "signature":
-        lines.append("  Bevis: din elektroniska underskrift av samtycket")
-        for index, cert in enumerate(evidence.certificates):
-            whose = "ditt certifikat" if index == 0 else f"certifikat {index + 1} i kedjan"
-            lines += _wrapped(f"{whose}: {_name_text(cert.subject)}", "    ")
-            lines += _wrapped(f"utfärdat av: {_name_text(cert.issuer)}", "      ")
-            lines.append(f"      giltigt {_when(cert.not_before)} till {_when(cert.not_after)}")
-            lines.append(f"      certifikatets serienummer: {cert.serial_number}")
-            lines.append(f"      fingeravtryck (SHA-256): {cert.sha256}")
-        unread = len(stored.get("certificates") or []) - len(evidence.certificates)
-        if unread:
-            lines.append(f"    {unread} certifikat kunde inte läsas ut; de finns i JSON-formen")
-        lines.append("    underskriften, kodad som base64:")
-        lines += textwrap.wrap(
-            str(stored.get("signature")), 76, initial_indent="      ", subsequent_indent="      "
-        )
-    else:
-        lines.append(
-            f'  Bevis: av slaget "{evidence.kind}", som ett tillägg till navet kontrollerar'
-        )
-        data = stored.get("data") or {}
-        for key in sorted(data):
-            lines += _wrapped(
-                f"{key}: {json.dumps(data[key], ensure_ascii=False, sort_keys=True)}", "    "
-            )
-    lines += _wrapped(
-        f"Kontrollen när samtycket registrerades ({evidence.verifier}) godkände beviset: "
-        f"{evidence.detail} (kontrollens egen anteckning, på engelska)",
-        "  ",
-    )
-    return lines
-
-
-def _version_lines(v: HeldConsentVersion) -> list[str]:
-    return [
-        f"Samtycke {v.consent_id}, version {v.version}",
-        *_wrapped(f"Parter: {', '.join(_party(p) for p in v.parties)}", "  "),
-        *_wrapped(f"Uppgifter om: {', '.join(_category(c) for c in v.categories)}", "  "),
-        *_wrapped(
-            f"Ändamål: {', '.join(PURPOSES_SV.get(p, p) for p in v.purposes)}",
-            "  ",
-        ),
-        f"  Gäller från {_when(v.valid_from)} till {_when(v.valid_until)}",
-        f"  Du fick information om samtycket av {v.informed_by}, {_when(v.informed_at)}",
-        f"  Registrerat i navet {_when(v.recorded_at)} av {v.recorded_by}",
-        *_evidence_lines(v.evidence),
-    ]
-
-
-def _withdrawal_line(w: HeldWithdrawal) -> list[str]:
-    what = []
-    if w.party is not None:
-        what.append(f"för {_party(w.party)}")
-    if w.category is not None:
-        what.append(f"för uppgifter om {_category(w.category)}")
-    scope = " och ".join(what) if what else "hela samtycket"
-    versions = "version 1" if w.up_to_version == 1 else f"version 1–{w.up_to_version}"
-    return _wrapped(
-        f"Återkallat {_when(w.at)}: {scope} ({versions} av samtycke {w.consent_id}); "
-        f"registrerat av {w.recorded_by}",
-        "  ",
-    )
-
-
-def _block_line(b: HeldBlock) -> list[str]:
-    what = f"uppgifter om {_category(b.category)}" if b.category else "alla uppgifter"
-    who = _party(b.party) if b.party else "alla parter"
-    until = f"till {_when(b.valid_until)}" if b.valid_until else "tills vidare"
-    text = (
-        f"{what}, {who}: från {_when(b.valid_from)} {until}; registrerad "
-        f"{_when(b.recorded_at)} av {b.recorded_by}"
-    )
-    if b.lifted_at is not None:
-        text += f"; hävd {_when(b.lifted_at)} av {b.lifted_by}"
-    return _wrapped(text, "  ")
-
-
-def _stored_consent_lines(held: HeldData) -> list[str]:
-    """Every stored version, withdrawal and block, with who registered it and the evidence."""
-    lines = ["SAMTYCKEN OCH SPÄRRAR: ALLT SOM ÄR SPARAT", ""]
-    for consent_id in dict.fromkeys(v.consent_id for v in held.consent_versions):
-        for v in held.consent_versions:
-            if v.consent_id == consent_id:
-                lines += [*_version_lines(v), ""]
-        withdrawals = [w for w in held.withdrawals if w.consent_id == consent_id]
-        if withdrawals:
-            lines += [*[line for w in withdrawals for line in _withdrawal_line(w)], ""]
-    if held.blocks:
-        lines += ["Spärrar:", *[line for b in held.blocks for line in _block_line(b)], ""]
-    return lines[:-1] if lines[-1] == "" else lines
 
 
 def _evidence(keys: KeyRing, consent_id: str, row: ConsentVersionRow) -> HeldEvidence:
