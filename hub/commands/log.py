@@ -71,10 +71,11 @@ def _query(
     if pnr is not None:
         identity = identity_input(pnr)  # validate before opening anything
         participant = hub_from(ctx).keys.pseudonym(identity.number)
+    start, end = service.parse_span(since, until, ("--from", "--to"))
     return LedgerQuery(
         participant=participant,
-        since=service.parse_when(since, "--from"),
-        until=service.parse_when(until, "--to"),
+        since=start,
+        until=end,
         party=party,
         decision=decision,
         action=action,

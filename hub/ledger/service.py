@@ -88,6 +88,22 @@ def parse_when(text: str | None, name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def parse_span(
+    since: str | None, until: str | None, names: tuple[str, str]
+) -> tuple[datetime | None, datetime | None]:
+    """A filter's period, from ``since`` up to (not including) ``until``, as
+    :func:`parse_when` reads each; an error when it holds no time at all (``until`` not
+    after ``since``), which would only ever match nothing. ``names`` are the two options
+    or fields, for the message."""
+    start, end = parse_when(since, names[0]), parse_when(until, names[1])
+    if start is not None and end is not None and end <= start:
+        raise InputError(
+            f"{names[1]} {until} is not after {names[0]} {since}: the period runs from "
+            f"{names[0]} up to, not including, {names[1]}; give a {names[1]} after {names[0]}"
+        )
+    return start, end
+
+
 def pseudonym_for(hub: Hub, text: str) -> str:
     """The participant pseudonym for a personnummer/samordningsnummer given on the CLI."""
     return hub.keys.pseudonym(identity_input(text).number)

@@ -118,9 +118,10 @@ class SampleFilters(BaseModel):
 
 
 def _draw(hub: Hub, user: WebUser, filters: SampleFilters) -> Sample:
+    since, until = service.parse_span(filters.since, filters.until, ("from", "to"))
     query = LedgerQuery(
-        since=service.parse_when(filters.since, "from"),
-        until=service.parse_when(filters.until, "to"),
+        since=since,
+        until=until,
         party=filters.party,
         decision=filters.decision,
         action=filters.action,
@@ -138,10 +139,11 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
         participant = hub.keys.pseudonym(identity_input(pnr, "pnr").number)
     if filters.before is not None and filters.after is not None:
         raise InputError("give before or after, not both")
+    since, until = service.parse_span(filters.since, filters.until, ("from", "to"))
     return LedgerQuery(
         participant=participant,
-        since=service.parse_when(filters.since, "from"),
-        until=service.parse_when(filters.until, "to"),
+        since=since,
+        until=until,
         party=filters.party,
         decision=filters.decision,
         action=filters.action,

@@ -345,6 +345,16 @@ def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli
         (("log", "search", "--pnr", PNR[:-1] + str((int(PNR[-1]) + 1) % 10)), "check digit"),
         (("log", "search", "--from", "last tuesday"), "--from: not a date; write YYYY-MM-DD"),
         (("log", "search", "--decision", "maybe"), "'permit' or 'deny'"),
+        (
+            ("log", "search", "--from", "2026-03-01", "--to", "2026-02-01"),
+            "--to 2026-02-01 is not after --from 2026-03-01",
+        ),
+        (("log", "search", "--from", "2026-03-01", "--to", "2026-03-01"), "not including, --to"),
+        (("log", "sample", "--size", "2", "--from", "2026-03-01", "--to", "2026-02-01"), "--to"),
+        (
+            ("log", "export", "--format", "jsonl", "--from", "2026-03-01", "--to", "2020-01-01"),
+            "give a --to after --from",
+        ),
         (("log", "extract", "--pnr", "abc"), "YYYYMMDD-NNNC"),
         (("log", "prove", "--seq", "99", "--size", "6"), "not in the tree of size 6"),
         (("log", "prove", "--seq", "0", "--size", "60"), "does not exist yet"),

@@ -122,6 +122,11 @@ def test_bad_filters_name_the_field_but_never_the_value(
     assert "decision" in typo.json()["detail"] and "190001019802" not in typo.text
     date = client.get("/api/log/entries", params={"from": "yesterday"}, headers=officer)
     assert date.status_code == 422 and "YYYY-MM-DD" in date.json()["detail"]
+    backwards = {"from": "2026-03-01", "to": "2026-02-01"}
+    for path in ("/api/log/entries", "/api/log/sample"):
+        reversed_ = client.get(path, params=backwards, headers=officer)
+        assert reversed_.status_code == 422, path
+        assert reversed_.json()["detail"].startswith("to 2026-02-01 is not after from 2026-03-01")
     assert searches(ledger) == []
 
 
