@@ -20,11 +20,20 @@ from pathlib import Path
 from hub.errors import InputError
 
 
+def check_target(target: Path) -> Path:
+    """``target`` if a file can be written there, else an error saying what to give: a
+    command that reads or logs something before it writes calls this first."""
+    if target.is_dir():
+        raise InputError(f"{target} is a directory; give the name of a file to write")
+    if not target.parent.is_dir():
+        raise InputError(f"{target.parent} is not a directory; create it first")
+    return target
+
+
 @contextmanager
 def staged(target: Path) -> Iterator[Path]:
     """A private file to write ``target``'s new content into (see the module docstring)."""
-    if not target.parent.is_dir():
-        raise InputError(f"{target.parent} is not a directory; create it first")
+    check_target(target)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(fd)
     try:

@@ -25,6 +25,7 @@ from hub.commands.common import (
     whole_file,
 )
 from hub.consent.retention import people, purge_records
+from hub.files import check_target
 from hub.ledger.service import ACTOR_HELP, cli_actor, parse_when
 from hub.model.identity import identity_input
 
@@ -138,6 +139,8 @@ def extract(
 ) -> None:
     """Register extract (GDPR art. 15): everything the hub stores about the person, for an
     official to review and hand over; making it is logged. Transfers: `evi log extract`."""
+    if output is not None:
+        check_target(output)  # before the extract is made and logged
     held = held_data(hub_from(ctx), identity_input(pnr), cli_actor(actor))
     text = (
         json.dumps(held.as_json(), ensure_ascii=False, indent=2) + "\n"

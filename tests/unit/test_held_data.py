@@ -338,3 +338,17 @@ def test_cli_prints_text_or_writes_json(caseload: Hub, cli: Any, tmp_path: Path)
     assert unknown.code == 1 and STRANGER not in unknown.err
     bad = cli("participants", "extract", "--pnr", "12345")
     assert bad.code == 2 and "--pnr" in bad.err
+
+
+def test_an_extract_into_a_directory_is_refused_before_it_is_made(
+    caseload: Hub, cli: Any, tmp_path: Path
+) -> None:
+    entries = len(ledger(caseload.db))
+    into_dir = cli("participants", "extract", "--pnr", PNR, "-o", str(tmp_path))
+    assert into_dir.code == 2, into_dir.err
+    assert f"{tmp_path} is a directory; give the name of a file to write" in into_dir.err
+    missing = cli("participants", "extract", "--pnr", PNR, "-o", str(tmp_path / "no" / "x"))
+    assert missing.code == 2 and "is not a directory; create it first" in missing.err
+    assert PNR not in into_dir.err + missing.err
+    assert len(ledger(caseload.db)) == entries  # no extract made, so none on record
+    assert list(tmp_path.parent.glob(f".{tmp_path.name}.*")) == []

@@ -462,3 +462,14 @@ def test_an_export_into_a_missing_directory_says_so(ledger: Hub, cli, tmp_path: 
     assert result.code == 2
     assert "is not a directory; create it first" in result.err
     assert "Traceback" not in result.err
+
+
+def test_an_export_into_a_directory_says_to_name_a_file_and_is_not_recorded(
+    ledger: Hub, cli, tmp_path: Path
+) -> None:
+    size = ledger_size(ledger)
+    result = cli("log", "export", "--format", "jsonl", "-o", str(tmp_path))
+    assert result.code == 2, result.err
+    assert f"error: {tmp_path} is a directory; give the name of a file to write" in result.err
+    assert ledger_size(ledger) == size
+    assert list(tmp_path.parent.glob(f".{tmp_path.name}.*")) == []
