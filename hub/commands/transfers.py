@@ -12,6 +12,9 @@ from hub.errors import InputError
 from hub.sync.history import PAGE_MAX, PAGE_ROWS, dead_letter_summary, dead_letters, page_size
 from hub.sync.history import retry as retry_dead
 
+ID_MAX = 2**63 - 1
+"""The largest id a database's BIGINT holds (as the API's ``after`` and ``ids``)."""
+
 transfers_app = area_app(
     help="Inspect and retry transfers that could not be delivered.", no_args_is_help=True
 )
@@ -33,7 +36,11 @@ def failed(
         None, "--reason", help="Only those that failed with exactly this reason, as listed."
     ),
     after: int = typer.Option(
-        0, "--after", min=0, help="The page after this id: the last one the previous page showed."
+        0,
+        "--after",
+        min=0,
+        max=ID_MAX,
+        help="The page after this id: the last one the previous page showed.",
     ),
     limit: int = typer.Option(
         PAGE_ROWS, "--limit", help=f"At most this many transfers (1 to {PAGE_MAX})."
@@ -42,6 +49,11 @@ def failed(
     """Dead letters: first how many, by recipient and reason; then one page of them, oldest
     first, with the reason each was given up on."""
     page_size(limit, option="--limit", after="--after ID")
+    if summary_only and (recipient, reason, after, limit) != (None, None, 0, PAGE_ROWS):
+        raise InputError(
+            "--summary counts every dead letter; --recipient, --reason, --after and --limit "
+            "choose the page of them, which --summary leaves out: give one or the other"
+        )
     if recipient is not None:
         recipient = party_option(recipient, "--recipient")
     hub = hub_from(ctx)
@@ -116,13 +128,20 @@ def _next_page(
 @transfers_app.command("retry")
 def retry_cmd(
     ctx: typer.Context,
-    ids: list[int] = typer.Argument(None, help="IDs from `evi transfers failed`."),
+    ids: list[int] = typer.Argument(
+        None, min=1, max=ID_MAX, help="IDs from `evi transfers failed`."
+    ),
     all_: bool = typer.Option(False, "--all", help="Retry every failed transfer."),
     recipient: str | None = typer.Option(
         None, "--recipient", help="With --all: only those to this recipient (e.g. fk)."
     ),
 ) -> None:
     """Put failed transfers back in the queue; the next sync or worker delivers them."""
+    if ids and all_:
+        raise InputError(
+            "give the IDs to retry or --all, not both: `evi transfers retry ID …` or "
+            "`evi transfers retry --all`"
+        )
     if recipient is not None and not all_:
         raise InputError(
             "--recipient goes with --all: `evi transfers retry --all --recipient NAME`"

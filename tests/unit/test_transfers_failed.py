@@ -257,6 +257,29 @@ def test_a_page_larger_than_the_maximum_is_refused_saying_what_to_do(
     assert bad.code == 2 and "--recipient 'FK!'" in bad.err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("failed", "--after", str(2**63)), "'--after': Input should be less than or equal"),
+        (("retry", str(2**63)), "'ids': Input should be less than or equal"),
+        (("retry", "0"), "'ids': Input should be greater than or equal to 1"),
+        (("retry", "1", "--all"), "give the IDs to retry or --all, not both"),
+        (("retry", "1", "--all", "--recipient", "fk"), "give the IDs to retry or --all"),
+        (("failed", "--summary", "--recipient", "fk"), "--summary counts every dead letter"),
+        (("failed", "--summary", "--json", "--after", "5"), "give one or the other"),
+    ],
+)
+def test_ids_out_of_range_and_options_that_conflict_are_refused_and_change_nothing(
+    hub: Hub, outage: dict[int, Any], cli, args: tuple[str, ...], message: str
+) -> None:
+    before = _status(hub)
+    result = cli("transfers", *args)
+    assert result.code == 2, result.err
+    assert message in result.err and result.out == ""
+    assert "internal error" not in result.err
+    assert _status(hub) == before
+
+
 # -- the administrator's page --------------------------------------------------------------
 
 RETRY_FORM = '<form method="post" action="/admin/transfers/retry">'
