@@ -25,9 +25,11 @@ from hub.commands.common import (
     whole_file,
 )
 from hub.consent.retention import people, purge_records
+from hub.errors import InputError
 from hub.files import check_target
 from hub.ledger.service import ACTOR_HELP, cli_actor, parse_when
 from hub.model.identity import identity_input
+from hub.web.users import known_parties
 
 participants_app = area_app(
     help="Look a person up as one party may see them; remove records once consent has ended.",
@@ -95,7 +97,14 @@ def status(
     happen. When PARTY may see nothing, the answer (exit 1) is the same as for a number the
     hub does not know: whether the person is a participant is itself secret."""
     viewer = Viewer(actor=cli_actor(actor), party=party_option(party, "--as"))
-    view = consolidated_status(hub_from(ctx), identity_input(pnr), viewer)
+    identity = identity_input(pnr)
+    hub = hub_from(ctx)
+    parties = known_parties(hub)
+    if viewer.party not in parties:  # or every gate decision would be logged for no one
+        raise InputError(
+            f"--as {viewer.party!r}: not a party of this hub; one of {', '.join(parties)}"
+        )
+    view = consolidated_status(hub, identity, viewer)
     if as_json:
         print_json(view.model_dump(mode="json"))
         return

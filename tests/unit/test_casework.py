@@ -213,6 +213,12 @@ def test_cli_prints_the_view_and_refuses_a_bad_party(
 
     bad = cli("participants", "status", "--pnr", PNR, "--as", "Försäkringskassan")
     assert bad.code == 2 and "--as" in bad.err
+    entries = len(ledger(hub.db))
+    nobody = cli("participants", "status", "--pnr", PNR, "--as", "nosuch")
+    assert nobody.code == 2, nobody.err
+    assert "--as 'nosuch': not a party of this hub; one of" in nobody.err
+    assert "af, fk" in nobody.err and PNR not in nobody.err
+    assert len(ledger(hub.db)) == entries  # no gate decisions logged for a party that is none
     unknown = cli("participants", "status", "--pnr", STRANGER, "--as", "team")
     assert unknown.code == 1 and STRANGER not in unknown.err
 
