@@ -19,9 +19,10 @@ from rich.progress import SpinnerColumn, TaskID, TextColumn
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
+from hub.connector.registry import load_connectors
 from hub.connector.service import build_connector, connector_setup, runnable_connectors
 from hub.context import Hub
-from hub.errors import StorageError
+from hub.errors import InputError, StorageError
 from hub.ledger.service import new_checkpoint
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
@@ -119,6 +120,8 @@ def sync(
     (exit codes: :data:`EXIT_CODES`)."""
     if ctx.invoked_subcommand is not None:
         return
+    if since is not None:
+        _check_since(since, connector, from_start)
     hub = hub_from(ctx)
     hub.require_schema()
     options = SyncOptions(
@@ -165,6 +168,23 @@ def sync(
     raise typer.Exit(report.exit_code)
 
 
+def _check_since(since: str, connectors: list[str], from_start: bool) -> None:
+    """``--since`` as a run can use it, or an error saying what to give: a cursor is one
+    connector's (each authority writes its own kind), and it replaces the stored one."""
+    if not since.strip():
+        raise InputError(
+            "--since: give the cursor to start from, or leave --since out to go on from the "
+            "stored one"
+        )
+    if from_start:
+        raise InputError("give --since CURSOR or --from-start, not both")
+    if len(set(connectors)) != 1:
+        raise InputError(
+            "--since: a cursor is one connector's; name that connector: "
+            "`evi sync --connector NAME --since CURSOR`"
+        )
+
+
 @sync_app.command("history")
 def show_history(
     ctx: typer.Context,
@@ -181,7 +201,15 @@ def show_history(
     as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON array."),
 ) -> None:
     """The latest runs, newest first: a row per connector and run, with its counts."""
-    rows = history(hub_from(ctx), limit, connector)
+    hub = hub_from(ctx)
+    if connector is not None:
+        installed = sorted(load_connectors(hub.plugins))
+        if connector not in installed and not (connector and history(hub, 1, connector)):
+            raise InputError(
+                f"--connector {connector!r}: no connector of that name is installed or has "
+                f"run (installed: {', '.join(installed)}); see `evi connectors list`"
+            )
+    rows = history(hub, limit, connector)
     if as_json:
         print_json(rows)
         return

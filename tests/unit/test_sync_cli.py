@@ -81,6 +81,36 @@ def test_naming_a_connector_that_is_not_installed_is_a_configuration_error(
     assert "installed: af, fk, kommun, region" in result.err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--connector", "fk", "--since", ""), "--since: give the cursor to start from"),
+        (("--connector", "fk", "--since", "x", "--from-start"), "--since CURSOR or --from-start"),
+        (("--since", "2026-01-01T00:00:00Z"), "a cursor is one connector's; name that connector"),
+        (("--connector", "af", "--connector", "fk", "--since", "x"), "--connector NAME --since"),
+    ],
+)
+def test_a_since_that_cannot_be_used_is_refused_before_the_run(
+    cli, demo_home: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = cli("sync", "--sandbox", *args)
+    assert result.code == 2, result.err
+    assert message in result.err and result.out == ""
+    assert json.loads(cli("sync", "history", "--json").out) == []  # no run, nothing paused
+
+
+def test_history_of_a_connector_that_is_not_there_says_which_are(cli, demo_home: Path) -> None:
+    for name in ("kommunen", "FK", ""):
+        result = cli("sync", "history", "--connector", name)
+        assert result.code == 2, (name, result.err)
+        assert f"--connector {name!r}: no connector of that name" in result.err
+        assert "installed: af, fk, kommun, region" in result.err
+    assert cli("sync", "--sandbox", "--connector", "fk").code == 0
+    assert [
+        r["connector"] for r in json.loads(cli("sync", "history", "-c", "fk", "--json").out)
+    ] == ["fk"]
+
+
 def test_a_demo_home_synced_without_sandbox_says_how_at_once(cli, demo_home: Path) -> None:
     result = cli("sync")  # the demo's connectors live in-process: only --sandbox reaches them
     assert result.code == 2
