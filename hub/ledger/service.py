@@ -38,7 +38,9 @@ ON_BEHALF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,47}")
 characters (with `` via cli:<user>`` it fits the 100 characters a consent row keeps);
 matched whole (``fullmatch``)."""
 
-_IDENTITY_NUMBER = re.compile(r"\d{6}[-+]?\d{4}")
+IDENTITY_NUMBER = re.compile(r"\d{6}[-+]?\d{4}")
+"""What a personnummer or samordningsnummer looks like inside a name: such a name would
+put the number into the log, so it is refused (and never repeated in the error)."""
 
 ACTOR_HELP = (
     "On whose behalf, for the transfer log, which records 'NAME via cli:USER', USER being "
@@ -62,7 +64,7 @@ def cli_actor(on_behalf_of: str | None = None) -> str:
         runner = "cli:unknown"
     if on_behalf_of is None:
         return runner
-    if not ON_BEHALF.fullmatch(on_behalf_of) or _IDENTITY_NUMBER.search(on_behalf_of):
+    if not ON_BEHALF.fullmatch(on_behalf_of) or IDENTITY_NUMBER.search(on_behalf_of):
         raise InputError(
             "--actor: give the name of whoever this is done for, e.g. anna.af: a letter or "
             "digit, then letters, digits, '.', '_', ':', '@' or '-', at most 48 characters, "

@@ -27,6 +27,7 @@ from enum import StrEnum
 from hub.context import Hub
 from hub.errors import InputError, NotFoundError
 from hub.ledger.event import Action, ActorRole, LedgerEvent
+from hub.ledger.service import IDENTITY_NUMBER
 from hub.ledger.writer import append
 from hub.model.vocab import BUILTIN_PARTIES, Party
 from hub.store.tables.users import WebUserRow
@@ -114,10 +115,11 @@ def known_parties(hub: Hub) -> list[str]:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    # The name is the actor of the user's every log entry: never an identity number.
+    if not _NAME.match(name) or IDENTITY_NUMBER.search(name):
         raise InputError(
             "a user name is 2 to 64 characters: lowercase letters, digits, '.', '-' or '_', "
-            "starting with a letter or digit (e.g. anna.af)"
+            "starting with a letter or digit (e.g. anna.af), and no identity number"
         )
 
 
@@ -184,7 +186,8 @@ def _access_event(actor: str, what: str, user: WebUser) -> LedgerEvent:
 def _existing(users: UserRepository, name: str) -> WebUserRow:
     row = users.by_name(name)
     if row is None:
-        raise NotFoundError(f"there is no user named '{name}'; see `evi users list`")
+        named = "by that name" if IDENTITY_NUMBER.search(name) else f"named '{name}'"
+        raise NotFoundError(f"there is no user {named}; see `evi users list`")
     return row
 
 
