@@ -20,6 +20,9 @@ def problems(exc: ValidationError, *, prefix: str = "") -> list[str]:
 def problem(err: Mapping[str, Any], *, skip: Collection[str] = ()) -> str:
     """``field.path: why`` for one of pydantic's error dicts, never its ``input``. ``skip``:
     parts of the path not to name (e.g. FastAPI's ``body`` and ``query``)."""
+    if err["type"] == "json_invalid":  # FastAPI's: loc is ("body", offset), ctx the why
+        why = (err.get("ctx") or {}).get("error", "JSON decode error")
+        return f"body: not valid JSON ({why} at character {err['loc'][-1]}); send a JSON object"
     where = ".".join(str(p) for p in err["loc"] if p not in skip) or "(record)"
     message = str(err["msg"]).removeprefix("Value error, ")  # our validators' own words
     if err["type"] == "extra_forbidden":

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hub.connector.errors import ConnectorError
 from hub.connector.service import (
@@ -82,7 +82,7 @@ class RetryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ids: list[TransferId] = Field(default_factory=list, max_length=10_000)
-    all: bool = False
+    all: StrictBool = False  # true itself: "yes" or 1 must not re-queue every dead letter
     recipient: Party | None = None
 
     @model_validator(mode="after")

@@ -88,9 +88,23 @@ def test_retrying_through_the_api_by_id_and_the_mistakes_it_refuses(
     assert done.status_code == 200 and done.json() == {"queued": 2}
     again = client.post("/api/admin/transfers/retry", json={"ids": ids}, headers=bearer(token))
     assert again.status_code == 404 and str(ids[0]) in again.json()["detail"]
+    loose = ({"all": "yes"}, {"all": 1}, {"all": "true"})  # retrying all is said with true
     for body in ({}, {"ids": [1], "all": True}, {"ids": "all"}, {"ids": [2**70]}, {"ids": [0]}):
         refused = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
         assert refused.status_code == 422
+    for body in loose:
+        refused = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
+        assert refused.status_code == 422, body
+        assert refused.json()["detail"] == "invalid request: all: Input should be a valid boolean"
+    broken = client.post(
+        "/api/admin/transfers/retry",
+        content=b'{"all": tru',
+        headers={**bearer(token), "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 422
+    assert broken.json()["detail"] == (
+        "invalid request: body: not valid JSON (Expecting value at character 8); send a JSON object"
+    )
     assert len(_failed(cli)) == len(failed) - 2  # nothing else changed
     client.post("/login", data={"token": token})
     for text in ("nine", "²", "９", "9" * 5000, str(2**70), "0"):
