@@ -223,7 +223,8 @@ def _stored_since(connector: str, cursor: str | None) -> datetime | None:
     if since is None or since > latest_plausible():
         raise ConnectorConfigError(
             connector,
-            "the stored cursor is not a change time the feed can go on from; run `evi sync "
-            "--connector fk --from-start` once to read from the beginning",
+            "the cursor (the stored one, or the one given with --since) is not a change time "
+            "the feed can go on from; give one it is, or run `evi sync --connector fk "
+            "--from-start` once to read from the beginning",
         )
     return since

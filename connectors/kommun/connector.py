@@ -244,9 +244,9 @@ def _cursor(connector: str, cursor: str | None) -> int:
     if value > MAX_LOPNUMMER:
         raise ConnectorConfigError(
             connector,
-            "the stored cursor is not a sequence number the municipality can have handed "
-            "out; run `evi sync --connector kommun --from-start` once to read from the "
-            "beginning",
+            "the cursor (the stored one, or the one given with --since) is not a sequence "
+            "number the municipality can have handed out; give one it has, or run `evi sync "
+            "--connector kommun --from-start` once to read from the beginning",
         )
     return max(value, 1)
 

@@ -230,8 +230,9 @@ def _cursor(connector: str, cursor: str | None) -> int | None:
     if not 0 <= value <= _ms(latest_plausible()):
         raise ConnectorConfigError(
             connector,
-            "the stored cursor is not a time in milliseconds the feed can go on from; run "
-            "`evi sync --connector region --from-start` once to read from the beginning",
+            "the cursor (the stored one, or the one given with --since) is not a time in "
+            "milliseconds the feed can go on from; give one it is, or run `evi sync "
+            "--connector region --from-start` once to read from the beginning",
         )
     return value
 

@@ -153,7 +153,7 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
             _finish_stopped_runs(hub, report, runs, exc)
             raise
         if not options.dry_run:
-            _finish_runs(hub, report, runs)
+            _finish_runs(hub, report, runs, by_hand=options.since is not None)
             new_checkpoint(hub)
     if options.dry_run:
         for entry in report.connectors:
@@ -232,7 +232,12 @@ def _finish_stopped_runs(
             log.error("the stopped run could not be recorded: %s", type(failure).__name__)
 
 
-def _finish_runs(hub: Hub, report: SyncReport, runs: Mapping[str, int]) -> None:
+def _finish_runs(
+    hub: Hub, report: SyncReport, runs: Mapping[str, int], *, by_hand: bool = False
+) -> None:
+    """Finish each run's row and count the night towards pausing. ``by_hand``: a cursor
+    was given (``--since``), so a configuration error is most likely that cursor, answered
+    on the spot (exit 2), and is not a failed night."""
     now = datetime.now(UTC)
     pause_after = hub.settings.sync.pause_after_failures
     with hub.db.session(write_lock=True) as session:
@@ -247,6 +252,8 @@ def _finish_runs(hub: Hub, report: SyncReport, runs: Mapping[str, int]) -> None:
                     row.error = entry.error
             if entry.status in (LOCKED, PAUSED):
                 continue  # the run holding the lock reports for it; a paused one did not run
+            if by_hand and entry.status == CONFIG_ERROR:
+                continue
             status = STATUS_FAILED if entry.status in (FAILED, CONFIG_ERROR) else entry.status
             paused = record_sync_result(
                 session, entry.connector, status, now, error=entry.error, pause_after=pause_after

@@ -99,6 +99,20 @@ def test_a_since_that_cannot_be_used_is_refused_before_the_run(
     assert json.loads(cli("sync", "history", "--json").out) == []  # no run, nothing paused
 
 
+def test_a_mistyped_since_is_answered_on_the_spot_and_never_pauses_the_connector(
+    cli, demo_home: Path
+) -> None:
+    for _ in range(4):  # more than the failed nights that pause a connector (3)
+        result = cli("sync", "--sandbox", "--connector", "fk", "--since", "yesterday")
+        assert result.code == 2, result.err
+        assert "the cursor (the stored one, or the one given with --since)" in result.out
+    rows = {r["name"]: r for r in json.loads(cli("connectors", "list", "--json").out)}
+    assert not rows["fk"]["paused"]
+    runs = json.loads(cli("sync", "history", "--json").out)
+    assert [r["status"] for r in runs] == ["config_error"] * 4  # each run still in history
+    assert cli("sync", "--sandbox", "--connector", "fk").code == 0  # the night goes on
+
+
 def test_history_of_a_connector_that_is_not_there_says_which_are(cli, demo_home: Path) -> None:
     for name in ("kommunen", "FK", ""):
         result = cli("sync", "history", "--connector", name)
