@@ -35,6 +35,7 @@ from hub.model.vocab import JOINT_TEAM, Category
 from hub.store.bulk import read_json, read_time, rows_in
 from hub.store.participants import participant_columns
 from hub.sync.outbox import DENIED, SUPERSEDED, OutboxRepository, QueuedItem
+from hub.sync.routing import rekeyed
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,11 @@ def claim_due(
     """Claim up to ``limit`` due transfers to ``recipients`` and decide each at the gate,
     in ``session``'s write transaction (see the module docstring)."""
     outbox = OutboxRepository(session)
-    items = outbox.claim(now, lease, limit, recipients, share=share)
+    items = outbox.due(now, limit, recipients, share, lock=True)
     if not items:
         return Claimed([], [])
     plan = _decide(session, keys, snapshots, now, items, actor)
+    outbox.lease(items, now + lease)  # with each one's number_sent and any new key
     outbox.save(plan.claimed.finished)
     append_prepared(session, plan.entries)
     return plan.claimed
@@ -208,18 +210,29 @@ def _decide(
             now,
             restricted_origin=record.restricted,
         )
-        event = decision_event(
-            decision, person.pseudonym, request, actor=actor, correlation_id=item.idempotency_key
-        )
         if not decision.permitted:
-            events.append(event)
+            events.append(
+                decision_event(
+                    decision,
+                    person.pseudonym,
+                    request,
+                    actor=actor,
+                    correlation_id=item.idempotency_key,
+                )
+            )
             why = f"consent gate: {decision.reason.value}"
             OutboxRepository.finish(item, DENIED, now, error=why)
             done.denied.append(item)
             continue
+        number = (
+            None if person.protected_identity else _number_decision(current[person.id], item, now)
+        )
+        _send_number(item, number is not None and number.permitted)
+        event = decision_event(
+            decision, person.pseudonym, request, actor=actor, correlation_id=item.idempotency_key
+        )
         identity = None
-        if not person.protected_identity:
-            number = _number_decision(current[person.id], item, now)
+        if number is not None:
             same = (number.consent_id, number.consent_version) == (
                 decision.consent_id,
                 decision.consent_version,
@@ -264,6 +277,16 @@ def _decide(
 
 
 IDENTITY = Category.IDENTITY.value
+
+
+def _send_number(item: QueuedItem, with_number: bool) -> None:
+    """Record whether this attempt goes with the person's number; an item that went the
+    other way last time gets a new key (:func:`~hub.sync.routing.rekeyed`), written with
+    its lease before the push."""
+    if item.number_sent is not None and item.number_sent != with_number:
+        item.idempotency_key = rekeyed(item.idempotency_key, with_number=with_number)
+        item.rekeyed = True
+    item.number_sent = with_number
 
 
 def _number_request(item: QueuedItem, now: datetime) -> DecisionRequest:

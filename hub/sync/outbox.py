@@ -43,6 +43,7 @@ _CLAIMED = (
     "category",
     "attempts",
     "last_error",
+    "number_sent",
 )
 
 
@@ -63,6 +64,8 @@ class QueuedItem:
     next_attempt_at: datetime
     last_error: str | None
     finished_at: datetime | None = None
+    number_sent: bool | None = None  # with the person's number when last claimed (None: never)
+    rekeyed: bool = False  # given a new key by this claim (written by ``lease``)
 
 
 class OutboxRepository:
@@ -129,21 +132,50 @@ class OutboxRepository:
             ),
         ).fetchall()
         return [
-            QueuedItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], PENDING, r[8], now, r[9])
+            QueuedItem(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                PENDING,
+                r[8],
+                now,
+                r[9],
+                number_sent=None if r[10] is None else bool(r[10]),
+            )
             for r in rows
         ]
 
     def lease(self, items: Sequence[QueuedItem], until: datetime) -> None:
-        """Claim ``items`` until ``until``: not due again before it (see :meth:`claim`)."""
+        """Claim ``items`` until ``until``: not due again before it (see :meth:`claim`).
+
+        Also written, before anything is pushed: whether each goes with the person's
+        number (``number_sent``) and the new key of any the claim gave one (``rekeyed``).
+        """
         for item in items:
             item.next_attempt_at = until
         connection = self.session.connection()
-        execute_in(
-            connection,
-            "UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks})",
-            [item.id for item in items],
-            (time_binder(connection.dialect)(until),),
-        )
+        until_bound = time_binder(connection.dialect)(until)
+        groups: dict[bool | None, list[int]] = {}
+        for item in items:
+            groups.setdefault(item.number_sent, []).append(item.id)
+        for sent, ids in groups.items():
+            sql = "UPDATE outbox SET next_attempt_at = ?"
+            params: tuple[object, ...] = (until_bound,)
+            if sent is not None:  # None: nobody decided yet (e.g. OutboxRepository.claim)
+                sql, params = sql + ", number_sent = ?", (until_bound, sent)
+            execute_in(connection, sql + " WHERE id IN ({marks})", ids, params)
+        rekeyed = [(item.idempotency_key, item.id) for item in items if item.rekeyed]
+        if rekeyed:
+            mark = placeholder(connection.dialect)
+            connection.exec_driver_sql(
+                f"UPDATE outbox SET idempotency_key = {mark} WHERE id = {mark}",  # noqa: S608
+                rekeyed,
+            )
 
     def still_due(self, ids: Sequence[int], now: datetime) -> bool:
         """Whether every item of ``ids`` is still pending and due at ``now`` (claimed by

@@ -162,3 +162,14 @@ def idempotency_key(
         parts.append(f"again {again}")
     material = "\x1f".join(parts)
     return KEY_PREFIX + hashlib.sha256(material.encode()).hexdigest()[:59]
+
+
+def rekeyed(key: str, *, with_number: bool) -> str:
+    """The key for a transfer whose body changes between two attempts because the gate's
+    answer on the person's number changed (an ``identity`` block, withdrawal or consent in
+    between): an authority may already hold the earlier attempt under ``key``, and a body
+    must never change under a key (it answers 422, and the transfer would be dead for
+    good). Derived from ``key`` and the new answer, so an attempt repeated after a crash
+    gets the same one."""
+    material = "\x1f".join([key, "with number" if with_number else "pseudonym only"])
+    return KEY_PREFIX + hashlib.sha256(material.encode()).hexdigest()[:59]

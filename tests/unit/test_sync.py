@@ -446,6 +446,77 @@ def test_a_recipient_the_person_blocked_identity_for_gets_the_record_without_the
     assert verify(demo).ok
 
 
+def test_a_transfer_whose_number_may_no_longer_go_is_sent_again_under_a_new_key(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    # The first attempt reaches the authority with the person's number but its answer is
+    # lost; before the retry the person blocks `identity` for that authority. The retry
+    # carries the pseudonym only: another body, so it must not reuse the key the
+    # authority already holds (it would answer 422 and the transfer be dead for good).
+    from hub.connector.errors import TransientConnectorError
+    from hub.connector.service import build_connector
+    from hub.demo.sandboxes import transports
+    from hub.model.vocab import Category
+
+    run_sync(demo, sync_options(targets, deliver=False))
+    with demo.db.session() as session:
+        people = {p.id: p for p in session.scalars(select(ParticipantRow))}
+        item = next(
+            i
+            for i in session.scalars(
+                select(OutboxItem).where(OutboxItem.status == PENDING).order_by(OutboxItem.id)
+            )
+            if i.recipient != "team" and not people[i.participant_id].protected_identity
+        )
+        person = people[item.participant_id]
+        identity = ParticipantRepository(session, demo.keys).identity_of(person)
+        item_id, key, recipient = item.id, item.idempotency_key, item.recipient
+        later = datetime.now(UTC) + timedelta(days=1)
+        for other in session.scalars(select(OutboxItem).where(OutboxItem.id != item_id)):
+            other.next_attempt_at = later  # this one transfer alone is due
+        session.commit()
+
+    def deliver(*, lose_answer: bool) -> None:
+        with build_connector(demo, recipient, transport=transports(targets)[recipient]) as built:
+            if lose_answer:
+                original = built.push_many
+
+                def push_many(transfers):  # type: ignore[no-untyped-def]
+                    original(transfers)  # the authority stores it ...
+                    raise TransientConnectorError(recipient, "the answer was lost")  # ... unheard
+
+                built.push_many = push_many  # type: ignore[method-assign]
+            Deliverer(demo, {recipient: built}, actor="test", max_attempts=5, batch=1).run()
+
+    deliver(lose_answer=True)
+    ConsentService(demo).block(identity, actor="test", party=recipient, category=Category.IDENTITY)
+    with demo.db.session() as session:
+        row = session.get(OutboxItem, item_id)
+        assert row is not None and (row.status, row.attempts) == (PENDING, 1)
+        row.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.commit()
+    deliver(lose_answer=False)
+
+    with demo.db.session() as session:
+        row = session.get(OutboxItem, item_id)
+        assert row is not None
+        assert (row.status, row.last_error) == (DELIVERED, None)
+        new_key = row.idempotency_key
+    assert new_key != key
+    held = {i["idempotency_key"]: str(i["body"]) for i in received(targets[recipient])["items"]}
+    written = (identity.number, identity.formatted())  # the authorities' APIs differ
+    assert any(w in held[key] for w in written)  # the first attempt, with the number
+    assert person.pseudonym in held[new_key] and not any(w in held[new_key] for w in written)
+    with demo.db.session() as session:
+        said = {
+            e.correlation_id
+            for e in session.scalars(
+                select(LedgerEntryRow).where(LedgerEntryRow.participant == person.pseudonym)
+            )
+        }
+    assert {key, new_key} <= said  # both attempts are in the log under the key each went with
+
+
 def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_under_new_keys(
     demo: Hub, targets: dict[str, SandboxTarget]
 ) -> None:

@@ -94,6 +94,10 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether the transfer went with the person's number when last claimed for a push
+    # (None: never claimed). A body never changes under a key: when the gate's answer on
+    # the number changes between two attempts, the row gets a new key (routing.rekeyed).
+    number_sent: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class SyncRun(Base):
