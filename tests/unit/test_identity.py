@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
 from pathlib import Path
 
@@ -144,3 +145,43 @@ def test_errors_and_repr_never_repeat_the_number() -> None:
 def test_a_number_with_its_luhn_digit_always_parses(prefix: str) -> None:
     number = prefix + str(luhn_check_digit(prefix[2:]))
     assert parse_identity(number) == PersonalIdentity(number=number)
+
+
+# -- the project uses only the official test numbers ----------------------------------------
+
+ROOT = Path(__file__).parents[2]
+SCANNED = ("hub", "plugins", "connectors", "mappings", "config", "tests", "docs", "bench")
+# A 12-digit number (with or without its separator), or a 10-digit one written with its
+# separator: what a person's number looks like in code, tests and documentation.
+_NUMBER_LIKE = re.compile(r"(?<![\d.])(?:(?:18|19|20)\d{6}[-+]?\d{4}|\d{6}[-+]\d{4})(?!\d)")
+
+
+def _tracked_text() -> list[Path]:
+    files = [ROOT / "README.md"]
+    for top in SCANNED:
+        for path in sorted((ROOT / top).rglob("*")):
+            if (
+                path.is_file()
+                and DATA not in path.parents
+                and "__pycache__" not in path.parts
+                and path.suffix in {".py", ".md", ".toml", ".json", ".txt", ".html", ".po", ".csv"}
+            ):
+                files.append(path)
+    return files
+
+
+def test_every_identity_number_in_the_project_is_an_official_test_number() -> None:
+    """People in sandboxes, fixtures and examples use Skatteverket's test numbers only: a
+    number that parses as someone's, but is not on those lists, may be a real person's."""
+    official = set(PERSONNUMMER) | set(SAMORDNINGSNUMMER)
+    found = []
+    for path in _tracked_text():
+        for match in _NUMBER_LIKE.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            try:
+                identity = parse_identity(match.group(), today=TODAY)
+            except InvalidIdentityError:
+                continue  # not a valid number at all (a bad check digit on purpose, say)
+            if identity.number not in official:
+                found.append(f"{path.relative_to(ROOT)}: {match.group()}")
+    assert len(_tracked_text()) > 300  # the scan reads the project, not an empty folder
+    assert found == [], "use a number from tests/data instead of " + ", ".join(found)

@@ -98,7 +98,7 @@ def test_a_new_token_replaces_the_old_one(migrated: Hub, cli: Any) -> None:
         (("enable", "nobody"), 1, "evi users list"),
         # a user's name is the actor of their every log entry: never an identity number
         (("add", "18900101-9802", "--party", "af", "--role", "caseworker"), 2, "no identity"),
-        (("add", "anna900101-9802", "--party", "af", "--role", "caseworker"), 2, "user name"),
+        (("add", "anna18900101-9802", "--party", "af", "--role", "caseworker"), 2, "user name"),
         (("enable", "189001019802"), 1, "there is no user by that name; see `evi users list`"),
         (("disable", "9001019802"), 1, "there is no user by that name"),
     ],
