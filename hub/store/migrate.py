@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hub.store.tables  # noqa: F401  - registers every table on Base.metadata
+from hub.errors import StorageError
 from hub.store.base import Base
 from hub.store.db import Database
 
@@ -43,6 +44,8 @@ def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | Non
     db.check_connection()
     with db.engine.begin() as conn:
         before = MigrationContext.configure(conn).get_current_revision()
+        if before is not None and before > HEAD:  # a newer release upgraded it (rolled back?)
+            raise StorageError(revision_problem(before) or before)
         command.upgrade(alembic_config(conn), revision)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after

@@ -54,6 +54,10 @@ def test_a_database_of_another_release_is_refused_and_status_says_so(
     for command in (("sync", "--dry-run"), ("consent", "list"), ("log", "verify")):
         refused = cli(*command)
         assert refused.code != 0 and says in refused.err, command
+    if revision > migrate.HEAD:  # the package rolled back: upgrading cannot help either
+        upgrade = cli("db", "upgrade")
+        assert upgrade.code == 1 and says in upgrade.err and "internal error" not in upgrade.err
+        assert cli("db", "status").out == status.out  # and it changed nothing
 
 
 def test_upgrade_is_repeatable(migrated: Database) -> None:
