@@ -121,6 +121,12 @@ def run(argv: list[str]) -> int:
     except Exception as exc:
         if debug:
             raise
+        from hub.store.db import privilege_problem  # only now: every start imports this module
+
+        refused = privilege_problem(exc)
+        if refused is not None:
+            typer.echo(f"error: {refused}", err=True)
+            return 1
         typer.echo(
             f"error: internal error ({type(exc).__name__}); rerun with --debug for details "
             "and report it",

@@ -81,6 +81,25 @@ def operational_problem(exc: OperationalError) -> str | None:
     return next((problem for marker, problem in _OPERATIONAL if marker in text), None)
 
 
+PERMISSION_DENIED: Final = (
+    "the database user in EVI_DATABASE_URL may not do this (PostgreSQL: permission "
+    "denied): `evi db upgrade`, `evi db harden` and `evi log purge` connect as the "
+    "database's owner, every other command as the application role (docs/operations.md, "
+    "PostgreSQL)"
+)
+
+
+def privilege_problem(exc: BaseException) -> str | None:
+    """:data:`PERMISSION_DENIED` for PostgreSQL's ``insufficient_privilege`` (SQLSTATE
+    42501): the command ran as a role the database does not let do it, which the operator
+    fixes, not a fault of the hub; ``None`` for anything else."""
+    return (
+        PERMISSION_DENIED
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501"
+        else None
+    )
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     try:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -108,3 +109,24 @@ def test_harden_can_print_its_sql_for_a_dba(hub: Hub, cli) -> None:
     result = cli("db", "harden", "--role", "app", "--print")
     assert result.code == 0
     assert "REVOKE UPDATE, DELETE, TRUNCATE ON ledger_entry" in result.out
+
+
+def test_a_purge_run_as_the_application_role_says_to_run_it_as_the_owner(
+    hub: Hub, app_role: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with hub.db.session() as session:
+        append_many(session, events(3))
+        session.execute(text("UPDATE ledger_entry SET time = '2001-01-01+00' WHERE seq < 2"))
+    assert cli("db", "harden", "--role", app_role).code == 0
+    url = make_url(hub.db.url)
+    options = f"{url.query['options']} -crole={app_role}"  # connect as the application role
+    as_app = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    monkeypatch.setenv("EVI_DATABASE_URL", as_app)
+    result = cli("log", "purge", "--before", "2002-01-01", "--yes")
+    assert result.code == 1
+    assert result.err.startswith("error: the database user in EVI_DATABASE_URL may not do this")
+    assert "`evi log purge` connect as the database's owner" in result.err
+    assert "internal error" not in result.err
+    with hub.db.session() as session:  # nothing of the purge was kept
+        kept = "SELECT count(*) FROM ledger_entry WHERE purged_at IS NULL"
+        assert session.execute(text(kept)).scalar() == 3
