@@ -23,7 +23,7 @@ from hub.connector.registry import load_connectors
 from hub.connector.service import build_connector, connector_setup, runnable_connectors
 from hub.context import Hub
 from hub.errors import InputError, StorageError
-from hub.ledger.service import new_checkpoint
+from hub.ledger.service import check_signing, new_checkpoint
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer
 from hub.sync.history import history
 from hub.sync.job import run_sync
@@ -245,6 +245,7 @@ def worker(
     """
     hub = hub_from(ctx)
     hub.require_schema()
+    check_signing(hub)  # before delivering what its checkpoints could not sign
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

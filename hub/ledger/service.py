@@ -26,7 +26,7 @@ from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.extract import Extract, ProvenEntry
 from hub.ledger.purge import count_purgeable, purge_before
 from hub.ledger.records import EntryRecord, LedgerQuery, find_entries
-from hub.ledger.signing import NoteVerifier, load_signer
+from hub.ledger.signing import NoteVerifier, check_signer, load_signer
 from hub.ledger.tree import StoredTree
 from hub.ledger.verify import VerifyReport, verify_ledger
 from hub.ledger.witness import read_witness_directory, witness_directory
@@ -215,6 +215,13 @@ def extract(
         verifier_key=vkey,
         entries=entries,
     )
+
+
+def check_signing(hub: Hub) -> None:
+    """Before a sync or worker does any work: the checkpoint it ends with could be signed
+    (the origin and key on record; see :func:`hub.ledger.signing.check_signer`)."""
+    with hub.db.session() as session:
+        check_signer(session, hub.settings)
 
 
 def new_checkpoint(hub: Hub) -> Checkpoint:

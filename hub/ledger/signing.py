@@ -198,6 +198,16 @@ def load_signer(session: Session, settings: Settings, *, create: bool = False) -
     return NoteSigner(name, seed)
 
 
+def check_signer(session: Session, settings: Settings) -> None:
+    """Refuse now what signing a checkpoint would refuse later: an origin other than the
+    recorded one, or a signing key other than the one on record (each a ConfigError
+    saying what to set back). For a command that does a night's work before it signs. A
+    database that has never signed passes: its first checkpoint creates the key."""
+    _check_origin(session, _check_name(settings.ledger.origin))
+    if session.get(HubMeta, META_KEY) is not None:
+        load_signer(session, settings)
+
+
 def _check_origin(session: Session, name: str) -> None:
     """Refuse an origin other than the one this ledger's checkpoints were signed as.
 

@@ -26,7 +26,7 @@ from hub.connector.service import (
 )
 from hub.context import Hub
 from hub.errors import ConfigError, EviError, LockHeldError, NotFoundError
-from hub.ledger.service import new_checkpoint
+from hub.ledger.service import check_signing, new_checkpoint
 from hub.store.tables.sync import SyncRun
 from hub.sync.batch import InboundRun
 from hub.sync.gcpolicy import fewer_collections
@@ -106,6 +106,7 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
         hub.plugins.hook.evi_sync_finished(report=report, settings=hub.settings)
         return report
     hub.keys  # noqa: B018 - fail early on a missing key, before anyone is asked for data
+    check_signing(hub)  # and on an origin or signing key the closing checkpoint would refuse
     run_id = correlation_id()
     shared = InboundRun()  # consent snapshots and routing facts, reused across connectors
     with ExitStack() as stack:

@@ -113,6 +113,20 @@ def test_a_mistyped_since_is_answered_on_the_spot_and_never_pauses_the_connector
     assert cli("sync", "--sandbox", "--connector", "fk").code == 0  # the night goes on
 
 
+def test_an_origin_the_log_was_not_signed_as_is_refused_before_the_night_starts(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("sync", "--sandbox").code == 0  # signs the night's checkpoint
+    runs = cli("sync", "history", "--json").out
+    monkeypatch.setenv("EVI_LEDGER__ORIGIN", "kommun.example/evi")
+    get_settings.cache_clear()
+    for command in (("sync", "--sandbox"), ("worker", "--once")):
+        refused = cli(*command)
+        assert refused.code == 2, refused.err
+        assert "signed as 'evi-hub.example/ledger'" in refused.err
+        assert cli("sync", "history", "--json").out == runs  # no run began: nothing pulled
+
+
 def test_history_of_a_connector_that_is_not_there_says_which_are(cli, demo_home: Path) -> None:
     for name in ("kommunen", "FK", ""):
         result = cli("sync", "history", "--connector", name)
