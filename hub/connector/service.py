@@ -224,8 +224,11 @@ def build_connector(
             except Exception:
                 raise ConnectorConfigError(
                     name,
-                    f"stored secret '{key}' cannot be decrypted with this connector-secrets "
-                    f"key; set it again with `evi connectors configure {name} --set {key}=…`",
+                    f"stored secret '{key}' cannot be decrypted with the loaded "
+                    "'connector-secrets' key; if the key was rotated since this process "
+                    "started (a running `evi worker` or `evi web serve`), restart it; "
+                    f"otherwise set the secret again with `evi connectors configure {name} "
+                    f"--set {key}=…`",
                 ) from None
     options = build_options(name, cls.Options, values)
     if transport is None:

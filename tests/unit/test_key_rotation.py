@@ -16,6 +16,7 @@ from test_consent_support import ledger, paper_submission, skatteverket_numbers
 
 from hub import key_rotation
 from hub.connector import service as connectors
+from hub.connector.errors import ConnectorConfigError
 from hub.consent.service import ConsentService, Registered
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, LockHeldError
@@ -190,6 +191,19 @@ def test_a_process_that_loaded_the_old_key_cannot_write_or_misread_with_it(
     with pytest.raises(ConfigError, match="restart"):
         _numbers(stale)
     assert sorted(_numbers(_fresh(hub))) == sorted(PEOPLE)  # nothing was written
+
+
+def test_a_process_older_than_a_secrets_rotation_is_told_to_restart(
+    hub: Hub, stored: dict[str, Registered]
+) -> None:
+    stale = _fresh(hub)
+    stale.keys  # noqa: B018 - loaded before the rotation, like a running worker
+    rotate_key(hub, "connector-secrets", actor="admin")
+    with pytest.raises(ConnectorConfigError) as refused:
+        connectors.build_connector(stale, "kommun")
+    assert "if the key was rotated since this process started" in refused.value.message
+    assert "restart it" in refused.value.message and TOKEN not in refused.value.message
+    assert _secret(_fresh(hub)) == TOKEN  # a restarted process reads it
 
 
 def test_the_cli_says_what_a_rotation_would_rewrite_and_does_it_with_yes(
