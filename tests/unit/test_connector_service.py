@@ -68,7 +68,7 @@ def test_a_secret_that_no_longer_decrypts_is_a_configuration_error(hub: Hub) -> 
             text("UPDATE connector_config SET secrets = :s WHERE name = 'kommun'"),
             {"s": json.dumps({"token": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})},
         )
-    with pytest.raises(ConnectorConfigError, match="set it again with"):
+    with pytest.raises(ConnectorConfigError, match="set the secret again with"):
         service.build_connector(hub, "kommun")
 
 
