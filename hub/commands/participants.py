@@ -24,12 +24,12 @@ from hub.commands.common import (
     print_json,
     whole_file,
 )
+from hub.connector.registry import known_parties
 from hub.consent.retention import people, purge_records
 from hub.errors import InputError
 from hub.files import check_target
 from hub.ledger.service import ACTOR_HELP, cli_actor, parse_when
 from hub.model.identity import identity_input
-from hub.web.users import known_parties
 
 participants_app = area_app(
     help="Look a person up as one party may see them; remove records once consent has ended.",
@@ -99,7 +99,7 @@ def status(
     viewer = Viewer(actor=cli_actor(actor), party=party_option(party, "--as"))
     identity = identity_input(pnr)
     hub = hub_from(ctx)
-    parties = known_parties(hub)
+    parties = known_parties(hub.plugins)
     if viewer.party not in parties:  # or every gate decision would be logged for no one
         raise InputError(
             f"--as {viewer.party!r}: not a party of this hub; one of {', '.join(parties)}"

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from hub.connector.base import Connector
 from hub.errors import ConfigError, NotFoundError
-from hub.model.vocab import JOINT_TEAM, Category
+from hub.model.vocab import BUILTIN_PARTIES, JOINT_TEAM, Category
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
@@ -66,6 +66,11 @@ def validate_connector_class(obj: object, plugin: str) -> type[Connector]:
         if not isinstance(value, frozenset) or not all(isinstance(c, Category) for c in value):
             raise bad(f"{label}.{attr} must be a frozenset of hub.model.vocab.Category")
     return obj
+
+
+def known_parties(pm: pluggy.PluginManager) -> list[str]:
+    """Every party of this hub: the built-in ones and every installed connector."""
+    return list(dict.fromkeys([*BUILTIN_PARTIES, *load_connectors(pm)]))
 
 
 def load_connectors(pm: pluggy.PluginManager) -> dict[str, RegisteredConnector]:

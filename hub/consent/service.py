@@ -361,6 +361,14 @@ class ConsentService:
         now = self.clock()
         if until is not None and until <= now:
             raise InputError("--until must be in the future (blocks take effect from now)")
+        if party is not None:
+            from hub.connector.registry import known_parties  # only blocks need the plugins
+
+            parties = known_parties(hub.plugins)
+            if party not in parties:  # a block for a party that is none would stop nothing
+                raise InputError(
+                    f"--party {party}: not a party of this hub; one of {', '.join(parties)}"
+                )
         with hub.db.session(write_lock=True) as session:
             require_current_keys(session, hub.keys)
             participant = ParticipantRepository(session, hub.keys).ensure(identity)

@@ -29,7 +29,7 @@ from hub.errors import InputError, NotFoundError
 from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.service import IDENTITY_NUMBER
 from hub.ledger.writer import append
-from hub.model.vocab import BUILTIN_PARTIES, Party
+from hub.model.vocab import Party
 from hub.store.tables.users import WebUserRow
 from hub.store.users import UserRepository
 
@@ -109,9 +109,9 @@ def web_user(row: WebUserRow) -> WebUser:
 
 def known_parties(hub: Hub) -> list[str]:
     """The parties a user can belong to: the built-in ones and every installed connector."""
-    from hub.connector.registry import load_connectors
+    from hub.connector import registry
 
-    return list(dict.fromkeys([*BUILTIN_PARTIES, *load_connectors(hub.plugins)]))
+    return registry.known_parties(hub.plugins)
 
 
 def _check_name(name: str) -> None:

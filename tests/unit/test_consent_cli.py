@@ -132,6 +132,19 @@ def test_block_and_unblock(cli, registered: str) -> None:
     assert datetime.fromisoformat(block["until"]) < datetime.fromisoformat(until)
 
 
+def test_a_block_for_a_party_the_hub_does_not_have_is_refused(cli, registered: str) -> None:
+    # A block is the person's "not to them": one recorded for a mistyped party would stop
+    # nothing while everyone believed it in force.
+    blocked = cli("consent", "block", "--pnr", PNR, "--party", "fkk")
+    assert blocked.code == 2, blocked.err
+    assert "--party fkk: not a party of this hub; one of kommun, af, fk, region, team" in (
+        blocked.err
+    )
+    assert PNR not in blocked.err
+    assert listed(cli)[0]["blocks"] == []  # nothing recorded
+    assert cli("consent", "block", "--pnr", PNR, "--party", "fk").code == 0
+
+
 def test_show_accepts_any_written_form_of_the_number(cli, registered: str) -> None:
     for form in (PNR, "19900101-2385", "900101-2385", "9001012385"):
         result = cli("consent", "show", "--pnr", form)
