@@ -189,11 +189,18 @@ def build_options(connector: str, options: type[BaseModel], values: dict[str, An
             if e["type"] == "missing" and e["loc"]
         ]
         if missing:
-            sets = " ".join(f"--set {m}=…" for m in missing)
+            hidden = secret_fields(options)
+            sets = " ".join(
+                f"--secret-from-env {m}=ENV_VAR" if m in hidden else f"--set {m}=…" for m in missing
+            )
+            names = [repr(m) for m in missing]
+            which = (
+                f"option {names[0]} is not set"
+                if len(names) == 1
+                else f"options {', '.join(names[:-1])} and {names[-1]} are not set"
+            )
             raise ConnectorConfigError(
-                connector,
-                f"option {', '.join(repr(m) for m in missing)} is not set; "
-                f"run `evi connectors configure {connector} {sets}`",
+                connector, f"{which}; run `evi connectors configure {connector} {sets}`"
             ) from None
         raise ConnectorConfigError(
             connector,

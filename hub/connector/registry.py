@@ -51,7 +51,10 @@ def validate_connector_class(obj: object, plugin: str) -> type[Connector]:
         raise bad(f"{label} does not implement {missing}")
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not _NAME.match(name) or name == JOINT_TEAM:
-        raise bad(f"{label}.name must be 2-32 lowercase letters, digits, '-' or '_' (not 'team')")
+        raise bad(
+            f"{label}.name must be 2-32 lowercase letters, digits, '-' or '_', starting with a "
+            "letter (and not 'team')"
+        )
     for attr in ("authority", "version"):
         value = getattr(obj, attr, None)
         if not isinstance(value, str) or not value.strip():

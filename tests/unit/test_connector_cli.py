@@ -107,9 +107,8 @@ def test_spec_marks_secrets_write_only(cli: Cli, hub: Hub) -> None:
 def test_check_with_missing_options_says_what_to_run(cli: Cli, hub: Hub) -> None:
     result = cli("connectors", "check", "kommun")
     assert result.code == 2
-    assert "evi connectors configure kommun --set base_url=… --set token=…" in one_line_error(
-        result
-    )
+    wanted = "evi connectors configure kommun --set base_url=… --secret-from-env token=ENV_VAR"
+    assert wanted in one_line_error(result)
 
 
 def test_check_with_the_authority_down_is_one_line_exit_75_without_the_secret(

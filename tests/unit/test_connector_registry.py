@@ -94,6 +94,10 @@ class LaxOptions(Tiny):
         url: str
 
 
+class DigitFirst(Tiny):
+    name = "2vux"  # a name that starts with a digit, though its characters are all allowed
+
+
 class BadCategories(Tiny):
     delivers = frozenset({"health"})  # type: ignore[assignment]
 
@@ -104,7 +108,8 @@ class BadCategories(Tiny):
         (object, "is not a subclass of hub.connector.Connector"),
         (Abstract, "does not implement check, map, pull"),
         (BadName, "name must be 2-32 lowercase"),
-        (Team, "(not 'team')"),
+        (Team, "(and not 'team')"),
+        (DigitFirst, "starting with a letter"),
         (NoVersion, "version must be a non-empty string"),
         (LaxOptions, "Options must refuse unknown keys"),
         (BadCategories, "delivers must be a frozenset of"),

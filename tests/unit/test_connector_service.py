@@ -56,8 +56,8 @@ def test_building_without_required_options_says_what_to_run(hub: Hub) -> None:
     with pytest.raises(ConnectorConfigError) as err:
         service.build_connector(hub, "af")
     assert str(err.value) == (
-        "af: option 'base_url', 'client_secret' is not set; run "
-        "`evi connectors configure af --set base_url=… --set client_secret=…`"
+        "af: options 'base_url' and 'client_secret' are not set; run `evi connectors "
+        "configure af --set base_url=… --secret-from-env client_secret=ENV_VAR`"
     )
 
 
