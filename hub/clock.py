@@ -11,3 +11,12 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """Now, in UTC (the default :data:`Clock`)."""
     return datetime.now(UTC)
+
+
+def instant_text(at: datetime) -> str:
+    """``at`` as a message says it: ``YYYY-MM-DD`` when it is midnight UTC (how a cut-off
+    date is usually given), else the whole instant in UTC with a ``Z``."""
+    at = at.astimezone(UTC)
+    if at == at.replace(hour=0, minute=0, second=0, microsecond=0):
+        return at.date().isoformat()
+    return at.isoformat().replace("+00:00", "Z")

@@ -41,6 +41,7 @@ from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from hub.clock import instant_text
 from hub.consent.snapshots import load_snapshots
 from hub.context import Hub
 from hub.errors import InputError
@@ -96,7 +97,7 @@ def purge_records(
         if not confirmed:
             raise InputError(
                 f"this would remove {records} stored records ({outbox} outbox rows) of "
-                f"{people(len(due))} whose consent ended before {_instant(ended_before)}, "
+                f"{people(len(due))} whose consent ended before {instant_text(ended_before)}, "
                 f"and {people(len(gone))} entirely ({_ENTIRELY}); "
                 "rerun with --yes to remove them"
             )
@@ -104,7 +105,7 @@ def purge_records(
         execute_in(connection, _DELETE_OUTBOX, ids)
         execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
         _remove_entirely(session, [person.id for person in gone])
-        when = _instant(ended_before)
+        when = instant_text(ended_before)
         correlation_id = f"purge-{uuid.uuid4()}"
         removed = (
             f"participant removed with their consents, withdrawals, blocks and subscriptions, "
@@ -147,17 +148,6 @@ def _purged(pseudonym: str, what: str, actor: str, correlation_id: str) -> Ledge
 def people(count: int) -> str:
     """``1 person``, ``3 people``."""
     return f"{count} {'person' if count == 1 else 'people'}"
-
-
-def _instant(at: datetime) -> str:
-    """A day as ``YYYY-MM-DD`` when it is midnight UTC (how it is usually given), else the
-    whole instant."""
-    at = at.astimezone(UTC)
-    return (
-        at.date().isoformat()
-        if at == at.replace(hour=0, minute=0, second=0, microsecond=0)
-        else at.isoformat()
-    )
 
 
 def _due(session: Session, ended_before: datetime) -> list[tuple[ParticipantColumns, int]]:

@@ -359,7 +359,14 @@ def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli
         (("log", "prove", "--seq", "99", "--size", "6"), "not in the tree of size 6"),
         (("log", "prove", "--seq", "0", "--size", "60"), "does not exist yet"),
         (("log", "consistency", "--from", "5", "--to", "3"), "--from <= --to"),
-        (("log", "purge", "--before", "2001-01-01"), "would purge 0 entries"),
+        (
+            ("log", "purge", "--before", "2001-01-01"),
+            "would purge 0 entries recorded before 2001-01-01;",
+        ),
+        (
+            ("log", "purge", "--before", "2001-01-01T12:30:00Z"),
+            "would purge 0 entries recorded before 2001-01-01T12:30:00Z;",  # the time kept
+        ),
         (("log", "verify", "--pubkey", "nonsense"), "not a verifier key"),
     ],
 )

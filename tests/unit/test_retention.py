@@ -168,6 +168,10 @@ def test_cli_counts_without_yes_and_removes_with_it(caseload: Hub, cli: Any) -> 
     assert "removed 15 stored records (1 outbox rows) of 3 people" in done.err
     assert _records_of(caseload)[RUNNING] == 5
 
+    at_noon = cli("participants", "purge", "--consent-ended-before", "2026-06-01T12:00:00Z")
+    assert at_noon.code == 2  # the instant as given, not with +00:00
+    assert "whose consent ended before 2026-06-01T12:00:00Z," in at_noon.err
+
     bad = cli("participants", "purge", "--consent-ended-before", "1 juni")
     assert bad.code == 2 and "--consent-ended-before" in bad.err
 
