@@ -241,6 +241,8 @@ def test_search_filters_by_person_party_decision_action_and_time(ledger: Hub, cl
     assert seqs("--from", "2000-01-01", "--limit", "2") == [0, 1]
     table = cli("log", "search", "--pnr", OTHER).out
     assert "deny" in table and "fk" in table
+    assert "reason" in table.splitlines()[1]  # why the gate refused, as the demo promises
+    assert "no consent covers fk" in " ".join(table.split())
     rows = list(csv.reader(io.StringIO(cli("log", "search", "--format", "csv").out)))
     assert rows[0] == ["seq", *EXPORT_FIELDS]
     assert rows[1][EXPORT_FIELDS.index("categories") + 1] == "identity;plan"
