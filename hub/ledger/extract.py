@@ -60,6 +60,32 @@ CATEGORIES_SV = {
     "outcome": "utfall",
 }
 PURPOSES_SV = {"coordination": "samverkan kring dig", "evaluation": "uppföljning och statistik"}
+REASONS_SV = {
+    # the gate's reasons (hub.consent.gate.Reason)
+    "covered": "ditt samtycke omfattar det",
+    "no_consent": "det finns inget samtycke",
+    "expired": "samtycket har löpt ut",
+    "withdrawn": "du har återkallat samtycket",
+    "blocked": "en spärr hindrar det",
+    "party_not_covered": "samtycket omfattar inte den myndigheten",
+    "category_not_covered": "samtycket omfattar inte de uppgifterna",
+    "purpose_not_covered": "samtycket omfattar inte det ändamålet",
+    "protected_identity": "du har skyddad identitet",
+    "restricted_origin": "uppgiften får inte lämnas vidare",
+    # what else the log records
+    "delivered": "mottagaren tog emot uppgiften",
+    "duplicate": "mottagaren hade redan uppgiften",
+    "refused": "mottagaren tog inte emot uppgiften",
+    "registered": "samtycket registrerades",
+    "amended": "samtycket ändrades",
+    "whole": "hela samtycket",
+    "partial": "en del av samtycket",
+    "subscribed": "myndigheten ombads lämna uppgifter om dig",
+    "cancelled": "myndigheten ombads sluta lämna uppgifter om dig",
+    "block_added": "spärren registrerades",
+    "block_lifted": "spärren hävdes",
+}
+"""A log entry's reason in words, the code after it; any other reason is shown as stored."""
 
 
 def _actor(doc: dict[str, Any]) -> str | None:
@@ -67,6 +93,10 @@ def _actor(doc: dict[str, Any]) -> str | None:
     if not actor:
         return None
     return f"{actor} ({doc['role']})" if doc.get("role") else str(actor)
+
+
+def _reason(code: str | None) -> str | None:
+    return code if code not in REASONS_SV else f"{REASONS_SV[code]} ({code})"
 
 
 def _party(code: str | None) -> str | None:
@@ -166,7 +196,7 @@ class Extract:
                 else None,
             ),
             ("Resultat", OUTCOMES_SV.get(doc.get("outcome") or "", doc.get("outcome"))),
-            ("Skäl", doc.get("reason")),
+            ("Skäl", _reason(doc.get("reason"))),
             ("Utfört av", _actor(doc)),
             ("Löpnummer i loggen", str(record.seq)),
         ]

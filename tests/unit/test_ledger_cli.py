@@ -316,6 +316,16 @@ def test_extract_is_plain_swedish_with_every_entry_about_the_person(ledger: Hub,
     assert "no consent covers fk" not in out  # the other person's entries are not there
 
 
+def test_the_extract_gives_each_reason_in_words_with_its_code(hub: Hub, cli) -> None:
+    decisions(hub, PNR, 1, reason="covered")
+    decisions(hub, PNR, 1, decision="deny", reason="withdrawn")
+    decisions(hub, PNR, 1, action=Action.DELIVERY, decision=None, reason="timed out after 30 s")
+    out = cli("log", "extract", "--pnr", PNR).out
+    assert "   Skäl: ditt samtycke omfattar det (covered)\n" in out
+    assert "   Skäl: du har återkallat samtycket (withdrawn)\n" in out
+    assert "   Skäl: timed out after 30 s\n" in out  # a reason with no words of its own
+
+
 def test_every_action_about_a_person_has_a_swedish_title_in_the_extract() -> None:
     from hub.ledger.extract import ACTIONS_SV
 
