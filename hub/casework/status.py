@@ -149,17 +149,7 @@ def _permitted(
     allowed = gate_for(session, participant).permitted_keys(
         requests, actor=viewer.actor, role=viewer.role, correlation_id=correlation_id
     )
-    return [
-        StatusEntry(
-            origin=r.source,
-            kind=r.kind,
-            category=r.category,
-            updated_at=r.updated_at,
-            body=r.body,
-        )
-        for r in records
-        if (r.source, r.category, r.restricted) in allowed
-    ]
+    return [StatusEntry.of(r) for r in records if (r.source, r.category, r.restricted) in allowed]
 
 
 def consolidated_status(

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from hub.stats.cases import CLOSURE, REFERRAL, Case, Step, cases_of
+from hub.store.tables.sync import StoredRecord
 
 CaseState = Literal["open", "closed", "no_case"]
 
@@ -33,6 +34,17 @@ class StatusEntry(BaseModel):
     category: str
     updated_at: datetime
     body: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: StoredRecord) -> StatusEntry:
+        """The entry for a stored record."""
+        return cls(
+            origin=record.source,
+            kind=record.kind,
+            category=record.category,
+            updated_at=record.updated_at,
+            body=record.body,
+        )
 
 
 class CaseSummary(BaseModel):

@@ -13,16 +13,33 @@ from hub.consent.gate import BlockFacts, ConsentFacts, Snapshot, WithdrawalFacts
 from hub.store.consents import ConsentRepository
 from hub.store.tables.consent import (
     ConsentBlockRow,
-    ConsentRow,
-    ConsentVersionRow,
     ConsentWithdrawalRow,
 )
 from hub.store.tables.participant import ParticipantRow
 
 
-def consent_facts(consent: ConsentRow, version: ConsentVersionRow) -> ConsentFacts:
+class ConsentVersionLike(Protocol):
+    """What the gate reads of a consent version: a stored row or a read-out view."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def parties(self) -> Sequence[str]: ...
+    @property
+    def categories(self) -> Sequence[str]: ...
+    @property
+    def purposes(self) -> Sequence[str]: ...
+    @property
+    def valid_from(self) -> datetime: ...
+    @property
+    def valid_until(self) -> datetime: ...
+    @property
+    def recorded_at(self) -> datetime: ...
+
+
+def consent_facts(consent_id: str, version: ConsentVersionLike) -> ConsentFacts:
     return ConsentFacts(
-        consent_id=consent.id,
+        consent_id=consent_id,
         version=version.version,
         parties=frozenset(version.parties),
         categories=frozenset(version.categories),

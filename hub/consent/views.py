@@ -16,8 +16,8 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from hub.consent.document import rfc3339
-from hub.consent.gate import ConsentFacts, Snapshot, WithdrawalFacts
-from hub.consent.snapshots import block_facts
+from hub.consent.gate import Snapshot, WithdrawalFacts
+from hub.consent.snapshots import block_facts, consent_facts
 from hub.keys import KeyRing
 from hub.model.identity import PersonalIdentity
 from hub.store.participants import ParticipantRepository, participant_columns
@@ -136,19 +136,7 @@ def consent_history(
     """
     views = tuple(withdrawals)
     snapshot = Snapshot.build(
-        [
-            ConsentFacts(
-                consent_id=consent_id,
-                version=v.version,
-                parties=frozenset(v.parties),
-                categories=frozenset(v.categories),
-                purposes=frozenset(v.purposes),
-                valid_from=v.valid_from,
-                valid_until=v.valid_until,
-                recorded_at=v.recorded_at,
-            )
-            for v in versions
-        ],
+        [consent_facts(consent_id, v) for v in versions],
         [WithdrawalFacts(w.consent_id, w.up_to_version, w.at, w.party, w.category) for w in views],
     )
     latest = versions[-1]

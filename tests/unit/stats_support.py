@@ -94,16 +94,7 @@ class Caseload:
             rows = session.scalars(
                 select(StoredRecord).where(StoredRecord.participant_id == person.id)
             )
-            entries = [
-                StatusEntry(
-                    origin=r.source,
-                    kind=r.kind,
-                    category=r.category,
-                    updated_at=r.updated_at,
-                    body=r.body,
-                )
-                for r in rows
-            ]
+            entries = [StatusEntry.of(r) for r in rows]
         return summarise(entries, AT.date())
 
     def participant(self, number: str) -> ParticipantRow:

@@ -151,7 +151,7 @@ def _reference_history(
         for w in withdrawals
     )
     snapshot = Snapshot.build(
-        [consent_facts(consent, v) for v in consent.versions],
+        [consent_facts(consent.id, v) for v in consent.versions],
         [withdrawal_facts(w) for w in withdrawals],
     )
     in_force = snapshot.in_force(now)
