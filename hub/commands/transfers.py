@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,6 +11,9 @@ from hub.commands.common import area_app, hub_from, info, party_option, print_js
 from hub.errors import InputError
 from hub.sync.history import PAGE_MAX, PAGE_ROWS, dead_letter_summary, dead_letters, page_size
 from hub.sync.history import retry as retry_dead
+
+if TYPE_CHECKING:
+    from hub.context import Hub
 
 ID_MAX = 2**63 - 1
 """The largest id a database's BIGINT holds (as the API's ``after`` and ``ids``)."""
@@ -62,6 +65,8 @@ def failed(
         return
     if as_json:
         rows, more = dead_letters(hub, after=after, limit=limit, recipient=recipient, reason=reason)
+        if not rows:
+            _known_recipient(hub, recipient)
         print_json(rows)
         _next_page(rows, more, recipient, reason, limit, as_json=True)
         return
@@ -73,6 +78,8 @@ def failed(
     if summary_only:
         return
     rows, more = dead_letters(hub, after=after, limit=limit, recipient=recipient, reason=reason)
+    if not rows:
+        _known_recipient(hub, recipient)
     typer.echo("")
     if not rows:
         info("no failed transfers match" + (" after that id" if after else ""))
@@ -148,8 +155,26 @@ def retry_cmd(
         )
     if recipient is not None:
         recipient = party_option(recipient, "--recipient")
-    count = retry_dead(hub_from(ctx), None if all_ else list(ids or []), recipient=recipient)
+    hub = hub_from(ctx)
+    count = retry_dead(hub, None if all_ else list(ids or []), recipient=recipient)
+    if not count:
+        _known_recipient(hub, recipient)
     info(f"{count} transfer(s) queued again" + (f" to {recipient}" if recipient else ""))
+
+
+def _known_recipient(hub: Hub, recipient: str | None) -> None:
+    """Refuse a ``--recipient`` that matched nothing because no party has that name (a typo
+    answered "none" looks like good news). A connector since removed still has its dead
+    letters listed: the check runs only when nothing matched."""
+    if recipient is None:
+        return
+    from hub.connector.registry import known_parties
+
+    parties = known_parties(hub.plugins)
+    if recipient not in parties:
+        raise InputError(
+            f"--recipient {recipient!r}: not a party of this hub; one of {', '.join(parties)}"
+        )
 
 
 def register(app: typer.Typer) -> None:

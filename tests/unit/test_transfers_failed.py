@@ -369,3 +369,22 @@ def test_retrying_all_to_one_recipient_queues_only_theirs(
     audit = [r.getMessage() for r in caplog.records if r.name == "hub.web.audit"]
     assert "transfers to af queued again by ola.admin: 0" in audit
     assert f"transfers to fk queued again by ola.admin: {4 * ROUNDS}" in audit
+
+
+def test_a_recipient_no_party_is_called_is_refused_not_answered_none(
+    hub: Hub, outage: dict[int, tuple[str, str | None]], cli
+) -> None:
+    before = _status(hub)
+    for args in (
+        ("failed", "--recipient", "fkk"),
+        ("failed", "--json", "--recipient", "fkk"),
+        ("retry", "--all", "--recipient", "fkk"),
+    ):
+        result = cli("transfers", *args)
+        assert result.code == 2, (args, result.err)
+        assert "--recipient 'fkk': not a party of this hub; one of" in result.err
+        assert "fk" in result.err.rsplit("one of", 1)[1]
+    assert _status(hub) == before
+    # a party with no dead letters is still answered "none match"
+    none = cli("transfers", "failed", "--recipient", "af")
+    assert none.code == 0 and "no failed transfers match" in none.err
