@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 Clock = Callable[[], datetime]
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
+"""Swedish local time: how every text for people (pages, extracts, receipts) gives a time."""
 
 
 def utc_now() -> datetime:
@@ -20,3 +24,8 @@ def instant_text(at: datetime) -> str:
     if at == at.replace(hour=0, minute=0, second=0, microsecond=0):
         return at.date().isoformat()
     return at.isoformat().replace("+00:00", "Z")
+
+
+def swedish_minute(at: datetime) -> str:
+    """``at`` in Swedish local time to the minute, ``YYYY-MM-DD HH:MM``."""
+    return f"{at.astimezone(SWEDEN):%Y-%m-%d %H:%M}"

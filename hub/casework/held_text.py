@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.x509.oid import NameOID
 
-from hub.consent.receipt import SWEDEN, render_receipt
+from hub.clock import SWEDEN, swedish_minute
+from hub.consent.receipt import render_receipt
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.sync.outbox import DEAD
 from hub.text.records import details_text, kind_text
@@ -36,7 +37,7 @@ def extract_text(held: HeldData) -> str:
         "REGISTERUTDRAG: UPPGIFTER OM DIG I EN VÄG IN",
         "",
         f"Avser: {held.identity.formatted()}",
-        f"Framtaget: {held.generated_at.astimezone(SWEDEN):%Y-%m-%d %H:%M} (svensk tid)",
+        f"Framtaget: {swedish_minute(held.generated_at)} (svensk tid)",
         f"Skyddad identitet: {protected}",
         f"Kön och födelseår (ur personnumret, för statistik): "
         f"{'kvinna' if held.gender == 'female' else 'man'}, {held.birth_year}",
@@ -96,11 +97,6 @@ def _category(code: str) -> str:
     return CATEGORIES_SV.get(code, code)
 
 
-def _when(value: datetime) -> str:
-    """Swedish local time to the minute, as the extract's heading gives it."""
-    return f"{value.astimezone(SWEDEN):%Y-%m-%d %H:%M}"
-
-
 def _wrapped(text: str, indent: str, width: int = 92) -> list[str]:
     return textwrap.wrap(
         text, width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
@@ -118,11 +114,12 @@ def _transfer_lines(transfers: tuple[HeldTransfer, ...]) -> list[str]:
         )
         if t.status == DEAD:
             state = (
-                f"lades i kö {_when(t.queued_at)} men gick inte att skicka efter {t.attempts} "
+                f"lades i kö {swedish_minute(t.queued_at)} men gick inte att skicka efter "
+                f"{t.attempts} "
                 "försök; skickas bara om den som driftar navet försöker igen"
             )
         else:
-            state = f"i kö sedan {_when(t.queued_at)}"
+            state = f"i kö sedan {swedish_minute(t.queued_at)}"
         lines += _wrapped(state, "    ")
     return lines or ["  inga"]
 
@@ -164,7 +161,7 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
         lines.append(f"    bevittnad av: {stored.get('witnessed_by')}")
         if stored.get("witnessed_at"):
             witnessed = datetime.fromisoformat(str(stored["witnessed_at"]).replace("Z", "+00:00"))
-            lines.append(f"    bevittnad: {_when(witnessed)}")
+            lines.append(f"    bevittnad: {swedish_minute(witnessed)}")
         lines.append(
             f"    kontrollsumma (SHA-256) av den inskannade blanketten: "
             f"{stored.get('document_sha256')}"
@@ -176,7 +173,8 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
             whose = "ditt certifikat" if index == 0 else f"certifikat {index + 1} i kedjan"
             lines += _wrapped(f"{whose}: {_name_text(cert.subject)}", "    ")
             lines += _wrapped(f"utfärdat av: {_name_text(cert.issuer)}", "      ")
-            lines.append(f"      giltigt {_when(cert.not_before)} till {_when(cert.not_after)}")
+            valid = f"{swedish_minute(cert.not_before)} till {swedish_minute(cert.not_after)}"
+            lines.append(f"      giltigt {valid}")
             lines.append(f"      certifikatets serienummer: {cert.serial_number}")
             lines.append(f"      fingeravtryck (SHA-256): {cert.sha256}")
         unread = len(stored.get("certificates") or []) - len(evidence.certificates)
@@ -212,9 +210,9 @@ def _version_lines(v: HeldConsentVersion) -> list[str]:
             f"Ändamål: {', '.join(PURPOSES_SV.get(p, p) for p in v.purposes)}",
             "  ",
         ),
-        f"  Gäller från {_when(v.valid_from)} till {_when(v.valid_until)}",
-        f"  Du fick information om samtycket av {v.informed_by}, {_when(v.informed_at)}",
-        f"  Registrerat i navet {_when(v.recorded_at)} av {v.recorded_by}",
+        f"  Gäller från {swedish_minute(v.valid_from)} till {swedish_minute(v.valid_until)}",
+        f"  Du fick information om samtycket av {v.informed_by}, {swedish_minute(v.informed_at)}",
+        f"  Registrerat i navet {swedish_minute(v.recorded_at)} av {v.recorded_by}",
         *_evidence_lines(v.evidence),
     ]
 
@@ -228,7 +226,7 @@ def _withdrawal_line(w: HeldWithdrawal) -> list[str]:
     scope = " och ".join(what) if what else "hela samtycket"
     versions = "version 1" if w.up_to_version == 1 else f"version 1–{w.up_to_version}"
     return _wrapped(
-        f"Återkallat {_when(w.at)}: {scope} ({versions} av samtycke {w.consent_id}); "
+        f"Återkallat {swedish_minute(w.at)}: {scope} ({versions} av samtycke {w.consent_id}); "
         f"registrerat av {w.recorded_by}",
         "  ",
     )
@@ -237,13 +235,13 @@ def _withdrawal_line(w: HeldWithdrawal) -> list[str]:
 def _block_line(b: HeldBlock) -> list[str]:
     what = f"uppgifter om {_category(b.category)}" if b.category else "alla uppgifter"
     who = _party(b.party) if b.party else "alla parter"
-    until = f"till {_when(b.valid_until)}" if b.valid_until else "tills vidare"
+    until = f"till {swedish_minute(b.valid_until)}" if b.valid_until else "tills vidare"
     text = (
-        f"{what}, {who}: från {_when(b.valid_from)} {until}; registrerad "
-        f"{_when(b.recorded_at)} av {b.recorded_by}"
+        f"{what}, {who}: från {swedish_minute(b.valid_from)} {until}; registrerad "
+        f"{swedish_minute(b.recorded_at)} av {b.recorded_by}"
     )
     if b.lifted_at is not None:
-        text += f"; hävd {_when(b.lifted_at)} av {b.lifted_by}"
+        text += f"; hävd {swedish_minute(b.lifted_at)} av {b.lifted_by}"
     return _wrapped(text, "  ")
 
 

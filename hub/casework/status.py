@@ -34,14 +34,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.casework.summary import CaseSummary, StatusEntry, summarise
-from hub.clock import Clock, utc_now
+from hub.clock import SWEDEN, Clock, utc_now
 from hub.consent.decisions import DecisionRequest, gate_for
 from hub.context import Hub
 from hub.errors import NotFoundError
@@ -52,8 +51,6 @@ from hub.model.vocab import Purpose
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import StoredRecord
-
-SWEDEN = ZoneInfo("Europe/Stockholm")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from pathlib import Path
 import typer
 
 from hub.casework.held import held_data
-from hub.casework.status import SWEDEN, StatusView, Viewer, consolidated_status
+from hub.casework.status import StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
+from hub.clock import SWEDEN
 from hub.commands.common import (
     area_app,
     hub_from,

@@ -8,11 +8,9 @@ masked (birth date only), as on the paper copy a caseworker hands over.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from hub.clock import SWEDEN
 from hub.consent.views import ConsentHistory, PersonConsents
-
-SWEDEN = ZoneInfo("Europe/Stockholm")
 
 PARTY_NAMES = {
     "kommun": "Kommunen (socialtjänstens försörjningsstöd och arbetsmarknadsenheten)",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub.clock import swedish_minute
 from hub.ledger.checkpoint import Checkpoint
 from hub.ledger.records import EntryRecord
 from hub.model.identity import PersonalIdentity
@@ -149,7 +150,7 @@ class Extract:
             "REGISTERUTDRAG UR ÖVERFÖRINGSLOGGEN",
             "",
             f"Avser: {self.identity.formatted()}",
-            f"Framtaget: {self.generated_at.strftime('%Y-%m-%d %H:%M')} (UTC)",
+            f"Framtaget: {swedish_minute(self.generated_at)} (svensk tid, som alla tider här)",
             f"Antal händelser: {len(self.entries)}",
             "",
             "Här är varje gång uppgifter om dig prövades, lämnades ut, togs emot eller visades",
@@ -180,7 +181,7 @@ class Extract:
         title = ACTIONS_SV.get(record.action, record.action)
         if doc.get("decision"):
             title += f": {DECISIONS_SV.get(doc['decision'], doc['decision'])}"
-        lines = [f"{number}. {record.time.strftime('%Y-%m-%d %H:%M')} (UTC) – {title}"]
+        lines = [f"{number}. {swedish_minute(record.time)} – {title}"]
         facts: list[tuple[str, str | None]] = [
             ("Från", _party(doc.get("origin"))),
             ("Till", _party(doc.get("recipient"))),

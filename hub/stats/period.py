@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
+from hub.clock import SWEDEN
 from hub.errors import InputError
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-
-SWEDEN = ZoneInfo("Europe/Stockholm")
 
 
 def swedish_day(instant: datetime) -> date:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from hub.stats.period import SWEDEN
+from hub.clock import SWEDEN
 from hub.stats.report import CHANGES, SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
 
 _LABEL = 30

@@ -21,7 +21,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.casework.status import SWEDEN, NothingToShow, StatusView, Viewer, consolidated_status
+from hub.casework.status import NothingToShow, StatusView, Viewer, consolidated_status
+from hub.clock import SWEDEN
 from hub.context import Hub
 from hub.errors import EviError, InputError
 from hub.model.identity import identity_input

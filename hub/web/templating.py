@@ -22,7 +22,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from hub.casework.status import SWEDEN
+from hub.clock import swedish_minute
 from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
 from hub.web.record_text import code_name, kind_name, record_details
 from hub.web.users import Role, WebUser
@@ -45,7 +45,7 @@ def swedish_time(value: datetime | str | None) -> str:
     if value is None or value == "":
         return ""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(SWEDEN).strftime("%Y-%m-%d %H:%M")
+    return swedish_minute(moment)
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,19 @@ def test_the_extract_gives_each_reason_in_words_with_its_code(hub: Hub, cli) -> 
     assert "   Skäl: timed out after 30 s\n" in out  # a reason with no words of its own
 
 
+def test_the_extract_gives_its_times_in_swedish_time(ledger: Hub, cli) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    as_json = json.loads(cli("log", "extract", "--pnr", PNR, "--format", "json").out)
+    out = cli("log", "extract", "--pnr", PNR).out
+    sweden = ZoneInfo("Europe/Stockholm")
+    for number, entry in enumerate(as_json["entries"], start=1):
+        local = datetime.fromisoformat(entry["time"]).astimezone(sweden)
+        assert f"\n{number}. {local:%Y-%m-%d %H:%M} – " in out
+    assert "(svensk tid, som alla tider här)" in out and "(UTC)" not in out
+
+
 def test_every_action_about_a_person_has_a_swedish_title_in_the_extract() -> None:
     from hub.ledger.extract import ACTIONS_SV
 
