@@ -31,6 +31,7 @@ from hub.errors import InputError
 from hub.files import check_target
 from hub.ledger.service import ACTOR_HELP, cli_actor, parse_when
 from hub.model.identity import identity_input
+from hub.text.records import details_text
 
 participants_app = area_app(
     help="Look a person up as one party may see them; remove records once consent has ended.",
@@ -48,7 +49,7 @@ changed the record."""
 
 
 def _entry(entry: StatusEntry) -> str:
-    details = ", ".join(f"{k}={v}" for k, v in entry.body.items() if k != "kind")
+    details = details_text("en", entry.body)  # as the page shows it: words, no empty fields
     day = entry.updated_at.astimezone(SWEDEN).date().isoformat()
     return _line(day, entry.origin, entry.kind, details)
 
@@ -74,6 +75,9 @@ def _print(view: StatusView) -> None:
         typer.echo(f"case: closed {s.closed_on} ({s.closure_reason}), outcome {s.outcome}")
     else:
         typer.echo("case: nothing this party may see about a referral or closure")
+    if s.latest_plan is not None:
+        plan = s.latest_plan
+        typer.echo(f"latest plan: established {plan.body.get('established_on')} ({plan.origin})")
     _records(f"current benefits: {len(s.current_benefits)}", s.current_benefits)
     _records(f"ongoing interventions: {len(s.ongoing_interventions)}", s.ongoing_interventions)
     _records(

@@ -18,7 +18,8 @@ from casework_support import (
     mark_protected,
     register_caseload,
 )
-from test_consent_support import Clock, ledger
+from record_support import add_record
+from test_consent_support import Clock, ledger, paper_submission
 
 from hub.casework.status import NothingToShow, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry, summarise
@@ -27,6 +28,7 @@ from hub.context import Hub
 from hub.errors import NotFoundError
 from hub.ledger.canonical import parse_time
 from hub.model.identity import parse_identity
+from hub.store.participants import ParticipantRepository
 
 
 @pytest.fixture
@@ -189,6 +191,33 @@ def running(hub: Hub, clock: Clock) -> ConsentService:
     service = ConsentService(hub, clock=clock)
     register_caseload(service, hub, "2099-01-01T00:00:00Z")
     return service
+
+
+def test_cli_gives_record_details_in_words_and_the_latest_plan(
+    hub: Hub, running: ConsentService, cli: Any
+) -> None:
+    plans = paper_submission(
+        PNR, parties=["kommun", "af"], categories=["plan"], valid_until="2099-01-01T00:00:00Z"
+    )
+    running.register(plans, actor="test")
+    with hub.db.session() as session:
+        person = ParticipantRepository(session, hub.keys).ensure(parse_identity(PNR))
+        add_record(
+            session,
+            person.id,
+            origin="kommun",
+            source_id="plan-1",
+            kind="plan",
+            category="plan",
+            body={"kind": "plan", "established_on": "2025-04-15", "responsible_parties": ["af"]},
+            at=datetime(2025, 5, 2, tzinfo=UTC),
+        )
+    text = cli("participants", "status", "--pnr", PNR, "--as", "af")
+    assert text.code == 0, text.err
+    assert "latest plan: established 2025-04-15 (kommun)\n" in text.out
+    benefit = next(line for line in text.out.splitlines() if " benefit " in line)
+    assert "type: " in benefit and "start: 2025-0" in benefit
+    assert "=" not in text.out and "None" not in text.out
 
 
 def test_cli_prints_the_view_and_refuses_a_bad_party(
