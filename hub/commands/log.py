@@ -63,6 +63,7 @@ def _query(
     action: Action | None = None,
     limit: int | None = None,
     after: int | None = None,
+    by: str | None = None,
 ) -> LedgerQuery:
     if pnr is not None and participant is not None:
         raise InputError("give --pnr or --participant, not both")
@@ -79,11 +80,16 @@ def _query(
         party=party,
         decision=decision,
         action=action,
+        actor=by,
         limit=limit,
         after=after,
     )
 
 
+BY_HELP = (
+    "Entries made by this actor: a web user (anna.af), a CLI run's --actor or OS user "
+    "(cli:root), a job (evi-sync)."
+)
 PNR_HELP = "Personnummer or samordningsnummer; searched for as its pseudonym."
 
 
@@ -97,6 +103,7 @@ def search(
     party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
     decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
     action: Action | None = typer.Option(None, "--action", help="Kind of entry."),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
     after: int | None = typer.Option(
         None,
         "--after",
@@ -116,7 +123,7 @@ def search(
             f"--limit: at most {MAX_SEARCH:,} entries a search; narrow the search (--from, "
             "--to, …), go on from the last one with --after SEQ, or use `evi log export`"
         )
-    query = _query(ctx, pnr, participant, since, until, party, decision, action, limit, after)
+    query = _query(ctx, pnr, participant, since, until, party, decision, action, limit, after, by)
     records = service.search(hub_from(ctx), query, service.cli_actor())
     if fmt is SearchFormat.JSONL:
         count = _write_jsonl(records, sys.stdout)
@@ -202,6 +209,7 @@ def sample(
     party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
     decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
     action: Action | None = typer.Option(None, "--action", help="Kind of entry, e.g. view."),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
     seed: int | None = typer.Option(
         None, "--seed", min=0, help="Draw the same sample again (default: a new random seed)."
     ),
@@ -210,7 +218,7 @@ def sample(
     """A random sample of entries for review (stickprov), e.g. a month's caseworker views:
     `--action view --from 2026-11-01 --to 2026-12-01 --size 25`. The draw is recorded in
     the log with its seed; the same filters, period and seed draw the same sample again."""
-    query = _query(ctx, None, None, since, until, party, decision, action)
+    query = _query(ctx, None, None, since, until, party, decision, action, by=by)
     drawn = draw_sample(hub_from(ctx), query, size, service.cli_actor(), REVIEWER_ROLE, seed)
     if fmt is SearchFormat.JSONL:
         _write_jsonl(drawn.entries, sys.stdout)

@@ -7,11 +7,21 @@ is their pseudonym, the payload only its SHA-256.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ON_BEHALF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,47}")
+"""A name given with ``--actor``: no spaces (so `` via `` is never part of it), at most 48
+characters (with `` via cli:<user>`` it fits the 100 characters a consent row keeps);
+matched whole (``fullmatch``)."""
+
+IDENTITY_NUMBER = re.compile(r"\d{6}[-+]?\d{4}")
+"""What a personnummer or samordningsnummer looks like inside a name: such a name would
+put the number into the log, so it is refused (and never repeated in the error)."""
 
 
 class Action(StrEnum):

@@ -7,6 +7,7 @@ from the search columns, which only serve to find entries quickly.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from sqlalchemy.sql.operators import custom_op
 
 from hub.errors import InputError
 from hub.ledger.canonical import format_time, read_document
-from hub.ledger.event import Action
+from hub.ledger.event import IDENTITY_NUMBER, Action
 from hub.model.participant import PSEUDONYM
 from hub.model.vocab import party_name
 from hub.store.tables.ledger import BLOCK_BITS, LedgerEntryRow
@@ -59,9 +60,30 @@ def pseudonym_filter(value: str) -> str:
     return value
 
 
+ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
+"""A name as the log's actor column has it: a web user (``anna.af``), a CLI run
+(``cli:root``), on whose behalf (``anna.af`` of ``anna.af via cli:root``), a job
+(``evi-sync``)."""
+
+
+def actor_filter(value: str) -> str:
+    """``value`` if it can be an actor's name; else ValueError saying what to give (not
+    ``value``: an identity number typed here must not be repeated, nor logged)."""
+    if not ACTOR.fullmatch(value) or IDENTITY_NUMBER.search(value):
+        raise ValueError(
+            "give a name as the log's actor column shows it, e.g. anna.af, cli:root or "
+            "evi-sync: letters, digits, '.', '_', ':', '@' or '-', at most 64, no identity "
+            "number"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class LedgerQuery:
     """What to look for. ``participant`` is a pseudonym; a number never gets this far.
+
+    ``actor`` matches the entries made by that name: as the whole actor, as the name on
+    whose behalf a CLI command ran (``NAME via cli:…``), or as who ran it (``… via NAME``).
 
     ``after`` and ``before`` bound the sequence numbers (both exclusive): a page of a
     longer answer starts where the last one ended. ``newest_first`` reads from the newest
@@ -75,6 +97,7 @@ class LedgerQuery:
     party: str | None = None
     decision: str | None = None
     action: Action | None = None
+    actor: str | None = None
     limit: int | None = None
     after: int | None = None
     before: int | None = None
@@ -86,6 +109,7 @@ class LedgerQuery:
         for name, value, check in (
             ("participant", self.participant, pseudonym_filter),
             ("party", self.party, party_name),
+            ("by", self.actor, actor_filter),  # the option and field that give it
         ):
             if value is not None:
                 try:
@@ -107,6 +131,7 @@ class LedgerQuery:
                 ("party", self.party),
                 ("decision", self.decision),
                 ("action", self.action.value if self.action else None),
+                ("actor", self.actor),
                 ("limit", self.limit),
                 ("after", self.after),
                 ("before", self.before),
@@ -132,6 +157,15 @@ class LedgerQuery:
             stmt = stmt.where(LedgerEntryRow.decision == self.decision)
         if self.action is not None:
             stmt = stmt.where(LedgerEntryRow.action == self.action.value)
+        if self.actor is not None:
+            actor = LedgerEntryRow.actor
+            stmt = stmt.where(
+                or_(
+                    actor == self.actor,
+                    actor.startswith(f"{self.actor} via ", autoescape=True),
+                    actor.endswith(f" via {self.actor}", autoescape=True),
+                )
+            )
         return stmt
 
     @property

@@ -13,7 +13,6 @@ into the person's own extract.
 from __future__ import annotations
 
 import getpass
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -23,7 +22,7 @@ from hub.clock import instant_text
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, NotFoundError
 from hub.ledger.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
-from hub.ledger.event import Action, ActorRole, LedgerEvent
+from hub.ledger.event import IDENTITY_NUMBER, ON_BEHALF, Action, ActorRole, LedgerEvent
 from hub.ledger.extract import Extract, ProvenEntry
 from hub.ledger.purge import count_purgeable, purge_before
 from hub.ledger.records import EntryRecord, LedgerQuery, find_entries
@@ -33,15 +32,6 @@ from hub.ledger.verify import VerifyReport, verify_ledger
 from hub.ledger.witness import read_witness_directory, witness_directory
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity, identity_input
-
-ON_BEHALF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,47}")
-"""A name given with ``--actor``: no spaces (so `` via `` is never part of it), at most 48
-characters (with `` via cli:<user>`` it fits the 100 characters a consent row keeps);
-matched whole (``fullmatch``)."""
-
-IDENTITY_NUMBER = re.compile(r"\d{6}[-+]?\d{4}")
-"""What a personnummer or samordningsnummer looks like inside a name: such a name would
-put the number into the log, so it is refused (and never repeated in the error)."""
 
 ACTOR_HELP = (
     "On whose behalf, for the transfer log, which records 'NAME via cli:USER', USER being "

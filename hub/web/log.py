@@ -31,7 +31,7 @@ from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
-from hub.ledger.records import EntryRecord, LedgerQuery, pseudonym_filter
+from hub.ledger.records import EntryRecord, LedgerQuery, actor_filter, pseudonym_filter
 from hub.ledger.sample import MAX_SAMPLE, Sample
 from hub.ledger.sample import sample as draw_sample
 from hub.model.identity import identity_input
@@ -58,6 +58,7 @@ SEQ_MAX = 2**62  # far past any log, and a bound the database can still take
 Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
 PseudonymFilter = Annotated[str, AfterValidator(pseudonym_filter)]
 PartyFilter = Annotated[str, AfterValidator(party_name)]
+ActorFilter = Annotated[str, AfterValidator(actor_filter)]
 
 
 class LogFilters(BaseModel):
@@ -73,6 +74,7 @@ class LogFilters(BaseModel):
     party: PartyFilter | None = Field(default=None, max_length=32)
     decision: Literal["permit", "deny"] | None = None
     action: Action | None = None
+    by: ActorFilter | None = Field(default=None, max_length=64, description="made by this actor")
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     before: int | None = Field(
         default=None, ge=0, le=SEQ_MAX, description="the next older page: the oldest seq shown"
@@ -81,7 +83,9 @@ class LogFilters(BaseModel):
         default=None, ge=0, le=SEQ_MAX, description="the next newer page: the newest seq shown"
     )
 
-    @field_validator("participant", "since", "until", "party", "before", "after", mode="before")
+    @field_validator(
+        "participant", "since", "until", "party", "by", "before", "after", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -108,10 +112,11 @@ class SampleFilters(BaseModel):
     party: PartyFilter | None = Field(default=None, max_length=32)
     decision: Literal["permit", "deny"] | None = None
     action: Action | None = None
+    by: ActorFilter | None = Field(default=None, max_length=64, description="made by this actor")
     size: int = Field(default=DEFAULT_SAMPLE, ge=1, le=MAX_SAMPLE)
     seed: int | None = Field(default=None, ge=0, lt=2**63)
 
-    @field_validator("since", "until", "party", "decision", "action", "seed", mode="before")
+    @field_validator("since", "until", "party", "by", "decision", "action", "seed", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -125,6 +130,7 @@ def _draw(hub: Hub, user: WebUser, filters: SampleFilters) -> Sample:
         party=filters.party,
         decision=filters.decision,
         action=filters.action,
+        actor=filters.by,
     )
     role = Role.PRIVACY_OFFICER.value
     return draw_sample(hub, query, filters.size, user.actor, role, filters.seed)
@@ -147,6 +153,7 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
         party=filters.party,
         decision=filters.decision,
         action=filters.action,
+        actor=filters.by,
         limit=filters.limit,
         after=filters.after,
         before=filters.before,
@@ -355,6 +362,7 @@ def _paging(filters: LogFilters, query: LedgerQuery) -> dict[str, str]:
         "party": filters.party,
         "decision": filters.decision,
         "action": query.action.value if query.action else None,
+        "by": filters.by,
         "limit": str(filters.limit),
     }
     return {name: value for name, value in fields.items() if value is not None}

@@ -26,8 +26,7 @@ from enum import StrEnum
 
 from hub.context import Hub
 from hub.errors import InputError, NotFoundError
-from hub.ledger.event import Action, ActorRole, LedgerEvent
-from hub.ledger.service import IDENTITY_NUMBER
+from hub.ledger.event import IDENTITY_NUMBER, Action, ActorRole, LedgerEvent
 from hub.ledger.writer import append
 from hub.model.vocab import Party
 from hub.store.tables.users import WebUserRow

@@ -248,6 +248,35 @@ def test_search_filters_by_person_party_decision_action_and_time(ledger: Hub, cl
     assert rows[1][EXPORT_FIELDS.index("categories") + 1] == "identity;plan"
 
 
+def test_search_and_sample_by_who_made_the_entries(hub: Hub, cli) -> None:
+    decisions(hub, PNR, 2, action=Action.VIEW, decision=None, actor="anna.af")
+    decisions(hub, PNR, 1, action=Action.VIEW, decision=None, actor="anna.af via cli:ops")
+    decisions(hub, PNR, 1, action=Action.VIEW, decision=None, actor="anna.afx")
+    decisions(hub, PNR, 1, action=Action.VIEW, decision=None, actor="bo.fk via cli:ops")
+    decisions(hub, PNR, 1, actor="evi-sync")
+
+    def seqs(*args: str) -> list[int]:
+        result = cli("log", "search", "--format", "jsonl", *args)
+        assert result.code == 0, result.err
+        return [line["seq"] for line in jsonl(result.out) if line["action"] != "ledger_search"]
+
+    assert seqs("--by", "anna.af") == [0, 1, 2]  # as a web user and on whose behalf
+    assert seqs("--by", "cli:ops") == [2, 4]  # who ran the command
+    assert seqs("--by", "evi-sync", "--action", "decision") == [5]
+    assert seqs("--by", "anna") == []  # the whole name, not a part of it
+    search = jsonl(cli("log", "export", "--format", "jsonl").out)[-2]
+    assert search["action"] == "ledger_search" and "actor=anna" in search["reason"]
+    drawn = cli("log", "sample", "--size", "5", "--by", "anna.af", "--format", "jsonl")
+    assert sorted(line["seq"] for line in jsonl(drawn.out)) == [0, 1, 2]
+
+    before = ledger_size(hub)
+    for bad in ("anna af", f"x{PNR}", "=cmd()"):
+        refused = cli("log", "search", "--by", bad)
+        assert refused.code == 2 and "by: give a name as the log" in refused.err
+        assert PNR not in refused.err
+    assert ledger_size(hub) == before  # nothing searched, nothing logged
+
+
 def test_search_goes_on_after_the_last_entry_printed(ledger: Hub, cli) -> None:
     def seqs(*args: str) -> list[int]:
         result = cli("log", "search", "--action", "decision", "--format", "jsonl", *args)

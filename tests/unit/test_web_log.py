@@ -130,7 +130,7 @@ def test_bad_filters_name_the_field_but_never_the_value(
     assert searches(ledger) == []
 
 
-@pytest.mark.parametrize("field", ["participant", "party"])
+@pytest.mark.parametrize("field", ["participant", "party", "by"])
 def test_a_personnummer_typed_into_another_filter_is_refused_and_never_logged(
     ledger: Hub, client: TestClient, officer: dict[str, str], cli: Any, field: str
 ) -> None:
@@ -153,6 +153,25 @@ def test_a_personnummer_typed_into_another_filter_is_refused_and_never_logged(
     with ledger.db.session() as session:
         every = [r.export_line() for r in find_entries(session, LedgerQuery())]
     assert PNR[2:8] not in json.dumps(every)
+
+
+def test_the_api_and_the_page_find_the_entries_one_user_made(
+    ledger: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    decisions(ledger, PNR, 2, action=Action.VIEW, decision=None, actor="anna.af")
+    decisions(ledger, OTHER, 1, action=Action.VIEW, decision=None, actor="anna.af via cli:ops")
+    got = client.get("/api/log/entries", params={"by": "anna.af"}, headers=officer).json()
+    actors = [e["actor"] for e in got["entries"]]
+    assert actors == ["anna.af via cli:ops", "anna.af", "anna.af"]  # newest first
+    sampled = client.get("/api/log/sample", params={"by": "anna.af", "size": 9}, headers=officer)
+    assert sorted(e["seq"] for e in sampled.json()["entries"]) == sorted(
+        e["seq"] for e in got["entries"]
+    )
+    client.post("/login", data={"token": officer["Authorization"].split()[1]})
+    page = client.post("/log", data={"by": "anna.af", "limit": "2"})
+    assert page.status_code == 200 and page.text.count("<td>anna.af") == 2
+    assert '<input type="hidden" name="by" value="anna.af">' in page.text  # the next page's
+    assert "actor=anna.af" in searches(ledger)[-1]["reason"]
 
 
 def test_the_limit_caps_the_answer_and_says_more_may_match(
