@@ -23,6 +23,9 @@ def problem(err: Mapping[str, Any], *, skip: Collection[str] = ()) -> str:
     if err["type"] == "json_invalid":  # FastAPI's: loc is ("body", offset), ctx the why
         why = (err.get("ctx") or {}).get("error", "JSON decode error")
         return f"body: not valid JSON ({why} at character {err['loc'][-1]}); send a JSON object"
+    if tuple(err["loc"]) == ("body",) and "body" in skip:  # no body, or not an object
+        given = "no body" if err["type"] == "missing" else "the body is not a JSON object"
+        return f"body: {given}; send a JSON object (Content-Type: application/json)"
     where = ".".join(str(p) for p in err["loc"] if p not in skip) or "(record)"
     message = str(err["msg"]).removeprefix("Value error, ")  # our validators' own words
     if err["type"] == "extra_forbidden":

@@ -56,6 +56,16 @@ def test_the_api_needs_a_caseworker_and_a_body(hub: Hub, client: TestClient) -> 
     assert "12345" not in bad.text
     missing = client.post("/api/participants/status", json={"pnr": STRANGER}, headers=anna)
     assert missing.status_code == 404 and STRANGER not in missing.text
+    empty = client.post("/api/participants/status", headers=anna)
+    assert empty.json()["detail"] == (
+        "invalid request: body: no body; send a JSON object (Content-Type: application/json)"
+    )
+    form = client.post("/api/participants/status", data={"pnr": PNR}, headers=anna)
+    assert form.status_code == 422 and PNR not in form.text
+    assert form.json()["detail"] == (
+        "invalid request: body: the body is not a JSON object; send a JSON object "
+        "(Content-Type: application/json)"
+    )
     logged = [e["action"] for e in ledger(hub.db) if e["action"] != "access_changed"]
     assert logged == ["consent_registered", "view"]
 
