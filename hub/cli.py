@@ -113,7 +113,7 @@ def run(argv: list[str]) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: Typer's own (vendored click) classes
-        exc.show()  # type: ignore[attr-defined]
+        _show_usage_error(exc)
         return int(getattr(exc, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
@@ -134,6 +134,19 @@ def run(argv: list[str]) -> int:
         )
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """A mistyped command line as every other error is shown: one ``error:`` line, here
+    with where to find the command's options (Click's own is three lines: usage, a hint
+    and ``Error: …``). A command given without what it needs still prints its help."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        return
+    message = exc.format_message().replace("Value error, ", "").rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    typer.echo(f"error: {message}{hint}", err=True)
 
 
 def main() -> None:

@@ -97,7 +97,40 @@ def test_a_database_url_that_is_no_url_is_shown_as_such_not_printed(
 def test_unknown_command_is_a_usage_error(cli, evi_home: Path) -> None:
     result = cli("frobnicate")
     assert result.code == 2
-    assert "No such command" in result.err
+    assert result.err == "error: No such command 'frobnicate' (see `evi --help`)\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("participants", "status", "--pnr", "199001012385"),
+            "error: Missing option '--as' (see `evi participants status --help`)",
+        ),
+        (
+            ("users", "add", "x.y", "--party", "af", "--role", "boss"),
+            "error: Invalid value for '--role': 'boss' is not one of 'caseworker', "
+            "'privacy_officer', 'steering_group', 'administrator' (see `evi users add --help`)",
+        ),
+        (
+            ("log", "search", "--nosuch"),
+            "error: No such option: --nosuch (see `evi log search --help`)",
+        ),
+        (("sync", "--connector"), "error: Option '--connector' requires an argument"),
+    ],
+)
+def test_a_mistyped_command_line_is_one_error_line(
+    cli, evi_home: Path, args: tuple[str, ...], line: str
+) -> None:
+    result = cli(*args)
+    assert result.code == 2 and result.out == ""
+    assert result.err == line + "\n"  # one line, as every other error, and what to read
+
+
+def test_a_command_area_without_a_command_still_shows_its_help(cli, evi_home: Path) -> None:
+    result = cli("transfers")
+    assert "evi transfers [OPTIONS] COMMAND" in result.out + result.err
+    assert "failed" in result.out + result.err
 
 
 def test_the_command_table_names_exactly_what_each_module_registers() -> None:
