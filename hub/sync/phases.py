@@ -23,8 +23,20 @@ from hub.sync.delivery import Deliverer, DeliveryCounts
 from hub.sync.inbound import InboundBatch, stored_cursor
 from hub.sync.options import ACTOR, SyncOptions, guarded
 from hub.sync.pull import pull_batches
-from hub.sync.report import CONFIG_ERROR, FAILED, OK, PARTIAL, ConnectorReport, SyncReport
+from hub.sync.report import (
+    CONFIG_ERROR,
+    FAILED,
+    LOCKED,
+    OK,
+    PARTIAL,
+    ConnectorReport,
+    SyncReport,
+)
 from hub.sync.subscriptions import subscribed_identities
+
+NOT_DELIVERING = (CONFIG_ERROR, LOCKED)
+"""Connectors a run sends nothing to: one it cannot build, and one another run is syncing
+(that run delivers to it; this one, answering 3, must not have done anything)."""
 
 HELPER_PAGE_CACHE_KIB = 16_384
 """SQLite page cache of each helper process's connections (measured: a 100,000-record
@@ -157,7 +169,7 @@ def deliver_forked(
 ) -> None:
     """The deliveries in up to ``at_most`` helper processes that split the queue by person
     (so each person's transfers to an authority still go one after the other)."""
-    usable = [n for n in connectors if report.get(n).status != CONFIG_ERROR]
+    usable = [n for n in connectors if report.get(n).status not in NOT_DELIVERING]
     helpers = max(1, min(len(usable), at_most))
 
     def job(share: int) -> fanout.Job:
@@ -250,7 +262,7 @@ def deliver(
     options: SyncOptions,
     shared: InboundRun,
 ) -> None:
-    usable = {n: c for n, c in connectors.items() if report.get(n).status != CONFIG_ERROR}
+    usable = {n: c for n, c in connectors.items() if report.get(n).status not in NOT_DELIVERING}
     started = time.monotonic()
     deliverer = _deliverer(hub, usable, options, shared, tick=options.keep_locks)
     for name, counts in deliverer.run().items():

@@ -360,6 +360,42 @@ def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
     assert run_sync(demo, sync_options(targets)).exit_code == 0
 
 
+def test_a_run_that_finds_every_connector_locked_sends_nothing_to_them(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    # The run holding a lock delivers to its connector; one that answers 3 ("another sync
+    # is running") must have done nothing, or its deliveries and dead letters would hide
+    # behind an exit code a monitor takes for a harmless overlap.
+    run_sync(demo, sync_options(targets, deliver=False))
+
+    def pending() -> set[int]:
+        with demo.db.session() as session:
+            return set(session.scalars(select(OutboxItem.id).where(OutboxItem.status == PENDING)))
+
+    queued = pending()
+    assert queued
+    now = datetime.now(UTC)
+    with demo.db.session() as session:
+        for name in targets:
+            session.add(
+                SyncLock(
+                    connector=name,
+                    holder="other",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    acquired_at=now,
+                    expires_at=now + timedelta(hours=1),
+                )
+            )
+    report = run_sync(demo, sync_options(targets))
+    assert report.exit_code == 3
+    assert [(r.delivered, r.retried, r.dead_lettered) for r in report.connectors] == [
+        (0, 0, 0)
+    ] * len(targets)
+    assert pending() == queued
+    assert _delivered_per_recipient(demo) == {}
+
+
 def test_seed_is_remembered_per_home(demo: Hub, targets: dict[str, SandboxTarget]) -> None:
     from hub.demo.run import DemoOptions, run_demo
     from hub.errors import InputError
