@@ -18,6 +18,7 @@ from connectors.af.client import (
     AfApi,
     BenefitEvent,
     DeregistrationEvent,
+    EventPage,
     ProgrammeEvent,
     ReferralEvent,
 )
@@ -25,7 +26,9 @@ from connectors.guards import as_utc
 from hub.connector import (
     AuthorityError,
     Connector,
+    ConnectorConfigError,
     HttpOptions,
+    RefusedRequestError,
     SandboxSettings,
     build_client,
 )
@@ -116,7 +119,7 @@ class AfConnector(Connector):
         seen = {page_cursor}
         empty = 0
         while True:
-            page = self.remote.events(page_cursor, self.options.page_size)
+            page = self._page(page_cursor, given=page_cursor == (cursor or None))
             following = page.next_cursor
             broken = _broken_link(following, page.has_more, seen)
             if broken or following in seen:  # never resume from a page already behind
@@ -145,6 +148,23 @@ class AfConnector(Connector):
                 )
             seen.add(following)
             page_cursor = following
+
+    def _page(self, cursor: str | None, *, given: bool) -> EventPage:
+        """One page of events. The cursor the run started from (the stored one, or one
+        given with --since) is opaque, so only Arbetsförmedlingen can say it is no cursor:
+        its 400 is then a configuration error naming the cursor (a mistyped --since is
+        answered on the spot and never counts towards pausing)."""
+        try:
+            return self.remote.events(cursor, self.options.page_size)
+        except RefusedRequestError as exc:
+            if not (given and cursor and exc.status == 400):
+                raise
+            raise ConnectorConfigError(
+                self.name,
+                "Arbetsförmedlingen refused the cursor (the stored one, or the one given with "
+                "--since; HTTP 400); give one it handed out, or run `evi sync --connector af "
+                "--from-start` once to read from the beginning",
+            ) from None
 
     def map(self, native: NativeRecord) -> CommonRecord:
         event = parse_typed(self.name, native, "event_type", EVENT_TYPES, "an event type")

@@ -77,6 +77,16 @@ class AuthorityError(ConnectorError):
     http_status = 502
 
 
+class RefusedRequestError(AuthorityError):
+    """The authority answered a request with a refusal no retry changes (a 4xx other than
+    401, 403, 404 and 429); ``status`` is its HTTP status, so a connector can tell what it
+    sent wrong (e.g. a cursor it refuses, 400) from other refusals."""
+
+    def __init__(self, connector: str, message: str, *, status: int) -> None:
+        super().__init__(connector, message)
+        self.status = status
+
+
 class UnusableAnswerError(AuthorityError):
     """The authority's answer as a whole cannot be used: not JSON, malformed, nested too
     deep, or larger than the hub accepts. Nothing from it was used.

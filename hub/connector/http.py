@@ -37,9 +37,9 @@ import httpx
 from hub import __version__
 from hub.connector.errors import (
     MAX_RETRY_AFTER_SECONDS,
-    AuthorityError,
     ConnectorConfigError,
     ConnectorError,
+    RefusedRequestError,
     TransientConnectorError,
     UnusableAnswerError,
 )
@@ -280,10 +280,11 @@ def classify_response(connector: str, response: httpx.Response) -> None:
         raise TransientConnectorError(
             connector, f"the authority {label} ({what}: HTTP {status})", retry_after=retry_after
         )
-    raise AuthorityError(
+    raise RefusedRequestError(
         connector,
         f"the authority refused {what} (HTTP {status}); the request will not be repeated, "
         "ask the authority why or check the connector version",
+        status=status,
     )
 
 
