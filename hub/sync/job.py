@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
-from hub.connector.registry import load_connectors
+from hub.connector.registry import known_parties, load_connectors
 from hub.connector.service import (
     STATUS_FAILED,
     build_connector,
@@ -45,6 +45,7 @@ from hub.sync.report import (
     ConnectorReport,
     SyncReport,
 )
+from hub.sync.routing import check_rules
 from hub.sync.subscriptions import reconcile
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
         return report
     hub.keys  # noqa: B018 - fail early on a missing key, before anyone is asked for data
     check_signing(hub)  # and on an origin or signing key the closing checkpoint would refuse
+    check_rules(hub.settings.routing, known_parties(hub.plugins))  # and on a misspelt party
     run_id = correlation_id()
     shared = InboundRun()  # consent snapshots and routing facts, reused across connectors
     with ExitStack() as stack:

@@ -10,6 +10,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.errors import ConfigError
 from hub.model.vocab import JOINT_TEAM
 from hub.settings import RoutingRule
 from hub.store.tables.sync import StoredRecord, Subscription
@@ -128,6 +129,21 @@ def recipients(
         if name not in (record.source, JOINT_TEAM)
         and record.category in receivers.get(name, frozenset())
     )
+
+
+def check_rules(rules: Sequence[RoutingRule], parties: Sequence[str]) -> None:
+    """Before a sync routes anything: every name in a rule's ``to`` is one of ``parties``
+    (the hub's, :func:`hub.connector.registry.known_parties`) or a role. A misspelt name
+    would otherwise route nothing, night after night, without a word."""
+    names = [*parties, REFERRING_PARTY, CASE_PARTIES]
+    for number, rule in enumerate(rules, start=1):
+        unknown = [name for name in rule.to if name not in names]
+        if unknown:
+            raise ConfigError(
+                f"routing rule {number} ({', '.join(rule.kinds)}): to {unknown[0]!r} is "
+                f"neither a party of this hub nor a role; give one of {', '.join(names)} "
+                "(`evi config show` shows the rules in force)"
+            )
 
 
 KEY_PREFIX = "evi2-"

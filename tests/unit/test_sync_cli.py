@@ -135,6 +135,24 @@ def test_an_origin_the_log_was_not_signed_as_is_refused_before_the_night_starts(
         assert cli("sync", "history", "--json").out == runs  # no run began: nothing pulled
 
 
+def test_a_routing_rule_to_a_party_there_is_not_is_refused_before_the_night_starts(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = cli("sync", "history", "--json").out
+    (demo_home / "evi.toml").write_text(
+        '[[routing]]\nkinds = ["referral"]\nto = ["team"]\n\n'
+        '[[routing]]\nkinds = ["closure"]\nto = ["fkk"]\n'
+    )
+    monkeypatch.setenv("EVI_CONFIG", str(demo_home / "evi.toml"))
+    get_settings.cache_clear()
+    for args in ((), ("--dry-run",)):
+        refused = cli("sync", "--sandbox", *args)
+        assert refused.code == 2, refused.err
+        assert "routing rule 2 (closure): to 'fkk' is neither a party of this hub" in refused.err
+        assert "kommun, af, fk, region, team, referring_party, case_parties" in refused.err
+    assert cli("sync", "history", "--json").out == runs  # nothing began
+
+
 def test_history_of_a_connector_that_is_not_there_says_which_are(cli, demo_home: Path) -> None:
     for name in ("kommunen", "FK", ""):
         result = cli("sync", "history", "--connector", name)
