@@ -68,4 +68,5 @@ class Hub:
 
 def open_hub(settings: Settings | None = None) -> Hub:
     settings = settings or get_settings()
-    return Hub(settings=settings, db=Database(settings.effective_database_url()))
+    # An empty home gets no empty database file: `evi db upgrade` makes it.
+    return Hub(settings=settings, db=Database(settings.effective_database_url(), create=False))

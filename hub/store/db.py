@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, create_engine, event, text
@@ -100,8 +101,13 @@ def privilege_problem(exc: BaseException) -> str | None:
     )
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``create``: a SQLite file that does not exist is created (private, mode 0600). Without
+    it the file is opened read-write only (SQLite's ``mode=rw``), so a command run on an
+    empty home leaves no empty database behind; `evi db upgrade` creates it
+    (:meth:`Database.create_file`)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -110,9 +116,12 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             "postgresql+psycopg://USER@HOST:PORT/DB"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            create_private_file(Path(parsed.database))
+        on_disk = bool(parsed.database) and parsed.database != ":memory:"
+        if on_disk and create:
+            create_private_file(Path(str(parsed.database)))
         engine = create_engine(parsed, **kwargs)
+        if on_disk and not create:
+            event.listen(engine, "do_connect", _existing_file_only)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -127,6 +136,17 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         f"unsupported database '{parsed.get_backend_name()}' in EVI_DATABASE_URL; "
         "EVI hub runs on SQLite or PostgreSQL"
     )
+
+
+def _existing_file_only(
+    _dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+) -> None:
+    """Open the SQLite file read-write without creating it (``mode=rw``), as a URI; the
+    engine's URL stays the path, which the writer's lock file and helpers go by."""
+    if cargs and not cparams.get("uri"):
+        path = Path(cargs[0]).absolute().as_posix()
+        cargs[0] = f"file:{quote(path)}?mode=rw"
+        cparams["uri"] = True
 
 
 def create_private_file(path: Path) -> None:
@@ -225,9 +245,9 @@ def _sqlite_begin(conn: Any) -> None:
 class Database:
     """An engine plus the session factory. Create one per process."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, create: bool = True, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = create_db_engine(url, **engine_kwargs)
+        self.engine = create_db_engine(url, create=create, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._turns = _writer_turns(self.engine)
 
@@ -301,8 +321,28 @@ class Database:
 
             event.listen(self.engine, "connect", smaller_cache)
 
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file (``None`` for PostgreSQL and in-memory databases)."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        return Path(parsed.database)
+
+    def create_file(self) -> None:
+        """Create the SQLite file if there is none yet, private (`evi db upgrade`)."""
+        path = self.sqlite_file()
+        if path is not None:
+            create_private_file(path)
+
     def check_connection(self) -> None:
-        """Raise :class:`StorageError` naming the (password-less) URL if unreachable."""
+        """Raise :class:`StorageError` naming the (password-less) URL if unreachable, or
+        saying that a SQLite file is not there yet."""
+        path = self.sqlite_file()
+        if path is not None and not path.exists():
+            raise StorageError(
+                f"there is no database at {path} yet: run `evi db upgrade` first (or check "
+                "EVI_HOME and EVI_DATABASE_URL if it should be there)"
+            )
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

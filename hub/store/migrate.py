@@ -41,6 +41,7 @@ def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | Non
     from alembic import command
     from alembic.migration import MigrationContext
 
+    db.create_file()
     db.check_connection()
     with db.engine.begin() as conn:
         before = MigrationContext.configure(conn).get_current_revision()

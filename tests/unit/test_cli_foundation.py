@@ -33,6 +33,31 @@ def test_db_upgrade_creates_database_and_keys_and_repeats_safely(cli, evi_home: 
     assert "already at revision" in second.err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("stats", "--from", "2024-01-01", "--to", "2024-01-31"),
+        ("connectors", "list"),
+        ("sync",),
+        ("log", "verify"),
+        ("users", "list"),
+    ],
+)
+def test_a_command_on_an_empty_home_says_to_upgrade_and_leaves_no_database(
+    cli, evi_home: Path, args: tuple[str, ...]
+) -> None:
+    # A cron line with the wrong EVI_HOME used to leave an empty evi.db behind, which the
+    # next look took for a database.
+    result = cli(*args)
+    assert result.code != 0
+    assert f"there is no database at {evi_home / 'evi.db'} yet: run `evi db upgrade` first" in (
+        result.err
+    )
+    assert not (evi_home / "evi.db").exists()
+    assert cli("db", "upgrade").code == 0
+    assert (evi_home / "evi.db").stat().st_mode & 0o077 == 0  # made private by the upgrade
+
+
 def test_db_upgrade_with_missing_key_fails_in_one_line(cli, evi_home: Path) -> None:
     assert cli("db", "upgrade").code == 0
     (evi_home / "keys" / "pnr-encryption.key").unlink()
