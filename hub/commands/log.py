@@ -64,6 +64,7 @@ def _query(
     limit: int | None = None,
     after: int | None = None,
     by: str | None = None,
+    correlation: str | None = None,
 ) -> LedgerQuery:
     if pnr is not None and participant is not None:
         raise InputError("give --pnr or --participant, not both")
@@ -81,6 +82,7 @@ def _query(
         decision=decision,
         action=action,
         actor=by,
+        correlation=correlation,
         limit=limit,
         after=after,
     )
@@ -104,6 +106,11 @@ def search(
     decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
     action: Action | None = typer.Option(None, "--action", help="Kind of entry."),
     by: str | None = typer.Option(None, "--by", help=BY_HELP),
+    correlation: str | None = typer.Option(
+        None,
+        "--correlation",
+        help="Entries of one statistics report, look-up, sync run or transfer (its id).",
+    ),
     after: int | None = typer.Option(
         None,
         "--after",
@@ -123,7 +130,9 @@ def search(
             f"--limit: at most {MAX_SEARCH:,} entries a search; narrow the search (--from, "
             "--to, …), go on from the last one with --after SEQ, or use `evi log export`"
         )
-    query = _query(ctx, pnr, participant, since, until, party, decision, action, limit, after, by)
+    query = _query(
+        ctx, pnr, participant, since, until, party, decision, action, limit, after, by, correlation
+    )
     records = service.search(hub_from(ctx), query, service.cli_actor())
     if fmt is SearchFormat.JSONL:
         count = _write_jsonl(records, sys.stdout)

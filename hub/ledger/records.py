@@ -78,6 +78,26 @@ def actor_filter(value: str) -> str:
     return value
 
 
+CORRELATION = re.compile(
+    r"(?:(?:stats|purge)-)?[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"  # a report, a look-up
+    r"|sync-[0-9a-f]{16}"  # a night's run
+    r"|evi2?-[0-9a-f]{8,64}"  # one transfer: its idempotency key
+)
+"""The correlation ids the hub gives, exactly: what ties the entries of one statistics
+report, purge, caseworker look-up, sync run or transfer together. Only these shapes are
+taken, so nothing typed by mistake (an identity number) reaches the search's own entry."""
+
+
+def correlation_filter(value: str) -> str:
+    """``value`` if it is a correlation id the hub gives; else ValueError (not repeating it)."""
+    if not CORRELATION.fullmatch(value):
+        raise ValueError(
+            "give a correlation id as the log shows it: a report's stats-…, a sync run's "
+            "sync-…, a transfer's evi2-…, or a look-up's id"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class LedgerQuery:
     """What to look for. ``participant`` is a pseudonym; a number never gets this far.
@@ -98,6 +118,7 @@ class LedgerQuery:
     decision: str | None = None
     action: Action | None = None
     actor: str | None = None
+    correlation: str | None = None
     limit: int | None = None
     after: int | None = None
     before: int | None = None
@@ -110,6 +131,7 @@ class LedgerQuery:
             ("participant", self.participant, pseudonym_filter),
             ("party", self.party, party_name),
             ("by", self.actor, actor_filter),  # the option and field that give it
+            ("correlation", self.correlation, correlation_filter),
         ):
             if value is not None:
                 try:
@@ -132,6 +154,7 @@ class LedgerQuery:
                 ("decision", self.decision),
                 ("action", self.action.value if self.action else None),
                 ("actor", self.actor),
+                ("correlation", self.correlation),
                 ("limit", self.limit),
                 ("after", self.after),
                 ("before", self.before),
@@ -157,6 +180,8 @@ class LedgerQuery:
             stmt = stmt.where(LedgerEntryRow.decision == self.decision)
         if self.action is not None:
             stmt = stmt.where(LedgerEntryRow.action == self.action.value)
+        if self.correlation is not None:
+            stmt = stmt.where(LedgerEntryRow.correlation_id == self.correlation)
         if self.actor is not None:
             actor = LedgerEntryRow.actor
             stmt = stmt.where(

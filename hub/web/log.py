@@ -31,7 +31,13 @@ from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger import service
 from hub.ledger.event import Action
-from hub.ledger.records import EntryRecord, LedgerQuery, actor_filter, pseudonym_filter
+from hub.ledger.records import (
+    EntryRecord,
+    LedgerQuery,
+    actor_filter,
+    correlation_filter,
+    pseudonym_filter,
+)
 from hub.ledger.sample import MAX_SAMPLE, Sample
 from hub.ledger.sample import sample as draw_sample
 from hub.model.identity import identity_input
@@ -59,6 +65,7 @@ Reviewer = Annotated[WebUser, Depends(require_role(Role.PRIVACY_OFFICER))]
 PseudonymFilter = Annotated[str, AfterValidator(pseudonym_filter)]
 PartyFilter = Annotated[str, AfterValidator(party_name)]
 ActorFilter = Annotated[str, AfterValidator(actor_filter)]
+CorrelationFilter = Annotated[str, AfterValidator(correlation_filter)]
 
 
 class LogFilters(BaseModel):
@@ -75,6 +82,9 @@ class LogFilters(BaseModel):
     decision: Literal["permit", "deny"] | None = None
     action: Action | None = None
     by: ActorFilter | None = Field(default=None, max_length=64, description="made by this actor")
+    correlation: CorrelationFilter | None = Field(
+        default=None, max_length=80, description="one report, look-up, sync run or transfer"
+    )
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     before: int | None = Field(
         default=None, ge=0, le=SEQ_MAX, description="the next older page: the oldest seq shown"
@@ -84,7 +94,15 @@ class LogFilters(BaseModel):
     )
 
     @field_validator(
-        "participant", "since", "until", "party", "by", "before", "after", mode="before"
+        "participant",
+        "since",
+        "until",
+        "party",
+        "by",
+        "correlation",
+        "before",
+        "after",
+        mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
@@ -154,6 +172,7 @@ def _query(hub: Hub, filters: LogFilters) -> LedgerQuery:
         decision=filters.decision,
         action=filters.action,
         actor=filters.by,
+        correlation=filters.correlation,
         limit=filters.limit,
         after=filters.after,
         before=filters.before,
@@ -363,6 +382,7 @@ def _paging(filters: LogFilters, query: LedgerQuery) -> dict[str, str]:
         "decision": filters.decision,
         "action": query.action.value if query.action else None,
         "by": filters.by,
+        "correlation": filters.correlation,
         "limit": str(filters.limit),
     }
     return {name: value for name, value in fields.items() if value is not None}

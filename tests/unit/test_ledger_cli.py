@@ -277,6 +277,26 @@ def test_search_and_sample_by_who_made_the_entries(hub: Hub, cli) -> None:
     assert ledger_size(hub) == before  # nothing searched, nothing logged
 
 
+def test_search_by_correlation_finds_one_report_or_look_up(hub: Hub, cli) -> None:
+    report = "stats-0f8e2a3c-1b2d-4e5f-8a9b-0c1d2e3f4a5b"
+    decisions(hub, PNR, 2, correlation_id=report)
+    decisions(hub, PNR, 1, correlation_id="sync-0123456789abcdef")
+
+    def seqs(*args: str) -> list[int]:
+        result = cli("log", "search", "--format", "jsonl", *args)
+        assert result.code == 0, result.err
+        return [line["seq"] for line in jsonl(result.out) if line["action"] != "ledger_search"]
+
+    assert seqs("--correlation", report) == [0, 1]
+    assert seqs("--correlation", "sync-0123456789abcdef") == [2]
+    for bad in (PNR, f"stats-{PNR}", "stats-x"):
+        refused = cli("log", "search", "--correlation", bad)
+        assert refused.code == 2 and "correlation: give a correlation id" in refused.err
+        assert PNR not in refused.err
+    search = jsonl(cli("log", "export", "--format", "jsonl").out)
+    assert PNR not in json.dumps(search)
+
+
 def test_search_goes_on_after_the_last_entry_printed(ledger: Hub, cli) -> None:
     def seqs(*args: str) -> list[int]:
         result = cli("log", "search", "--action", "decision", "--format", "jsonl", *args)

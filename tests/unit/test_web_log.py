@@ -172,6 +172,15 @@ def test_the_api_and_the_page_find_the_entries_one_user_made(
     assert page.status_code == 200 and page.text.count("<td>anna.af") == 2
     assert '<input type="hidden" name="by" value="anna.af">' in page.text  # the next page's
     assert "actor=anna.af" in searches(ledger)[-1]["reason"]
+    look_up = "0f8e2a3c-1b2d-4e5f-8a9b-0c1d2e3f4a5b"
+    decisions(ledger, OTHER, 2, action=Action.VIEW, decision=None, correlation_id=look_up)
+    found = client.get("/api/log/entries", params={"correlation": look_up}, headers=officer)
+    assert [e["correlation_id"] for e in found.json()["entries"]] == [look_up, look_up]
+    typed = client.get("/api/log/entries", params={"correlation": "anything"}, headers=officer)
+    assert typed.status_code == 422 and "correlation: " in typed.json()["detail"]
+    page = client.post("/log", data={"correlation": look_up})
+    assert page.status_code == 200 and page.text.count(f"<td>{look_up}") == 0
+    assert page.text.count("<td>view</td>") == 2
 
 
 def test_the_limit_caps_the_answer_and_says_more_may_match(
