@@ -26,6 +26,9 @@ def instant_text(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def swedish_minute(at: datetime) -> str:
-    """``at`` in Swedish local time to the minute, ``YYYY-MM-DD HH:MM``."""
-    return f"{at.astimezone(SWEDEN):%Y-%m-%d %H:%M}"
+def swedish_minute(at: datetime, *, zone: bool = False) -> str:
+    """``at`` in Swedish local time to the minute, ``YYYY-MM-DD HH:MM``; with ``zone``, the
+    zone's name after it (``CET``, ``CEST``)."""
+    return f"{at.astimezone(SWEDEN):%Y-%m-%d %H:%M}" + (
+        f" {at.astimezone(SWEDEN):%Z}" if zone else ""
+    )

@@ -15,7 +15,7 @@ import typer
 from hub.casework.held import held_data
 from hub.casework.status import StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
-from hub.clock import SWEDEN
+from hub.clock import SWEDEN, swedish_minute
 from hub.commands.common import (
     area_app,
     hub_from,
@@ -65,9 +65,7 @@ def _records(title: str, entries: list[StatusEntry]) -> None:
 def _print(view: StatusView) -> None:
     flag = " (protected identity: handle with care)" if view.protected_identity else ""
     typer.echo(f"participant {view.participant}{flag}")
-    typer.echo(
-        f"as {view.viewer_party} may see it at {view.at.astimezone(SWEDEN):%Y-%m-%d %H:%M %Z}"
-    )
+    typer.echo(f"as {view.viewer_party} may see it at {swedish_minute(view.at, zone=True)}")
     s = view.summary
     if s.state == "open":
         typer.echo(f"case: open, referred {s.referred_on} by {s.referred_by}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from hub.clock import SWEDEN
+from hub.clock import swedish_minute
 from hub.stats.report import CHANGES, SMALL_CELL_LIMIT, Cell, FollowUpReport, Split
 
 _LABEL = 30
@@ -39,7 +39,7 @@ LEFT_OUT = (
 
 def decided_time(report: FollowUpReport) -> str:
     """When the gate was asked, in Swedish time with its zone (``2025-08-04 09:30 CEST``)."""
-    return f"{report.decided_at.astimezone(SWEDEN):%Y-%m-%d %H:%M %Z}"
+    return swedish_minute(report.decided_at, zone=True)
 
 
 def decided(report: FollowUpReport) -> str:

@@ -15,10 +15,9 @@ from typing import Any, Final
 from fastapi import Request
 
 from hub.stats.report import SMALL_CELL_LIMIT, FollowUpReport
-from hub.stats.text import LEFT_OUT, tables
+from hub.stats.text import LEFT_OUT, decided_time, tables
 from hub.web.i18n import N_, tr
 from hub.web.record_text import CODE_NAMES
-from hub.web.templating import swedish_time
 
 LABELS: Final = (
     # the titles and labels of hub.stats.text, marked for the catalog
@@ -63,7 +62,7 @@ def page_tables(request: Request, report: FollowUpReport) -> dict[str, Any]:
     title, (entirely, partly) = LEFT_OUT
     asked = report.period_end_requested
     return {
-        "decided": tr(request, DECIDED, at=swedish_time(report.decided_at)),
+        "decided": tr(request, DECIDED, at=decided_time(report)),
         "counted_to": None
         if asked is None
         else tr(request, COUNTED_TO, asked=asked.isoformat(), end=report.period_end.isoformat()),

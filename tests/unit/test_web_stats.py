@@ -233,7 +233,7 @@ def test_the_page_says_when_the_figures_were_decided_and_that_they_can_change(
 ) -> None:
     page = web_client(hub).get("/stats", params=PERIOD, headers=steering).text
     decided = re.search(
-        r"Decided (\d{4}-\d\d-\d\d \d\d:\d\d) under the consents in force and the records "
+        r"Decided (\d{4}-\d\d-\d\d \d\d:\d\d CES?T) under the consents in force and the records "
         r"stored then\.",
         page,
     )
