@@ -57,7 +57,7 @@ def _progress() -> Iterator[Progress]:
 
         def line(name: str, pulled: int) -> None:
             if pulled - last.get(name, 0) >= 1000 or name not in last:
-                info(f"{name}: {pulled} records pulled")
+                info(f"{name}: {pulled} record{'' if pulled == 1 else 's'} pulled")
                 last[name] = pulled
 
         yield line
@@ -156,6 +156,12 @@ def sync(
                 "`evi connectors enable NAME`"
             )
         typer.echo(report.table())
+        for entry in report.connectors if not dry_run else ():
+            if entry.subscribed or entry.cancelled:
+                typer.echo(
+                    f"{entry.connector}: registered {entry.subscribed} and cancelled "
+                    f"{entry.cancelled} people at the authority"
+                )
         if dry_run:
             for entry in report.connectors:
                 typer.echo(

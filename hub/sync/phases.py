@@ -62,9 +62,14 @@ def pull(
         entry.decisions = counts.decisions
         if counts.invalid and entry.status == OK:
             entry.status = PARTIAL
+            found = (  # a dry run logs nothing: the next real run will
+                "the next run logs each"
+                if options.dry_run
+                else "see `evi log search --action inbound_refused`"
+            )
             entry.error = (
                 f"{counts.invalid} record(s) did not fit the authority's schema or mapping and "
-                "were refused (see `evi log search --action inbound_refused`)"
+                f"were refused ({found})"
             )
 
 

@@ -38,6 +38,12 @@ def test_sync_prints_the_report_and_history_remembers_it(cli, demo_home: Path) -
         "retried",
         "dead_lettered",
     } <= set(header)
+    # the first night registers the people whose consent names each authority
+    registered = re.findall(
+        r"^(\w+): registered (\d+) and cancelled 0 people at the authority$", result.out, re.M
+    )
+    assert {name for name, _ in registered} == {"af", "fk", "kommun", "region"}
+    assert all(int(n) > 0 for _, n in registered)
     plain = cli("sync", "history").out.splitlines()
     assert plain and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line) for line in plain)
     history = cli("sync", "history", "--json")
