@@ -85,7 +85,8 @@ def failed(
         info("no failed transfers match" + (" after that id" if after else ""))
     for row in rows:
         typer.echo(
-            f"{row['id']:>6}  {row['origin']}->{row['recipient']}  {row['category']:<12} "
+            f"{row['id']:>6}  {row['origin'] + '->' + row['recipient']:<16}  "
+            f"{row['category']:<12} "
             f"attempts={row['attempts']}  {row['reason']}"
         )
     _next_page(rows, more, recipient, reason, limit, as_json=False)

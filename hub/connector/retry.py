@@ -88,7 +88,7 @@ class RetryPolicy:
             if exc.retry_after is not None and exc.retry_after > self.max_retry_after:
                 hint = f"it asks to wait {exc.retry_after:.0f} s; try again later"
             elif tries > 1:
-                hint = f"gave up after {tries} attempts"
+                hint = f"tried {tries} times in a row"
             else:
                 raise
             raise TransientConnectorError(

@@ -324,7 +324,8 @@ class Deliverer:
             return self._event(outcome.claim, now, Outcome.MINOR_FAILURE, exc.detail[:200])
         why = exc.detail
         if isinstance(exc, TransientConnectorError):
-            why = f"gave up after {item.attempts} attempts: {exc.detail}"
+            times = "1 attempt" if item.attempts == 1 else f"{item.attempts} attempts"
+            why = f"gave up after {times}: {exc.detail}"
         OutboxRepository.finish(item, DEAD, now, error=why[:500])
         counts.dead_lettered += 1
         return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, exc.detail[:200])

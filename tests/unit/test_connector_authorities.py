@@ -381,7 +381,7 @@ def test_a_lasting_outage_fails_with_a_classified_readable_error(rig: Any, name:
     with pytest.raises(TransientConnectorError) as err:
         r.pull(followed)
     assert str(err.value).startswith(f"{name}: the authority is unavailable")
-    assert "gave up after 3 attempts" in str(err.value)
+    assert "tried 3 times in a row" in str(err.value)
     assert err.value.exit_code == 75
 
 

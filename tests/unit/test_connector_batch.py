@@ -98,7 +98,7 @@ def test_items_that_stay_unplaceable_fail_the_batch_as_transient() -> None:
         post_batch(api(authority, waits), PATH, MESSAGES[:2])
     assert str(err.value) == (
         "kommun: the authority could not take 1 of 1 messages to POST /meddelanden/batch now "
-        "(HTTP 503 for those) (gave up after 3 attempts)"
+        "(HTTP 503 for those) (tried 3 times in a row)"
     )
     assert authority.sent == [["key-0", "key-1"], ["key-1"], ["key-1"]] and len(waits) == 2
 

@@ -80,7 +80,7 @@ def test_an_exhausted_budget_says_how_many_attempts_were_made() -> None:
     fn = Flaky(*[TransientConnectorError("kommun", "the authority is unavailable")] * 5)
     with pytest.raises(TransientConnectorError) as err:
         policy(waits, attempts=3).call(fn)
-    assert str(err.value) == "kommun: the authority is unavailable (gave up after 3 attempts)"
+    assert str(err.value) == "kommun: the authority is unavailable (tried 3 times in a row)"
     assert fn.calls == 3 and len(waits) == 2
 
 

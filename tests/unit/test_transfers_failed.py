@@ -388,3 +388,12 @@ def test_a_recipient_no_party_is_called_is_refused_not_answered_none(
     # a party with no dead letters is still answered "none match"
     none = cli("transfers", "failed", "--recipient", "af")
     assert none.code == 0 and "no failed transfers match" in none.err
+
+
+def test_the_listing_lines_up_whatever_the_parties_names(
+    outage: dict[int, tuple[str, str | None]], cli
+) -> None:
+    listed = cli("transfers", "failed", "--limit", "50")
+    lines = [line for line in listed.out.splitlines() if "attempts=" in line]
+    assert {line.split()[1].split("->")[1] for line in lines} == {"fk", "region"}
+    assert len({line.index("attempts=") for line in lines}) == 1  # one column
