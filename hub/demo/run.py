@@ -77,7 +77,7 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> int:
             _night_passes(hub, targets)
             say("a night passes at the authorities: each person gets a new record")
     if options.setup_only:
-        say("setup done; run `evi sync --sandbox` (or `evi demo`) to run the nightly sync")
+        say(_next_step(targets))
         return 0
     report = run_sync(hub, SyncOptions(transports=transports(targets)))
     say("")
@@ -112,6 +112,21 @@ def _sandbox_url(url: object) -> bool:
         return True  # not configured with an address (yet)
     host = (urlsplit(url).hostname or "").lower()
     return host.endswith(".sandbox.invalid") or is_loopback(host)
+
+
+def _next_step(targets: Mapping[str, SandboxTarget]) -> str:
+    """What runs the night on a home just set up: `evi sync --sandbox` plays every authority
+    in-process, so it fits only when none was given a URL; over HTTP only, plain `evi sync`
+    reaches them as configured."""
+    served = [name for name, target in targets.items() if target.transport is None]
+    if not served:
+        return "setup done; run `evi sync --sandbox` (or `evi demo`) to run the nightly sync"
+    if len(served) == len(targets):
+        return "setup done; run `evi sync` (or `evi demo` with the same --sandbox-url options)"
+    return (
+        "setup done; run `evi demo` with the same --sandbox-url options to run the nightly "
+        f"sync (`evi sync --sandbox` would play {', '.join(served)} in-process too)"
+    )
 
 
 def _where(target: SandboxTarget) -> str:

@@ -69,3 +69,23 @@ def test_production_refuses_the_demo(cli, evi_home: Path, monkeypatch: pytest.Mo
     refused = cli("demo", "--setup-only")
     assert refused.code == 2 and 'environment = "production"' in refused.err
     assert tables(evi_home) == []  # not even the schema
+
+
+def test_a_setup_only_home_is_told_the_command_that_reaches_its_authorities() -> None:
+    import httpx
+
+    from connectors.af.connector import AfConnector
+    from hub.demo.run import _next_step
+    from hub.demo.sandboxes import SandboxTarget
+
+    def target(url: str | None) -> SandboxTarget:
+        transport = None if url else httpx.MockTransport(lambda _r: httpx.Response(200))
+        return SandboxTarget("af", AfConnector, url or "http://af.sandbox.invalid", transport)
+
+    in_process = {"af": target(None), "fk": target(None)}
+    assert "run `evi sync --sandbox`" in _next_step(in_process)
+    served = {"af": target("http://127.0.0.1:8001"), "fk": target("https://127.0.0.1:8002")}
+    assert "run `evi sync` (or `evi demo` with the same --sandbox-url" in _next_step(served)
+    mixed = {"af": target("http://127.0.0.1:8001"), "fk": target(None)}
+    assert "run `evi demo` with the same --sandbox-url options" in _next_step(mixed)
+    assert "would play af in-process too" in _next_step(mixed)
