@@ -54,6 +54,20 @@ class Forbidden(EviError):
     http_status = 403
 
 
+def local_path(text: str) -> bool:
+    """Whether ``text`` is a path on this server to send a browser back to after signing in
+    (``/stats?from=…``): never another site (``//host``, ``https://…``, a backslash some
+    browsers read as a slash), never the sign-in itself."""
+    return (
+        text.startswith("/")
+        and not text.startswith("//")
+        and "\\" not in text
+        and not any(ord(c) < 0x20 for c in text)
+        and not text.startswith(("/login", "/logout"))
+        and len(text) <= 2000
+    )
+
+
 def wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/healthz"
 
@@ -78,7 +92,9 @@ def error_response(
             )
         else:
             note = tr(request, "Sign in to see this page.")
-        return render(request, "login.html", {"message": note}, status=401)
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        after = {"next": back} if request.method == "GET" and local_path(back) else {}
+        return render(request, "login.html", {"message": note, **after}, status=401)
     user = getattr(request.state, "user", None)
     page = {"status": status, "message": page_message(request, status, message, lead=lead)}
     return render(request, "error.html", page, status=status, user=user)

@@ -33,6 +33,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from hub.context import Hub
 from hub.web.auth import CurrentUser, get_hub, session_cookie
+from hub.web.errors import local_path
 from hub.web.forms import read_form
 from hub.web.i18n import tr, tr_n
 from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
@@ -102,13 +103,15 @@ def login(
                 "message": tr(
                     request,
                     "That token is not valid (unknown, replaced, or its user is disabled).",
-                )
+                ),
+                "next": form.get("next") if local_path(form.get("next", "")) else None,
             },
             status=401,
         )
     user = opened.user
     audit.info("signed in: %s (%s, %s) from %s", user.name, user.party, user.role.value, client)
-    response = RedirectResponse("/", status_code=303)
+    back = form.get("next", "")
+    response = RedirectResponse(back if local_path(back) else "/", status_code=303)
     response.set_cookie(
         session_cookie(request),
         opened.secret,

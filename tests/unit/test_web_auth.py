@@ -209,6 +209,32 @@ def test_a_wrong_token_on_the_sign_in_form_is_refused(client: TestClient) -> Non
     assert "not valid" in response.text
 
 
+def test_signing_in_leads_back_to_the_page_asked_for_and_never_elsewhere(
+    hub: Hub, client: TestClient
+) -> None:
+    token = token_for(hub, "sara.forbund", Role.STEERING_GROUP, party="team")
+    asked = client.get("/stats?from=2025-01-01&to=2025-06-30")  # a bookmark, signed out
+    assert asked.status_code == 401
+    assert (
+        '<input type="hidden" name="next" value="/stats?from=2025-01-01&amp;to=2025-06-30">'
+        in asked.text
+    )
+    wrong = client.post("/login", data={"token": "guess", "next": "/stats?from=2025-01-01"})
+    assert 'name="next" value="/stats?from=2025-01-01"' in wrong.text  # kept for the retry
+    back = client.post(
+        "/login",
+        data={"token": token, "next": "/stats?from=2025-01-01&to=2025-06-30"},
+        follow_redirects=False,
+    )
+    assert back.status_code == 303
+    assert back.headers["location"] == "/stats?from=2025-01-01&to=2025-06-30"
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/login"):
+        sent = client.post(
+            "/login", data={"token": token, "next": elsewhere}, follow_redirects=False
+        )
+        assert sent.headers["location"] == "/", elsewhere
+
+
 def test_the_cookie_stops_working_when_the_user_is_disabled(hub: Hub, client: TestClient) -> None:
     token = token_for(hub, "dso", Role.PRIVACY_OFFICER)
     client.post("/login", data={"token": token})
