@@ -69,7 +69,11 @@ def local_path(text: str) -> bool:
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+    """Whether an error is answered as ``{"detail": …}``: on the API, and to a program that
+    sent its bearer token (a browser never does), e.g. fetching ``/stats.csv``."""
+    if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+        return True
+    return request.headers.get("authorization", "").lower().startswith("bearer ")
 
 
 def error_response(
