@@ -9,7 +9,14 @@ import typer
 
 from hub.commands.common import area_app, hub_from, info, party_option, print_json
 from hub.errors import InputError
-from hub.sync.history import PAGE_MAX, PAGE_ROWS, dead_letter_summary, dead_letters, page_size
+from hub.sync.history import (
+    PAGE_MAX,
+    PAGE_ROWS,
+    dead_letter_summary,
+    dead_letters,
+    page_size,
+    queue_summary,
+)
 from hub.sync.history import retry as retry_dead
 
 if TYPE_CHECKING:
@@ -131,6 +138,35 @@ def _next_page(
     if as_json:
         words.append("--json")
     info(f"more: {shlex.join(words)}")
+
+
+@transfers_app.command("queued")
+def queued(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="The counts as JSON."),
+) -> None:
+    """Transfers waiting to go, per recipient: how many, how many an authority already failed
+    to take (retried later; dead letters once attempts run out), since when and when next;
+    then the retrying ones by their last error."""
+    summary = queue_summary(hub_from(ctx))
+    if as_json:
+        print_json(summary)
+        return
+    if not summary["total"]:
+        info("no transfers waiting")
+        return
+    per = ", ".join(f"{r['recipient']} {r['count']}" for r in summary["recipients"])
+    typer.echo(f"{summary['total']} transfer(s) waiting: {per}")
+    typer.echo(f"  {'to':<8} {'waiting':>8} {'retrying':>8}  {'since (UTC)':<20}  next (UTC)")
+    for r in summary["recipients"]:
+        since, due = (
+            f"{t[:19]}Z" if t else "-" for t in (r["waiting_since"], r["next_attempt_at"])
+        )
+        typer.echo(f"  {r['recipient']:<8} {r['count']:>8} {r['retrying']:>8}  {since:<20}  {due}")
+    if summary["errors"]:
+        typer.echo("retrying, by the last error:")
+        for e in summary["errors"]:
+            typer.echo(f"  {e['count']:>7}  {e['recipient']:<8} {e['last_error'] or ''}")
 
 
 @transfers_app.command("retry")

@@ -397,3 +397,30 @@ def test_the_listing_lines_up_whatever_the_parties_names(
     lines = [line for line in listed.out.splitlines() if "attempts=" in line]
     assert {line.split()[1].split("->")[1] for line in lines} == {"fk", "region"}
     assert len({line.index("attempts=") for line in lines}) == 1  # one column
+
+
+# -- the transfers still waiting -------------------------------------------------------
+
+
+def test_the_queue_shows_what_waits_per_recipient_and_why_it_is_retried(
+    hub: Hub, outage: dict[int, tuple[str, str | None]], cli
+) -> None:
+    as_json = cli("transfers", "queued", "--json")
+    assert as_json.code == 0, as_json.err
+    summary = json.loads(as_json.out)
+    waiting = [n for n in range(ROUNDS * len(PATTERN)) if PATTERN[n % len(PATTERN)][1] == "pending"]
+    assert summary["total"] == len(waiting) == ROUNDS
+    [af] = summary["recipients"]
+    assert (af["recipient"], af["count"], af["retrying"]) == ("af", ROUNDS, ROUNDS)
+    first = FIRST_FAILED + timedelta(minutes=waiting[0])
+    assert datetime.fromisoformat(af["waiting_since"]) == first
+    assert summary["errors"] == [
+        {"recipient": "af", "last_error": "af answered 503", "count": ROUNDS}
+    ]
+    text = cli("transfers", "queued").out
+    assert text.startswith(f"{ROUNDS} transfer(s) waiting: af {ROUNDS}\n")
+    assert f"{ROUNDS}  af       af answered 503" in text
+    cli("transfers", "retry", "--all")  # the dead letters go back in the queue, untried
+    again = json.loads(cli("transfers", "queued", "--json").out)
+    fk = next(r for r in again["recipients"] if r["recipient"] == "fk")
+    assert fk["count"] == 4 * ROUNDS and fk["retrying"] == 0
