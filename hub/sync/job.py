@@ -103,6 +103,8 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
     report = SyncReport(dry_run=options.dry_run)
     if not options.connectors:
         report.connectors.extend(paused_connectors(hub))
+        if not options.dry_run:
+            _record_paused(hub, report)
     if not names:  # nothing to run; the plugins still hear of it (all paused is an alert)
         hub.plugins.hook.evi_sync_finished(report=report, settings=hub.settings)
         return report
@@ -208,6 +210,25 @@ def _reconcile(
             cache=shared.snapshots,
         )
     entry.subscribed, entry.cancelled = changes.added, changes.cancelled
+
+
+def _record_paused(hub: Hub, report: SyncReport) -> None:
+    """A night that skips a paused connector is in `evi sync history` as such, with the
+    failure that paused it, so the history shows no gap where nights were missed."""
+    now = datetime.now(UTC)
+    with hub.db.session() as session:
+        for entry in report.connectors:
+            if entry.status == PAUSED:
+                session.add(
+                    SyncRun(
+                        connector=entry.connector,
+                        started_at=now,
+                        finished_at=now,
+                        status=PAUSED,
+                        counts=entry.counts(),
+                        error=entry.error,
+                    )
+                )
 
 
 def _start_run(hub: Hub, name: str) -> int:

@@ -304,9 +304,12 @@ def test_a_connector_failing_night_after_night_is_paused(
     assert af.error is not None and "evi connectors enable af" in af.error
     assert {r.status for r in third.connectors if r.connector != "af"} == {"ok"}
     assert third.exit_code == 1
-    with hub.db.session() as session:  # a night it did not run is not in its history
-        runs = session.scalars(select(SyncRun).where(SyncRun.connector == "af")).all()
-    assert len(runs) == 2
+    with hub.db.session() as session:  # a night it did not run is in its history as such
+        runs = session.scalars(
+            select(SyncRun).where(SyncRun.connector == "af").order_by(SyncRun.id)
+        ).all()
+        assert [r.status for r in runs] == ["failed", "failed", "paused"]
+        assert runs[-1].error is not None and "evi connectors enable af" in runs[-1].error
 
 
 def test_plugins_hear_of_every_run_even_one_where_every_connector_is_paused(
@@ -333,6 +336,9 @@ def test_plugins_hear_of_every_run_even_one_where_every_connector_is_paused(
         {name: "failed" for name in targets},
         {name: "paused" for name in targets},
     ]
+    with hub.db.session() as session:  # a night with every connector paused is recorded
+        last = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).all()[: len(targets)]
+        assert {(r.connector, r.status) for r in last} == {(n, "paused") for n in targets}
 
 
 def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
