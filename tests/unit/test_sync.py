@@ -341,11 +341,10 @@ def test_plugins_hear_of_every_run_even_one_where_every_connector_is_paused(
         assert {(r.connector, r.status) for r in last} == {(n, "paused") for n in targets}
 
 
-def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
-    demo: Hub, targets: dict[str, SandboxTarget]
-) -> None:
+def _held_by_another_run(hub: Hub, targets: dict[str, SandboxTarget]) -> None:
+    """Every connector's sync lock, held by a live process on this host for an hour."""
     now = datetime.now(UTC)
-    with demo.db.session() as session:
+    with hub.db.session() as session:
         for name in targets:
             session.add(
                 SyncLock(
@@ -357,6 +356,12 @@ def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
                     expires_at=now + timedelta(hours=1),
                 )
             )
+
+
+def test_a_live_lock_makes_the_run_exit_3_and_a_dead_holders_lock_is_taken_over(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    _held_by_another_run(demo, targets)
     report = run_sync(demo, sync_options(targets))
     assert report.exit_code == 3
     assert all(r.status == "locked" for r in report.connectors)
@@ -380,19 +385,7 @@ def test_a_run_that_finds_every_connector_locked_sends_nothing_to_them(
 
     queued = pending()
     assert queued
-    now = datetime.now(UTC)
-    with demo.db.session() as session:
-        for name in targets:
-            session.add(
-                SyncLock(
-                    connector=name,
-                    holder="other",
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    acquired_at=now,
-                    expires_at=now + timedelta(hours=1),
-                )
-            )
+    _held_by_another_run(demo, targets)
     report = run_sync(demo, sync_options(targets))
     assert report.exit_code == 3
     assert [(r.delivered, r.retried, r.dead_lettered) for r in report.connectors] == [
