@@ -47,8 +47,23 @@ class BulkEvidenceRefusedError(EvidenceRefusedError):
         self.refused = refused
 
 
-def check_new_consents(batch: Sequence[ConsentSubmission], now: datetime) -> None:
-    """Refuse the whole batch (InputError) for an amendment or a future ``informed_at``."""
+def check_new_consents(
+    batch: Sequence[ConsentSubmission], now: datetime, parties: Sequence[str]
+) -> None:
+    """Refuse the whole batch (InputError) for an amendment, a future ``informed_at`` or a
+    party that is not one of ``parties`` (the hub's)."""
+    unknown = [i + 1 for i, s in enumerate(batch) if set(s.parties) - set(parties)]
+    if unknown:
+        names = sorted({p for i in unknown for p in batch[i - 1].parties} - set(parties))
+        raise InputError(
+            f"#{_listed(unknown)} name(s) a party this hub does not have ({', '.join(names)}); "
+            f"the parties are {', '.join(parties)}. Nothing was stored",
+            [
+                f"#{i}: parties: {', '.join(sorted(set(batch[i - 1].parties) - set(parties)))} "
+                "is not a party of this hub"
+                for i in unknown
+            ],
+        )
     amendments = [i + 1 for i, s in enumerate(batch) if s.amends is not None]
     if amendments:
         raise InputError(

@@ -23,6 +23,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hub.clock import Clock, utc_now
+from hub.connector.registry import known_parties
 from hub.consent import bulk, events
 from hub.consent.document import submission_document
 from hub.consent.errors import EvidenceRefusedError
@@ -94,6 +95,13 @@ class ConsentService:
         identity = submission.pnr
         if submission.informed_at > self.clock():
             raise InputError("informed_at is in the future; give the time the person was informed")
+        parties = known_parties(hub.plugins)
+        unknown = sorted(set(submission.parties) - set(parties))
+        if unknown:  # a consent naming a party that is none covers nothing for the one meant
+            raise InputError(
+                f"parties: {', '.join(unknown)} is not a party of this hub; one of "
+                f"{', '.join(parties)}. Nothing was stored"
+            )
         if submission.amends is not None:
             with hub.db.session() as session:
                 self._amendable(session, identity, str(submission.amends))
@@ -160,7 +168,7 @@ class ConsentService:
         hub = self._ready()
         keys = hub.keys
         batch = list(submissions)
-        bulk.check_new_consents(batch, self.clock())
+        bulk.check_new_consents(batch, self.clock(), known_parties(hub.plugins))
         verdicts: list[EvidenceVerdict] = []
         refused: list[tuple[int, str]] = []
         for position, submission in enumerate(batch):
@@ -362,8 +370,6 @@ class ConsentService:
         if until is not None and until <= now:
             raise InputError("--until must be in the future (blocks take effect from now)")
         if party is not None:
-            from hub.connector.registry import known_parties  # only blocks need the plugins
-
             parties = known_parties(hub.plugins)
             if party not in parties:  # a block for a party that is none would stop nothing
                 raise InputError(

@@ -216,6 +216,18 @@ def test_import_names_the_bad_line_and_stores_nothing(
     assert listed(cli) == []
 
 
+def test_import_refuses_a_party_the_hub_does_not_have(cli, evi_home: Path) -> None:
+    assert cli("db", "upgrade").code == 0
+    rows = [paper_fields(NUMBERS[0]), paper_fields(NUMBERS[1], parties=["kommun", "fkk"])]
+    result = cli("consent", "import", str(jsonl(evi_home / "consents.jsonl", rows)))
+    assert result.code == 2, result.err
+    assert "#2 name(s) a party this hub does not have (fkk); the parties are kommun," in (
+        result.err
+    )
+    assert "Nothing was stored" in result.err
+    assert listed(cli) == []
+
+
 def test_import_refuses_a_line_that_is_not_json(cli, evi_home: Path) -> None:
     assert cli("db", "upgrade").code == 0
     path = evi_home / "consents.jsonl"

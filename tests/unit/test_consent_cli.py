@@ -145,6 +145,20 @@ def test_a_block_for_a_party_the_hub_does_not_have_is_refused(cli, registered: s
     assert cli("consent", "block", "--pnr", PNR, "--party", "fk").code == 0
 
 
+def test_a_consent_naming_a_party_the_hub_does_not_have_is_refused(cli, evi_home: Path) -> None:
+    # It would cover nothing for the party meant, and look right in every listing.
+    path = evi_home / "c.json"
+    path.write_text(json.dumps(paper_fields(PNR, parties=["kommun", "fkk", "team"])))
+    assert cli("db", "upgrade").code == 0
+    refused = cli("consent", "register", "--file", str(path))
+    assert refused.code == 2, refused.err
+    assert "parties: fkk is not a party of this hub; one of kommun, af, fk, region, team" in (
+        refused.err
+    )
+    assert PNR not in refused.err
+    assert listed(cli) == []
+
+
 def test_show_accepts_any_written_form_of_the_number(cli, registered: str) -> None:
     for form in (PNR, "19900101-2385", "900101-2385", "9001012385"):
         result = cli("consent", "show", "--pnr", form)
