@@ -118,7 +118,7 @@ def import_consents(
         raise typer.Exit(exc.exit_code) from None
     for result in done:
         typer.echo(result.consent_id)
-    info(f"registered {len(done)} consents from {file}")
+    info(f"registered {len(done)} consent{'' if len(done) == 1 else 's'} from {file}")
 
 
 def _load_lines(file: Path) -> list[tuple[int, ConsentSubmission]]:
@@ -403,7 +403,10 @@ def _print_consent(c: ConsentHistory) -> None:
             f"{rfc3339(v.recorded_at)} by {v.recorded_by}; evidence {v.evidence_kind}"
         )
     for w in c.withdrawals:
-        typer.echo(f"  withdrawn {_scope(w.party, w.category)} from {rfc3339(w.at)}")
+        earlier = (
+            f" (of v{w.up_to_version} and before)" if w.up_to_version < c.current.version else ""
+        )
+        typer.echo(f"  withdrawn {_scope(w.party, w.category)} from {rfc3339(w.at)}{earlier}")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ CATEGORY_NAMES = {
     "plan": "din planering (genomförandeplan/SIP) och vem som ansvarar för vad",
     "intervention": "vilka insatser du får och hur de går",
     "benefit": "vilken ersättning eller försörjning du har",
-    "health": "uppgifter om din hälsa",
+    "health": "din hälsa",
     "outcome": "resultatet när insatsen avslutas",
 }
 PURPOSE_NAMES = {
@@ -103,7 +103,13 @@ def _consent_lines(consent: ConsentHistory) -> list[str]:
             what.append(f"för {PARTY_NAMES.get(w.party, w.party)}")
         if w.category is not None:
             what.append(f"för uppgifter om {CATEGORY_NAMES.get(w.category, w.category)}")
-        lines.append(f"Du återkallade samtycket {' och '.join(what)} {swedish_time(w.at)}.")
+        line = f"Du återkallade samtycket {' och '.join(what)} {swedish_time(w.at)}."
+        if w.up_to_version < v.version:  # an amendment since: the gate reads it no more
+            line += (
+                f" Det gällde version {w.up_to_version}; version {v.version}, som gäller nu, "
+                "registrerades efter det."
+            )
+        lines.append(line)
     return lines
 
 
@@ -119,6 +125,10 @@ def _block_lines(person: PersonConsents) -> list[str]:
             else ("alla uppgifter")
         )
         until = f" till {swedish_time(b.valid_until)}" if b.valid_until else " tills vidare"
+        if b.lifted_at is not None:
+            until += f" (hävd {swedish_time(b.lifted_at)}; gäller inte längre)"
+        elif b.valid_until is not None and b.valid_until <= person.as_of:
+            until += " (har upphört)"
         lines.append(f"  - {what}, {who}: från {swedish_time(b.valid_from)}{until}")
     return lines
 

@@ -159,6 +159,18 @@ def test_a_consent_naming_a_party_the_hub_does_not_have_is_refused(cli, evi_home
     assert listed(cli) == []
 
 
+def test_show_says_a_withdrawal_an_amendment_came_after(
+    cli, registered: str, evi_home: Path
+) -> None:
+    assert cli("consent", "withdraw", "--pnr", PNR, "--party", "fk").code == 0
+    paper = (EXAMPLES / "consent-paper.toml").read_text()
+    amendment = evi_home / "amendment.toml"
+    amendment.write_text(paper.replace("\nparties =", f'\namends = "{registered}"\nparties =', 1))
+    assert cli("consent", "register", "--file", str(amendment)).code == 0
+    shown = cli("consent", "show", "--pnr", PNR).out
+    assert "withdrawn party fk from " in shown and "(of v1 and before)" in shown
+
+
 def test_show_accepts_any_written_form_of_the_number(cli, registered: str) -> None:
     for form in (PNR, "19900101-2385", "900101-2385", "9001012385"):
         result = cli("consent", "show", "--pnr", form)

@@ -195,6 +195,29 @@ def test_the_receipt_tells_the_person_in_swedish_what_they_agreed_to(
         assert code not in text
 
 
+def test_the_receipt_says_what_no_longer_applies(hub: Hub, clock: Clock) -> None:
+    service = ConsentService(hub, clock=clock)
+    identity = parse_identity(PNR)
+    first = service.register(paper_submission(PNR, categories=["referral", "health"]), actor="cw")
+    service.withdraw(identity, actor="cw", consent_id=first.consent_id, category=Category.HEALTH)
+    clock.advance(days=1)  # then the person gives it again, in an amendment
+    service.register(
+        paper_submission(PNR, amends=first.consent_id, categories=["referral", "health"]),
+        actor="cw",
+    )
+    block = service.block(identity, actor="cw", party="region")
+    clock.advance(days=1)
+    service.lift_block(identity, block.id, actor="cw")
+    text = render_receipt(service.person(identity, actor="test"))
+    assert "uppgifter om uppgifter" not in text
+    assert "  - din hälsa" in text
+    assert (
+        "för uppgifter om din hälsa den 2 januari 2025 kl. 01.00. Det gällde version 1; "
+        "version 2, som gäller nu, registrerades efter det."
+    ) in " ".join(text.split())
+    assert "(hävd den " in text and "gäller inte längre)" in text
+
+
 def test_cli_exports_fhir_and_receipt(cli, evi_home, tmp_path) -> None:
     from test_consent_support import EXAMPLES
 
