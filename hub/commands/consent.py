@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,11 @@ def register_consent(
         f"{what} consent {result.consent_id} version {result.version} for participant "
         f"{result.participant}; evidence: {result.verdict.detail}"
     )
+    if submission.valid_until <= datetime.now(UTC):  # kept as a record; never in force
+        info(
+            f"note: its period ended {rfc3339(submission.valid_until)}, before now: it records "
+            "a consent that was given, but permits nothing from now on"
+        )
     typer.echo(result.consent_id)
 
 

@@ -171,6 +171,17 @@ def test_show_says_a_withdrawal_an_amendment_came_after(
     assert "withdrawn party fk from " in shown and "(of v1 and before)" in shown
 
 
+def test_a_consent_whose_period_has_ended_is_registered_with_a_note(cli, evi_home: Path) -> None:
+    path = evi_home / "old.json"
+    old = {"valid_from": "2024-01-01T00:00:00Z", "valid_until": "2025-01-01T00:00:00Z"}
+    path.write_text(json.dumps(paper_fields(PNR, informed_at="2023-12-01T00:00:00Z", **old)))
+    assert cli("db", "upgrade").code == 0
+    result = cli("consent", "register", "--file", str(path))
+    assert result.code == 0, result.err
+    assert "note: its period ended 2025-01-01T00:00:00Z, before now" in result.err
+    assert listed(cli)[0]["status"] == "expired"
+
+
 def test_show_accepts_any_written_form_of_the_number(cli, registered: str) -> None:
     for form in (PNR, "19900101-2385", "900101-2385", "9001012385"):
         result = cli("consent", "show", "--pnr", form)
