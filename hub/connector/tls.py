@@ -60,10 +60,23 @@ def client_ssl_context(
         )
     context = ssl.create_default_context(cafile=str(ca) if ca else None)
     password = options.client_key_password
+
+    def key_password() -> str:
+        # Asked for only when the key is encrypted. Without a password configured, OpenSSL
+        # would prompt on the terminal (a nightly job would hang there) or fail obscurely.
+        if password is None:
+            raise _EncryptedKeyError
+        return password.get_secret_value()
+
     try:
-        context.load_cert_chain(
-            str(cert), str(key), password.get_secret_value() if password else None
-        )
+        context.load_cert_chain(str(cert), str(key), key_password)
+    except _EncryptedKeyError:
+        raise ConnectorConfigError(
+            connector,
+            f"client_key {key} is encrypted and no client_key_password is set; set it with "
+            f"`evi connectors configure {connector} --secret-from-env "
+            "client_key_password=ENV_VAR`",
+        ) from None
     except ssl.SSLError:
         raise ConnectorConfigError(
             connector,
@@ -71,3 +84,7 @@ def client_ssl_context(
             f"wrong; set them with `evi connectors configure {connector} --set …`",
         ) from None
     return context
+
+
+class _EncryptedKeyError(Exception):
+    """The client key needs a password and none is configured."""
