@@ -15,6 +15,7 @@ from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector import service
 from hub.connector.options import parse_assignments
 from hub.errors import InputError
+from hub.ledger.service import ACTOR_HELP, cli_actor
 
 connectors_app = area_app(help="Install-time administration of connectors.", no_args_is_help=True)
 
@@ -67,6 +68,7 @@ def configure(
         [], "--secret-from-env", help="KEY=ENV_VAR: read the value from an environment variable."
     ),
     unset: list[str] = typer.Option([], "--unset", help="KEY: remove a stored option."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Set a connector's options; secrets are stored encrypted and never shown."""
     values: dict[str, object] = dict(parse_assignments(set_))
@@ -76,22 +78,30 @@ def configure(
         values[key] = os.environ[variable]
     if not values and not unset:
         raise InputError("nothing to configure; give --set KEY=VALUE or --unset KEY")
-    shown = service.configure(hub_from(ctx), name, values, unset=unset)
+    shown = service.configure(hub_from(ctx), name, values, unset=unset, actor=cli_actor(actor))
     print_json(shown)
     info(f"{name}: options saved; run `evi connectors check {name}` to try them")
 
 
 @connectors_app.command("enable")
-def enable(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+def enable(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Connector name."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
     """Include a connector in sync runs (also lifts a pause after repeated failures)."""
-    service.set_enabled(hub_from(ctx), name, True)
+    service.set_enabled(hub_from(ctx), name, True, actor=cli_actor(actor))
     info(f"{name}: enabled")
 
 
 @connectors_app.command("disable")
-def disable(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name.")) -> None:
+def disable(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Connector name."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
     """Leave a connector out of sync runs; its options and history are kept."""
-    service.set_enabled(hub_from(ctx), name, False)
+    service.set_enabled(hub_from(ctx), name, False, actor=cli_actor(actor))
     info(f"{name}: disabled")
 
 

@@ -20,6 +20,7 @@ from hub.connector.base import Connector
 from hub.connector.registry import get_connector
 from hub.connector.sandbox import SandboxSettings
 from hub.errors import InputError, NotFoundError
+from hub.ledger.service import cli_actor
 from hub.model.problems import problems
 from hub.plugins import get_plugin_manager
 from hub.settings import get_settings
@@ -133,7 +134,7 @@ def connect(
     hub = hub_from(ctx)
     cls = _connector(name)
     options = cls.sandbox_options(url.rstrip("/"), hub.settings.resolved_home)
-    print_json(service.configure(hub, name, options))
+    print_json(service.configure(hub, name, options, actor=cli_actor()))
     info(f"{name}: configured for the sandbox at {url}; try `evi connectors check {name}`")
 
 

@@ -32,6 +32,8 @@ from hub.connector.registry import RegisteredConnector, get_connector, load_conn
 from hub.connector.retry import RetryPolicy
 from hub.context import Hub
 from hub.errors import InputError
+from hub.ledger.event import Action, ActorRole, LedgerEvent
+from hub.ledger.writer import append
 from hub.store.connector_config import ConnectorConfigRepository
 from hub.store.meta import require_current_keys
 from hub.store.tables.connectors import ConnectorConfigRow
@@ -129,12 +131,15 @@ def connector_spec(hub: Hub, name: str) -> dict[str, Any]:
 
 
 def configure(
-    hub: Hub, name: str, values: dict[str, Any], *, unset: Iterable[str] = ()
+    hub: Hub, name: str, values: dict[str, Any], *, actor: str, unset: Iterable[str] = ()
 ) -> dict[str, Any]:
     """Set (and unset) options of ``name``; returns all its options, secrets masked.
 
     Each value is validated against its field first; nothing is stored unless all are
     valid. Raises :class:`InputError` for an unknown option or a value that does not fit.
+    The change is logged (``connector_changed``, by ``actor``), naming the options, never
+    a value: where a connector sends personal data, and with which credentials, is on
+    record.
     """
     cls = get_connector(hub.plugins, name).cls
     unset = list(unset)
@@ -162,6 +167,10 @@ def configure(
         row.options = plain
         row.secrets = sealed
         row.updated_at = datetime.now(UTC)
+        named = [f"{k} (secret)" if k in secrets else k for k in sorted(parsed)]
+        what = [f"set {', '.join(named)}"] if named else []
+        what += [f"unset {', '.join(sorted(unset))}"] if unset else []
+        append(session, _changed(name, actor, "; ".join(what) or "nothing changed"))
         shown = dict(plain)
         shown.update(dict.fromkeys(sealed, "set"))
     return masked(cls.Options, shown)
@@ -179,17 +188,32 @@ def stored_options(hub: Hub, name: str) -> dict[str, Any]:
     return masked(cls.Options, shown)
 
 
-def set_enabled(hub: Hub, name: str, enabled: bool) -> None:
-    """Enable or disable ``name``. Enabling also lifts a pause after repeated failures."""
+def set_enabled(hub: Hub, name: str, enabled: bool, *, actor: str) -> None:
+    """Enable or disable ``name``. Enabling also lifts a pause after repeated failures.
+    Logged (``connector_changed``, by ``actor``)."""
     get_connector(hub.plugins, name)
     hub.require_schema()
     with hub.db.session() as session:
         row = ConnectorConfigRepository(session).ensure(name)
+        lifted = enabled and row.paused
         row.enabled = enabled
         if enabled:
             row.paused = False
             row.consecutive_failures = 0
         row.updated_at = datetime.now(UTC)
+        what = ("enabled" + (" (its pause lifted)" if lifted else "")) if enabled else "disabled"
+        append(session, _changed(name, actor, what))
+
+
+def _changed(name: str, actor: str, what: str) -> LedgerEvent:
+    """The log entry of a change to connector ``name`` (its party is the recipient)."""
+    return LedgerEvent(
+        action=Action.CONNECTOR_CHANGED,
+        actor=actor,
+        role=ActorRole.ADMINISTRATOR,
+        recipient=name,
+        reason=f"{name}: {what}",
+    )
 
 
 def runnable_connectors(hub: Hub) -> list[str]:

@@ -19,6 +19,7 @@ from hub.connector.sandbox import SandboxSettings
 from hub.connector.service import configure, set_enabled
 from hub.context import Hub
 from hub.errors import InputError
+from hub.ledger.service import cli_actor
 
 IN_PROCESS_URL = "http://{name}.sandbox.invalid"
 """The base URL connectors are configured with when their sandbox runs in-process; the
@@ -90,8 +91,8 @@ def configure_for_sandboxes(hub: Hub, targets: Mapping[str, SandboxTarget]) -> N
     """Configure and enable each connector to talk to its sandbox target."""
     home = hub.settings.resolved_home
     for name, target in targets.items():
-        configure(hub, name, target.cls.sandbox_options(target.url, home))
-        set_enabled(hub, name, True)
+        configure(hub, name, target.cls.sandbox_options(target.url, home), actor=cli_actor())
+        set_enabled(hub, name, True, actor=cli_actor())
 
 
 def transports(targets: Mapping[str, SandboxTarget]) -> dict[str, httpx.BaseTransport]:

@@ -43,6 +43,7 @@ class Action(StrEnum):
     SUBJECT_ACCESS = "subject_access"  # an extract of what is stored about a person was made
     KEY_ROTATED = "key_rotated"  # an encryption key was replaced and its ciphertexts rewritten
     CONSENT_READ = "consent_read"  # a person's consents were shown or exported, or all listed
+    CONNECTOR_CHANGED = "connector_changed"  # options set or unset, enabled or disabled
 
 
 class ActorRole(StrEnum):

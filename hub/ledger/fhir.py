@@ -46,6 +46,7 @@ _KIND: dict[str, tuple[str, str, str]] = {
     Action.SUBJECT_ACCESS: ("R", "110106", "Export"),
     Action.KEY_ROTATED: ("U", "110129", "Security Configuration"),
     Action.CONSENT_READ: ("R", "110110", "Patient Record"),
+    Action.CONNECTOR_CHANGED: ("U", "110129", "Security Configuration"),
 }
 
 

@@ -141,7 +141,7 @@ def check(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
 
 
 def _set_enabled(hub: Hub, user: WebUser, name: str, enabled: bool) -> dict[str, Any]:
-    set_enabled(hub, name, enabled)
+    set_enabled(hub, name, enabled, actor=user.actor)
     audit.info("connector %s %s by %s", name, "enabled" if enabled else "disabled", user.name)
     return connector_status(hub, name).as_json()
 

@@ -214,3 +214,33 @@ def test_an_oauth_token_url_on_plain_http_is_refused(cli: Cli, hub: Hub) -> None
     result = cli("connectors", "check", "af")
     assert result.code == 2
     assert "token_url http://login.example is plain http" in one_line_error(result)
+
+
+def test_configuring_enabling_and_disabling_a_connector_is_logged_without_values(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where a connector sends personal data, and with which credentials, is on record.
+    assert cli("db", "upgrade").code == 0
+    monkeypatch.setenv("KOMMUN_TOKEN", "hemlig-token-123")
+    assert (
+        cli(
+            "connectors", "configure", "kommun", "--set", "base_url=https://kommun.example",
+            "--secret-from-env", "token=KOMMUN_TOKEN", "--actor", "ola.it",
+        ).code
+        == 0
+    )  # fmt: skip
+    assert cli("connectors", "enable", "kommun").code == 0
+    assert cli("connectors", "disable", "kommun").code == 0
+    assert cli("connectors", "configure", "kommun", "--unset", "token").code == 0
+    found = cli("log", "search", "--action", "connector_changed", "--format", "jsonl")
+    entries = [json.loads(line) for line in found.out.splitlines()]
+    assert [e["reason"] for e in entries] == [
+        "kommun: set base_url, token (secret)",
+        "kommun: enabled",
+        "kommun: disabled",
+        "kommun: unset token",
+    ]
+    assert entries[0]["actor"].startswith("ola.it via cli:")
+    assert {e["role"] for e in entries} == {"administrator"}
+    assert {e["recipient"] for e in entries} == {"kommun"}
+    assert "hemlig-token-123" not in found.out and "kommun.example" not in found.out

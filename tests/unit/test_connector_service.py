@@ -27,7 +27,9 @@ def raw_row(hub: Hub, name: str) -> dict[str, str]:
 
 
 def test_secrets_are_stored_encrypted_and_shown_masked(hub: Hub) -> None:
-    shown = service.configure(hub, "kommun", {"base_url": "https://k.example", "token": TOKEN})
+    shown = service.configure(
+        hub, "kommun", {"base_url": "https://k.example", "token": TOKEN}, actor="test"
+    )
     assert shown == {"base_url": "https://k.example", "token": "**********"}
     stored = raw_row(hub, "kommun")
     assert TOKEN not in stored["options"] and TOKEN not in stored["secrets"]
@@ -37,22 +39,22 @@ def test_secrets_are_stored_encrypted_and_shown_masked(hub: Hub) -> None:
 
 
 def test_configure_is_all_or_nothing(hub: Hub) -> None:
-    service.configure(hub, "kommun", {"base_url": "http://k.example"})
+    service.configure(hub, "kommun", {"base_url": "http://k.example"}, actor="test")
     with pytest.raises(InputError, match="kommun option 'page_size'"):
-        service.configure(hub, "kommun", {"token": TOKEN, "page_size": "lots"})
+        service.configure(hub, "kommun", {"token": TOKEN, "page_size": "lots"}, actor="test")
     with pytest.raises(InputError, match="kommun has no option 'tokn'"):
-        service.configure(hub, "kommun", {"token": TOKEN, "tokn": TOKEN})
+        service.configure(hub, "kommun", {"token": TOKEN, "tokn": TOKEN}, actor="test")
     assert service.stored_options(hub, "kommun") == {"base_url": "http://k.example"}
 
 
 def test_unset_removes_an_option_and_a_secret(hub: Hub) -> None:
-    service.configure(hub, "kommun", {"base_url": "http://k.example", "token": TOKEN})
-    service.configure(hub, "kommun", {}, unset=["token", "base_url"])
+    service.configure(hub, "kommun", {"base_url": "http://k.example", "token": TOKEN}, actor="test")
+    service.configure(hub, "kommun", {}, unset=["token", "base_url"], actor="test")
     assert service.stored_options(hub, "kommun") == {}
 
 
 def test_building_without_required_options_says_what_to_run(hub: Hub) -> None:
-    service.configure(hub, "af", {"client_id": "hub"})
+    service.configure(hub, "af", {"client_id": "hub"}, actor="test")
     with pytest.raises(ConnectorConfigError) as err:
         service.build_connector(hub, "af")
     assert str(err.value) == (
@@ -62,7 +64,7 @@ def test_building_without_required_options_says_what_to_run(hub: Hub) -> None:
 
 
 def test_a_secret_that_no_longer_decrypts_is_a_configuration_error(hub: Hub) -> None:
-    service.configure(hub, "kommun", {"base_url": "http://k.example", "token": TOKEN})
+    service.configure(hub, "kommun", {"base_url": "http://k.example", "token": TOKEN}, actor="test")
     with hub.db.session() as session:
         session.execute(
             text("UPDATE connector_config SET secrets = :s WHERE name = 'kommun'"),
@@ -75,7 +77,9 @@ def test_a_secret_that_no_longer_decrypts_is_a_configuration_error(hub: Hub) -> 
 @pytest.mark.parametrize("name", ["kommun", "af", "fk", "region"])
 def test_a_configured_connector_is_built_and_checked_in_process(hub: Hub, name: str) -> None:
     cls = get_connector(hub.plugins, name).cls
-    service.configure(hub, name, cls.sandbox_options(f"http://{name}", hub.settings.resolved_home))
+    service.configure(
+        hub, name, cls.sandbox_options(f"http://{name}", hub.settings.resolved_home), actor="test"
+    )
     app = cls.sandbox_app(SandboxSettings(population=10))
     assert app is not None
     status = service.check_connector(hub, name, transport=InProcessTransport(app))
@@ -83,7 +87,7 @@ def test_a_configured_connector_is_built_and_checked_in_process(hub: Hub, name: 
 
 
 def test_the_listing_has_the_fields_other_tools_rely_on(hub: Hub) -> None:
-    service.set_enabled(hub, "fk", True)
+    service.set_enabled(hub, "fk", True, actor="test")
     listing = {s.name: s.as_json() for s in service.list_connectors(hub)}
     assert list(listing) == ["af", "fk", "kommun", "region"]
     fk = listing["fk"]
@@ -98,7 +102,7 @@ def test_the_listing_has_the_fields_other_tools_rely_on(hub: Hub) -> None:
 
 
 def test_repeated_failures_pause_a_connector_until_it_is_enabled_again(hub: Hub) -> None:
-    service.set_enabled(hub, "af", True)
+    service.set_enabled(hub, "af", True, actor="test")
     for night in range(3):
         with hub.db.session() as session:
             paused = service.record_sync_result(
@@ -108,12 +112,12 @@ def test_repeated_failures_pause_a_connector_until_it_is_enabled_again(hub: Hub)
     status = service.connector_status(hub, "af")
     assert (status.paused, status.status, status.last_sync) == (True, "failed", AT)
     assert "af" not in service.runnable_connectors(hub)
-    service.set_enabled(hub, "af", True)
+    service.set_enabled(hub, "af", True, actor="test")
     assert "af" in service.runnable_connectors(hub)
 
 
 def test_a_success_ends_a_run_of_failures(hub: Hub) -> None:
-    service.set_enabled(hub, "fk", True)
+    service.set_enabled(hub, "fk", True, actor="test")
     for status in ("failed", "failed", "ok", "failed", "failed"):
         with hub.db.session() as session:
             service.record_sync_result(session, "fk", status, AT, pause_after=3)

@@ -39,7 +39,9 @@ def stored(hub: Hub) -> dict[str, Registered]:
     """Three people with a consent each (sealed evidence), and a connector secret."""
     service = ConsentService(hub)
     registered = {pnr: service.register(paper_submission(pnr), actor="test") for pnr in PEOPLE}
-    connectors.configure(hub, "kommun", {"base_url": "http://k.example", "token": TOKEN})
+    connectors.configure(
+        hub, "kommun", {"base_url": "http://k.example", "token": TOKEN}, actor="test"
+    )
     return registered
 
 

@@ -391,8 +391,9 @@ def test_the_extract_gives_its_times_in_swedish_time(ledger: Hub, cli) -> None:
 def test_every_action_about_a_person_has_a_swedish_title_in_the_extract() -> None:
     from hub.ledger.extract import ACTIONS_SV
 
-    # access_changed is about web users, never a participant: it is in no one's extract
-    assert set(ACTIONS_SV) == {a.value for a in Action} - {"access_changed"}
+    # access_changed (web users) and connector_changed (a connector's options) are never
+    # about a participant: they are in no one's extract
+    assert set(ACTIONS_SV) == {a.value for a in Action} - {"access_changed", "connector_changed"}
 
 
 def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli) -> None:
