@@ -153,6 +153,15 @@ def validate_values(
         except ValidationError as exc:
             reasons = "; ".join(p.split(": ", 1)[-1] for p in problems(exc))
             raise InputError(f"{connector} option '{key}': {reasons}") from None
+        if isinstance(parsed, SecretStr) and not parsed.get_secret_value().strip():
+            # An empty token or password reaches the authority as a malformed header and
+            # reads as "it may be overloaded": retried, and counted towards pausing.
+            raise InputError(
+                f"{connector} option '{key}' is empty; give the secret (with "
+                f"--secret-from-env {key}=ENV_VAR, the variable must hold it), or --unset {key}"
+            )
+        if isinstance(parsed, Path) and not parsed.is_absolute():
+            parsed = parsed.absolute()  # the nightly job runs from another directory
         result[key] = parsed
     try:
         options.model_validate(result)

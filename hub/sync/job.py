@@ -88,8 +88,8 @@ def _check_named(hub: Hub, wanted: list[str]) -> None:
             )
         if status.paused:
             raise ConfigError(
-                f"connector '{name}' is paused after repeated failures; fix the cause shown by "
-                f"`evi connectors list`, then `evi connectors enable {name}`"
+                f"connector '{name}' is paused after repeated failures; fix the cause (its last "
+                f"error: `evi connectors show {name}`), then `evi connectors enable {name}`"
             )
 
 

@@ -244,3 +244,19 @@ def test_configuring_enabling_and_disabling_a_connector_is_logged_without_values
     assert {e["role"] for e in entries} == {"administrator"}
     assert {e["recipient"] for e in entries} == {"kommun"}
     assert "hemlig-token-123" not in found.out and "kommun.example" not in found.out
+
+
+def test_an_empty_secret_is_refused_and_a_relative_path_is_kept_absolute(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert cli("db", "upgrade").code == 0
+    monkeypatch.setenv("EMPTY", "")
+    for args in (("--set", "token="), ("--secret-from-env", "token=EMPTY")):
+        refused = cli("connectors", "configure", "kommun", *args)
+        assert refused.code == 2, refused.err
+        assert "kommun option 'token' is empty" in refused.err
+    # a nightly job runs from another directory than the administrator's shell
+    monkeypatch.chdir(tmp_path)
+    done = cli("connectors", "configure", "region", "--set", "client_cert=tls/client.pem")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["client_cert"] == str(tmp_path / "tls" / "client.pem")
