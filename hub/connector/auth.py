@@ -147,7 +147,7 @@ class ClientCredentials(httpx.Auth):
                 self._connector,
                 f"the authority's token service refused client_id/client_secret "
                 f"(HTTP {response.status_code}); set valid ones with `evi connectors configure "
-                f"{self._connector} --set client_id=… --set client_secret=…`",
+                f"{self._connector} --set client_id=… --secret-from-env client_secret=ENV_VAR`",
             )
         classify_response(self._connector, response)
         content = self._read(response)

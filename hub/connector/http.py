@@ -265,7 +265,7 @@ def classify_response(connector: str, response: httpx.Response) -> None:
         raise ConnectorConfigError(
             connector,
             f"the authority refused our credentials for {what} (HTTP {status}); set valid ones "
-            f"with `evi connectors configure {connector} --set …` "
+            f"with `evi connectors configure {connector} --secret-from-env KEY=ENV_VAR` "
             f"(`evi connectors spec {connector}` lists them)",
         )
     if status == 404:

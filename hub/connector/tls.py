@@ -81,7 +81,9 @@ def client_ssl_context(
         raise ConnectorConfigError(
             connector,
             "client_cert and client_key do not belong together, or client_key_password is "
-            f"wrong; set them with `evi connectors configure {connector} --set …`",
+            f"wrong; set them with `evi connectors configure {connector} --set client_cert=PATH "
+            "--set client_key=PATH`, the password with `--secret-from-env "
+            "client_key_password=ENV_VAR`",
         ) from None
     return context
 

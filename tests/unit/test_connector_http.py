@@ -70,6 +70,8 @@ def test_each_status_is_classified(status: int, error: type[Exception]) -> None:
     message = str(err.value)
     assert message.startswith("kommun: ") and f"HTTP {status}" in message
     assert NUMBER not in message and "fel" not in message  # neither body nor query
+    if status in (401, 403):  # a secret is set from the environment, not the command line
+        assert "--secret-from-env KEY=ENV_VAR" in message and "--set" not in message
 
 
 def test_429_carries_its_retry_after() -> None:
