@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hub.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TestPki:
@@ -134,7 +136,7 @@ def ensure_test_pki(directory: Path) -> TestPki:
         os.rename(staging, directory)  # atomic; refused if another set is already there
     except OSError:
         if not _complete(pki):
-            raise RuntimeError(
+            raise ConfigError(
                 f"{directory} holds an incomplete set of sandbox test certificates; "
                 "remove that directory and start the sandbox again"
             ) from None

@@ -10,6 +10,7 @@ import pytest
 from cryptography import x509
 
 from connectors.sandbox_kit.tls import ensure_test_pki
+from hub.errors import ConfigError
 
 RACERS = 6
 
@@ -47,7 +48,7 @@ def test_an_incomplete_set_is_refused_with_what_to_do(tmp_path: Path) -> None:
     directory = tmp_path / "tls"
     directory.mkdir()
     (directory / "ca.pem").write_text("left over\n")
-    with pytest.raises(RuntimeError, match="remove that directory"):
+    with pytest.raises(ConfigError, match="remove that directory"):  # exit 2, said as is
         ensure_test_pki(directory)
     assert (directory / "ca.pem").read_text() == "left over\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tls"]
