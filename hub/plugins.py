@@ -50,5 +50,28 @@ def get_plugin_manager() -> pluggy.PluginManager:
         for ep in entry_points(group="evi"):
             if ep.name in allowed and pm.get_plugin(ep.name) is None:
                 pm.register(ep.load(), name=ep.name)
+        unknown = sorted(name for name in allowed if pm.get_plugin(name) is None)
+        if unknown:  # a typo would leave that plugin out without a word
+            from hub.errors import ConfigError
+
+            raise ConfigError(
+                f"EVI_PLUGINS names {', '.join(repr(n) for n in unknown)}, which is no "
+                f"installed plugin; installed: {', '.join(installed_plugin_names())} "
+                "(names as `evi plugins list` gives them, exactly)"
+            )
     pm.check_pending()
     return pm
+
+
+def installed_plugin_names() -> list[str]:
+    """Every plugin that could load: the built-in ones and the ``evi`` entry points."""
+    from importlib.metadata import entry_points
+
+    names = [entry.split("=", 1)[0] for entry in BUILTIN_PLUGINS]
+    return list(dict.fromkeys([*names, *(ep.name for ep in entry_points(group="evi"))]))
+
+
+def left_out(name: str) -> bool:
+    """Whether plugin ``name`` is installed but not allowed by ``EVI_PLUGINS``."""
+    allowed = _allowlist()
+    return allowed is not None and name not in allowed and name in installed_plugin_names()

@@ -106,6 +106,13 @@ def get_connector(pm: pluggy.PluginManager, name: str) -> RegisteredConnector:
     try:
         return connectors[name]
     except KeyError:
+        from hub.plugins import left_out
+
+        if left_out(name):
+            raise NotFoundError(
+                f"connector '{name}' is installed but EVI_PLUGINS leaves it out; add "
+                f"'{name}' to EVI_PLUGINS to use it"
+            ) from None
         installed = ", ".join(connectors) or "none"
         raise NotFoundError(
             f"no connector named '{name}' is installed (installed: {installed}); "

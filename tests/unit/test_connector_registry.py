@@ -136,6 +136,24 @@ def test_the_allowlist_leaves_out_what_it_does_not_name(monkeypatch: pytest.Monk
     assert list(load_connectors(get_plugin_manager())) == ["fk", "kommun"]
 
 
+def test_an_allowlist_naming_no_installed_plugin_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A typo (or the wrong case) would leave that plugin out without a word.
+    for typed, named in (("kommun,nosuch", "'nosuch'"), (" kommun , AF", "'AF'")):
+        monkeypatch.setenv("EVI_PLUGINS", typed)
+        with pytest.raises(ConfigError, match=f"EVI_PLUGINS names {named}, which is no"):
+            get_plugin_manager()
+
+
+def test_a_connector_the_allowlist_leaves_out_is_said_to_be_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EVI_PLUGINS", "kommun,af")
+    with pytest.raises(NotFoundError, match="'fk' is installed but EVI_PLUGINS leaves it out"):
+        get_connector(get_plugin_manager(), "fk")
+
+
 def test_an_unknown_name_lists_what_is_installed() -> None:
     with pytest.raises(NotFoundError, match=r"installed: af, fk, kommun, region"):
         get_connector(get_plugin_manager(), "csn")
