@@ -72,9 +72,11 @@ def configure(
 ) -> None:
     """Set a connector's options; secrets are stored encrypted and never shown."""
     values: dict[str, object] = dict(parse_assignments(set_))
-    for key, variable in parse_assignments(secret_from_env).items():
-        if variable not in os.environ:
-            raise InputError(f"--secret-from-env {key}: the environment variable is not set")
+    for key, variable in parse_assignments(secret_from_env, "--secret-from-env").items():
+        if variable not in os.environ:  # the variable's name is no secret; its value is
+            raise InputError(
+                f"--secret-from-env {key}: the environment variable {variable!r} is not set"
+            )
         values[key] = os.environ[variable]
     if not values and not unset:
         raise InputError("nothing to configure; give --set KEY=VALUE or --unset KEY")

@@ -98,17 +98,21 @@ def secret_fields(options: type[BaseModel]) -> frozenset[str]:
     )
 
 
-def parse_assignments(items: list[str]) -> dict[str, str]:
+def parse_assignments(items: list[str], option: str = "--set") -> dict[str, str]:
     """``["key=value", …]`` from the command line; raises :class:`InputError` naming the bad one.
 
     The message quotes only the key, never the value (it may be a secret).
     """
     result: dict[str, str] = {}
+    example = "token=KOMMUN_TOKEN" if option == "--secret-from-env" else "base_url=https://…"
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InputError("each --set takes KEY=VALUE (for example --set base_url=https://…)")
+            raise InputError(
+                f"each {option} takes KEY={'ENV_VAR' if option != '--set' else 'VALUE'} "
+                f"(for example {option} {example})"
+            )
         result[key] = value
     return result
 

@@ -260,3 +260,15 @@ def test_an_empty_secret_is_refused_and_a_relative_path_is_kept_absolute(
     done = cli("connectors", "configure", "region", "--set", "client_cert=tls/client.pem")
     assert done.code == 0, done.err
     assert json.loads(done.out)["client_cert"] == str(tmp_path / "tls" / "client.pem")
+
+
+def test_secret_from_env_mistakes_say_what_to_give(cli, evi_home: Path) -> None:
+    assert cli("db", "upgrade").code == 0
+    bare = cli("connectors", "configure", "kommun", "--secret-from-env", "token")
+    assert bare.code == 2
+    assert "each --secret-from-env takes KEY=ENV_VAR (for example" in bare.err
+    unset = cli("connectors", "configure", "kommun", "--secret-from-env", "token=NO_SUCH_VAR_X")
+    assert unset.code == 2
+    assert "--secret-from-env token: the environment variable 'NO_SUCH_VAR_X' is not set" in (
+        unset.err
+    )
