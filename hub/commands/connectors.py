@@ -118,5 +118,30 @@ def check(ctx: typer.Context, name: str = typer.Argument(..., help="Connector na
     typer.echo(f"{name}: ok — {status.authority} answered and accepted our credentials")
 
 
+@connectors_app.command("unmapped")
+def unmapped(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Connector name."),
+    as_json: bool = typer.Option(False, "--json", help="The codes as a JSON array."),
+) -> None:
+    """The authority's codes its mapping file does not know, as stored records carry them:
+    field, code, how many records and when the newest was stored; the most frequent first."""
+    from hub.connector.unmapped import unmapped_codes
+
+    codes = unmapped_codes(hub_from(ctx), name)
+    if as_json:
+        print_json(codes)
+        return
+    if not codes:
+        info(f"{name}: every stored record's codes are in its mapping file")
+        return
+    typer.echo(f"  {'records':>7}  {'field':<24} {'code':<24} last stored (UTC)")
+    for c in codes:
+        typer.echo(
+            f"  {c['records']:>7}  {c['field']:<24} {c['code']:<24} {c['last_stored'][:19]}Z"
+        )
+    info(f"add them to the mapping file (docs/connectors.md#mappings); {len(codes)} code(s)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(connectors_app, name="connectors")

@@ -22,8 +22,10 @@ def add_record(
     body: dict[str, Any],
     at: datetime,
     restricted: bool = False,
+    unmapped: list[dict[str, str]] | None = None,
 ) -> None:
-    """One record as the sync stores it (``body`` in the common model, with its ``kind``)."""
+    """One record as the sync stores it (``body`` in the common model, with its ``kind``;
+    ``unmapped``: the codes its mapping did not know, as ``{"field", "code"}``)."""
     session.add(
         StoredRecord(
             source=origin,
@@ -35,7 +37,7 @@ def add_record(
             body=body,
             payload_sha256=json_sha256(body),
             restricted=restricted,
-            unmapped=[],
+            unmapped=unmapped or [],
             stored_at=at,
         )
     )

@@ -272,3 +272,40 @@ def test_secret_from_env_mistakes_say_what_to_give(cli, evi_home: Path) -> None:
     assert "--secret-from-env token: the environment variable 'NO_SUCH_VAR_X' is not set" in (
         unset.err
     )
+
+
+def test_unmapped_lists_the_codes_the_mapping_does_not_know(cli, evi_home: Path, hub: Hub) -> None:
+    from datetime import UTC, datetime
+
+    from record_support import add_record
+
+    from hub.model.identity import parse_identity
+    from hub.store.participants import ParticipantRepository
+    from tests.conftest import DATA
+
+    number = (DATA / "skatteverket_testpersonnummer.csv").read_text().split()[1]
+    assert cli("connectors", "unmapped", "kommun").err.startswith("kommun: every stored")
+    with hub.db.session() as session:
+        person = ParticipantRepository(session, hub.keys).ensure(parse_identity(number))
+        for i, codes in enumerate([["X1"], ["X1", "Y9"], [], ["X1"]]):
+            add_record(
+                session,
+                person.id,
+                origin="kommun" if i < 3 else "af",
+                source_id=f"r{i}",
+                kind="benefit",
+                category="benefit",
+                body={"kind": "benefit", "type": "unmapped"},
+                at=datetime(2026, 11, 1 + i, tzinfo=UTC),
+                unmapped=[{"field": "type", "code": c} for c in codes],
+            )
+    listed = cli("connectors", "unmapped", "kommun", "--json")
+    assert listed.code == 0, listed.err
+    assert [(c["field"], c["code"], c["records"]) for c in json.loads(listed.out)] == [
+        ("type", "X1", 2),
+        ("type", "Y9", 1),
+    ]
+    text = cli("connectors", "unmapped", "kommun").out
+    assert "type" in text and "X1" in text and "2026-11-02T00:00:00Z" in text
+    assert number not in text
+    assert cli("connectors", "unmapped", "nosuch").code == 1  # not installed: says which are
