@@ -45,6 +45,10 @@ _FIELD_FRIENDLY = {
         "health or outcome"
     ),
     ("enum", "purposes"): "not a purpose; use coordination or evaluation",
+    ("model_type", "pnr"): 'must be the number as text, in quotes: "YYYYMMDD-NNNN"',
+    ("tuple_type", "parties"): 'must be a list, e.g. ["kommun", "af", "team"]',
+    ("tuple_type", "categories"): 'must be a list, e.g. ["referral", "plan"]',
+    ("tuple_type", "purposes"): 'must be a list, e.g. ["coordination"]',
 }
 
 
@@ -124,6 +128,8 @@ def describe(exc: ValidationError) -> list[str]:
         loc = [p for i, p in enumerate(err["loc"]) if not _is_union_tag(err["loc"], i)]
         field = _field_name(loc) or _model_level_field(err["msg"])
         why = _FRIENDLY.get(err["type"], _plain(err["msg"]))
+        if err["type"] == "datetime_from_date_parsing" and "outside expected range" in err["msg"]:
+            why = "no such date (the day or month is out of range)"  # e.g. 2025-02-30
         why = _FIELD_FRIENDLY.get((err["type"], field.split("[")[0]), why)
         if err["type"] in ("missing", "extra_forbidden") or field.split(".")[0] in _HIDDEN_FIELDS:
             lines.append(f"{field}: {why}")

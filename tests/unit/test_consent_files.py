@@ -99,6 +99,28 @@ def test_cross_field_and_list_problems_name_the_field() -> None:
     assert one_party[1].startswith('purposes[1] = "marketing": not a purpose')
 
 
+@pytest.mark.parametrize(
+    ("field", "given", "said"),
+    [
+        ("pnr", 199001012385, 'pnr: must be the number as text, in quotes: "YYYYMMDD-NNNN"'),
+        ("parties", "kommun, af", 'parties = "kommun, af": must be a list, e.g. ["kommun"'),
+        ("categories", "referral", 'categories = "referral": must be a list, e.g.'),
+        ("valid_from", "2025-02-30T00:00:00Z", "no such date (the day or month is out of range)"),
+    ],
+)
+def test_a_value_of_the_wrong_shape_is_told_the_shape_to_give(
+    tmp_path: Path, field: str, given: object, said: str
+) -> None:
+    data = json.loads((EXAMPLES / "consent-paper.json").read_text())
+    data[field] = given
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ConsentFileError) as failed:
+        load_submission(tmp_path / "c.json")
+    [line] = failed.value.problems
+    assert said in line and "Input should be" not in line
+    assert "199001012385" not in line and "2385" not in line
+
+
 def test_signature_evidence_problems_are_named() -> None:
     lines = problems("bad-signature.json")
     assert lines == [
