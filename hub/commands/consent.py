@@ -194,11 +194,12 @@ def show(
     ctx: typer.Context,
     pnr: str = pnr_option(PNR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with every version."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Show one person's consents with every version, withdrawals and blocks (the look-up
     is recorded in the transfer log first, by pseudonym)."""
     identity = identity_input(pnr)
-    person = ConsentService(hub_from(ctx)).person(identity, actor=cli_actor())
+    person = ConsentService(hub_from(ctx)).person(identity, actor=cli_actor(actor))
     if as_json:
         print_json(_person_json(person))
         return
@@ -209,13 +210,14 @@ def show(
 def list_consents(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the JSON array (docs/consent.md)."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """List every consent: one line each, or the JSON array other tools read (with the
     numbers). The listing is recorded in the transfer log first."""
     what = "list json" if as_json else "list"
     # Printed as read, a chunk at a time: a caseload of 50,000 is never held whole.
     entries = ConsentService(hub_from(ctx)).stream_listing(
-        actor=cli_actor(), what=what, numbers=as_json
+        actor=cli_actor(actor), what=what, numbers=as_json
     )
     if as_json:
         _print_json_array(entries)
@@ -316,12 +318,13 @@ def export(
     ctx: typer.Context,
     pnr: str = pnr_option(PNR_HELP),
     fmt: ExportFormat = typer.Option(..., "--format", help="fhir (R5 Bundle) or receipt."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Export a person's consents as a FHIR R5 Bundle or a Swedish receipt for the person
     (recorded in the transfer log first, by pseudonym)."""
     identity = identity_input(pnr)
     what = f"export {fmt.value}"
-    person = ConsentService(hub_from(ctx)).person(identity, actor=cli_actor(), what=what)
+    person = ConsentService(hub_from(ctx)).person(identity, actor=cli_actor(actor), what=what)
     if fmt is ExportFormat.FHIR:
         sys.stdout.write(json.dumps(export_bundle(person), ensure_ascii=False, indent=2) + "\n")
     else:

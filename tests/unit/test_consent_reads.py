@@ -99,6 +99,22 @@ def test_listing_every_consent_is_one_entry_naming_no_one(caseload: Hub, cli: An
     _no_number(entries)
 
 
+def test_reads_name_whom_they_were_made_for(
+    caseload: Hub, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reception sharing one operating-system account names the caseworker reading.
+    monkeypatch.setattr("getpass.getuser", lambda: "reception")
+    before = len(ledger(caseload.db))
+    for args in (
+        ("show", "--pnr", PNR),
+        ("export", "--pnr", PNR, "--format", "receipt"),
+        ("list",),
+    ):
+        assert cli("consent", *args, "--actor", "anna.kommun").code == 0
+    entries = ledger(caseload.db)[before:]
+    assert [e["actor"] for e in entries] == ["anna.kommun via cli:reception"] * 3
+
+
 def test_looking_up_the_consents_of_an_unknown_number_is_logged_too(
     caseload: Hub, cli: Any
 ) -> None:
