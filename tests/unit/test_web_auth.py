@@ -228,6 +228,8 @@ def test_signing_in_leads_back_to_the_page_asked_for_and_never_elsewhere(
     )
     assert back.status_code == 303
     assert back.headers["location"] == "/stats?from=2025-01-01&to=2025-06-30"
+    numbered = client.get("/admin?x=199001012385")  # refused before sign-in, never echoed
+    assert numbered.status_code == 403 and "199001012385" not in numbered.text
     for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/login"):
         sent = client.post(
             "/login", data={"token": token, "next": elsewhere}, follow_redirects=False
