@@ -73,9 +73,10 @@ def configure(
     """Set a connector's options; secrets are stored encrypted and never shown."""
     values: dict[str, object] = dict(parse_assignments(set_))
     for key, variable in parse_assignments(secret_from_env, "--secret-from-env").items():
-        if variable not in os.environ:  # the variable's name is no secret; its value is
+        if variable not in os.environ:  # not named: it may be the secret, typed by mistake
             raise InputError(
-                f"--secret-from-env {key}: the environment variable {variable!r} is not set"
+                f"--secret-from-env {key}: the environment variable given is not set; "
+                "export it first (its name is not repeated, in case the secret was typed there)"
             )
         values[key] = os.environ[variable]
     if not values and not unset:

@@ -269,9 +269,8 @@ def test_secret_from_env_mistakes_say_what_to_give(cli, evi_home: Path) -> None:
     assert "each --secret-from-env takes KEY=ENV_VAR (for example" in bare.err
     unset = cli("connectors", "configure", "kommun", "--secret-from-env", "token=NO_SUCH_VAR_X")
     assert unset.code == 2
-    assert "--secret-from-env token: the environment variable 'NO_SUCH_VAR_X' is not set" in (
-        unset.err
-    )
+    assert "--secret-from-env token: the environment variable given is not set" in unset.err
+    assert "NO_SUCH_VAR_X" not in unset.err  # it may be the secret itself, typed by mistake
 
 
 def test_unmapped_lists_the_codes_the_mapping_does_not_know(cli, evi_home: Path, hub: Hub) -> None:
