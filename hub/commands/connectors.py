@@ -119,6 +119,28 @@ def check(ctx: typer.Context, name: str = typer.Argument(..., help="Connector na
     typer.echo(f"{name}: ok — {status.authority} answered and accepted our credentials")
 
 
+@connectors_app.command("forget")
+def forget(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Connector name."),
+    yes: bool = typer.Option(False, "--yes", help="Really forget (without it: only count)."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """After pointing NAME at a new address (a test endpoint replaced by production): forget
+    its cursor and whom the old address follows, so the next sync registers every consented
+    person again at the new one and reads from the start. Nothing is sent to the old
+    address. Logged."""
+    hub = hub_from(ctx)
+    done = service.forget_authority(hub, name, actor=cli_actor(actor), really=yes)
+    what = f"{done.registrations} registration(s)" + (" and its cursor" if done.cursor else "")
+    if not yes:
+        raise InputError(
+            f"{name}: would forget {what}; the next sync registers the consented people again "
+            "and reads from the start; rerun with --yes to forget them"
+        )
+    info(f"{name}: forgot {what}; the next `evi sync` registers and reads anew")
+
+
 @connectors_app.command("unmapped")
 def unmapped(
     ctx: typer.Context,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -37,6 +38,7 @@ from hub.ledger.writer import append
 from hub.store.connector_config import ConnectorConfigRepository
 from hub.store.meta import require_current_keys
 from hub.store.tables.connectors import ConnectorConfigRow
+from hub.store.tables.sync import Subscription, SyncCursor
 
 STATUS_FAILED = "failed"
 """The sync status that counts towards pausing a connector; any other status resets it."""
@@ -214,6 +216,45 @@ def _changed(name: str, actor: str, what: str) -> LedgerEvent:
         recipient=name,
         reason=f"{name}: {what}",
     )
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :func:`forget_authority` dropped: registrations and whether a cursor."""
+
+    registrations: int
+    cursor: bool
+
+
+def forget_authority(hub: Hub, name: str, *, actor: str, really: bool) -> Forgotten:
+    """Drop what the hub holds about the authority at the address ``name`` pointed at
+    before: its cursor (the next sync reads from the start) and whom it follows (every
+    registration marked not active, so the next sync registers each consented person
+    again, at the new address; nothing is cancelled at the old one). For a connector moved
+    from a test endpoint to production. Without ``really`` only counts; logged when done.
+    """
+    get_connector(hub.plugins, name)
+    hub.require_schema()
+    with hub.db.session(write_lock=really) as session:
+        followed = select(Subscription.id).where(
+            Subscription.party == name, Subscription.active.is_(True)
+        )
+        ids = list(session.scalars(followed))
+        cursor = session.get(SyncCursor, name)
+        done = Forgotten(len(ids), cursor is not None)
+        if not really:
+            return done
+        now = datetime.now(UTC)
+        if ids:
+            session.execute(
+                update(Subscription),
+                [{"id": i, "active": False, "changed_at": now} for i in ids],
+            )
+        if cursor is not None:
+            session.delete(cursor)
+        what = f"forgot its cursor and {len(ids)} registration(s) at the old address"
+        append(session, _changed(name, actor, what))
+    return done
 
 
 def runnable_connectors(hub: Hub) -> list[str]:

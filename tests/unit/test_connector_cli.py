@@ -308,3 +308,16 @@ def test_unmapped_lists_the_codes_the_mapping_does_not_know(cli, evi_home: Path,
     assert "type" in text and "X1" in text and "2026-11-02T00:00:00Z" in text
     assert number not in text
     assert cli("connectors", "unmapped", "nosuch").code == 1  # not installed: says which are
+
+
+def test_forget_only_counts_without_yes(cli, evi_home: Path) -> None:
+    assert cli("db", "upgrade").code == 0
+    counted = cli("connectors", "forget", "kommun")
+    assert counted.code == 2
+    assert "kommun: would forget 0 registration(s);" in counted.err
+    assert "rerun with --yes" in counted.err
+    assert cli("log", "search", "--action", "connector_changed", "--format", "jsonl").out == ""
+    done = cli("connectors", "forget", "kommun", "--yes")
+    assert done.code == 0 and "kommun: forgot 0 registration(s)" in done.err
+    logged = cli("log", "search", "--action", "connector_changed", "--format", "jsonl").out
+    assert "forgot its cursor and 0 registration(s) at the old address" in logged

@@ -84,6 +84,46 @@ def test_a_second_night_with_nothing_new_sends_nothing_again(
     assert {name: received(t)["unique"] for name, t in targets.items()} == before
 
 
+def test_forgetting_an_authority_registers_everyone_again_and_reads_from_the_start(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    # A connector moved from a test endpoint to production: the new address knows no one.
+    from hub.connector.service import forget_authority
+    from hub.store.tables.sync import Subscription, SyncCursor
+
+    first = run_sync(demo, sync_options(targets))
+    registered = first.get("kommun").subscribed
+    assert registered > 0
+
+    def state() -> tuple[int, bool]:
+        with demo.db.session() as session:
+            active = session.scalars(
+                select(Subscription.id).where(
+                    Subscription.party == "kommun", Subscription.active.is_(True)
+                )
+            ).all()
+            return len(active), session.get(SyncCursor, "kommun") is not None
+
+    assert state() == (registered, True)
+    normal = run_sync(demo, sync_options(targets)).get("kommun").pulled  # from the cursor
+    registered = state()[0]  # less anyone an authority marked protected the first night
+    counted = forget_authority(demo, "kommun", actor="cli:ops", really=False)
+    assert (counted.registrations, counted.cursor) == (registered, True)
+    assert state() == (registered, True)  # only counted
+    forget_authority(demo, "kommun", actor="cli:ops", really=True)
+    assert state() == (0, False)
+    with demo.db.session() as session:
+        last = session.scalars(select(LedgerEntryRow).order_by(LedgerEntryRow.seq.desc())).first()
+        assert last is not None and last.action == "connector_changed"
+    again = run_sync(demo, sync_options(targets))
+    kommun = again.get("kommun")
+    # everyone kommun follows was registered anew; no one was cancelled at the old address
+    assert state() == (registered, True) and kommun.subscribed == registered
+    assert kommun.cancelled == 0
+    assert kommun.pulled > normal  # read from the start
+    assert {r.subscribed for r in again.connectors if r.connector != "kommun"} == {0}
+
+
 def test_records_about_people_without_consent_are_refused_and_logged_by_digest_only(
     demo: Hub, targets: dict[str, SandboxTarget]
 ) -> None:
