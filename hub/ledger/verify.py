@@ -36,6 +36,7 @@ from hub.ledger.proofs import ProofError, verify_consistency
 from hub.ledger.signing import NoteError, NoteVerifier
 from hub.ledger.tiles import TILE_HEIGHT
 from hub.ledger.tree import StoredTree
+from hub.ledger.verify_history import check_purges, check_signed_before
 from hub.ledger.verify_scan import BLOCK_LEVEL, EntryScan
 from hub.ledger.writer import HEAD_ID
 from hub.store.tables.ledger import LedgerCheckpointRow, LedgerHeadRow, LedgerTileRow
@@ -234,6 +235,8 @@ def verify_ledger(
     for item in witnessed:
         if item.size <= size and (item.size, item.root) not in known:
             check.problem(None, f"{item.label} (size {item.size}) is missing from the database")
+    check_signed_before(session, len(rows), check.problem)
+    check_purges(session, check.problem)
     report = check.report
     report.size = size
     report.checkpoints = len(rows)

@@ -407,10 +407,72 @@ def test_entries_with_escaped_characters_verify(hub: Hub) -> None:
 def test_purged_entry_that_still_names_someone_is_named(ledger: Hub) -> None:
     from datetime import UTC, datetime
 
-    from hub.ledger.purge import purge_before
+    from hub.ledger.service import purge
 
-    with ledger.db.session() as session:
-        purge_before(session, datetime.now(UTC), datetime.now(UTC))
+    purge(ledger, datetime.now(UTC), "cli:test", confirmed=True)  # logged, so covered
     assert verify(ledger).ok
     tamper(ledger, lambda s: setattr(entry(s, 21), "participant", "p-" + "0" * 32))
     assert first_bad(ledger) == (21, "purged but still holds participant")
+
+
+# -- what the hashes cannot show: the log's own history -----------------------------------
+
+
+def _hand_purge(session: Session, seq: int) -> None:
+    """Clear an entry the way `evi log purge` does, but with no purge in the log."""
+    from datetime import UTC, datetime
+
+    session.execute(
+        update(LedgerEntryRow)
+        .where(LedgerEntryRow.seq == seq)
+        .values(
+            canonical=None,
+            decision=None,
+            outcome=None,
+            origin=None,
+            recipient=None,
+            actor=None,
+            participant=None,
+            correlation_id=None,
+            purged_at=datetime.now(UTC),
+        )
+    )
+
+
+def test_content_removed_outside_a_logged_purge_is_found(ledger: Hub) -> None:
+    # Every hash stays as it was, so only the log's own record of its purges can tell.
+    tamper(ledger, lambda s: _hand_purge(s, 25))
+    seq, message = first_bad(ledger)
+    assert seq == 25 and "no purge in the log covers it" in message
+
+
+def test_a_logged_purge_covers_what_it_removed_and_nothing_newer(ledger: Hub) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.ledger.service import purge
+
+    with ledger.db.session() as session:  # the first 16 entries are a day older
+        session.execute(
+            update(LedgerEntryRow)
+            .where(LedgerEntryRow.seq < 16)
+            .values(time=datetime.now(UTC) - timedelta(days=1))
+        )
+    # (their times changed under the hashes: rebuild nothing, only check purge coverage)
+    with ledger.db.session() as session:
+        from hub.ledger.verify_history import check_purges
+
+        found: list[tuple[int | None, str]] = []
+        purge(ledger, datetime.now(UTC) - timedelta(hours=1), "cli:test", confirmed=True)
+        check_purges(session, lambda seq, what, *rest: found.append((seq, what)))
+        assert found == []  # the 16 old ones are covered by the logged purge
+        _hand_purge(session, 30)  # a newer one is not
+        session.flush()
+        check_purges(session, lambda seq, what, *rest: found.append((seq, what)))
+        assert [seq for seq, _ in found] == [30]
+
+
+def test_deleting_every_checkpoint_of_a_database_that_has_signed_is_found(ledger: Hub) -> None:
+    tamper(ledger, lambda s: s.execute(delete(LedgerCheckpointRow)))
+    report = verify(ledger)
+    assert not report.ok
+    assert any("its checkpoints were deleted" in p.what for p in report.problems)
