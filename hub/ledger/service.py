@@ -28,7 +28,7 @@ from hub.ledger.purge import count_purgeable, purge_before
 from hub.ledger.records import EntryRecord, LedgerQuery, find_entries
 from hub.ledger.signing import NoteVerifier, check_signer, load_signer
 from hub.ledger.tree import StoredTree
-from hub.ledger.verify import VerifyReport, verify_ledger
+from hub.ledger.verify import Problem, VerifyReport, verify_ledger
 from hub.ledger.witness import read_witness_directory, witness_directory
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity, identity_input
@@ -284,7 +284,19 @@ def verify(hub: Hub, given: NoteVerifier | None = None) -> VerifyReport:
                 if latest_checkpoint(session) is not None:
                     raise
                 key = None  # no checkpoint and no key yet: nothing is signed to check
-        return verify_ledger(session, key, read_witness_directory(witness_directory(hub.settings)))
+        directory = witness_directory(hub.settings)
+        report = verify_ledger(session, key, read_witness_directory(directory))
+    if directory is not None and not directory.is_dir() and report.checkpoints:
+        # Copies are written there with every checkpoint: a missing directory (a share
+        # unmounted or renamed) would otherwise read as "no copies" and hide a truncation.
+        report.problems.append(
+            Problem(
+                None,
+                f"the witness directory {directory} is configured but is not there (or not a "
+                "directory): its copies cannot be compared; mount or restore it",
+            )
+        )
+    return report
 
 
 @dataclass(frozen=True)

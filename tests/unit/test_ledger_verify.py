@@ -361,6 +361,25 @@ def test_truncation_with_checkpoints_removed_is_caught_by_the_witness_copy(
     assert "covers 40 entries but only 16 are stored (the ledger was truncated)" in what
 
 
+def test_a_configured_witness_directory_that_is_not_there_is_a_problem(
+    hub: Hub, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unmounted share read as "no copies" would hide a truncation the copies catch.
+    import shutil
+
+    monkeypatch.setenv("EVI_LEDGER__WITNESS_DIR", str(evi_home / "witness"))
+    get_settings.cache_clear()
+    hub.settings = get_settings()
+    with hub.db.session() as session:
+        append_many(session, [event(i) for i in range(8)])
+        write_checkpoint(session, hub.settings, get_plugin_manager())
+    assert verify(hub).ok
+    shutil.rmtree(evi_home / "witness")
+    report = verify(hub)
+    assert not report.ok
+    assert any("is configured but is not there" in p.what for p in report.problems)
+
+
 def test_changed_tree_hash_in_a_tile_is_named(ledger: Hub) -> None:
     def change(session: Session) -> None:
         run = session.get(LedgerTileRow, (1, 1))  # the subtree over entries 16 to 31
