@@ -308,6 +308,8 @@ def verify(
             typer.echo(f"purged (content removed by retention, hashes kept): {first}-{last}")
         for problem in report.problems:
             typer.echo(f"BAD {problem}")
+        if report.unlisted:
+            typer.echo(f"BAD … and {report.unlisted} more problem(s) not listed")
     worst = report.first_problem
     if worst is not None:
         raise LedgerIntegrityError(f"the ledger does not verify: {worst}")

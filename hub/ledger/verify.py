@@ -68,6 +68,7 @@ class VerifyReport:
     checkpoints: int = 0
     witness_copies: int = 0
     problems: list[Problem] = field(default_factory=list)
+    unlisted: int = 0  # problems found beyond the ones listed (the list is capped)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +93,7 @@ class VerifyReport:
             "purged": [list(r) for r in self.purged],
             "first_bad_seq": first.seq if first else None,
             "problems": [{"seq": p.seq, "what": p.what} for p in self.problems],
+            "unlisted_problems": self.unlisted,
         }
 
 
@@ -121,6 +123,8 @@ class _Verifier:
             bisect.insort(self.reported, seq)
         if len(self.report.problems) < self.limit:
             self.report.problems.append(Problem(seq, what, last))
+        else:
+            self.report.unlisted += 1
 
     def signed(self, label: str, note: str, columns: tuple[int, bytes] | None) -> _Signed | None:
         if self.verifier is None:

@@ -510,6 +510,7 @@ def test_verify_json_report(ledger: Hub, cli, tmp_path: Path) -> None:
         "purged": [],
         "first_bad_seq": None,
         "problems": [],
+        "unlisted_problems": 0,
     }
 
 

@@ -495,3 +495,15 @@ def test_deleting_every_checkpoint_of_a_database_that_has_signed_is_found(ledger
     report = verify(ledger)
     assert not report.ok
     assert any("its checkpoints were deleted" in p.what for p in report.problems)
+
+
+def test_problems_beyond_the_listed_ones_are_counted(ledger: Hub) -> None:
+    def many(session: Session) -> None:
+        for seq in range(0, 30):
+            entry(session, seq).actor = "someone else"
+
+    tamper(ledger, many)
+    with ledger.db.session() as session:
+        report = verify_ledger(session, verifier(ledger), max_problems=10)
+    assert len(report.problems) == 10 and report.unlisted >= 20
+    assert report.as_json()["unlisted_problems"] == report.unlisted
