@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.errors import ConfigError, InputError
+from hub.errors import ConfigError, EviError, InputError
 from hub.keys import KeySource, key_fingerprint
 from hub.settings import Settings
 from hub.store.tables.ledger import LedgerCheckpointRow
@@ -216,7 +216,14 @@ def _check_origin(session: Session, name: str) -> None:
     origin is recorded with the first checkpoint (``hub_meta``); a database from before
     that is judged by its latest checkpoint's origin line."""
     row = session.get(HubMeta, ORIGIN_KEY)
-    recorded = row.value if row is not None else _latest_origin(session)
+    latest = _latest_origin(session)
+    if row is not None and latest is not None and row.value != latest:
+        raise OriginConflictError(
+            f"the origin recorded in the database ('{row.value}') is not the one its latest "
+            f"checkpoint is signed as ('{latest}'): one of them was changed; verify the "
+            "checkpoints with the ledger's public key (`evi log verify --pubkey …`)"
+        )
+    recorded = row.value if row is not None else latest
     if recorded is not None and recorded != name:
         raise ConfigError(
             f"this ledger's checkpoints are signed as '{recorded}', but [ledger] origin is "
@@ -230,3 +237,11 @@ def _latest_origin(session: Session) -> str | None:
         select(LedgerCheckpointRow.note).order_by(LedgerCheckpointRow.id.desc()).limit(1)
     )
     return note.split("\n", 1)[0] if note else None
+
+
+class OriginConflictError(EviError):
+    """The origin the database records and the one its checkpoints are signed as differ:
+    the record was tampered with (exit 4, as a ledger that does not verify)."""
+
+    exit_code = 4
+    http_status = 500

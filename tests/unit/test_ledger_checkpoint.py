@@ -171,6 +171,26 @@ def test_a_log_from_before_the_origin_was_recorded_is_judged_by_its_checkpoints(
         load_signer(session, get_settings())
 
 
+def test_a_recorded_origin_changed_by_hand_is_an_integrity_error_not_advice(hub: Hub, cli) -> None:
+    # Setting the environment to the changed record, as a config error would advise, would
+    # make every checkpoint fail: the two disagreeing is itself the finding.
+    from hub.store.tables.meta import HubMeta
+
+    with hub.db.session() as session:
+        append_many(session, events(2))
+        write_checkpoint(session, hub.settings, get_plugin_manager())
+    with hub.db.session() as session:
+        row = session.get(HubMeta, "ledger:origin")
+        assert row is not None
+        row.value = "evil.example/ledger"
+    refused = cli("log", "verify")
+    assert refused.code == 4, refused.err
+    assert "is not the one its latest checkpoint is signed as ('evi-hub.example/ledger')" in (
+        refused.err
+    )
+    assert "EVI_LEDGER__ORIGIN=" not in refused.err
+
+
 # -- witnesses ------------------------------------------------------------------------
 
 
