@@ -133,6 +133,15 @@ def sync(
         transports=_sandbox_transports(hub) if sandbox else {},
         lease=timedelta(seconds=lease),
     )
+    if not connector:  # an enabled connector the plugins leave out is not synced: say so
+        from hub.connector.service import enabled_but_not_loaded
+
+        skipped = enabled_but_not_loaded(hub)
+        if skipped:
+            info(
+                f"enabled but not loaded, so not synced: {', '.join(skipped)} (left out by "
+                "EVI_PLUGINS, or not installed)"
+            )
     started = _utc_now()
     with _progress() as progress:
         options.progress = progress

@@ -86,6 +86,16 @@ def list_connectors(hub: Hub) -> list[ConnectorStatus]:
         return [_status(entry, rows.get(name)) for name, entry in registered.items()]
 
 
+def enabled_but_not_loaded(hub: Hub) -> list[str]:
+    """Connectors enabled in the database that no loaded plugin provides (left out by
+    ``EVI_PLUGINS``, or uninstalled): a sync goes without them."""
+    registered = load_connectors(hub.plugins)
+    hub.require_schema()
+    with hub.db.session() as session:
+        rows = ConnectorConfigRepository(session).all()
+    return sorted(name for name, row in rows.items() if row.enabled and name not in registered)
+
+
 def connector_setup(hub: Hub) -> tuple[tuple[Any, ...], ...]:
     """What decides which connectors run and how, for noticing a change: each stored one's
     name, enabled and paused flags and its options (not its last-run fields, which every

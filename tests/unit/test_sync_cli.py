@@ -290,3 +290,18 @@ def test_a_running_worker_follows_connector_changes_and_waits_out_a_database_out
     err = capsys.readouterr().err
     assert "connectors changed; worker serves: kommun" in err
     assert err.count("warning: lost the connection to the database server; trying again") == 2
+
+
+def test_a_connector_the_plugins_leave_out_is_named_as_not_synced(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "EVI_PLUGINS", "kommun,af,evidence-paper,evidence-signature,witness-directory"
+    )
+    result = cli("sync", "--sandbox")
+    assert result.code == 0, result.err
+    assert "enabled but not loaded, so not synced: fk, region (left out by EVI_PLUGINS" in (
+        result.err
+    )
+    ran = {line.split()[0] for line in result.out.splitlines()[2:] if line.strip()}
+    assert {"af", "kommun"} <= ran and not {"fk", "region"} & ran
