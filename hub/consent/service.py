@@ -132,6 +132,7 @@ class ConsentService:
                 version = repo.latest_version_number(consent.id) + 1
             else:
                 participant = participants.ensure(identity)
+                _refuse_a_second_copy(repo, participant.id, submission)
                 consent = repo.create_consent(participant.id, now)
                 session.flush()
                 version = 1
@@ -555,6 +556,68 @@ def _read_event(
 
 def _category_values(submission: ConsentSubmission) -> tuple[str, ...]:
     return tuple(c.value for c in submission.categories)
+
+
+def _terms_key(
+    parties: Iterable[str],
+    categories: Iterable[str],
+    purposes: Iterable[str],
+    valid_from: datetime,
+    valid_until: datetime,
+    informed_by: str,
+    informed_at: datetime,
+) -> tuple[object, ...]:
+    return (
+        tuple(sorted(parties)),
+        tuple(sorted(categories)),
+        tuple(sorted(purposes)),
+        valid_from,
+        valid_until,
+        informed_by,
+        informed_at,
+    )
+
+
+def _refuse_a_second_copy(
+    repo: ConsentRepository, participant_id: int, submission: ConsentSubmission
+) -> None:
+    """Refuse registering again what a consent of the person, not withdrawn, already says
+    word for word, informed at the same instant: the same form registered twice (a double
+    click, a file given twice) would be listed, and withdrawn, twice."""
+    wanted = _terms_key(
+        submission.parties,
+        (c.value for c in submission.categories),
+        (p.value for p in submission.purposes),
+        submission.valid_from,
+        submission.valid_until,
+        submission.informed_by,
+        submission.informed_at,
+    )
+    consents = repo.consents_of(participant_id)
+    withdrawn = {
+        w.consent_id
+        for w in repo.withdrawals_of([c.id for c in consents])
+        if w.party is None and w.category is None
+    }
+    for consent in consents:
+        if consent.id in withdrawn or not consent.versions:
+            continue
+        v = max(consent.versions, key=lambda row: row.version)
+        held = _terms_key(
+            v.parties,
+            v.categories,
+            v.purposes,
+            v.valid_from,
+            v.valid_until,
+            v.informed_by,
+            v.informed_at,
+        )
+        if held == wanted:
+            raise InputError(
+                f"this consent is already registered: consent {consent.id} version "
+                f"{v.version} has the same terms, informed at the same time; nothing was "
+                "stored (to change it, register an amendment with amends)"
+            )
 
 
 def _version_values(

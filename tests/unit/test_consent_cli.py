@@ -182,6 +182,20 @@ def test_a_consent_whose_period_has_ended_is_registered_with_a_note(cli, evi_hom
     assert listed(cli)[0]["status"] == "expired"
 
 
+def test_the_same_consent_registered_twice_is_refused_until_the_first_is_withdrawn(
+    cli, registered: str
+) -> None:
+    # A double click or a file given twice would be listed, and withdrawn, twice.
+    again = cli("consent", "register", "--file", str(EXAMPLES / "consent-paper.toml"))
+    assert again.code == 2, again.err
+    assert f"this consent is already registered: consent {registered} version 1" in again.err
+    assert len(listed(cli)) == 1
+    assert cli("consent", "withdraw", "--pnr", PNR).code == 0
+    anew = cli("consent", "register", "--file", str(EXAMPLES / "consent-paper.toml"))
+    assert anew.code == 0, anew.err  # given again after a withdrawal: a consent of its own
+    assert len(listed(cli)) == 2
+
+
 def test_show_accepts_any_written_form_of_the_number(cli, registered: str) -> None:
     for form in (PNR, "19900101-2385", "900101-2385", "9001012385"):
         result = cli("consent", "show", "--pnr", form)
