@@ -52,6 +52,30 @@ def check_new_consents(
 ) -> None:
     """Refuse the whole batch (InputError) for an amendment, a future ``informed_at`` or a
     party that is not one of ``parties`` (the hub's)."""
+    seen: dict[tuple[object, ...], int] = {}
+    repeats: list[tuple[int, int]] = []
+    for i, s in enumerate(batch, start=1):
+        key = (
+            s.pnr.number,
+            tuple(sorted(s.parties)),
+            tuple(sorted(c.value for c in s.categories)),
+            tuple(sorted(p.value for p in s.purposes)),
+            s.valid_from,
+            s.valid_until,
+            s.informed_by,
+            s.informed_at,
+        )
+        if key in seen:
+            repeats.append((i, seen[key]))
+        else:
+            seen[key] = i
+    if repeats:  # the same line twice would be two consents, listed and withdrawn twice
+        raise InputError(
+            f"#{_listed([i for i, _ in repeats])} repeat(s) an earlier line of the file word "
+            "for word (the same person, terms and informed_at); remove the repeats. Nothing "
+            "was stored",
+            [f"#{i}: repeats #{first}" for i, first in repeats],
+        )
     unknown = [i + 1 for i, s in enumerate(batch) if set(s.parties) - set(parties)]
     if unknown:
         names = sorted({p for i in unknown for p in batch[i - 1].parties} - set(parties))

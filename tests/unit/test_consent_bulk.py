@@ -118,7 +118,8 @@ def test_a_person_twice_in_a_batch_is_one_participant_with_two_consents(
     hub: Hub, service: ConsentService
 ) -> None:
     first, second = service.register_many(
-        [paper_submission(NUMBERS[0]), paper_submission(NUMBERS[0])], actor="cw"
+        [paper_submission(NUMBERS[0]), paper_submission(NUMBERS[0], parties=["fk", "team"])],
+        actor="cw",
     )
     assert first.participant == second.participant and first.consent_id != second.consent_id
     assert counts(hub) == (1, 2, 2)
@@ -225,6 +226,16 @@ def test_import_refuses_a_party_the_hub_does_not_have(cli, evi_home: Path) -> No
         result.err
     )
     assert "Nothing was stored" in result.err
+    assert listed(cli) == []
+
+
+def test_import_refuses_a_line_that_repeats_an_earlier_one(cli, evi_home: Path) -> None:
+    assert cli("db", "upgrade").code == 0
+    rows = [paper_fields(NUMBERS[0]), paper_fields(NUMBERS[1]), paper_fields(NUMBERS[0])]
+    result = cli("consent", "import", str(jsonl(evi_home / "consents.jsonl", rows)))
+    assert result.code == 2, result.err
+    assert "#3 repeat(s) an earlier line of the file word for word" in result.err
+    assert not any(n in result.err for n in NUMBERS)
     assert listed(cli) == []
 
 
