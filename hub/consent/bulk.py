@@ -17,6 +17,7 @@ from typing import NamedTuple
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from hub.consent.document import submission_terms
 from hub.consent.errors import EvidenceRefusedError
 from hub.errors import InputError
 from hub.keys import KeyRing
@@ -55,16 +56,7 @@ def check_new_consents(
     seen: dict[tuple[object, ...], int] = {}
     repeats: list[tuple[int, int]] = []
     for i, s in enumerate(batch, start=1):
-        key = (
-            s.pnr.number,
-            tuple(sorted(s.parties)),
-            tuple(sorted(c.value for c in s.categories)),
-            tuple(sorted(p.value for p in s.purposes)),
-            s.valid_from,
-            s.valid_until,
-            s.informed_by,
-            s.informed_at,
-        )
+        key = (s.pnr.number, *submission_terms(s))
         if key in seen:
             repeats.append((i, seen[key]))
         else:

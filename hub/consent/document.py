@@ -17,6 +17,7 @@ them from the stored terms and the encrypted number whenever they are needed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -73,3 +74,38 @@ def document_person(document: bytes) -> str | None:
         return None
     pnr = data.get("pnr") if isinstance(data, dict) else None
     return pnr if isinstance(pnr, str) else None
+
+
+def terms_key(
+    parties: Iterable[str],
+    categories: Iterable[str],
+    purposes: Iterable[str],
+    valid_from: datetime,
+    valid_until: datetime,
+    informed_by: str,
+    informed_at: datetime,
+) -> tuple[object, ...]:
+    """What makes two consents of one person the same consent given twice: the same
+    terms, informed by the same person at the same instant (sets sorted)."""
+    return (
+        tuple(sorted(parties)),
+        tuple(sorted(categories)),
+        tuple(sorted(purposes)),
+        valid_from,
+        valid_until,
+        informed_by,
+        informed_at,
+    )
+
+
+def submission_terms(submission: ConsentSubmission) -> tuple[object, ...]:
+    """:func:`terms_key` of a submission."""
+    return terms_key(
+        submission.parties,
+        (c.value for c in submission.categories),
+        (p.value for p in submission.purposes),
+        submission.valid_from,
+        submission.valid_until,
+        submission.informed_by,
+        submission.informed_at,
+    )

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from hub.clock import Clock, utc_now
 from hub.connector.registry import known_parties
 from hub.consent import bulk, events
-from hub.consent.document import submission_document
+from hub.consent.document import submission_document, submission_terms, terms_key
 from hub.consent.errors import EvidenceRefusedError
 from hub.consent.evidence import verify_evidence
 from hub.consent.views import (
@@ -558,41 +558,13 @@ def _category_values(submission: ConsentSubmission) -> tuple[str, ...]:
     return tuple(c.value for c in submission.categories)
 
 
-def _terms_key(
-    parties: Iterable[str],
-    categories: Iterable[str],
-    purposes: Iterable[str],
-    valid_from: datetime,
-    valid_until: datetime,
-    informed_by: str,
-    informed_at: datetime,
-) -> tuple[object, ...]:
-    return (
-        tuple(sorted(parties)),
-        tuple(sorted(categories)),
-        tuple(sorted(purposes)),
-        valid_from,
-        valid_until,
-        informed_by,
-        informed_at,
-    )
-
-
 def _refuse_a_second_copy(
     repo: ConsentRepository, participant_id: int, submission: ConsentSubmission
 ) -> None:
     """Refuse registering again what a consent of the person, not withdrawn, already says
     word for word, informed at the same instant: the same form registered twice (a double
     click, a file given twice) would be listed, and withdrawn, twice."""
-    wanted = _terms_key(
-        submission.parties,
-        (c.value for c in submission.categories),
-        (p.value for p in submission.purposes),
-        submission.valid_from,
-        submission.valid_until,
-        submission.informed_by,
-        submission.informed_at,
-    )
+    wanted = submission_terms(submission)
     consents = repo.consents_of(participant_id)
     withdrawn = {
         w.consent_id
@@ -603,7 +575,7 @@ def _refuse_a_second_copy(
         if consent.id in withdrawn or not consent.versions:
             continue
         v = max(consent.versions, key=lambda row: row.version)
-        held = _terms_key(
+        held = terms_key(
             v.parties,
             v.categories,
             v.purposes,
