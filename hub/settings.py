@@ -58,6 +58,13 @@ class SyncSettings(_Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
     pause_after_failures: int = Field(default=3, ge=1, le=365)
     strict_mapping: bool = False
+    certificate_warning_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="warn this many days before a connector's client certificate expires "
+        "(hub.connector.expiry); 0: never",
+    )
     helpers: int | None = Field(
         default=None,
         ge=0,

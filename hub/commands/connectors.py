@@ -30,9 +30,12 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array (stable fields)."),
 ) -> None:
     """Show every installed connector: authority, version, enabled, last sync and status."""
-    statuses = service.list_connectors(hub_from(ctx))
+    hub = hub_from(ctx)
+    statuses = service.list_connectors(hub)
+    warnings = service.certificate_warnings(hub, statuses)
     if as_json:
         print_json([s.as_json() for s in statuses])
+        _warn(warnings)
         return
     rows = [("NAME", "AUTHORITY", "VERSION", "ENABLED", "LAST SYNC", "STATUS")]
     for s in statuses:
@@ -42,6 +45,12 @@ def list_(
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _warn(warnings)
+
+
+def _warn(warnings: list[str]) -> None:
+    for line in warnings:
+        info(f"warning: {line}")
 
 
 @connectors_app.command("spec")
@@ -115,8 +124,10 @@ def check(ctx: typer.Context, name: str = typer.Argument(..., help="Connector na
     Exit codes: 0 ok, 2 configuration (options, credentials, certificate, URL),
     75 the authority is unreachable or busy (try later), 1 the authority refused.
     """
-    status = service.check_connector(hub_from(ctx), name, retry=service.CHECK_RETRY)
+    hub = hub_from(ctx)
+    status = service.check_connector(hub, name, retry=service.CHECK_RETRY)
     typer.echo(f"{name}: ok — {status.authority} answered and accepted our credentials")
+    _warn(service.certificate_warnings(hub, [status], enabled_only=False))
 
 
 @connectors_app.command("forget")

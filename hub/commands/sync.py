@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -20,7 +20,12 @@ from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
 from hub.connector.registry import load_connectors
-from hub.connector.service import build_connector, connector_setup, runnable_connectors
+from hub.connector.service import (
+    build_connector,
+    certificate_warnings,
+    connector_setup,
+    runnable_connectors,
+)
 from hub.context import Hub
 from hub.errors import InputError, StorageError
 from hub.ledger.service import check_signing, new_checkpoint
@@ -142,6 +147,7 @@ def sync(
                 f"enabled but not loaded, so not synced: {', '.join(skipped)} (left out by "
                 "EVI_PLUGINS, or not installed)"
             )
+    _warn_certificates(hub, connector or None)
     started = _utc_now()
     with _progress() as progress:
         options.progress = progress
@@ -358,7 +364,15 @@ def _worker_connectors(hub: Hub, *, at_start: bool = True) -> dict[str, Connecto
         raise problems[0]
     for problem in problems:
         info(f"warning: {problem.message}; its transfers wait until this is fixed")
+    _warn_certificates(hub, connectors)
     return connectors
+
+
+def _warn_certificates(hub: Hub, names: Iterable[str] | None) -> None:
+    """Warn about the client certificates of ``names`` (default: every enabled connector)
+    that expire soon; one already expired fails its connector with its own message."""
+    for line in certificate_warnings(hub, only=names, include_expired=False):
+        info(f"warning: {line}")
 
 
 def register(app: typer.Typer) -> None:

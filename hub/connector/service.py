@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
+from hub.connector.expiry import expiring, stored_certificate_expiry
 from hub.connector.options import (
     ConnectorOptions,
     build_options,
@@ -57,6 +58,7 @@ class ConnectorStatus:
     last_sync: datetime | None
     status: str | None
     last_error: str | None
+    client_cert_expires: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The stable JSON shape other tools rely on (docs/connectors.md)."""
@@ -70,6 +72,9 @@ class ConnectorStatus:
             "status": self.status,
             "last_error": self.last_error,
             "plugin": self.plugin,
+            "client_cert_expires": (
+                self.client_cert_expires.isoformat() if self.client_cert_expires else None
+            ),
         }
 
 
@@ -126,7 +131,37 @@ def _status(entry: RegisteredConnector, row: ConnectorConfigRow | None) -> Conne
         last_sync=row.last_sync_at if row else None,
         status=row.last_status if row else None,
         last_error=row.last_error if row else None,
+        client_cert_expires=stored_certificate_expiry(row.options) if row else None,
     )
+
+
+def certificate_warnings(
+    hub: Hub,
+    statuses: list[ConnectorStatus] | None = None,
+    *,
+    only: Iterable[str] | None = None,
+    enabled_only: bool = True,
+    include_expired: bool = True,
+    now: datetime | None = None,
+) -> list[str]:
+    """A warning line for each connector (enabled ones, or those named in ``only``) whose
+    client certificate expires within ``[sync] certificate_warning_days`` (or has expired,
+    unless ``include_expired`` is false: building such a connector fails and says so).
+    ``statuses`` defaults to :func:`list_connectors`."""
+    if statuses is None:
+        statuses = list_connectors(hub)
+    names = set(only) if only is not None else None
+    now = now or datetime.now(UTC)
+    notices = expiring(
+        [
+            (s.name, s.client_cert_expires)
+            for s in statuses
+            if (s.enabled or not enabled_only) and (names is None or s.name in names)
+        ],
+        now=now,
+        within_days=hub.settings.sync.certificate_warning_days,
+    )
+    return [n.message(now) for n in notices if include_expired or n.expires > now]
 
 
 def connector_status(hub: Hub, name: str) -> ConnectorStatus:

@@ -17,6 +17,7 @@ when it is sent, and that decision and the delivery go to the transfer log like 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hub.connector.errors import ConnectorError
+from hub.connector.expiry import expiring
 from hub.connector.service import (
     CHECK_RETRY,
     check_connector,
@@ -316,8 +318,17 @@ def _page(
         else ([], False)
     )
     filters = {"recipient": recipient, "reason": reason}
+    connectors = list_connectors(hub)
     return {
-        "connectors": list_connectors(hub),
+        "connectors": connectors,
+        "expiring": {
+            notice.connector: notice.expires
+            for notice in expiring(
+                [(c.name, c.client_cert_expires) for c in connectors if c.enabled],
+                now=datetime.now(UTC),
+                within_days=hub.settings.sync.certificate_warning_days,
+            )
+        },
         "runs": history(hub, HISTORY_ROWS),
         "summary": summary,
         "failed": failed,

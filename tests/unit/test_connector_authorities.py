@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from tls_support import client_certificate
 
 from connectors.af.connector import AfConnector
 from connectors.fk.connector import FkConnector
@@ -454,42 +455,8 @@ def test_no_secret_in_reprs_or_logs_of_a_whole_pull(
     assert not any(p.number in caplog.text for p in followed)
 
 
-def _self_signed(
-    tmp_path: Path, until: datetime, *, password: bytes | None = None
-) -> tuple[Path, Path]:
-    """A client certificate valid from 2020 until ``until`` and its key (encrypted with
-    ``password`` if given), as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
-        .not_valid_after(until)
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    (tmp_path / "k.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    )
-    return tmp_path / "c.pem", tmp_path / "k.pem"
-
-
 def test_an_expired_client_certificate_is_refused_before_any_request(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path, datetime(2021, 1, 1, tzinfo=UTC))
+    cert, key = client_certificate(tmp_path, datetime(2021, 1, 1, tzinfo=UTC))
     options = FkConnector.Options(base_url="https://fk.example", client_cert=cert, client_key=key)
     calls: list[httpx.Request] = []
     transport = httpx.MockTransport(lambda req: calls.append(req) or httpx.Response(200))
@@ -503,7 +470,7 @@ def test_an_encrypted_client_key_without_its_password_is_a_configuration_error(
 ) -> None:
     # OpenSSL would otherwise ask for the pass phrase on the terminal: a nightly job would
     # hang there, and without a terminal it failed with an internal error.
-    cert, key = _self_signed(tmp_path, datetime(2099, 1, 1, tzinfo=UTC), password=b"hemligt")
+    cert, key = client_certificate(tmp_path, datetime(2099, 1, 1, tzinfo=UTC), password=b"hemligt")
     options = FkConnector.Options(base_url="https://fk.example", client_cert=cert, client_key=key)
     with pytest.raises(ConnectorConfigError, match="is encrypted and no client_key_password"):
         FkConnector.create(options, transport=httpx.MockTransport(lambda _r: httpx.Response(200)))

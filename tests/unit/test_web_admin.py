@@ -10,14 +10,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tls_support import client_certificate
 from web_support import bearer, token_for, web_client
 
 from hub.context import Hub
 from hub.store.tables.connectors import ConnectorConfigRow
+from hub.web.templating import swedish_time
 from hub.web.users import Role
 
 
@@ -229,3 +232,27 @@ def _wait_for(port: int) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"the sandbox did not start on port {port}")
+
+
+def test_the_page_warns_about_a_client_certificate_that_expires_soon(
+    admin: tuple[TestClient, str], cli, tmp_path: Path
+) -> None:
+    client, token = admin
+    until = (datetime.now(UTC) + timedelta(days=12)).replace(second=0, microsecond=0)
+    cert, key = client_certificate(tmp_path, until)
+    done = cli(
+        "connectors",
+        "configure",
+        "fk",
+        "--set",
+        f"client_cert={cert}",
+        "--set",
+        f"client_key={key}",
+    )
+    assert done.code == 0, done.err
+    client.post("/login", data={"token": token})
+    page = client.get("/admin").text
+    assert f"Client certificate valid until {swedish_time(until)}" in page
+    assert page.count("Client certificate valid until") == 1  # region's runs for a year
+    swedish = client.get("/admin", headers={"Accept-Language": "sv"}).text
+    assert "Klientcertifikatet gäller till" in swedish
