@@ -15,13 +15,15 @@ by party, or still running, keeps its records (:meth:`Snapshot.consent_ends_at`)
 
 The final step removes a person entirely once that evidence has nothing left to prove:
 every consent ended before the instant, the hub holds no records and no outbox rows about
-them, and no transfer-log entry about their pseudonym still has readable content (all
+them, no authority has them registered any more (a sync cancels that first), and no
+transfer-log entry about their pseudonym still has readable content (all
 purged by ``evi log purge``). Their subscriptions, withdrawals, blocks, consent versions
 (with the sealed evidence), consents and the participant row are deleted, and one
 ``records_purged`` entry by pseudonym says so: the log extract, made from the number's
 pseudonym, still shows it. People whose records go in a run keep their participant row
 until a later run (their ``records_purged`` entry is readable until the log is purged).
 
+Deleted rows are overwritten in a SQLite file (:func:`~hub.store.erasure.overwritten`).
 A confirmed purge waits for a running sync (:class:`~hub.errors.LockHeldError`, exit 3):
 the night may have read records of these people and be about to store them.
 
@@ -49,6 +51,7 @@ from hub.ledger.event import Action, ActorRole, LedgerEvent
 from hub.ledger.records import block_spans
 from hub.ledger.writer import append_many
 from hub.store.bulk import execute_in, rows_in
+from hub.store.erasure import overwritten
 from hub.store.participants import ParticipantColumns
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
@@ -102,9 +105,11 @@ def purge_records(
                 "rerun with --yes to remove them"
             )
         connection = session.connection()
-        execute_in(connection, _DELETE_OUTBOX, ids)
-        execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
-        _remove_entirely(session, [person.id for person in gone])
+        with overwritten(connection):
+            execute_in(connection, _DELETE_OUTBOX, ids)
+            execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
+            for statement in _DELETE_PERSON if gone else ():
+                execute_in(connection, statement, [person.id for person in gone])
         when = instant_text(ended_before)
         correlation_id = f"purge-{uuid.uuid4()}"
         removed = (
@@ -166,16 +171,15 @@ def _due(session: Session, ended_before: datetime) -> list[tuple[ParticipantColu
 
 def _removable(session: Session, ended_before: datetime) -> list[ParticipantColumns]:
     """The people to remove entirely: every consent ended before ``ended_before``, no
-    stored records or outbox rows, and no log entry about them with readable content;
-    their participant rows locked on PostgreSQL."""
+    stored records or outbox rows, registered at no authority any more, and no log entry
+    about them with readable content; their participant rows locked on PostgreSQL.
+
+    A registration still in force waits for the next sync to cancel it at the authority
+    (it knows the person by their number, which removal deletes): removed first, the
+    person would stay registered there, and the authority would go on sending about them.
+    """
     connection = session.connection()
-    held = {
-        pid
-        for table in ("record", "outbox")
-        for (pid,) in connection.exec_driver_sql(
-            f"SELECT DISTINCT participant_id FROM {table}"  # noqa: S608 - a fixed name
-        )
-    }
+    held = {pid for query in _HELD for (pid,) in connection.exec_driver_sql(query)}
     ids = [
         pid
         for (pid,) in connection.exec_driver_sql("SELECT id FROM participant ORDER BY id")
@@ -233,25 +237,13 @@ def _readable_in_log(session: Session, pseudonyms: list[str]) -> set[str]:
     return found
 
 
-def _remove_entirely(session: Session, ids: list[int]) -> None:
-    """Delete these people and everything about them the consent area and the sync hold
-    (children first: the foreign keys are enforced on SQLite and PostgreSQL alike).
-
-    On SQLite the deleted rows are overwritten in the file (``secure_delete``), not just
-    unlinked from it, so the encrypted number and the sealed evidence do not linger."""
-    if not ids:
-        return
-    connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        connection.exec_driver_sql("PRAGMA secure_delete = ON")
-    try:
-        for statement in _DELETE_PERSON:
-            execute_in(connection, statement, ids)
-    finally:
-        if sqlite:
-            connection.exec_driver_sql("PRAGMA secure_delete = OFF")
-
+_HELD = (
+    "SELECT DISTINCT participant_id FROM record",
+    "SELECT DISTINCT participant_id FROM outbox",
+    "SELECT DISTINCT participant_id FROM subscription WHERE active",
+)
+"""Who cannot be removed entirely yet, whatever their consent: records or transfers still
+held, or a registration at an authority still in force."""
 
 _ENTIRELY = "participant and consents; no stored records or readable log entries left"
 

@@ -3,7 +3,8 @@
 A purged entry keeps ``seq``, ``time``, ``action`` and its leaf hash (in the entry and in
 ``ledger_tile``), so every root, proof and checkpoint still verifies; its canonical bytes
 and every other search column (participant pseudonym, parties, actor…) are cleared.
-``evi log verify`` reports purged ranges as such.
+``evi log verify`` reports purged ranges as such. On SQLite the cleared content is
+overwritten in the file (:mod:`hub.store.erasure`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.ledger.records import block_spans
+from hub.store.erasure import overwritten
 from hub.store.tables.ledger import SEARCH_COLUMNS, LedgerEntryRow
 
 CLEARED = (*(name for name in SEARCH_COLUMNS if name != "action"), "canonical")
@@ -43,16 +45,17 @@ def purge_before(session: Session, before: datetime, now: datetime) -> int:
     values: dict[str, object] = {name: None for name in CLEARED}
     values["purged_at"] = now
     purged = 0
-    for blocks in list(block_spans(session)):
-        result = session.execute(
-            update(LedgerEntryRow)
-            .where(
-                LedgerEntryRow.seq_block.in_(blocks),  # the time index is per block
-                LedgerEntryRow.time < before,
-                LedgerEntryRow.canonical.is_not(None),
+    with overwritten(session.connection()):
+        for blocks in list(block_spans(session)):
+            result = session.execute(
+                update(LedgerEntryRow)
+                .where(
+                    LedgerEntryRow.seq_block.in_(blocks),  # the time index is per block
+                    LedgerEntryRow.time < before,
+                    LedgerEntryRow.canonical.is_not(None),
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        purged += int(result.rowcount)  # type: ignore[attr-defined]
+            purged += int(result.rowcount)  # type: ignore[attr-defined]
     return purged

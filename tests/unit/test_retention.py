@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from casework_support import store_records
-from sqlalchemy import func, select
+from record_support import add_record
+from sqlalchemy import event, func, select, update
 from sync_support import connector_lock
 from test_consent_support import Clock, ledger, paper_submission, skatteverket_numbers
 
@@ -428,3 +429,57 @@ def test_who_is_still_in_the_log_is_found_for_any_number_of_people(caseload: Hub
     assert found == logged
     if caseload.db.dialect == "postgresql":
         assert len(statements) == 2  # the log's last seq, then one query for everyone
+
+
+def test_a_person_still_registered_at_an_authority_waits_for_the_sync_to_cancel_it(
+    forgotten: Hub,
+) -> None:
+    # removed now, the authority would keep the person registered (it knows them by the
+    # number removal deletes) and go on sending about them
+    with forgotten.db.session() as session:
+        session.execute(update(Subscription).values(active=True))
+
+    done = purge_records(forgotten, JUNE_2026, "cli:admin", confirmed=True)
+
+    assert done.removed == 2
+    assert _participant(forgotten, EXPIRED) is not None
+    assert _rows(forgotten, Subscription) == 1
+    with forgotten.db.session() as session:  # the next sync cancels the registration
+        session.execute(update(Subscription).values(active=False))
+    assert purge_records(forgotten, JUNE_2026, "cli:admin", confirmed=True).removed == 1
+    assert _participant(forgotten, EXPIRED) is None
+
+
+def test_purged_records_are_overwritten_where_sqlite_would_keep_deleted_rows(
+    caseload: Hub,
+) -> None:
+    engine = caseload.db.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps dead tuples until VACUUM (docs/privacy.md)")
+
+    def keep_deleted_rows(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA secure_delete = OFF")  # as some SQLite builds do
+
+    event.listen(engine, "connect", keep_deleted_rows)
+    engine.dispose()
+    marker = "a note written only about this person"
+    with caseload.db.session() as session:
+        person = ParticipantRepository(session, caseload.keys).find(parse_identity(EXPIRED))
+        assert person is not None
+        add_record(
+            session,
+            person.id,
+            origin="kommun",
+            source_id="note-1",
+            kind="referral",
+            category="referral",
+            body={"kind": "referral", "note": marker},
+            at=WITHDRAWN_AT,
+        )
+    assert marker.encode() in _database_bytes(caseload)
+
+    purge_records(caseload, JUNE_2026, "cli:admin", confirmed=True)
+
+    assert marker.encode() not in _database_bytes(caseload)
+    with engine.connect() as connection:  # the connection's own setting is back
+        assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 0
