@@ -81,11 +81,13 @@ def actor_filter(value: str) -> str:
 CORRELATION = re.compile(
     r"(?:(?:stats|purge)-)?[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"  # a report, a look-up
     r"|sync-[0-9a-f]{16}"  # a night's run
-    r"|evi2?-[0-9a-f]{8,64}"  # one transfer: its idempotency key
+    r"|evi2-[0-9a-f]{59}|evi-[0-9a-f]{60}"  # one transfer: its idempotency key (as made
+    # by hub.sync.routing.idempotency_key, and before its KEY_PREFIX was evi2-)
 )
 """The correlation ids the hub gives, exactly: what ties the entries of one statistics
 report, purge, caseworker look-up, sync run or transfer together. Only these shapes are
-taken, so nothing typed by mistake (an identity number) reaches the search's own entry."""
+taken, each at its exact length, so nothing typed by mistake (an identity number, also
+with a prefix in front of it) reaches the search's own entry."""
 
 
 def correlation_filter(value: str) -> str:

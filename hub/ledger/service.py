@@ -76,9 +76,15 @@ def parse_when(text: str | None, name: str) -> datetime | None:
             day = date.fromisoformat(text)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         value = datetime.fromisoformat(text)
+        # in UTC, as stored and compared: an offset can carry a time past year 1 or 9999
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     except ValueError:
         raise InputError(f"{name}: not a date; write YYYY-MM-DD") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise InputError(
+            f"{name}: out of range once its offset is applied; give a time between "
+            "0001-01-01 and 9999-12-31 in UTC"
+        ) from None
 
 
 def parse_span(

@@ -32,7 +32,7 @@ def safe_url(url: str) -> str:
     for messages, logs and `evi config show`."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable database URL>"
     hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_PARAMETERS}
     shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
@@ -110,7 +110,7 @@ def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
     (:meth:`Database.create_file`)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise ConfigError(
             "EVI_DATABASE_URL is not a database URL; use sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST:PORT/DB"

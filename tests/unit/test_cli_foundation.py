@@ -108,10 +108,13 @@ def test_config_show_masks_secrets(
     assert "db.example" in result.out
 
 
+@pytest.mark.parametrize(
+    "url", ["postgres hemligt", "postgresql://evi:hemligt@[::1/evi"], ids=["no URL", "bad port"]
+)
 def test_a_database_url_that_is_no_url_is_shown_as_such_not_printed(
-    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
-    monkeypatch.setenv("EVI_DATABASE_URL", "postgres hemligt")
+    monkeypatch.setenv("EVI_DATABASE_URL", url)
     shown = cli("config", "show", "--json")
     assert shown.code == 0 and "<unparseable database URL>" in shown.out
     used = cli("db", "status")

@@ -289,7 +289,10 @@ def test_search_by_correlation_finds_one_report_or_look_up(hub: Hub, cli) -> Non
 
     assert seqs("--correlation", report) == [0, 1]
     assert seqs("--correlation", "sync-0123456789abcdef") == [2]
-    for bad in (PNR, f"stats-{PNR}", "stats-x"):
+    key = "evi2-" + "0a" * 29 + "f"  # a transfer's idempotency key, as the sync makes it
+    decisions(hub, PNR, 1, correlation_id=key)
+    assert len(seqs("--correlation", key)) == 1
+    for bad in (PNR, f"stats-{PNR}", "stats-x", f"evi2-{PNR}", f"evi-{PNR}", key + "0"):
         refused = cli("log", "search", "--correlation", bad)
         assert refused.code == 2 and "correlation: give a correlation id" in refused.err
         assert PNR not in refused.err
@@ -419,6 +422,8 @@ def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli
         (("log", "search", "--pnr", "19900101"), "10 or 12 digits"),
         (("log", "search", "--pnr", PNR[:-1] + str((int(PNR[-1]) + 1) % 10)), "check digit"),
         (("log", "search", "--from", "last tuesday"), "--from: not a date; write YYYY-MM-DD"),
+        (("log", "search", "--to", "9999-12-31T23:59:59-14:00"), "--to: out of range once"),
+        (("log", "search", "--from", "0001-01-01T00:00:00+14:00"), "between 0001-01-01 and"),
         (("log", "search", "--decision", "maybe"), "'permit' or 'deny'"),
         (
             ("log", "search", "--from", "2026-03-01", "--to", "2026-02-01"),

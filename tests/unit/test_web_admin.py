@@ -256,3 +256,15 @@ def test_the_page_warns_about_a_client_certificate_that_expires_soon(
     assert page.count("Client certificate valid until") == 1  # region's runs for a year
     swedish = client.get("/admin", headers={"Accept-Language": "sv"}).text
     assert "Klientcertifikatet gäller till" in swedish
+
+
+def test_a_retry_asking_for_both_ids_and_all_is_told_which_to_give(
+    admin: tuple[TestClient, str],
+) -> None:
+    client, token = admin
+    both = client.post(
+        "/api/admin/transfers/retry", json={"ids": [1], "all": True}, headers=bearer(token)
+    )
+    assert both.status_code == 422
+    assert "give either ids (from /api/admin/transfers/failed) or all: true" in both.text
+    assert "not a JSON object" not in both.text

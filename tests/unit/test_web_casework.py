@@ -66,6 +66,13 @@ def test_the_api_needs_a_caseworker_and_a_body(hub: Hub, client: TestClient) -> 
         "invalid request: body: the body is not a JSON object; send a JSON object "
         "(Content-Type: application/json)"
     )
+    # a field named by a number (sent by mistake) is not repeated either
+    keyed = client.post("/api/participants/status", json={"pnr": PNR, STRANGER: 1}, headers=anna)
+    assert keyed.status_code == 422 and STRANGER not in keyed.text and PNR not in keyed.text
+    assert keyed.json()["detail"] == (
+        "invalid request: (a field named by an identity number): unknown field; remove it or "
+        "check its spelling"
+    )
     logged = [e["action"] for e in ledger(hub.db) if e["action"] != "access_changed"]
     assert logged == ["consent_registered", "view"]
 
