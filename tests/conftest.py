@@ -9,6 +9,10 @@
 * ``hub``: an opened :class:`hub.context.Hub` on that database, keys in ``evi_home``.
 * ``cli``: runs ``evi ARGS`` in-process and returns ``(exit_code, stdout, stderr)``.
 * ``failed_home``: the demo's small caseload after a night in which fk refused every push.
+* ``only_built_in_plugins`` (autouse): plugin loading sees no ``evi`` entry points, so a
+  third-party plugin installed next to the hub does not change the tests; a test that
+  wants the installed ones asks for ``installed_entry_points``, and a test may replace
+  ``hub.plugins.plugin_entry_points`` with fakes of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 from pg_support import PG_ENV, make_pg_schema_url
 from sync_support import POPULATION, SEED, knobs
 
+import hub.plugins as plugin_loading
 import hub.store.tables
 from hub.context import Hub, open_hub
 from hub.demo.run import demo_sandboxes
@@ -31,6 +36,20 @@ from hub.store.db import Database
 from hub.store.migrate import stamp_head
 
 DATA = Path(__file__).parent / "data"
+
+
+# -- plugins: the built-in ones only, whatever else is installed ---------------------------
+
+
+@pytest.fixture
+def installed_entry_points() -> None:
+    """Ask for this to let plugin loading see the ``evi`` entry points really installed."""
+
+
+@pytest.fixture(autouse=True)
+def only_built_in_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "installed_entry_points" not in request.fixturenames:
+        monkeypatch.setattr(plugin_loading, "plugin_entry_points", lambda: [])
 
 
 # -- PostgreSQL: one schema per test ------------------------------------------------------

@@ -8,7 +8,7 @@ import typer
 
 from hub import __version__
 from hub.commands.common import area_app, print_json
-from hub.plugins import get_plugin_manager
+from hub.plugins import get_plugin_manager, plugin_distribution
 
 plugins_app = area_app(help="Inspect the loaded plugins.", no_args_is_help=True)
 
@@ -16,17 +16,16 @@ plugins_app = area_app(help="Inspect the loaded plugins.", no_args_is_help=True)
 def describe_plugins() -> list[dict[str, Any]]:
     """Each registered plugin: name, source (built-in or its distribution), version, hooks."""
     pm = get_plugin_manager()
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     rows = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         if plugin is None:  # blocked
             continue
-        dist = dists.get(id(plugin))
+        dist = plugin_distribution(pm, name)
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         rows.append(
             {
                 "name": name,
-                "source": dist.project_name if dist else "built-in",
+                "source": str(dist.metadata["Name"]) if dist else "built-in",
                 "version": dist.version if dist else __version__,
                 "hooks": hooks,
             }

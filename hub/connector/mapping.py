@@ -143,9 +143,25 @@ def _cached(path: Path, mtime_ns: int, connector: str) -> Mapping:
 def mapping_for(connector: str, path: Path | None = None) -> Mapping:
     """The mapping of ``connector``: ``path`` if given, else the shipped ``mappings/NAME.toml``.
 
+    Only a built-in connector may leave ``path`` out; for any other
+    :class:`ConnectorConfigError` says to set the class's ``mapping_file``.
+
     Cached per file and modification time, so an edited file is picked up by the next
     connector built.
     """
+    if path is None:
+        from hub.plugins import builtin_connector_names
+
+        if connector not in builtin_connector_names():
+            # The hub's mappings/ holds the built-ins' files only: pointing there would
+            # send a plugin's author looking in the wrong place.
+            raise ConnectorConfigError(
+                connector,
+                "the connector class sets no mapping_file; set `mapping_file` on the "
+                "connector class to the mapping file shipped in the plugin's package, e.g. "
+                f'mapping_file = Path(__file__).with_name("{connector}.toml") '
+                "(see docs/connector-authoring.md, section 5)",
+            )
     resolved = path or bundled_path("mappings") / f"{connector}.toml"
     try:
         mtime = resolved.stat().st_mtime_ns

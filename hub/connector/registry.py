@@ -16,8 +16,10 @@ import pluggy
 from pydantic import BaseModel
 
 from hub.connector.base import Connector
-from hub.errors import ConfigError, NotFoundError
+from hub.errors import ConfigError, EviError, NotFoundError
+from hub.ledger.event import IDENTITY_NUMBER
 from hub.model.vocab import BUILTIN_PARTIES, JOINT_TEAM, Category
+from hub.plugins import FIX, describe_plugin, left_out, one_line_cause, plugin_package
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
@@ -34,14 +36,20 @@ class RegisteredConnector:
         return self.cls.name
 
 
-def validate_connector_class(obj: object, plugin: str) -> type[Connector]:
-    """Return ``obj`` as a connector class, or raise :class:`ConfigError` naming the plugin."""
+# Called on the class (``cls.build_client(...)``, ``cls.sandbox_app(...)``): a plain method
+# there fails only when the hub first calls it, with an internal error.
+_CLASSMETHODS = ("build_client", "sandbox_app", "sandbox_options", "sandbox_server_options")
+
+
+def validate_connector_class(
+    obj: object, plugin: str, *, package: str | None = None
+) -> type[Connector]:
+    """Return ``obj`` as a connector class, or raise :class:`ConfigError` naming the plugin
+    (and ``package``, the distribution that installed it, when known)."""
+    who = describe_plugin(plugin, package)
 
     def bad(reason: str) -> ConfigError:
-        return ConfigError(
-            f"plugin '{plugin}' registered an invalid connector: {reason}; fix or uninstall "
-            "the plugin, or leave it out with EVI_PLUGINS"
-        )
+        return ConfigError(f"{who} registered an invalid connector: {reason}; {FIX}")
 
     if not (inspect.isclass(obj) and issubclass(obj, Connector)):
         raise bad(f"{obj!r} is not a subclass of hub.connector.Connector")
@@ -68,7 +76,26 @@ def validate_connector_class(obj: object, plugin: str) -> type[Connector]:
         value = getattr(obj, attr)
         if not isinstance(value, frozenset) or not all(isinstance(c, Category) for c in value):
             raise bad(f"{label}.{attr} must be a frozenset of hub.model.vocab.Category")
+    for attr in _CLASSMETHODS:
+        if not isinstance(inspect.getattr_static(obj, attr, None), classmethod):
+            raise bad(f"{label}.{attr} must be a classmethod (decorate it with @classmethod)")
+    if obj.receives and not _can_push(obj):
+        raise bad(
+            f"{label}.receives is not empty, so it must implement push() (or push_many() "
+            "with push_batch_size above 1)"
+        )
     return obj
+
+
+def _can_push(cls: type[Connector]) -> bool:
+    """Whether the delivery can hand ``cls`` a transfer without the base class refusing it.
+
+    The delivery calls ``push`` when ``push_batch_size`` is 1, else ``push_many``, whose
+    default calls ``push``; :meth:`Connector.push` itself refuses every transfer.
+    """
+    if cls.push is not Connector.push:
+        return True
+    return cls.push_batch_size > 1 and cls.push_many is not Connector.push_many
 
 
 def known_parties(pm: pluggy.PluginManager) -> list[str]:
@@ -84,9 +111,12 @@ def load_connectors(pm: pluggy.PluginManager) -> dict[str, RegisteredConnector]:
     found: dict[str, RegisteredConnector] = {}
     for impl in pm.hook.evi_register_connectors.get_hookimpls():
         plugin = impl.plugin_name
+        package = plugin_package(pm, plugin)
 
-        def register(obj: type[Connector], plugin: str = plugin) -> None:
-            cls = validate_connector_class(obj, plugin)
+        def register(
+            obj: type[Connector], plugin: str = plugin, package: str | None = package
+        ) -> None:
+            cls = validate_connector_class(obj, plugin, package=package)
             other = found.get(cls.name)
             if other is not None and other.cls is not cls:
                 raise ConfigError(
@@ -96,7 +126,15 @@ def load_connectors(pm: pluggy.PluginManager) -> dict[str, RegisteredConnector]:
             found[cls.name] = RegisteredConnector(cls, plugin)
 
         call: Callable[..., object] = impl.function
-        call(register=register)
+        try:
+            call(register=register)
+        except EviError:  # the hub's own errors (a refused class) say what to do already
+            raise
+        except Exception as exc:  # e.g. its lazy import fails: the plugin's fault, not ours
+            raise ConfigError(
+                f"{describe_plugin(plugin, package)} failed in evi_register_connectors: "
+                f"{one_line_cause(exc)}; {FIX}"
+            ) from exc
     return dict(sorted(found.items()))
 
 
@@ -106,15 +144,18 @@ def get_connector(pm: pluggy.PluginManager, name: str) -> RegisteredConnector:
     try:
         return connectors[name]
     except KeyError:
-        from hub.plugins import left_out
-
+        # The name may come from a URL path; never repeat an identity number typed there.
+        personal = IDENTITY_NUMBER.search(name) is not None
         if left_out(name):
             raise NotFoundError(
-                f"connector '{name}' is installed but EVI_PLUGINS leaves it out; add "
+                "that connector is installed but EVI_PLUGINS leaves it out; add its name to "
+                "EVI_PLUGINS to use it"
+                if personal
+                else f"connector '{name}' is installed but EVI_PLUGINS leaves it out; add "
                 f"'{name}' to EVI_PLUGINS to use it"
             ) from None
         installed = ", ".join(connectors) or "none"
+        named = "by that name" if personal else f"named '{name}'"
         raise NotFoundError(
-            f"no connector named '{name}' is installed (installed: {installed}); "
-            "see `evi connectors list`"
+            f"no connector {named} is installed (installed: {installed}); see `evi connectors list`"
         ) from None

@@ -7,15 +7,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import BaseModel
 
 from hub import hookspecs
-from hub.connector import Connector, ConnectorOptions, hookimpl
+from hub.connector import Connector, ConnectorConfigError, ConnectorOptions, hookimpl
 from hub.connector.registry import get_connector, load_connectors
 from hub.errors import ConfigError, NotFoundError
 from hub.model.identity import PersonalIdentity
-from hub.model.records import CommonRecord, NativeRecord
+from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
 from hub.model.vocab import Category
 from hub.plugins import get_plugin_manager
 
@@ -102,6 +103,30 @@ class BadCategories(Tiny):
     delivers = frozenset({"health"})  # type: ignore[assignment]
 
 
+class PlainSandboxApp(Tiny):
+    def sandbox_app(self, settings: Any) -> Any:  # type: ignore[override]  # no @classmethod
+        return None
+
+
+class PlainSandboxOptions(Tiny):
+    def sandbox_options(self, base_url: str, home: Path) -> dict[str, Any]:  # type: ignore[override]
+        return {"base_url": base_url}
+
+
+class PlainServerOptions(Tiny):
+    def sandbox_server_options(self, home: Path) -> dict[str, Any]:  # type: ignore[override]
+        return {}
+
+
+class PlainBuildClient(Tiny):
+    def build_client(self, options: Any, *, transport: Any = None) -> Any:  # type: ignore[override]
+        raise NotImplementedError
+
+
+class ReceivesWithoutPush(Tiny):
+    receives = frozenset({Category.REFERRAL})
+
+
 @pytest.mark.parametrize(
     ("cls", "words"),
     [
@@ -113,6 +138,11 @@ class BadCategories(Tiny):
         (NoVersion, "version must be a non-empty string"),
         (LaxOptions, "Options must refuse unknown keys"),
         (BadCategories, "delivers must be a frozenset of"),
+        (PlainSandboxApp, "PlainSandboxApp.sandbox_app must be a classmethod"),
+        (PlainSandboxOptions, "PlainSandboxOptions.sandbox_options must be a classmethod"),
+        (PlainServerOptions, "PlainServerOptions.sandbox_server_options must be a classmethod"),
+        (PlainBuildClient, "PlainBuildClient.build_client must be a classmethod"),
+        (ReceivesWithoutPush, "receives is not empty, so it must implement push()"),
     ],
 )
 def test_an_invalid_connector_is_refused_naming_the_plugin(cls: object, words: str) -> None:
@@ -121,6 +151,44 @@ def test_an_invalid_connector_is_refused_naming_the_plugin(cls: object, words: s
     message = str(err.value)
     assert message.startswith("plugin 'third-party' registered an invalid connector")
     assert words in message and "EVI_PLUGINS" in message
+
+
+def test_a_connector_that_receives_may_push_one_at_a_time_or_in_batches() -> None:
+    class Pushes(ReceivesWithoutPush):
+        name = "pushes"
+
+        def push(self, transfer: Transfer) -> PushResult:
+            raise NotImplementedError
+
+    class Batches(ReceivesWithoutPush):
+        name = "batches"
+        push_batch_size = 100
+
+        def push_many(self, transfers: Sequence[Transfer]) -> list[PushResult]:
+            raise NotImplementedError
+
+    class Sandboxed(Tiny):
+        name = "sandboxed"
+
+        @classmethod
+        def sandbox_options(cls, base_url: str, home: Path) -> dict[str, Any]:
+            return {"base_url": base_url}
+
+    assert {"pushes", "batches", "sandboxed"} <= set(
+        load_connectors(with_plugin(Pushes, Batches, Sandboxed))
+    )
+
+
+def test_a_plugin_connector_without_a_mapping_file_is_told_to_set_one() -> None:
+    connector = Tiny(Tiny.Options(), httpx.Client())
+    with pytest.raises(ConnectorConfigError) as err:
+        connector.mapping  # noqa: B018
+    message = str(err.value)
+    assert message.startswith("tiny: ") and "mappings" not in message
+    assert (
+        "set `mapping_file` on the connector class to the mapping file shipped in the "
+        "plugin's package" in message
+    )
 
 
 def test_two_plugins_claiming_one_name_are_refused() -> None:
@@ -157,6 +225,16 @@ def test_a_connector_the_allowlist_leaves_out_is_said_to_be_left_out(
 def test_an_unknown_name_lists_what_is_installed() -> None:
     with pytest.raises(NotFoundError, match=r"installed: af, fk, kommun, region"):
         get_connector(get_plugin_manager(), "csn")
+
+
+def test_an_identity_number_typed_as_a_connector_name_is_not_repeated() -> None:
+    # The name comes from a URL path too: POST /api/admin/connectors/{name}/check.
+    for typed in ("199001012385", "19900101-2385", "x900101-2385"):
+        with pytest.raises(NotFoundError) as err:
+            get_connector(get_plugin_manager(), typed)
+        message = str(err.value)
+        assert message.startswith("no connector by that name is installed (installed: af,")
+        assert "2385" not in message
 
 
 def test_the_options_of_every_built_in_refuse_unknown_keys() -> None:
