@@ -65,8 +65,12 @@ def guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> No
 
 
 def unexpected(connector: str, exc: BaseException) -> str:
-    """The report's line for an exception no one expected: its type, never its text."""
+    """The report's line for an exception no one expected: its type, never its text.
+
+    The traceback goes to the debug log only (``evi --debug``): its text may quote a
+    record, which the report and a nightly log must not."""
     log.error("%s: stopped by an unexpected %s", connector, type(exc).__name__)
+    log.debug("%s: where the %s was raised", connector, type(exc).__name__, exc_info=exc)
     return (
         f"{connector}: stopped by an unexpected {type(exc).__name__} (a fault in the connector "
         "or the hub); what was stored before it stays, and the next run starts from there"

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from hub.connector.errors import ConnectorError, InvalidRecordError, UnmappedCodeError
+from hub.connector.errors import (
+    ConnectorConfigError,
+    ConnectorError,
+    InvalidRecordError,
+    UnmappedCodeError,
+)
 from hub.consent import gate
 from hub.consent.decisions import DecisionRequest, decision_event
 from hub.consent.gate import Decision, Snapshot
@@ -141,6 +146,22 @@ class Preparation:
         except Exception as exc:
             self.counts.invalid += 1
             self._refuse(native, f"invalid_record: {type(exc).__name__}")
+            return None
+        if common.source != self.connector.name or common.source_id != native.source_id:
+            raise ConnectorConfigError(
+                self.connector.name,
+                "map() returned a record that is not the one it was given (its source must "
+                "be the connector's name, its source_id the native record's): a fault in the "
+                "connector plugin; fix or update it",
+            )
+        if common.category not in self.connector.delivers:
+            self.counts.invalid += 1
+            delivers = ", ".join(sorted(self.connector.delivers)) or "nothing"
+            self._refuse(
+                native,
+                f"invalid_record: category {common.category} is not one the connector "
+                f"delivers ({delivers})",
+            )
             return None
         if common.unmapped:
             self.counts.unmapped += 1

@@ -6,6 +6,7 @@ nothing for years."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -33,7 +34,8 @@ from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget, transports
 from hub.ledger.canonical import read_document
-from hub.model.records import NativeRecord
+from hub.model.records import CommonRecord, NativeRecord
+from hub.model.vocab import Category
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
@@ -41,6 +43,7 @@ from hub.store.tables.sync import OutboxItem, StoredRecord, Subscription, SyncRu
 from hub.sync.batch import StagedRecord
 from hub.sync.inbound import stored_cursor
 from hub.sync.job import run_sync
+from hub.sync.options import unexpected
 from hub.sync.outbox import DELIVERED, PENDING, OutboxRepository, QueuedItem
 from hub.sync.routing import idempotency_key
 from hub.sync.subscriptions import subscribed_identities
@@ -443,3 +446,56 @@ def test_an_authority_asking_to_wait_for_ages_loses_no_one_elses_results(
         ).all()
     assert delivered
     assert due and all(d.replace(tzinfo=UTC) <= started + timedelta(days=1, minutes=5) for d in due)
+
+
+def test_a_record_of_a_category_the_connector_does_not_deliver_is_refused(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a connector declares it delivers bounds what it brings in, as the administrator
+    # reviewing it expects: a mapping that yields another category is refused, logged
+    monkeypatch.setattr(KommunConnector, "delivers", frozenset({Category.REFERRAL}))
+    report = run_sync(demo, sync_options(targets, connectors=["kommun"]))
+    kommun = report.get("kommun")
+    assert kommun.invalid > 0 and kommun.status == "partial"
+    with demo.db.session() as session:
+        kinds = set(
+            session.scalars(select(StoredRecord.category).where(StoredRecord.source == "kommun"))
+        )
+    assert kinds == {"referral"}
+    reasons = [entry.get("reason") or "" for entry in _refusals(demo)]
+    assert any("is not one the connector delivers (referral)" in r for r in reasons)
+
+
+def test_a_connector_whose_map_returns_another_record_is_stopped_with_its_fault_named(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = KommunConnector.map
+
+    def wrong_source(self: KommunConnector, native: NativeRecord) -> CommonRecord:
+        return original(self, native).model_copy(update={"source": "af"})
+
+    monkeypatch.setattr(KommunConnector, "map", wrong_source)
+    report = run_sync(demo, sync_options(targets, connectors=["kommun"]))
+    kommun = report.get("kommun")
+    assert kommun.status != "ok" and kommun.stored == 0
+    assert (
+        kommun.error and "map() returned a record that is not the one it was given" in kommun.error
+    )
+    assert "fault in the connector plugin" in kommun.error
+    assert report.exit_code == 2
+
+
+def test_an_unexpected_failure_names_its_type_and_leaves_the_traceback_to_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # `evi --debug sync` logs at debug level: the connector's author gets the traceback;
+    # the report line and a nightly log without --debug never quote the exception's text
+    try:
+        {}["kommun-1234"]
+    except KeyError as exc:
+        failure = exc
+    caplog.set_level(logging.DEBUG, logger="hub.sync.options")
+    line = unexpected("kommun", failure)
+    assert "unexpected KeyError" in line and "kommun-1234" not in line
+    (traced,) = [r for r in caplog.records if r.exc_info]
+    assert traced.levelno == logging.DEBUG and traced.exc_info[1] is failure
