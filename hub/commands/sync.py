@@ -24,12 +24,14 @@ from hub.connector.service import (
     build_connector,
     certificate_warnings,
     connector_setup,
+    enabled_but_not_loaded,
     runnable_connectors,
 )
 from hub.context import Hub
-from hub.errors import InputError, StorageError
+from hub.errors import ConfigError, InputError, StorageError
 from hub.ledger.service import check_signing, new_checkpoint
-from hub.sync.delivery import DEFAULT_LEASE, Deliverer
+from hub.store.meta import require_current_keys
+from hub.sync.delivery import DEFAULT_LEASE, Deliverer, DeliveryCounts
 from hub.sync.history import history
 from hub.sync.job import run_sync
 from hub.sync.options import Progress, SyncOptions
@@ -139,8 +141,6 @@ def sync(
         lease=timedelta(seconds=lease),
     )
     if not connector:  # an enabled connector the plugins leave out is not synced: say so
-        from hub.connector.service import enabled_but_not_loaded
-
         skipped = enabled_but_not_loaded(hub)
         if skipped:
             info(
@@ -285,22 +285,25 @@ def worker(
 def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: timedelta) -> int:
     """The worker's loop until ``stop`` is set (or one round with ``once``); returns how
     many transfers it delivered. Each round serves the connectors as set up at that moment,
-    and a database that is away is waited for, not a reason to exit."""
+    and a database that is away is waited for, not a reason to exit; a schema upgraded or
+    a key rotated since the worker started is (:func:`_require_current`)."""
     setup = connector_setup(hub)
     connectors = _worker_connectors(hub)
-    info(f"worker serves: {', '.join(sorted(connectors))}")
+    info(f"worker serves: {', '.join(sorted(connectors)) or 'no connector'}")
     delivered = 0
     away = 0  # rounds in a row the database could not be used
     try:
         while not stop.is_set():
             try:
+                _require_current(hub)
                 if (now := connector_setup(hub)) != setup:
                     # An administrator enabled, disabled, resumed or reconfigured a
                     # connector (or a sync paused one): serve what is set up now.
                     setup = now
                     _close(connectors)
                     connectors = _worker_connectors(hub, at_start=False)
-                    info(f"connectors changed; worker serves: {', '.join(sorted(connectors))}")
+                    served = ", ".join(sorted(connectors)) or "no connector"
+                    info(f"connectors changed; worker serves: {served}")
                 deliverer = Deliverer(
                     hub,
                     connectors,
@@ -315,7 +318,10 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
                 delivered += done
                 if done:
                     new_checkpoint(hub)
+                if away:
+                    info("the database answers again; the worker goes on")
                 away = 0
+                _say_round(counts)
             except StorageError as exc:
                 if once:
                     raise
@@ -323,7 +329,8 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
                 # claimed transfers are claimed again when their lease ends.
                 away += 1
                 wait = min(poll * 2**away, _MAX_AWAY_WAIT)
-                info(f"warning: {exc.message}; trying again in {wait:.0f} s")
+                why = exc.message.split("; ")[0]  # not the one-shot command's advice
+                info(f"warning: {why}; the worker tries again in {wait:.0f} s")
                 stop.wait(wait)
                 continue
             if once:
@@ -332,6 +339,38 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
     finally:
         _close(connectors)
     return delivered
+
+
+def _require_current(hub: Hub) -> None:
+    """Stop the worker (exit 2) when the database moved on since it started: an upgraded
+    schema, or a key rotated (``evi keys rotate``), which leaves it unable to open the
+    secrets and numbers the rotation re-encrypted. A worker runs for weeks; exiting lets
+    its service manager (``Restart=always``) start it afresh with what is current."""
+    from hub.store.migrate import revision_problem, stored_revision
+
+    with hub.db.session() as session:
+        problem = revision_problem(stored_revision(session.connection()))
+        if problem is None:
+            try:
+                require_current_keys(session, hub.keys)
+            except ConfigError as exc:
+                problem = exc.message.split("; ")[0]
+    if problem is not None:
+        raise ConfigError(f"{problem}; the worker stops: start it again")
+
+
+def _say_round(counts: dict[str, DeliveryCounts]) -> None:
+    """One line for a round that did something, so the journal shows the worker working."""
+    done = {name: c.delivered for name, c in sorted(counts.items()) if c.delivered}
+    dead = sum(c.dead_lettered for c in counts.values())
+    if not done and not dead:
+        return
+    line = f"delivered {sum(done.values())}"
+    if done:
+        line += f" ({', '.join(f'{name} {n}' for name, n in done.items())})"
+    if dead:
+        line += f"; {dead} dead-lettered (evi transfers failed)"
+    info(line)
 
 
 WORKER_BATCH = 100
@@ -364,6 +403,12 @@ def _worker_connectors(hub: Hub, *, at_start: bool = True) -> dict[str, Connecto
         raise problems[0]
     for problem in problems:
         info(f"warning: {problem.message}; its transfers wait until this is fixed")
+    skipped = enabled_but_not_loaded(hub)
+    if skipped:
+        info(
+            f"warning: enabled but not loaded, so not served: {', '.join(skipped)} (left out "
+            "by EVI_PLUGINS, or not installed); their transfers wait"
+        )
     _warn_certificates(hub, connectors)
     return connectors
 

@@ -67,6 +67,16 @@ _OPERATIONAL: Final = (
         "command again; nothing of this one was kept",
     ),
     (
+        "password authentication failed",
+        "the database server refused the password of the database user in the URL; check "
+        "the user and password (or ~/.pgpass)",
+    ),
+    (
+        "is not permitted to log in",
+        "the database server does not let the database user in the URL log in (its role "
+        "has NOLOGIN); the database's administrator grants LOGIN",
+    ),
+    (
         "connection",
         "lost the connection to the database server; check that it is running and run the "
         "command again; nothing of this one was kept",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sync_support import POPULATION, SEED
@@ -289,7 +290,113 @@ def test_a_running_worker_follows_connector_changes_and_waits_out_a_database_out
     assert served[2:] == [["kommun"], ["kommun"], ["kommun"]]  # af disabled while running
     err = capsys.readouterr().err
     assert "connectors changed; worker serves: kommun" in err
-    assert err.count("warning: lost the connection to the database server; trying again") == 2
+    assert err.count("warning: lost the connection to the database server; the worker tries") == 2
+    assert "run the command again" not in err  # the one-shot command's advice
+    assert err.count("the database answers again; the worker goes on") == 1
+
+
+def _serve_rounds(
+    monkeypatch: pytest.MonkeyPatch, between: Any, *, delivered: int = 0
+) -> tuple[int, list[int]]:
+    """Run a worker whose every round delivers ``delivered`` transfers to af, calling
+    ``between(round)`` after each; returns how many it delivered and the rounds run."""
+    import threading
+    from datetime import timedelta
+
+    from hub.commands import sync as sync_command
+    from hub.context import open_hub
+    from hub.sync.delivery import DeliveryCounts
+
+    rounds: list[int] = []
+    stop = threading.Event()
+
+    class Counting:
+        def __init__(self, *_args: object, **_kwargs: object) -> None:
+            pass
+
+        def run(self) -> dict[str, DeliveryCounts]:
+            rounds.append(len(rounds))
+            between(len(rounds), stop)
+            return {"af": DeliveryCounts(delivered=delivered)}
+
+    monkeypatch.setattr(sync_command, "Deliverer", Counting)
+    monkeypatch.setattr(sync_command, "new_checkpoint", lambda _hub: None)
+    hub = open_hub()
+    try:
+        done = sync_command.serve(hub, stop, once=False, poll=0.01, lease=timedelta(seconds=60))
+    finally:
+        hub.close()
+    return done, rounds
+
+
+def test_a_running_worker_stops_when_a_key_is_rotated_under_it(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it could no longer open the connector secrets the rotation re-encrypted; exit 2 lets
+    # systemd's Restart= start it afresh with the new key
+    from hub.errors import ConfigError
+
+    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
+
+    def rotate(round_: int, stop: Any) -> None:
+        if round_ == 2:
+            assert cli("keys", "rotate", "connector-secrets", "--yes").code == 0
+        if round_ == 5:
+            stop.set()  # a worker that went on would end here, and the test fail
+
+    with pytest.raises(ConfigError, match="the key 'connector-secrets' was rotated") as raised:
+        _serve_rounds(monkeypatch, rotate)
+    assert raised.value.message.endswith("the worker stops: start it again")
+
+
+def test_a_running_worker_stops_when_the_schema_is_not_its_own_any_more(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from hub.context import open_hub
+    from hub.errors import ConfigError
+
+    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
+
+    def upgrade(round_: int, stop: Any) -> None:
+        if round_ == 1:  # a newer release upgraded the database meanwhile
+            hub = open_hub()
+            with hub.db.session() as session:
+                session.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+            hub.close()
+        if round_ == 5:
+            stop.set()  # a worker that went on would end here, and the test fail
+
+    with pytest.raises(ConfigError, match="newer than this installation knows"):
+        _serve_rounds(monkeypatch, upgrade)
+
+
+def test_a_worker_says_what_each_round_delivered(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
+
+    def twice(round_: int, stop: Any) -> None:
+        if round_ == 2:
+            stop.set()
+
+    done, rounds = _serve_rounds(monkeypatch, twice, delivered=3)
+    assert (done, len(rounds)) == (6, 2)
+    assert capsys.readouterr().err.count("delivered 3 (af 3)") == 2
+
+
+def test_a_worker_names_the_enabled_connectors_the_plugins_leave_out(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
+    monkeypatch.setenv("EVI_PLUGINS", "af,evidence-paper,evidence-signature,witness-directory")
+    result = cli("worker", "--once")
+    assert result.code == 0, result.err
+    assert (
+        "warning: enabled but not loaded, so not served: fk, kommun, region (left out by "
+        "EVI_PLUGINS, or not installed); their transfers wait"
+    ) in result.err
 
 
 def test_a_connector_the_plugins_leave_out_is_named_as_not_synced(
