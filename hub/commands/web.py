@@ -2,10 +2,16 @@
 
 FastAPI and uvicorn are imported when the server starts, not with this module, so other
 commands do not pay for them. Uvicorn's access log keeps its lines but loses their query
-strings (:class:`hub.web.security.PathOnly`).
+strings and any identity number in a path (:class:`hub.web.security.PathOnly`).
+
+It serves plain HTTP, so an address other than loopback (``--host 0.0.0.0``, a network
+interface) gets a ``warning:`` line on stderr: tokens, session cookies and personnummer
+would cross that network in clear text unless only the TLS reverse proxy can reach it.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import typer
 
@@ -41,6 +47,14 @@ def serve(
             "hint: there are no web users yet, so nobody can sign in; add one with "
             "`evi users add NAME --party P --role R`"
         )
+    reach = beyond_this_host(host)
+    if reach is not None:
+        info(
+            f"warning: --host {host!r} serves plain HTTP on {reach}, not only this host: "
+            "tokens, session cookies and personnummer cross that network in clear text; put "
+            "it behind the organisation's TLS reverse proxy and listen on 127.0.0.1 (or an "
+            "interface only the proxy reaches)"
+        )
     info(f"serving EVI hub on http://{host}:{port} (put it behind a TLS reverse proxy)")
     config = uvicorn.Config(
         create_app(hub),
@@ -55,6 +69,22 @@ def serve(
     logging.getLogger("uvicorn.access").addFilter(PathOnly())
     logging.getLogger("hub.web.audit").setLevel(logging.INFO)  # sign-ins, like the access log
     uvicorn.Server(config).run()
+
+
+def beyond_this_host(host: str) -> str | None:
+    """Where listening on ``host`` reaches beyond this machine ("every interface", or the
+    address or name itself); ``None`` for loopback (127.0.0.0/8, ``::1``, ``localhost``).
+    A name other than ``localhost`` counts as reaching beyond: it may resolve to any
+    interface."""
+    if host.lower() in ("localhost", "localhost."):
+        return None
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host or "every interface"  # "": every interface, as uvicorn binds it
+    if address.is_loopback:
+        return None
+    return "every interface" if address.is_unspecified else host
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,15 @@ session's secret, looked up the same way (:func:`hub.web.page_sessions.session_u
 stops working when the session expires, its user signs out, is disabled or gets a new
 token. A request with a bearer token is judged by the token alone.
 
+A wrong bearer token is a guess at a token like a failed sign-in, and is treated as one
+(:mod:`hub.web.throttle`, the app's ``state.sign_in_throttle``): it counts towards its
+client address's failures, and is written to the ``hub.web.audit`` log with that address
+(never the token). Past the limit, a request with a bearer token from that address is
+answered 429 with ``Retry-After`` without its token being looked at, and the first such
+answer in a window is in the audit log; so an address gets at most the throttle's ten
+look-ups of a wrong token in five minutes, by sign-in and bearer token together, and the
+audit log at most that many lines about it and one about the refusals.
+
 Routes declare what they need::
 
     @router.get("/api/…")
@@ -19,15 +28,21 @@ those the route requires: 403.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.exceptions import HTTPException
 
 from hub.context import Hub
 from hub.web.errors import Forbidden, NotAuthenticated
 from hub.web.page_sessions import session_user
+from hub.web.throttle import SignInThrottle
 from hub.web.users import Role, WebUser, authenticate
+
+audit = logging.getLogger("hub.web.audit")
 
 SESSION_COOKIE = "__Host-evi_session"
 """The page session's cookie. The ``__Host-`` prefix makes browsers accept it only with
@@ -50,6 +65,12 @@ def get_hub(request: Request) -> Hub:
     return hub
 
 
+def client_address(request: Request) -> str:
+    """The client's address: the proxy's ``X-Forwarded-For`` when `evi web serve` trusts
+    the proxy (``[web] trusted_proxies``), else the connection's."""
+    return request.client.host if request.client else "an unknown address"
+
+
 def _bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header is None:
@@ -61,29 +82,66 @@ def _bearer_token(request: Request) -> str | None:
 
 
 def current_user(request: Request) -> WebUser:
-    """The active user whose token or page session came with the request; 401 otherwise."""
+    """The active user whose token or page session came with the request; 401 otherwise
+    (429 for a bearer token from an address with too many failures)."""
     hub = get_hub(request)
     token = _bearer_token(request)
     if token is not None:
-        user = authenticate(hub, token)
-        if user is None:
-            raise NotAuthenticated(
-                "this token is not valid (unknown, replaced, or its user is disabled); ask an "
-                "administrator for a new one (`evi users token NAME`)"
-            )
+        user = _token_user(request, hub, token)
     else:
         secret = request.cookies.get(session_cookie(request))
         if not secret:
             raise NotAuthenticated(
                 "sign in: send 'Authorization: Bearer <token>', or sign in on the /login page"
             )
-        user = session_user(hub, secret)
-        if user is None:
+        in_session = session_user(hub, secret)
+        if in_session is None:
             raise NotAuthenticated(
                 "your session has ended (signed out, expired after a working day, or your "
                 "access changed); sign in again on the /login page"
             )
+        user = in_session
     request.state.user = user
+    return user
+
+
+def _token_user(request: Request, hub: Hub, token: str) -> WebUser:
+    """The active user holding the bearer ``token``, through the sign-in throttle: a wrong
+    token counts as a failure of the client's address and is in the audit log."""
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    client = client_address(request)
+    refusal = throttle.reserve(client)
+    if refusal is not None:  # the token is not looked at
+        if refusal.first_in_window:
+            window = math.ceil(throttle.window_seconds / 60)
+            audit.warning(
+                "bearer tokens from %s refused for %d s: %d failed within %d minutes "
+                "(not logged again for %d minutes)",
+                client,
+                refusal.retry_after,
+                throttle.max_failures,
+                window,
+                window,
+            )
+        raise HTTPException(
+            429,
+            f"too many failed sign-ins and wrong tokens from this address; try again in "
+            f"{refusal.retry_after} s",
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
+    try:
+        user = authenticate(hub, token)
+    except BaseException:
+        throttle.release(client)
+        raise
+    if user is None:
+        throttle.failed(client, reserved=True)
+        audit.warning("bearer token refused from %s: not the token of an active user", client)
+        raise NotAuthenticated(
+            "this token is not valid (unknown, replaced, or its user is disabled); ask an "
+            "administrator for a new one (`evi users token NAME`)"
+        )
+    throttle.release(client)
     return user
 
 

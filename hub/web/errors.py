@@ -30,6 +30,7 @@ from hub.errors import EviError, StorageError
 from hub.ledger.event import IDENTITY_NUMBER
 from hub.model.problems import problem
 from hub.web.i18n import N_, tr
+from hub.web.security import masked_path
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ async def _evi_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, StorageError):
         # Its message names the database's host, user and name and the driver's words:
         # for the operator's log, not for whoever asks (/healthz needs no sign-in).
-        log.error("database error in %s %s: %s", request.method, request.url.path, exc.message)
+        path = masked_path(request.url.path)
+        log.error("database error in %s %s: %s", request.method, path, exc.message)
         return error_response(request, exc.http_status, UNAVAILABLE)
     return error_response(
         request, exc.http_status, exc.message, lead=getattr(exc, "page_lead", None)
@@ -142,7 +144,8 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("internal error in %s %s (%s)", request.method, request.url.path, type(exc).__name__)
+    path = masked_path(request.url.path)
+    log.error("internal error in %s %s (%s)", request.method, path, type(exc).__name__)
     log.debug("traceback of that internal error", exc_info=exc)
     return error_response(request, 500, "internal error; the server log names its type")
 

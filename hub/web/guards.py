@@ -10,8 +10,16 @@ forge; the "resource isolation policy" of https://web.dev/articles/fetch-metadat
 
 * ``Sec-Fetch-Site: same-origin`` (the hub's own pages) or ``none`` (typed, bookmarked):
   allowed;
-* from another origin, only a plain GET navigation (a link to a page) is allowed; any
-  POST (a form, sign-in included), and any embedded or scripted request is refused (403);
+* from another origin (``same-site`` or ``cross-site``), only a plain GET navigation (a
+  link) to a page path *without a query string* is allowed; a link to ``/api/…`` or to
+  any URL with a query, any POST (a form, sign-in included), and any embedded or scripted
+  request is refused (403). The session cookie goes along with a link from another host
+  of the same site, and a query is what makes a page act (``/stats?from=…&to=…`` makes a
+  report and logs a gate decision per person, ``/api/log/entries?…`` a logged search), so
+  a link from elsewhere only opens a page as it is before anyone fills it in. Refused
+  rather than redirected to the bare path: one rule, and nothing happens that the user
+  did not start from the hub's own page. A bookmark or a typed URL (``none``) keeps its
+  query;
 * a request without ``Sec-Fetch-Site`` (a program: curl, an API client, a monitor; or a
   very old browser) is refused only if it is a POST with an ``Origin`` that is not the
   hub's own.
@@ -64,9 +72,15 @@ def from_elsewhere(scope: Scope) -> str | None:
         None,
         "document",
     )
-    if method in SAFE_METHODS and navigation:
-        return None
-    return f"it was sent from another {'site' if site == 'cross-site' else 'origin'}"
+    elsewhere = f"another {'site' if site == 'cross-site' else 'origin'}"
+    if not (method in SAFE_METHODS and navigation):
+        return f"it was sent from {elsewhere}"
+    path: str = scope["path"]
+    if path == "/api" or path.startswith("/api/"):
+        return f"a link from {elsewhere} may not open the API"
+    if scope.get("query_string"):
+        return f"a link from {elsewhere} may open a page but not with a query"
+    return None
 
 
 def _own_origin(scope: Scope, headers: Headers) -> str:

@@ -5,19 +5,24 @@ The pages show personal data (pseudonyms, who saw whom), so nothing may be cache
 this origin's own files: the templates use no inline script or style and no outside
 assets.
 
-Uvicorn's access log prints the path *and the query string*; `evi web serve` gives it
-:class:`PathOnly`, which keeps the line and drops the query. Identities are never put in
-a path or query in the first place (endpoints that take one use POST), but a query string
-may hold a pseudonym or a search filter, which is not the access log's business.
+Uvicorn's access log prints the path *and the query string*, as sent; `evi web serve`
+gives it :class:`PathOnly`, which keeps the line, drops the query and masks what looks
+like an identity number in the path. Identities are never put in a path or query in the
+first place (endpoints that take one use POST), but someone may type one into a path
+(``GET /participants/199001012385``, a 404), and a query string may hold a pseudonym or a
+search filter, which is not the access log's business.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Final
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.ledger.event import IDENTITY_NUMBER
 
 SECURITY_HEADERS: Final = {
     "cache-control": "no-store",
@@ -70,8 +75,30 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+MASK: Final = "[masked]"
+"""What the access log shows instead of an identity number in a path."""
+
+_DIGIT = r"(?:\d|%3\d)"
+_LOGGED_IDENTITY_NUMBER: Final = re.compile(
+    rf"{_DIGIT}*{_DIGIT}{{6}}(?:[-+]|%2[bBdD])?{_DIGIT}{{4}}{_DIGIT}*"
+)
+""":data:`hub.ledger.event.IDENTITY_NUMBER` (six digits, perhaps ``-`` or ``+``, four
+digits) as uvicorn logs a path, as it came: a digit may be percent-encoded (``%31``), and
+so may the ``-`` or ``+``; the digits around the match go with it (the century of a
+twelve-digit number)."""
+
+
+def masked_path(path: str) -> str:
+    """``path`` with every run matching the identity-number pattern (``199001012385``,
+    ``19900101-2385``, ``900101-2385``, or the same percent-encoded) replaced by
+    :data:`MASK`. Any run of ten digits or more is masked, whatever it was meant to be."""
+    masked = _LOGGED_IDENTITY_NUMBER.sub(MASK, path)
+    return IDENTITY_NUMBER.sub(MASK, masked)  # nothing left, should the pattern change
+
+
 class PathOnly(logging.Filter):
-    """A filter for uvicorn's access logger: the request line without its query string.
+    """A filter for uvicorn's access logger: the request line without its query string,
+    and with identity numbers in the path masked (:func:`masked_path`).
 
     Uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with (client, method, path?query, version,
     status). A record of any other shape is dropped rather than risk printing a query.
@@ -81,5 +108,6 @@ class PathOnly(logging.Filter):
         args = record.args
         if not (isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str)):
             return False
-        record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        path = masked_path(args[2].split("?", 1)[0])
+        record.args = (args[0], args[1], path, args[3], args[4])
         return True

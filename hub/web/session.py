@@ -17,9 +17,12 @@ Signing in, a refused sign-in and signing out are written to the ``hub.web.audit
 sign-in names only the client address.
 
 Repeated failures from one client address are slowed (:mod:`hub.web.throttle`, the app's
-``state.sign_in_throttle``): past the limit, ``POST /login`` answers 429 with the sign-in
-page, a message saying how long to wait and ``Retry-After``, without looking at the token;
-the first such answer in a window is in the audit log (the address only).
+``state.sign_in_throttle``, which counts wrong bearer tokens too: :mod:`hub.web.auth`):
+past the limit, ``POST /login`` answers 429 with the sign-in page, a message saying how
+long to wait and ``Retry-After``, without looking at the token; the first such answer in
+a window is in the audit log (the address only). The try is checked and reserved in one
+step before the token is looked up, so sign-ins sent all at once get no more look-ups
+than the limit.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hub.context import Hub
-from hub.web.auth import CurrentUser, get_hub, session_cookie
+from hub.web.auth import CurrentUser, client_address, get_hub, session_cookie
 from hub.web.errors import local_path
 from hub.web.forms import read_form
 from hub.web.i18n import tr, tr_n
@@ -44,12 +47,6 @@ router = APIRouter()
 audit = logging.getLogger("hub.web.audit")
 
 
-def _client(request: Request) -> str:
-    """The client's address: the proxy's ``X-Forwarded-For`` when `evi web serve` trusts
-    the proxy (``[web] trusted_proxies``), else the connection's."""
-    return request.client.host if request.client else "an unknown address"
-
-
 def _throttled(request: Request, refusal: Refusal) -> Response:
     """The sign-in page again, 429: too many failures from this address, wait this long."""
     if refusal.first_in_window:
@@ -58,7 +55,7 @@ def _throttled(request: Request, refusal: Refusal) -> Response:
         audit.warning(
             "sign-ins from %s refused for %d s: %d failed within %d minutes "
             "(not logged again for %d minutes)",
-            _client(request),
+            client_address(request),
             refusal.retry_after,
             throttle.max_failures,
             window,
@@ -88,13 +85,17 @@ def login(
     hub: Annotated[Hub, Depends(get_hub)],
 ) -> Response:
     throttle: SignInThrottle = request.app.state.sign_in_throttle
-    client = _client(request)
-    refusal = throttle.check(client)
+    client = client_address(request)
+    refusal = throttle.reserve(client)  # checked and held in one step
     if refusal is not None:
         return _throttled(request, refusal)  # the token is not looked at
-    opened = open_session(hub, form.get("token", ""))
+    try:
+        opened = open_session(hub, form.get("token", ""))
+    except BaseException:
+        throttle.release(client)
+        raise
     if opened is None:
-        throttle.failed(client)
+        throttle.failed(client, reserved=True)
         audit.warning("sign-in refused from %s: not the token of an active user", client)
         return render(
             request,
@@ -108,6 +109,7 @@ def login(
             },
             status=401,
         )
+    throttle.release(client)
     user = opened.user
     audit.info("signed in: %s (%s, %s) from %s", user.name, user.party, user.role.value, client)
     back = form.get("next", "")

@@ -289,6 +289,23 @@ def test_an_internal_error_answers_without_a_traceback(
     assert response.headers["strict-transport-security"] == "max-age=31536000"
 
 
+def test_the_server_log_of_an_internal_error_masks_a_number_typed_into_the_path(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = token_for(hub, "ola.admin", Role.ADMINISTRATOR, party="kommun")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr("hub.web.admin.check_connector", broken)
+    caplog.set_level(logging.ERROR, logger="hub.web.errors")
+    with web_client(hub) as client:
+        answer = client.post("/api/admin/connectors/199001012385/check", headers=bearer(token))
+    assert answer.status_code == 500
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "hub.web.errors"]
+    assert line == "internal error in POST /api/admin/connectors/[masked]/check (RuntimeError)"
+
+
 def test_the_access_log_keeps_the_path_but_never_the_query() -> None:
     record = logging.LogRecord(
         "uvicorn.access",

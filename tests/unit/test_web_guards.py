@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from test_consent_support import ledger
 from web_support import bearer, token_for, web_client
 
 from hub.connector.service import list_connectors
@@ -154,3 +155,59 @@ def test_an_unreachable_database_is_a_503_that_names_nothing_of_it(
     assert health.json() == {"detail": "the database is not available; the server's log says why"}
     assert any("db.kommun.local" in r.getMessage() for r in caplog.records)
     assert not any("S3cret" in r.getMessage() for r in caplog.records)
+
+
+LINKED_REPORTS = [
+    ("/api/log/entries?decision=deny&limit=1", Role.PRIVACY_OFFICER),
+    ("/api/log/sample?size=1", Role.PRIVACY_OFFICER),
+    ("/log?decision=deny", Role.PRIVACY_OFFICER),
+    ("/stats?from=2025-04-01&to=2025-06-30", Role.STEERING_GROUP),
+    ("/stats.csv?from=2025-04-01&to=2025-06-30", Role.STEERING_GROUP),
+    ("/api/stats?from=2025-04-01&to=2025-06-30", Role.STEERING_GROUP),
+    ("/api/log/checkpoint", Role.PRIVACY_OFFICER),  # the API, even without a query
+]
+
+
+@pytest.mark.parametrize("elsewhere", [SAME_SITE, CROSS_SITE], ids=["same-site", "cross-site"])
+@pytest.mark.parametrize(("url", "role"), LINKED_REPORTS, ids=[u for u, _ in LINKED_REPORTS])
+def test_a_link_from_elsewhere_with_a_query_or_to_the_api_does_nothing(
+    hub: Hub, client: TestClient, elsewhere: dict[str, str], url: str, role: Role
+) -> None:
+    # A link on an intranet host carries the session cookie (same site): it must not run a
+    # logged search or report as the signed-in user.
+    signed_in(hub, client, role)
+    before = len(ledger(hub.db))
+    refused = client.get(url, headers=elsewhere)
+    assert refused.status_code == 403
+    if url.startswith("/api/"):
+        assert refused.json()["detail"].startswith("refused: a link from another ")
+    else:
+        assert "This was sent from another site; it was not done." in refused.text
+    assert len(ledger(hub.db)) == before  # no ledger_search, no gate decision
+
+
+@pytest.mark.parametrize(
+    ("url", "role"),
+    [("/log", Role.PRIVACY_OFFICER), ("/stats", Role.STEERING_GROUP), ("/", Role.CASEWORKER)],
+)
+def test_a_link_from_elsewhere_to_a_page_without_a_query_opens_it(
+    hub: Hub, client: TestClient, url: str, role: Role
+) -> None:
+    signed_in(hub, client, role)
+    before = len(ledger(hub.db))
+    assert client.get(url, headers=SAME_SITE).status_code == 200
+    assert client.get(url, headers=CROSS_SITE).status_code == 200
+    assert len(ledger(hub.db)) == before
+
+
+def test_bookmarks_own_pages_and_programs_keep_their_queries(hub: Hub, client: TestClient) -> None:
+    signed_in(hub, client, Role.PRIVACY_OFFICER)
+    search = "/api/log/entries?decision=deny&limit=1"
+    bookmarked = {**OWN, "sec-fetch-site": "none"}  # typed, bookmarked, opened from a mail
+    assert client.get(search, headers=bookmarked).status_code == 200
+    assert client.get(search, headers=OWN).status_code == 200  # from the hub's own pages
+    program = TestClient(client.app, base_url="https://testserver")  # no cookie, no Sec-Fetch
+    token = token_for(hub, "dso.script", Role.PRIVACY_OFFICER, party="kommun")
+    with program:
+        assert program.get(search, headers=bearer(token)).status_code == 200
+    assert len([e for e in ledger(hub.db) if e["action"] == "ledger_search"]) == 3
