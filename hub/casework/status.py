@@ -160,15 +160,16 @@ def consolidated_status(
     number: the same error, so the caller cannot tell the two apart.
     """
     hub.require_schema()
+    keys = hub.keys  # loaded first: a first load may record them, which needs the writer
     correlation_id = str(uuid.uuid4())
     view: StatusView | None = None
     with hub.db.session(write_lock=True) as session:
         # Now, once the writer's turn is ours: a withdrawal committed while we waited for
         # it was recorded before this instant, so it applies.
         at = clock()
-        participant = ParticipantRepository(session, hub.keys).find(identity)
+        participant = ParticipantRepository(session, keys).find(identity)
         if participant is None:
-            pseudonym = hub.keys.pseudonym(identity.number)
+            pseudonym = keys.pseudonym(identity.number)
             append(
                 session, _view_event(viewer, pseudonym, at, correlation_id, shown=[], found=False)
             )

@@ -85,8 +85,16 @@ REASONS_SV = {
     "cancelled": "myndigheten ombads sluta lämna uppgifter om dig",
     "block_added": "spärren registrerades",
     "block_lifted": "spärren hävdes",
+    "not_a_participant": "EVI hub hade inga uppgifter om dig",
 }
 """A log entry's reason in words, the code after it; any other reason is shown as stored."""
+
+_LOOKED_UP_SV = {
+    "view": "Handläggare sökte på ditt personnummer",
+    "subject_access": "Registerutdrag begärt på ditt personnummer",
+    "consent_read": "Samtycken söktes på ditt personnummer",
+}
+"""The heading of a look-up by number that found no participant: nothing was shown."""
 
 
 def _actor(doc: dict[str, Any]) -> str | None:
@@ -179,6 +187,8 @@ class Extract:
     def _entry_lines(number: int, record: EntryRecord) -> list[str]:
         doc = record.document or {}
         title = ACTIONS_SV.get(record.action, record.action)
+        if doc.get("reason") == "not_a_participant":  # a look-up that found no one
+            title = _LOOKED_UP_SV.get(record.action, title)
         if doc.get("decision"):
             title += f": {DECISIONS_SV.get(doc['decision'], doc['decision'])}"
         lines = [f"{number}. {swedish_minute(record.time)} – {title}"]

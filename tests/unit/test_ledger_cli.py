@@ -378,6 +378,16 @@ def test_the_extract_gives_each_reason_in_words_with_its_code(hub: Hub, cli) -> 
     assert "   Skäl: timed out after 30 s\n" in out  # a reason with no words of its own
 
 
+def test_a_look_up_that_found_no_one_is_not_told_as_a_view(hub: Hub, cli) -> None:
+    # a caseworker typed the number before the person was a participant: nothing was shown
+    looked = cli("participants", "status", "--pnr", PNR, "--as", "af")
+    assert looked.code == 1, looked.err
+    out = cli("log", "extract", "--pnr", PNR).out
+    assert "– Handläggare sökte på ditt personnummer\n" in out
+    assert "   Skäl: EVI hub hade inga uppgifter om dig (not_a_participant)\n" in out
+    assert "Handläggare visade dina uppgifter" not in out
+
+
 def test_the_extract_gives_its_times_in_swedish_time(ledger: Hub, cli) -> None:
     from datetime import datetime
     from zoneinfo import ZoneInfo
