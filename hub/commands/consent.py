@@ -313,6 +313,29 @@ def unblock(
     info(f"lifted block {view.id} at {rfc3339(view.valid_until or view.valid_from)}")
 
 
+@consent_app.command("protect")
+def protect(
+    ctx: typer.Context,
+    pnr: str = pnr_option(PNR_HELP),
+    lift: bool = typer.Option(False, "--lift", help="Take the mark away (staff only)."),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
+    """Mark a person as having a protected identity (skyddad identitet) before any authority
+    reports it: from now the number goes to no one, and the next sync cancels their
+    registrations. Logged."""
+    identity = identity_input(pnr)
+    changed = ConsentService(hub_from(ctx)).protect(identity, actor=cli_actor(actor), lift=lift)
+    if not changed:
+        info("nothing to change: " + ("not marked" if lift else "already marked"))
+    elif lift:
+        info("protected identity lifted: the next sync registers them by number again")
+    else:
+        info(
+            "protected identity marked: the number goes to no one from now; the next sync "
+            "cancels their registrations at the authorities"
+        )
+
+
 @consent_app.command("export")
 def export(
     ctx: typer.Context,

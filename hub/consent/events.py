@@ -11,6 +11,8 @@ the consent terms' text or the evidence.
     consent_withdrawn    whole | partial   -         withdrawn from ``time`` on
     block_recorded       block_added       -         a block from ``time`` on
     block_recorded       block_lifted      -         a block ended at ``time``
+    protection_changed   protected_identity_marked | protected_identity_lifted
+                                           -         staff marked or lifted skyddad identitet
 
 A withdrawal or block names its party as ``recipient`` and its category in ``categories``
 (absent: any).
@@ -102,5 +104,15 @@ def block(
         recipient=party,
         actor=actor,
         categories=(category,) if category else (),
+        participant=pseudonym,
+    )
+
+
+def protection(time: datetime, actor: str, pseudonym: str, *, protected: bool) -> LedgerEvent:
+    return LedgerEvent(
+        time=time,
+        action=Action.PROTECTION_CHANGED,
+        reason="protected_identity_marked" if protected else "protected_identity_lifted",
+        actor=actor,
         participant=pseudonym,
     )

@@ -417,6 +417,31 @@ class ConsentService:
             session.flush()
             return block_view(row)
 
+    def protect(self, identity: PersonalIdentity, *, actor: str, lift: bool = False) -> bool:
+        """Mark the person as having a protected identity (skyddad identitet), or with
+        ``lift`` take the mark away; returns whether it changed (logged only then).
+
+        An authority's record can set the mark too, but only once the person is registered
+        with it by number; staff who know it mark the person before the first sync. From
+        then the gate gives the number to no one (``protected_identity``): the next sync
+        cancels every registration and transfers carry the pseudonym only. Only staff lift
+        it; an authority's records never do. A person with no consent yet may be marked.
+        """
+        hub = self._ready()
+        now = self.clock()
+        with hub.db.session(write_lock=True) as session:
+            require_current_keys(session, hub.keys)
+            participants = ParticipantRepository(session, hub.keys)
+            participant = participants.find(identity) if lift else participants.ensure(identity)
+            if participant is None or participant.protected_identity == (not lift):
+                return False
+            participant.protected_identity = not lift
+            ConsentRepository(session).touch([participant.id])  # cached gate answers go
+            append(
+                session, events.protection(now, actor, participant.pseudonym, protected=not lift)
+            )
+            return True
+
     # -- reading ------------------------------------------------------------------------------
 
     # Reads are disclosures too (being a client of the joint team is itself secret): each

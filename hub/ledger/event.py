@@ -44,6 +44,7 @@ class Action(StrEnum):
     KEY_ROTATED = "key_rotated"  # an encryption key was replaced and its ciphertexts rewritten
     CONSENT_READ = "consent_read"  # a person's consents were shown or exported, or all listed
     CONNECTOR_CHANGED = "connector_changed"  # options set or unset, enabled or disabled
+    PROTECTION_CHANGED = "protection_changed"  # staff marked or lifted a protected identity
 
 
 class ActorRole(StrEnum):

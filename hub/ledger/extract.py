@@ -35,6 +35,7 @@ ACTIONS_SV = {
     "subject_access": "Registerutdrag över lagrade uppgifter",
     "key_rotated": "Byte av krypteringsnyckel",
     "consent_read": "Dina samtycken lästes",
+    "protection_changed": "Skyddad identitet",
 }
 DECISIONS_SV = {"permit": "tillåtet", "deny": "nekat"}
 OUTCOMES_SV = {
@@ -86,6 +87,8 @@ REASONS_SV = {
     "block_added": "spärren registrerades",
     "block_lifted": "spärren hävdes",
     "not_a_participant": "EVI hub hade inga uppgifter om dig",
+    "protected_identity_marked": "registrerad: ditt personnummer lämnas inte till någon",
+    "protected_identity_lifted": "hävd",
 }
 """A log entry's reason in words, the code after it; any other reason is shown as stored."""
 
