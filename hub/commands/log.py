@@ -306,6 +306,8 @@ def verify(
         )
         for first, last in report.purged:
             typer.echo(f"purged (content removed by retention, hashes kept): {first}-{last}")
+        for name, seq in report.superseded:
+            typer.echo(f"superseded witness copy {name}: by the restore recorded at entry {seq}")
         for problem in report.problems:
             typer.echo(f"BAD {problem}")
         if report.unlisted:
@@ -393,6 +395,29 @@ def purge(
     info(
         f"purged {result.purged} entries recorded before {before}; checkpoint of size "
         f"{result.checkpoint.size} signed first"
+    )
+
+
+@log_app.command("restored")
+def restored(
+    ctx: typer.Context,
+    yes: bool = typer.Option(
+        False, "--yes", help="Really record it (without it: name the copies, exit 2)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help=service.ACTOR_HELP),
+) -> None:
+    """After restoring the database from a backup: record it, naming the witness copies the
+    restored log no longer matches, so `evi log verify` lists them as superseded instead
+    of failing, and `evi sync` and `evi worker` start again. Logged."""
+    from hub.ledger.restore import record_restore
+
+    done = record_restore(hub_from(ctx), service.cli_actor(actor), confirmed=yes)
+    if done is None:
+        info("nothing to record: every witness copy matches the stored log")
+        return
+    info(
+        f"recorded as entry {done.seq}: {len(done.copies)} witness copies superseded "
+        f"({', '.join(done.copies)}); a new checkpoint was signed"
     )
 
 

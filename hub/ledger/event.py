@@ -45,6 +45,7 @@ class Action(StrEnum):
     CONSENT_READ = "consent_read"  # a person's consents were shown or exported, or all listed
     CONNECTOR_CHANGED = "connector_changed"  # options set or unset, enabled or disabled
     PROTECTION_CHANGED = "protection_changed"  # staff marked or lifted a protected identity
+    LOG_RESTORED = "log_restored"  # the database was restored; witness copies superseded
 
 
 class ActorRole(StrEnum):

@@ -48,6 +48,7 @@ _KIND: dict[str, tuple[str, str, str]] = {
     Action.CONSENT_READ: ("R", "110110", "Patient Record"),
     Action.CONNECTOR_CHANGED: ("U", "110129", "Security Configuration"),
     Action.PROTECTION_CHANGED: ("U", "110110", "Patient Record"),
+    Action.LOG_RESTORED: ("U", "110100", "Application Activity"),
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from hub.clock import instant_text
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, NotFoundError
+from hub.ledger import restore
 from hub.ledger.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
 from hub.ledger.event import IDENTITY_NUMBER, ON_BEHALF, Action, ActorRole, LedgerEvent
 from hub.ledger.extract import Extract, ProvenEntry
@@ -216,9 +217,12 @@ def extract(
 
 def check_signing(hub: Hub) -> None:
     """Before a sync or worker does any work: the checkpoint it ends with could be signed
-    (the origin and key on record; see :func:`hub.ledger.signing.check_signer`)."""
+    (the origin and key on record; see :func:`hub.ledger.signing.check_signer`), and the
+    log is not shorter than its witness copies without a recorded restore
+    (:func:`hub.ledger.restore.require_no_unrecorded_restore`)."""
     with hub.db.session() as session:
         check_signer(session, hub.settings)
+    restore.require_no_unrecorded_restore(hub)
 
 
 def new_checkpoint(hub: Hub) -> Checkpoint:
@@ -291,7 +295,13 @@ def verify(hub: Hub, given: NoteVerifier | None = None) -> VerifyReport:
                     raise
                 key = None  # no checkpoint and no key yet: nothing is signed to check
         directory = witness_directory(hub.settings)
-        report = verify_ledger(session, key, read_witness_directory(directory))
+        acknowledged = restore.recorded(session)
+        report = verify_ledger(
+            session, key, read_witness_directory(directory), superseded=acknowledged
+        )
+        report.problems.extend(
+            Problem(None, p) for p in restore.check_recorded(session, acknowledged)
+        )
     if directory is not None and not directory.is_dir() and report.checkpoints:
         # Copies are written there with every checkpoint: a missing directory (a share
         # unmounted or renamed) would otherwise read as "no copies" and hide a truncation.

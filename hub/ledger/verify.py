@@ -67,6 +67,8 @@ class VerifyReport:
     purged: list[tuple[int, int]] = field(default_factory=list)
     checkpoints: int = 0
     witness_copies: int = 0
+    superseded: list[tuple[str, int]] = field(default_factory=list)
+    """Witness copies a recorded restore superseded: (name, its ``log_restored`` entry)."""
     problems: list[Problem] = field(default_factory=list)
     unlisted: int = 0  # problems found beyond the ones listed (the list is capped)
 
@@ -90,6 +92,9 @@ class VerifyReport:
             "size": self.size,
             "checkpoints": self.checkpoints,
             "witness_copies": self.witness_copies,
+            "superseded_witness_copies": [
+                {"name": name, "restore_seq": seq} for name, seq in self.superseded
+            ],
             "purged": [list(r) for r in self.purged],
             "first_bad_seq": first.seq if first else None,
             "problems": [{"seq": p.seq, "what": p.what} for p in self.problems],
@@ -181,10 +186,13 @@ def verify_ledger(
     verifier: NoteVerifier | None,
     witness_notes: Mapping[str, str] | None = None,
     *,
+    superseded: Mapping[str, int] | None = None,
     max_problems: int = 50,
     block_level: int = BLOCK_LEVEL,
 ) -> VerifyReport:
-    """Check everything stored; never writes. ``witness_notes`` maps a name to a note.
+    """Check everything stored; never writes. ``witness_notes`` maps a name to a note;
+    ``superseded`` names the copies a recorded restore superseded (:mod:`hub.ledger.restore`),
+    which are listed in the report and not compared.
 
     Without ``verifier`` no signature can be checked, and every checkpoint is a problem.
     """
@@ -204,11 +212,13 @@ def verify_ledger(
         )
     ]
     notes = dict(witness_notes or {})
+    gone = dict(superseded or {})
     witnessed = [
         item
         for name, note in sorted(notes.items())
-        if (item := check.signed(f"witness copy {name}", note, None))
+        if name not in gone and (item := check.signed(f"witness copy {name}", note, None))
     ]
+    check.report.superseded = sorted((n, seq) for n, seq in gone.items() if n in notes)
     wanted = {s.size for s in signed} | {s.size for s in witnessed}
     scan = EntryScan(session, check.problem, head_size, wanted, block_level).run()
     size = scan.size

@@ -153,9 +153,10 @@ def test_every_action_exports_as_an_audit_event_of_its_own_kind(hub: Hub, cli) -
     events = [AuditEvent.model_validate(e.resource.model_dump()) for e in bundle.entry]
     kinds = {e.code.coding[0].code: e.category[0].coding[0].code for e in events}
     assert set(kinds) == {a.value for a in Action}
-    # none falls back to the generic "Application Activity" but the log's own purge
+    # none falls back to the generic "Application Activity" but the log's own purge and
+    # its recorded restore from a backup
     generic = {a for a, code in kinds.items() if code == "110100"}
-    assert generic == {"ledger_purge"}
+    assert generic == {"ledger_purge", "log_restored"}
 
 
 def test_fhir_export_of_purged_entries_is_still_valid(ledger: Hub, cli, monkeypatch) -> None:
@@ -404,9 +405,10 @@ def test_the_extract_gives_its_times_in_swedish_time(ledger: Hub, cli) -> None:
 def test_every_action_about_a_person_has_a_swedish_title_in_the_extract() -> None:
     from hub.ledger.extract import ACTIONS_SV
 
-    # access_changed (web users) and connector_changed (a connector's options) are never
-    # about a participant: they are in no one's extract
-    assert set(ACTIONS_SV) == {a.value for a in Action} - {"access_changed", "connector_changed"}
+    # access_changed (web users), connector_changed (a connector's options) and
+    # log_restored (the log itself) are never about a participant: in no one's extract
+    about_no_one = {"access_changed", "connector_changed", "log_restored"}
+    assert set(ACTIONS_SV) == {a.value for a in Action} - about_no_one
 
 
 def test_extract_json_proves_every_entry_against_its_checkpoint(ledger: Hub, cli) -> None:
@@ -522,6 +524,7 @@ def test_verify_json_report(ledger: Hub, cli, tmp_path: Path) -> None:
         "size": 6,
         "checkpoints": 1,
         "witness_copies": 0,
+        "superseded_witness_copies": [],
         "purged": [],
         "first_bad_seq": None,
         "problems": [],
