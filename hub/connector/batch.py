@@ -89,10 +89,9 @@ def post_batch(
                 )
             elif (again := _transient(status)) is not None:
                 unplaced.append(again)
-            else:
-                answers[index] = PushResult(
-                    accepted=False, detail=f"HTTP {status} for this message"
-                )
+            else:  # a status that is no number is not repeated: it is the authority's text
+                code = status if type(status) is int else "status that is no number"
+                answers[index] = PushResult(accepted=False, detail=f"HTTP {code} for this message")
         if unplaced:
             statuses = ", ".join(str(s) for s in sorted(set(unplaced)))
             raise TransientConnectorError(
