@@ -21,6 +21,7 @@ from rich.table import Table
 
 from hub.commands.common import area_app, hub_from, info, pnr_option, print_json, whole_file
 from hub.errors import InputError
+from hub.files import check_target
 from hub.ledger import service
 from hub.ledger.event import Action
 from hub.ledger.fhir import bundle_chunks
@@ -270,14 +271,21 @@ def extract(
     ctx: typer.Context,
     pnr: str = pnr_option("The person's personnummer/samordningsnummer."),
     fmt: ExtractFormat = typer.Option(ExtractFormat.TEXT, "--format", help="text or json."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write here (whole, mode 0600), not stdout."
+    ),
 ) -> None:
     """The person's own log extract (registerutdrag), each entry with its inclusion proof."""
     identity = identity_input(pnr)
+    if output is not None:
+        check_target(output)  # before the extract is made and logged
     result = service.extract(hub_from(ctx), identity, service.cli_actor())
     if fmt is ExtractFormat.JSON:
-        print_json(result.as_json())
+        text = json.dumps(result.as_json(), ensure_ascii=False, indent=2, default=str) + "\n"
     else:
-        sys.stdout.write(result.as_text())
+        text = result.as_text()
+    with whole_file(output) if output else nullcontext(sys.stdout) as out:
+        out.write(text)
     _warn_witnesses(result.checkpoint.witness_failures)
 
 

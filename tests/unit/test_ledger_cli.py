@@ -369,6 +369,25 @@ def test_extract_is_plain_swedish_with_every_entry_about_the_person(ledger: Hub,
     assert "no consent covers fk" not in out  # the other person's entries are not there
 
 
+def test_an_extract_written_to_a_file_is_for_its_owner_only(
+    ledger: Hub, cli, tmp_path: Path
+) -> None:
+    target = tmp_path / "registerutdrag.txt"
+    target.write_text("an older extract\n")
+    target.chmod(0o644)
+    written = cli("log", "extract", "--pnr", PNR, "-o", str(target))
+    assert written.code == 0, written.err
+    assert written.out == ""
+    assert target.read_text(encoding="utf-8").startswith("REGISTERUTDRAG UR ÖVERFÖRINGSLOGGEN")
+    assert target.stat().st_mode & 0o077 == 0
+    as_json = tmp_path / "registerutdrag.json"
+    assert cli("log", "extract", "--pnr", PNR, "--format", "json", "-o", str(as_json)).code == 0
+    assert json.loads(as_json.read_text(encoding="utf-8"))["entries"]
+    size = ledger_size(ledger)
+    missing = cli("log", "extract", "--pnr", PNR, "-o", str(tmp_path / "no" / "such" / "x"))
+    assert missing.code == 2 and ledger_size(ledger) == size  # refused before it is made
+
+
 def test_the_extract_gives_each_reason_in_words_with_its_code(hub: Hub, cli) -> None:
     decisions(hub, PNR, 1, reason="covered")
     decisions(hub, PNR, 1, decision="deny", reason="withdrawn")
