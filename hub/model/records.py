@@ -77,7 +77,8 @@ class CommonRecord(BaseModel):
     restricted: bool = Field(
         default=False,
         description="obtained under a legal right for one purpose only (e.g. SSBTEK): "
-        "stored for that purpose, never disclosed onward",
+        "never disclosed onward, not even to the joint team, so the hub refuses it on "
+        "arrival (gate reason restricted_origin, logged) and never stores it",
     )
     unmapped: tuple[UnmappedCode, ...] = ()
     mapping_version: str | None = None
