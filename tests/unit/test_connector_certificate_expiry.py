@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sync_support import POPULATION, SEED
 from tls_support import client_certificate
 
 from hub.connector.expiry import CertificateNotice, expiring
@@ -41,15 +40,6 @@ def test_the_warning_says_when_and_how_to_renew() -> None:
     assert "(in 1 day)" in one
     gone = CertificateNotice("fk", NOW - timedelta(days=2)).message(NOW)
     assert "expired on 2026-12-03 12:00 UTC and the authority cannot be reached" in gone
-
-
-@pytest.fixture
-def demo_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    result = cli("demo", "--setup-only", "--seed", str(SEED), "--population", str(POPULATION))
-    assert result.code == 0, result.err
-    return evi_home
 
 
 def _install(cli, tmp_path: Path, name: str, valid_for: timedelta) -> datetime:

@@ -276,17 +276,23 @@ def test_a_plugin_connector_without_mapping_file_is_told_to_set_it(
 # -- the tests see the built-in plugins only ----------------------------------------------
 
 
-def test_the_tests_do_not_see_what_else_is_installed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A package installed next to the hub, as pip leaves it; the autouse fixture in
-    # tests/conftest.py hides it from plugin loading.
+def _install_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package with an ``evi`` entry point installed next to the hub, as pip leaves it
+    (its module does not exist)."""
     info = tmp_path / "evi_test_elsewhere-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evi-test-elsewhere\n")
     (info / "entry_points.txt").write_text("[evi]\nelsewhere = evi_test_no_such_module\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
+
+
+def test_the_tests_do_not_see_what_else_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A package installed next to the hub, as pip leaves it; the autouse fixture in
+    # tests/conftest.py hides it from plugin loading.
+    _install_elsewhere(tmp_path, monkeypatch)
     assert "elsewhere" in {ep.name for ep in importlib.metadata.entry_points(group="evi")}
     pm = get_plugin_manager()
     assert sorted(name for name, _ in pm.list_name_plugin()) == sorted(BUILT_INS.split(","))
@@ -295,11 +301,6 @@ def test_the_tests_do_not_see_what_else_is_installed(
 def test_a_test_can_ask_for_the_installed_plugins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed_entry_points: None
 ) -> None:
-    info = tmp_path / "evi_test_elsewhere-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evi-test-elsewhere\n")
-    (info / "entry_points.txt").write_text("[evi]\nelsewhere = evi_test_no_such_module\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
+    _install_elsewhere(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"plugin 'elsewhere' .*cannot be imported"):
         get_plugin_manager()

@@ -8,18 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync_support import POPULATION, SEED
 
 from hub.settings import get_settings
-
-
-@pytest.fixture
-def demo_home(cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    result = cli("demo", "--setup-only", "--seed", str(SEED), "--population", str(POPULATION))
-    assert result.code == 0, result.err
-    return evi_home
 
 
 def test_sync_prints_the_report_and_history_remembers_it(cli, demo_home: Path) -> None:

@@ -322,21 +322,6 @@ def test_the_access_log_keeps_the_path_but_never_the_query() -> None:
     assert not PathOnly().filter(odd)
 
 
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """`evi web serve` without serving: the uvicorn configurations it would run."""
-    import uvicorn
-
-    configs: list[uvicorn.Config] = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: configs.append(self.config))
-    access = logging.getLogger("uvicorn.access")
-    before = list(access.filters)
-    try:
-        yield configs
-    finally:
-        access.filters[:] = before  # serve adds its query-dropping filter
-
-
 def test_serve_starts_with_a_hint_when_nobody_can_sign_in(
     hub: Hub, cli: Any, served: list[Any]
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from test_web_session_throttle import REQUESTS, HeldLookUps, all_at_once
-from web_support import bearer, token_for
+from web_support import FakeClock, bearer, token_for
 
 from hub.context import Hub
 from hub.web.app import create_app
@@ -22,14 +22,6 @@ from hub.web.throttle import MAX_FAILURES, WINDOW_SECONDS, SignInThrottle
 from hub.web.users import Role, WebUser
 
 ADDRESS = "203.0.113.5"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

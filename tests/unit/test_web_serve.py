@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from hub.context import Hub
-
-
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """`evi web serve` without serving: the uvicorn configurations it would run."""
-    import uvicorn
-
-    configs: list[uvicorn.Config] = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: configs.append(self.config))
-    access = logging.getLogger("uvicorn.access")
-    before = list(access.filters)
-    try:
-        yield configs
-    finally:
-        access.filters[:] = before  # serve adds its access-log filter
 
 
 @pytest.mark.parametrize(

@@ -16,23 +16,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-from web_support import token_for
+from web_support import FakeClock, token_for
 
 from hub.context import Hub
 from hub.web.app import create_app
 from hub.web.auth import SESSION_COOKIE
 from hub.web.throttle import MAX_FAILURES, WINDOW_SECONDS, SignInThrottle
 from hub.web.users import Role
-
-
-class FakeClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

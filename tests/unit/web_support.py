@@ -9,6 +9,16 @@ from hub.web.app import create_app
 from hub.web.users import Role, add_user
 
 
+class FakeClock:
+    """Monotonic seconds that move only when the test says so (the sign-in throttle's)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def web_client(hub: Hub, language: str = "en") -> TestClient:
     """A client of the app over ``hub``, on https (the session cookie is Secure), whose
     browser asks for ``language`` (the pages' texts in English are the catalog's ids;
