@@ -14,6 +14,7 @@ import typer
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector import service
 from hub.connector.options import parse_assignments
+from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger.service import ACTOR_HELP, cli_actor
 
@@ -90,9 +91,36 @@ def configure(
         values[key] = os.environ[variable]
     if not values and not unset:
         raise InputError("nothing to configure; give --set KEY=VALUE or --unset KEY")
-    shown = service.configure(hub_from(ctx), name, values, unset=unset, actor=cli_actor(actor))
+    hub = hub_from(ctx)
+    before = service.stored_options(hub, name).get("base_url")
+    shown = service.configure(hub, name, values, unset=unset, actor=cli_actor(actor))
     print_json(shown)
     info(f"{name}: options saved; run `evi connectors check {name}` to try them")
+    if before and shown.get("base_url") != before:
+        _warn_moved(hub, name, str(before))
+
+
+def _warn_moved(hub: Hub, name: str, before: str) -> None:
+    """A new address with the old one's cursor and registrations still held: say how to
+    start afresh there, should it be another system (the hub cannot tell a new host name
+    of the same system from a test endpoint replaced by production)."""
+    held = service.forget_authority(hub, name, actor="", really=False)
+    if not (held.registrations or held.cursor):
+        return
+    what = " and ".join(
+        part
+        for part in (
+            "its cursor" if held.cursor else "",
+            f"{held.registrations} registration(s)" if held.registrations else "",
+        )
+        if part
+    )
+    info(
+        f"warning: {name} now points at another address (was {before}); the hub still holds "
+        f"{what} made at the old one. If this is another system (a test endpoint replaced "
+        f"by production), run `evi connectors forget {name}` so the next sync registers "
+        "everyone there and reads from the start"
+    )
 
 
 @connectors_app.command("enable")

@@ -321,3 +321,19 @@ def test_forget_only_counts_without_yes(cli, evi_home: Path) -> None:
     assert done.code == 0 and "kommun: forgot 0 registration(s)" in done.err
     logged = cli("log", "search", "--action", "connector_changed", "--format", "jsonl").out
     assert "forgot its cursor and 0 registration(s) at the old address" in logged
+
+
+def test_pointing_a_synced_connector_elsewhere_says_how_to_start_afresh_there(
+    cli, demo_home: Path
+) -> None:
+    assert cli("sync", "--sandbox", "--connector", "kommun").code == 0
+    moved = cli("connectors", "configure", "kommun", "--set", "base_url=http://127.0.0.1:9")
+    assert moved.code == 0, moved.err
+    (warning,) = [line for line in moved.err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: kommun now points at another address (was ")
+    assert "its cursor and " in warning and " registration(s) made at the old one" in warning
+    assert "run `evi connectors forget kommun`" in warning
+    same = cli("connectors", "configure", "kommun", "--set", "base_url=http://127.0.0.1:9")
+    assert "warning:" not in same.err  # the same address again
+    never = cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9")
+    assert "warning:" not in never.err  # never synced: nothing held from the old address
