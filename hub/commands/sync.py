@@ -292,10 +292,11 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
     info(f"worker serves: {', '.join(sorted(connectors)) or 'no connector'}")
     delivered = 0
     away = 0  # rounds in a row the database could not be used
+    logged = 0  # the transfer log's size at the last round
     try:
         while not stop.is_set():
             try:
-                _require_current(hub)
+                logged = _require_current(hub, logged)
                 if (now := connector_setup(hub)) != setup:
                     # An administrator enabled, disabled, resumed or reconfigured a
                     # connector (or a sync paused one): serve what is set up now.
@@ -341,22 +342,33 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
     return delivered
 
 
-def _require_current(hub: Hub) -> None:
+def _require_current(hub: Hub, logged: int) -> int:
     """Stop the worker (exit 2) when the database moved on since it started: an upgraded
-    schema, or a key rotated (``evi keys rotate``), which leaves it unable to open the
-    secrets and numbers the rotation re-encrypted. A worker runs for weeks; exiting lets
-    its service manager (``Restart=always``) start it afresh with what is current."""
+    schema, a key rotated (``evi keys rotate``), which leaves it unable to open the
+    secrets and numbers the rotation re-encrypted, or a transfer log shorter than at the
+    last round (the database restored from a backup under it: its start checks that
+    restore, :func:`hub.ledger.service.check_signing`). A worker runs for weeks; exiting
+    lets its service manager (``Restart=always``) start it afresh with what is current.
+    Returns the log's size now."""
+    from hub.ledger.tree import StoredTree
     from hub.store.migrate import revision_problem, stored_revision
 
     with hub.db.session() as session:
+        size = StoredTree(session).size()
         problem = revision_problem(stored_revision(session.connection()))
         if problem is None:
             try:
                 require_current_keys(session, hub.keys)
             except ConfigError as exc:
                 problem = exc.message.split("; ")[0]
+    if problem is None and size < logged:
+        problem = (
+            f"the transfer log went from {logged} to {size} entries while the worker ran "
+            "(the database was restored or replaced)"
+        )
     if problem is not None:
         raise ConfigError(f"{problem}; the worker stops: start it again")
+    return size
 
 
 def _say_round(counts: dict[str, DeliveryCounts]) -> None:

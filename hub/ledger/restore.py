@@ -149,20 +149,27 @@ def record_restore(hub: Hub, actor: str, *, confirmed: bool) -> RestoreRecorded 
 
 
 def require_no_unrecorded_restore(hub: Hub) -> None:
-    """Refuse (ConfigError, exit 2) to start a sync or worker on a log shorter than its
-    largest witness copy, unless that restore is recorded. Reads file names only."""
+    """Refuse (ConfigError, exit 2) to start a sync or worker on a log that no longer gives
+    its largest witness copy (shorter than it, or another root at its size: a restore the
+    hub has written after), unless that restore is recorded. Reads file names and one
+    tree head."""
     directory = witness_directory(hub.settings)
     copies = witness_copies(directory)
     if not copies:
         return
+    largest = copies[-1]
     with hub.db.session() as session:
-        size = StoredTree(session).size()
-        largest = copies[-1]
-        if largest.size <= size or largest.name in recorded(session):
+        if largest.name in recorded(session) or not unmatched(session, [largest]):
             return
+        size = StoredTree(session).size()
+    held = (
+        f"holds {size} entries, but witness copy {largest.name} in {directory} covers "
+        f"{largest.size}"
+        if largest.size > size
+        else f"no longer gives the root of witness copy {largest.name} in {directory}"
+    )
     raise ConfigError(
-        f"the transfer log holds {size} entries, but witness copy {largest.name} in "
-        f"{directory} covers {largest.size}: the database was restored from a backup, or "
-        "entries were removed. Check which; after a restore record it with `evi log "
+        f"the transfer log {held}: the database was restored from a backup, or entries "
+        "were removed or altered. Check which; after a restore record it with `evi log "
         "restored --yes` (logged), then run again"
     )

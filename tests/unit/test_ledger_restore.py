@@ -47,6 +47,10 @@ def test_a_restore_is_refused_by_the_nightly_job_until_it_is_recorded(
     assert f"witness copy {newest}" in refused.err and "evi log restored --yes" in refused.err
     worker = cli("worker", "--once")
     assert worker.code == 2 and f"witness copy {newest}" in worker.err
+    for _ in range(3):  # the restored hub writes on (look-ups), past the copy's size
+        cli("consent", "show", "--pnr", NUMBER)
+    grown = cli("sync", "--sandbox")
+    assert grown.code == 2 and f"no longer gives the root of witness copy {newest}" in grown.err
 
     asked = cli("log", "restored")
     assert asked.code == 2 and newest in asked.err and "rerun with --yes" in asked.err

@@ -362,6 +362,31 @@ def test_a_running_worker_stops_when_the_schema_is_not_its_own_any_more(
         _serve_rounds(monkeypatch, upgrade)
 
 
+def test_a_running_worker_stops_when_the_log_shrinks_under_it(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the database restored from a backup while the worker ran: it would deliver again
+    # what the restored outbox still holds, and log it over a history now lost
+    from sqlalchemy import text
+
+    from hub.context import open_hub
+    from hub.errors import ConfigError
+
+    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
+
+    def restore(round_: int, stop: Any) -> None:
+        if round_ == 2:
+            hub = open_hub()
+            with hub.db.session() as session:
+                session.execute(text("UPDATE ledger_head SET size = size - 1"))
+            hub.close()
+        if round_ == 5:
+            stop.set()  # a worker that went on would end here, and the test fail
+
+    with pytest.raises(ConfigError, match=r"the transfer log went from (\d+) to \d+ entries"):
+        _serve_rounds(monkeypatch, restore)
+
+
 def test_a_worker_says_what_each_round_delivered(
     cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
