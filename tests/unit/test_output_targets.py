@@ -6,6 +6,7 @@ it); a directory that cannot be written is the operator's error, not an internal
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -41,10 +42,14 @@ def test_an_export_never_replaces_the_hubs_own_files(
     assert cli("db", "status").code == 0  # the database is whole
 
 
-def test_a_device_is_not_replaced_by_a_file(cli, home: Path) -> None:
-    result = cli("log", "export", "--format", "jsonl", "-o", os.devnull)
+def test_a_pipe_or_device_is_not_replaced_by_a_file(cli, home: Path, tmp_path: Path) -> None:
+    # a named pipe stands for any special file: `-o /dev/null` must not turn the machine's
+    # /dev/null into a file (a test on /dev/null itself would do just that if this broke)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    result = cli("log", "export", "--format", "jsonl", "-o", str(pipe))
     assert result.code == 2 and "is not a regular file" in result.err
-    assert Path(os.devnull).is_char_device()
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
 
 
 def test_a_directory_others_may_write_is_refused_unless_sticky(tmp_path: Path) -> None:
