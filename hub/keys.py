@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
 from hub.errors import ConfigError
+from hub.ownership import require_own
 from hub.settings import Settings
 
 KEY_NAMES = ("pnr-encryption", "pnr-lookup", "pseudonym", "connector-secrets")
@@ -66,6 +67,8 @@ class KeySource:
         if self.from_env is not None:
             return _decode(self.name, self.from_env.get_secret_value(), env_var_for(self.name))
         if self.path.is_file():
+            require_own(self.path.parent, "the key directory")
+            require_own(self.path, "key file", private=True)
             return _decode(self.name, self.path.read_text().strip(), str(self.path))
         return None
 

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from hub.errors import ConfigError
+from hub.ownership import require_own
 from hub.resources import bundled_path
 
 
@@ -175,10 +176,16 @@ def _user_config_file() -> Path | None:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} (from EVI_CONFIG) does not exist")
+        require_own(path, "the configuration file")
         return path
     home = Path(os.environ.get("EVI_HOME", "./var")).expanduser()
+    if home.is_dir():
+        require_own(home, "EVI_HOME")
     candidate = home / "evi.toml"
-    return candidate if candidate.is_file() else None
+    if not candidate.is_file():
+        return None
+    require_own(candidate, "the configuration file")
+    return candidate
 
 
 def _describe(exc: ValidationError) -> str:

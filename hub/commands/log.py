@@ -90,7 +90,7 @@ def _query(
 
 
 BY_HELP = (
-    "Entries made by this actor: a web user (anna.af), a CLI run's --actor or OS user "
+    "Entries made by this actor: a web user (anna.af), a CLI run's --actor name, its OS user "
     "(cli:root), a job (evi-sync)."
 )
 PNR_HELP = "Personnummer or samordningsnummer; searched for as its pseudonym."

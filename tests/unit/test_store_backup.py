@@ -45,6 +45,12 @@ def test_a_backup_restores_to_the_same_verifying_log(
     for key in (demo_home / "keys").iterdir():  # keys are backed up on their own
         (restored / "keys" / key.name).write_bytes(key.read_bytes())
     monkeypatch.setenv("EVI_HOME", str(restored))
+    # copied with the umask's mode, others may read them: the hub refuses such keys
+    loose = cli("log", "verify")
+    assert loose.code == 2 and "may be read by other users (mode 0644)" in loose.err
+    assert "chmod 600" in loose.err
+    for key in (restored / "keys").iterdir():
+        key.chmod(0o600)
     verified = cli("log", "verify")
     assert verified.code == 0, verified.err
     assert "the ledger verifies" in verified.err
