@@ -84,6 +84,9 @@ class KeySource:
 def write_key_file(path: Path, key: bytes) -> None:
     """Write ``key`` to ``path`` (base64, mode 0600, in a 0700 directory), replacing a
     stale file, synced to disk before this returns."""
+    home = path.parent.parent
+    if not home.exists():  # the home made for the keys alone (PostgreSQL): private too
+        home.mkdir(mode=0o700, parents=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     path.unlink(missing_ok=True)

@@ -31,7 +31,8 @@ def evi_checkpoint_signed(checkpoint: Checkpoint, settings: Settings) -> None:
     directory = witness_directory(settings)
     if directory is None:
         return
-    directory.mkdir(parents=True, exist_ok=True)
+    # 0755 whatever the umask: whoever may write here may delete the copies
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     target = directory / file_name(checkpoint)
     data = checkpoint.note.encode()
     try:

@@ -69,3 +69,35 @@ def test_db_upgrade_warns_about_a_database_others_can_read(cli, evi_home: Path) 
     assert loud.code == 0
     assert "can be read or written by other users (mode 0644)" in loud.err
     assert "chmod 600" in loud.err
+
+
+@pytest.fixture
+def no_umask() -> Iterator[None]:
+    old = os.umask(0)  # the worst a service manager could hand the hub
+    yield
+    os.umask(old)
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_a_home_made_for_the_keys_alone_is_private(
+    cli, evi_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the database elsewhere (as on PostgreSQL): the home holds only the keys
+    home = tmp_path / "fresh-home"
+    (tmp_path / "db").mkdir(mode=0o700)
+    monkeypatch.setenv("EVI_HOME", str(home))
+    monkeypatch.setenv("EVI_DATABASE_URL", f"sqlite:///{tmp_path / 'db' / 'evi.db'}")
+    assert cli("db", "upgrade").code == 0
+    assert _mode(home) == 0o700 and _mode(home / "keys") == 0o700
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_the_witness_directory_may_be_written_by_its_owner_only(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # writable by others, anyone could delete the copies that catch a truncated log
+    evi_home.chmod(0o700)  # made under this umask by the fixture: the hub would refuse it
+    monkeypatch.setenv("EVI_LEDGER__WITNESS_DIR", "witness")
+    assert cli("db", "upgrade").code == 0
+    assert cli("log", "checkpoint", "--new").code == 0
+    assert _mode(evi_home / "witness") == 0o755
