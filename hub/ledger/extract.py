@@ -8,6 +8,7 @@ It is never stored; the ledger records only that an extract was made (with the p
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,15 +101,46 @@ _LOOKED_UP_SV = {
 """The heading of a look-up by number that found no participant: nothing was shown."""
 
 
+ROLES_SV = {
+    "caseworker": "handläggare",
+    "privacy_officer": "dataskyddsombud",
+    "steering_group": "styrgrupp",
+    "administrator": "administratör",
+    "log-reviewer": "logggranskare",
+}
+ACTORS_SV = {
+    "evi-sync": "EVI hub (den automatiska överföringen)",
+    "evi-worker": "EVI hub (den automatiska överföringen)",
+    "evi-demo": "EVI hub (en demonstration)",
+}
+_WORDED_REASONS = (
+    (re.compile(r"shown (\d+) records?"), "handläggaren såg {0} uppgift(er) om dig"),
+    (
+        re.compile(r"registerutdrag: (\d+) stored records?, (\d+) consents?"),
+        "registerutdrag med {0} lagrade uppgift(er) och {1} samtycke(n)",
+    ),
+    (re.compile(r"filters: .*"), "en granskare sökte i loggen"),
+)
+"""Reasons the log writes with counts or filters, in words for the person (the code, the
+stored text, stays in the JSON version)."""
+
+
 def _actor(doc: dict[str, Any]) -> str | None:
     actor = doc.get("actor")
     if not actor:
         return None
-    return f"{actor} ({doc['role']})" if doc.get("role") else str(actor)
+    name = ACTORS_SV.get(actor, str(actor))
+    role = doc.get("role")
+    return f"{name} ({ROLES_SV.get(role, role)})" if role else name
 
 
 def _reason(code: str | None) -> str | None:
-    return code if code not in REASONS_SV else f"{REASONS_SV[code]} ({code})"
+    if code in REASONS_SV:
+        return f"{REASONS_SV[code]} ({code})"
+    for pattern, words in _WORDED_REASONS:
+        if code and (found := pattern.fullmatch(code)):
+            return words.format(*found.groups())
+    return code
 
 
 def _party(code: str | None) -> str | None:
@@ -192,8 +224,12 @@ class Extract:
         title = ACTIONS_SV.get(record.action, record.action)
         if doc.get("reason") == "not_a_participant":  # a look-up that found no one
             title = _LOOKED_UP_SV.get(record.action, title)
-        if doc.get("decision"):
+        decided = record.action == "decision"
+        if decided and doc.get("decision"):
             title += f": {DECISIONS_SV.get(doc['decision'], doc['decision'])}"
+        outcome = doc.get("outcome")
+        if decided or outcome == "success":
+            outcome = None  # the decision says it; "genomfört" on every line says nothing
         lines = [f"{number}. {swedish_minute(record.time)} – {title}"]
         facts: list[tuple[str, str | None]] = [
             ("Från", _party(doc.get("origin"))),
@@ -209,7 +245,7 @@ class Extract:
                 if doc.get("consent_id")
                 else None,
             ),
-            ("Resultat", OUTCOMES_SV.get(doc.get("outcome") or "", doc.get("outcome"))),
+            ("Resultat", OUTCOMES_SV.get(outcome or "", outcome)),
             ("Skäl", _reason(doc.get("reason"))),
             ("Utfört av", _actor(doc)),
             ("Löpnummer i loggen", str(record.seq)),

@@ -398,6 +398,21 @@ def test_the_extract_gives_each_reason_in_words_with_its_code(hub: Hub, cli) -> 
     assert "   Skäl: timed out after 30 s\n" in out  # a reason with no words of its own
 
 
+def test_the_extract_tells_the_person_who_and_what_in_swedish(hub: Hub, cli) -> None:
+    view = {"action": Action.VIEW, "decision": None, "origin": None, "categories": ()}
+    decisions(hub, PNR, 1, **view, actor="anna.af", role="caseworker", reason="shown 3 records")
+    decisions(hub, PNR, 1, decision="deny", outcome="minor_failure", reason="withdrawn")
+    decisions(hub, PNR, 1, action=Action.CONSENT_REGISTERED, reason="registered", actor="evi-sync")
+    out = cli("log", "extract", "--pnr", PNR).out
+    assert "   Skäl: handläggaren såg 3 uppgift(er) om dig\n" in out
+    assert "   Utfört av: anna.af (handläggare)\n" in out
+    assert "– Beslut om utlämnande: nekat\n" in out
+    assert "genomfört med mindre fel" not in out  # a refusal is no failure of the hub's
+    assert "– Samtycke registrerat\n" in out  # no "tillåtet" tacked onto it
+    assert "Utfört av: EVI hub (den automatiska överföringen)" in out
+    assert "Resultat: genomfört\n" not in out  # said of every line, it says nothing
+
+
 def test_a_look_up_that_found_no_one_is_not_told_as_a_view(hub: Hub, cli) -> None:
     # a caseworker typed the number before the person was a participant: nothing was shown
     looked = cli("participants", "status", "--pnr", PNR, "--as", "af")
