@@ -116,7 +116,7 @@ def _transfer_lines(transfers: tuple[HeldTransfer, ...]) -> list[str]:
             state = (
                 f"lades i kö {swedish_minute(t.queued_at)} men gick inte att skicka efter "
                 f"{t.attempts} "
-                "försök; skickas bara om den som driftar navet försöker igen"
+                "försök; skickas bara om den som ansvarar för EVI hub försöker igen"
             )
         else:
             state = f"i kö sedan {swedish_minute(t.queued_at)}"
@@ -151,8 +151,8 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
     stored = evidence.stored
     if stored is None:
         return _wrapped(
-            "Bevis: sparat krypterat, men det gick inte att öppna med navets nycklar; den som "
-            "driftar navet behöver se över nycklarna innan utdraget lämnas ut.",
+            "Bevis: sparat krypterat, men det gick inte att öppna med EVI hubs nycklar; den som "
+            "ansvarar för EVI hub behöver se över nycklarna innan utdraget lämnas ut.",
             "  ",
         )
     lines: list[str] = []
@@ -166,7 +166,7 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
             f"    kontrollsumma (SHA-256) av den inskannade blanketten: "
             f"{stored.get('document_sha256')}"
         )
-        lines.append("    (själva blanketten sparas inte i navet, bara kontrollsumman)")
+        lines.append("    (själva blanketten sparas inte i EVI hub, bara kontrollsumman)")
     elif evidence.kind == "signature":
         lines.append("  Bevis: din elektroniska underskrift av samtycket")
         for index, cert in enumerate(evidence.certificates):
@@ -186,7 +186,7 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
         )
     else:
         lines.append(
-            f'  Bevis: av slaget "{evidence.kind}", som ett tillägg till navet kontrollerar'
+            f'  Bevis: av slaget "{evidence.kind}", som ett tillägg till EVI hub kontrollerar'
         )
         data = stored.get("data") or {}
         for key in sorted(data):
@@ -212,7 +212,7 @@ def _version_lines(v: HeldConsentVersion) -> list[str]:
         ),
         f"  Gäller från {swedish_minute(v.valid_from)} till {swedish_minute(v.valid_until)}",
         f"  Du fick information om samtycket av {v.informed_by}, {swedish_minute(v.informed_at)}",
-        f"  Registrerat i navet {swedish_minute(v.recorded_at)} av {v.recorded_by}",
+        f"  Registrerat i EVI hub {swedish_minute(v.recorded_at)} av {v.recorded_by}",
         *_evidence_lines(v.evidence),
     ]
 

@@ -166,7 +166,7 @@ def test_the_extract_shows_each_consent_version_as_stored_with_its_evidence(
     assert "Bevis: en underskriven samtyckesblankett på papper, inskannad" in text
     assert "bevittnad av: handlaggare-17" in text
     assert hashlib.sha256(b"scanned form").hexdigest() in text
-    assert "Registrerat i navet 2025-01-02 01:00 av test" in text
+    assert "Registrerat i EVI hub 2025-01-02 01:00 av test" in text
     assert "för Försäkringskassan" in text and "registrerat av kalle.team" in text
     assert "uppgifter om ersättning, alla parter" in text
     (version,) = held.as_json()["consent_versions"]
@@ -187,7 +187,7 @@ def test_evidence_the_keys_cannot_open_is_said_not_left_out(caseload: Hub) -> No
         row.evidence_sealed = base64.b64encode(b"\0" * 40).decode()
     held = held_data(caseload, parse_identity(PNR), "cli:dpo")
 
-    assert "gick inte att öppna med navets nycklar" in held.as_text()
+    assert "gick inte att öppna med EVI hubs nycklar" in held.as_text()
     (version,) = held.as_json()["consent_versions"]
     assert version["evidence"]["opened"] is False and version["evidence"]["stored"] is None
     assert version["evidence"]["kind"] == "paper"

@@ -133,7 +133,7 @@ def test_a_caseworker_who_may_see_nothing_gets_the_answer_an_unknown_number_gets
     status, text, _headers = hidden
     lead = {
         "en": "Nothing the hub holds about that number may be shown to you.",
-        "sv": "Inget som navet har om det numret får visas för dig.",
+        "sv": "Inget som EVI hub har om det numret får visas för dig.",
     }[language]
     assert status == 404 and f"{lead} ({told})" in text
     assert hub.keys.pseudonym(number) not in text and "rotect" not in text
