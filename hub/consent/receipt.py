@@ -78,11 +78,25 @@ def render_receipt(person: PersonConsents) -> str:
 
 def _consent_lines(consent: ConsentHistory) -> list[str]:
     v = consent.current
+    ended = consent.status in ("expired", "withdrawn")  # told in the past tense
+    period = (
+        f"Samtycket gällde från {swedish_time(v.valid_from)} till "
+        + (
+            f"{swedish_time(consent.withdrawn_at)}, då du återkallade det."
+            if consent.withdrawn_at is not None
+            else f"{swedish_time(v.valid_until)}, då det upphörde av sig självt."
+        )
+        if ended
+        else f"Samtycket gäller från {swedish_time(v.valid_from)} "
+        f"till {swedish_time(v.valid_until)}. Därefter upphör det av sig självt."
+    )
     lines = [
         f"Samtycke {consent.consent_id} (version {v.version})",
         STATUS_NAMES[consent.status],
         "",
-        "Du har sagt ja till att dessa parter får lämna uppgifter om dig till varandra:",
+        "Du sa ja till att dessa parter fick lämna uppgifter om dig till varandra:"
+        if ended
+        else "Du har sagt ja till att dessa parter får lämna uppgifter om dig till varandra:",
         *[f"  - {PARTY_NAMES.get(p, p)}" for p in v.parties],
         "",
         "De får dela uppgifter om:",
@@ -91,11 +105,10 @@ def _consent_lines(consent: ConsentHistory) -> list[str]:
         "Uppgifterna får bara användas för:",
         *[f"  - {PURPOSE_NAMES.get(p, p)}" for p in v.purposes],
         "",
-        f"Samtycket gäller från {swedish_time(v.valid_from)} "
-        f"till {swedish_time(v.valid_until)}. Därefter upphör det av sig självt.",
+        period,
         f"Du fick information om samtycket {swedish_time(v.informed_at)}.",
     ]
-    if consent.withdrawn_at is not None:
+    if consent.withdrawn_at is not None and not ended:
         lines.append(f"Du återkallade samtycket {swedish_time(consent.withdrawn_at)}.")
     for w in consent.partial_withdrawals:
         what = []
@@ -116,7 +129,7 @@ def _consent_lines(consent: ConsentHistory) -> list[str]:
 def _block_lines(person: PersonConsents) -> list[str]:
     if not person.blocks:
         return ["Du har inga spärrar."]
-    lines = ["Dina spärrar (en spärr gäller alltid före ett samtycke):"]
+    lines = ["Dina spärrar (en spärr går alltid före ett samtycke):"]
     for b in person.blocks:
         who = PARTY_NAMES.get(b.party, b.party) if b.party else "alla parter"
         what = (
@@ -141,5 +154,5 @@ def _how_to_withdraw() -> list[str]:
         "till din handläggare eller någon i samordningsteamet, muntligt eller skriftligt.",
         "Du behöver inte säga varför. Återkallelsen gäller från den stund den registreras.",
         "Uppgifter som redan har lämnats ut innan dess påverkas inte. Du kan också spärra",
-        "en part eller en sorts uppgifter; en spärr gäller före samtycket.",
+        "en part eller en sorts uppgifter; en spärr går före samtycket.",
     ]

@@ -218,6 +218,21 @@ def test_the_receipt_says_what_no_longer_applies(hub: Hub, clock: Clock) -> None
     assert "(hävd den " in text and "gäller inte längre)" in text
 
 
+def test_an_ended_consent_is_told_in_the_past_tense(hub: Hub, clock: Clock) -> None:
+    service = ConsentService(hub, clock=clock)
+    identity = parse_identity(PNR)
+    service.register(paper_submission(PNR), actor="cw")
+    clock.advance(days=3)
+    service.withdraw(identity, actor="cw")
+    text = " ".join(render_receipt(service.person(identity, actor="test")).split())
+    assert "Du sa ja till att dessa parter fick lämna uppgifter om dig till varandra" in text
+    assert "Du har sagt ja" not in text and "Därefter upphör det" not in text
+    assert (
+        "Samtycket gällde från den 1 januari 2025 kl. 01.00 till den 5 januari 2025 kl. 01.00, "
+        "då du återkallade det."
+    ) in text
+
+
 def test_cli_exports_fhir_and_receipt(cli, evi_home, tmp_path) -> None:
     from test_consent_support import EXAMPLES
 
