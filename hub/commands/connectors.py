@@ -92,10 +92,17 @@ def configure(
     if not values and not unset:
         raise InputError("nothing to configure; give --set KEY=VALUE or --unset KEY")
     hub = hub_from(ctx)
+    typed = sorted(service.secret_options(hub, name) & set(parse_assignments(set_)))
     before = service.stored_options(hub, name).get("base_url")
     shown = service.configure(hub, name, values, unset=unset, actor=cli_actor(actor))
     print_json(shown)
     info(f"{name}: options saved; run `evi connectors check {name}` to try them")
+    for key in typed:  # stored all the same: refusing would not take it out of the history
+        info(
+            f"warning: {name} option '{key}' is a secret given on the command line, where "
+            "other local users see it in the process list and the shell keeps it in its "
+            f"history; next time give it with `--secret-from-env {key}=ENV_VAR`"
+        )
     if before and shown.get("base_url") != before:
         _warn_moved(hub, name, str(before))
 

@@ -36,7 +36,8 @@ from hub.model.identity import (
 from hub.model.vocab import Category
 
 consent_app = area_app(
-    help="Consents (samtycken): register, show, list, withdraw, block, export.",
+    help="Consents (samtycken): register or import, show, list, withdraw, block, mark a "
+    "protected identity, export.",
     no_args_is_help=True,
 )
 

@@ -34,7 +34,8 @@ from hub.model.identity import identity_input
 from hub.text.records import details_text
 
 participants_app = area_app(
-    help="Look a person up as one party may see them; remove records once consent has ended.",
+    help="Look a person up as one party may see them; make their register extract; remove "
+    "records once consent has ended.",
     no_args_is_help=True,
 )
 

@@ -223,6 +223,11 @@ def configure(
     return masked(cls.Options, shown)
 
 
+def secret_options(hub: Hub, name: str) -> set[str]:
+    """The names of ``name``'s options that are secrets (stored encrypted, never shown)."""
+    return set(secret_fields(get_connector(hub.plugins, name).cls.Options))
+
+
 def stored_options(hub: Hub, name: str) -> dict[str, Any]:
     """The options stored for ``name`` as shown to people: secrets masked."""
     cls = get_connector(hub.plugins, name).cls

@@ -71,6 +71,9 @@ def test_configure_masks_the_secret_everywhere(cli: Cli, hub: Hub) -> None:
     shown = cli("connectors", "show", "kommun")
     assert json.loads(shown.out)["options"]["token"] == "**********"
     assert all(TOKEN not in text for text in (result.out, result.err, shown.out, shown.err))
+    # typed on the command line, the secret is in the process list and the shell history
+    assert "warning: kommun option 'token' is a secret given on the command line" in result.err
+    assert "--secret-from-env token=ENV_VAR" in result.err
 
 
 def test_a_secret_can_come_from_the_environment(
