@@ -4,7 +4,8 @@ A record's body is codes, dates and parties (hub/model/domain.py); on a page eac
 gets a name and each code a word (``long_term_sick_leave`` → "long-term sick leave",
 "långvarig sjukskrivning"). The names and their Swedish are the core's
 (:mod:`hub.text.records`, shared with the register extract); here they become the
-templates' filters. Parties and dates are shown as they are.
+templates' filters. Parties are named in Swedish on a Swedish page (:func:`party_label`);
+dates are shown as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from hub.ledger.extract import PARTIES_SV
 from hub.text.records import CODE_NAMES as CODE_NAMES
 from hub.text.records import FIELD_NAMES as FIELD_NAMES
 from hub.text.records import KIND_NAMES as KIND_NAMES
@@ -26,6 +28,15 @@ from hub.text.records import details_text, kind_text
 def code_name(context: Context, code: Any) -> str:
     """Template filter: ``{{ e.body.type | code_name }}``."""
     return code_text(context["lang"], code)
+
+
+@pass_context
+def party_label(context: Context, party: str | None) -> str:
+    """Template filter: ``{{ e.origin | party_label }}``: a party as a Swedish page names it
+    in a sentence (kommunen, Arbetsförmedlingen); the code itself on an English page."""
+    if not party:
+        return ""
+    return PARTIES_SV.get(party, party) if context["lang"] == "sv" else party
 
 
 @pass_context

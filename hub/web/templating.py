@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from hub.clock import swedish_minute
 from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
-from hub.web.record_text import code_name, kind_name, record_details
+from hub.web.record_text import code_name, kind_name, party_label, record_details
 from hub.web.users import Role, WebUser
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -76,6 +76,7 @@ def environment() -> Environment:
     env.filters["code_name"] = code_name
     env.filters["record_details"] = record_details
     env.filters["kind_name"] = kind_name
+    env.filters["party_label"] = party_label
     return env
 
 

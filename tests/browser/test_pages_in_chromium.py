@@ -72,8 +72,8 @@ def test_a_browser_set_to_swedish_gets_the_pages_in_swedish(
     page.press("Slå upp")
     shown = page.text()
     assert "Uppgifter (3, nyaste först)" in shown
-    assert "öppet, remitterat 2025-03-01 av kommun" in shown
-    assert "aktivitetsstöd (af, från 2025-04-01)" in shown
+    assert "öppet, remitterat 2025-03-01 av kommunen" in shown  # parties named in Swedish
+    assert "aktivitetsstöd (Arbetsförmedlingen, från 2025-04-01)" in shown
     kinds = [row.find_elements(By.TAG_NAME, "td")[2].text for row in _rows(page)]
     assert sorted(kinds) == ["ersättning", "ersättning", "remiss"]
     assert page.console_errors() == []
