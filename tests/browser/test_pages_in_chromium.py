@@ -67,12 +67,12 @@ def test_a_browser_set_to_swedish_gets_the_pages_in_swedish(
     page.console_errors()  # that page's 401; what follows must load without any
     page.fill("token", user("anna.af", Role.CASEWORKER, party="af"))
     page.press("Logga in")
-    page.follow("Personens läge")
+    page.follow("Personöversikt")
     page.fill("pnr", PNR)
     page.press("Slå upp")
     shown = page.text()
     assert "Uppgifter (3, nyaste först)" in shown
-    assert "öppet, remitterat 2025-03-01 av kommunen" in shown  # parties named in Swedish
+    assert "öppet, remiss från kommunen den 2025-03-01" in shown  # parties named in Swedish
     assert "aktivitetsstöd (Arbetsförmedlingen, från 2025-04-01)" in shown
     kinds = [row.find_elements(By.TAG_NAME, "td")[2].text for row in _rows(page)]
     assert sorted(kinds) == ["ersättning", "ersättning", "remiss"]

@@ -203,7 +203,7 @@ def test_a_signed_in_caseworker_gets_swedish_pages_and_messages(
     assert "Logga in för att se sidan." in client.get("/participants").text
     client.post("/login", data={"token": token_for(hub, "anna.af", Role.CASEWORKER, "af")})
     page = client.get("/participants").text
-    assert "<h1>Personens läge</h1>" in page and "Logga ut" in page
+    assert "<h1>Personöversikt</h1>" in page and "Logga ut" in page
     assert "anna.af · af · handläggare" in page
     typo = client.post("/participants", data={"pnr": "12345"})
     assert typo.status_code == 422 and "Kontrollera det du fyllde i. (pnr:" in typo.text
@@ -211,7 +211,8 @@ def test_a_signed_in_caseworker_gets_swedish_pages_and_messages(
     forbidden = client.get("/admin")
     assert forbidden.status_code == 403
     assert (
-        "Fel 403" in forbidden.text and "Din roll får inte använda den här sidan." in forbidden.text
+        "Fel 403" in forbidden.text
+        and "Din roll har inte behörighet till den här sidan." in forbidden.text
     )
     client.post("/logout")
     ended = client.get("/participants")
