@@ -34,7 +34,7 @@ from hub.stats.period import parse_day, parse_period, swedish_day
 from hub.stats.report import FollowUpReport
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
-from hub.web.stats_text import page_tables
+from hub.web.stats_text import page_tables, sheet_href
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -128,6 +128,7 @@ def _page(
     if report is not None:
         page.update(page_tables(request, report))
         page.update(csv_href=csv_href(report), csv_name=csv_name(report))
+        page.update(sheet_href=sheet_href(request, report, page))
     return page
 
 

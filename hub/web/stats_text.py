@@ -10,13 +10,17 @@ legend is :data:`hub.stats.text.LEGEND` word for word.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any, Final
+from urllib.parse import quote
 
 from fastapi import Request
 
+from hub.spreadsheet import cell_text
 from hub.stats.report import SMALL_CELL_LIMIT, FollowUpReport
 from hub.stats.text import LEFT_OUT, decided_time, tables
-from hub.web.i18n import N_, tr
+from hub.web.i18n import N_, language_for, tr
 from hub.web.record_text import CODE_NAMES
 
 LABELS: Final = (
@@ -76,3 +80,40 @@ def page_tables(request: Request, report: FollowUpReport) -> dict[str, Any]:
             tr(request, line, limit=SMALL_CELL_LIMIT, most=SMALL_CELL_LIMIT - 1) for line in LEGEND
         ],
     }
+
+
+SHEET_SEPARATOR: Final = {"sv": ";", "en": ","}
+"""What a spreadsheet program set up for the language takes as the column separator: a
+Swedish Excel reads ``;`` (the comma is its decimal sign), an English one ``,``."""
+
+
+def sheet_href(request: Request, report: FollowUpReport, page: dict[str, Any]) -> str:
+    """The report as the page shows it (its language, its tables) for a spreadsheet set up
+    for that language, as a ``data:`` URL: the page's separator, CRLF line ends and a byte
+    order mark, without which Excel reads UTF-8 (å, ä, ö) as another code page. The
+    English CSV of `/stats.csv` stays what programs read."""
+    out = io.StringIO()
+    sep = SHEET_SEPARATOR[language_for(request)]
+    writer = csv.writer(out, delimiter=sep, lineterminator="\r\n")
+    period = tr(request, "%(start)s to %(end)s", start=report.period_start, end=report.period_end)
+    writer.writerow((tr(request, "Follow-up statistics"), period))
+    if page["counted_to"]:
+        writer.writerow((page["counted_to"],))
+    writer.writerow((page["decided"],))
+    heads = (tr(request, "women"), tr(request, "men"), tr(request, "total"))
+    for title, rows in page["tables"]:
+        writer.writerow(())
+        writer.writerow((cell_text(title), *heads))
+        for row, split in rows:
+            writer.writerow(
+                (cell_text(row), split.women.text(), split.men.text(), split.total.text())
+            )
+    title, (entirely, partly) = page["left_out"]
+    writer.writerow(())
+    writer.writerow((cell_text(title), "", "", heads[2]))
+    writer.writerow((cell_text(entirely), "", "", report.left_out.text()))
+    writer.writerow((cell_text(partly), "", "", report.partly_left_out.text()))
+    writer.writerow(())
+    for line in (*page["legend"], page["changes"]):
+        writer.writerow((line,))
+    return "data:text/csv;charset=utf-8," + quote("\ufeff" + out.getvalue(), safe="")

@@ -214,7 +214,9 @@ def test_the_page_links_the_very_report_it_shows_as_csv_without_asking_again(
 ) -> None:
     page = client.get("/stats", params=PERIOD, headers=steering).text
     assert len(decisions(hub)) == 6 + 3 * 2  # the page's; the file needs no request of its own
-    link = re.search(r'<a href="data:text/csv;charset=utf-8,([^"]*)" download="([^"]*)">', page)
+    link = re.search(
+        r'<a href="data:text/csv;charset=utf-8,([^"]*)" download="([^"]*)">Download as CSV', page
+    )
     assert link, "no CSV link holding the report"
     assert link.group(2) == "evi-uppfoljning-2025-04-01-2025-06-30.csv"
     shown = unquote(html.unescape(link.group(1)))
@@ -228,6 +230,28 @@ def test_the_page_links_the_very_report_it_shows_as_csv_without_asking_again(
     assert correlation_id and rows[-1].endswith(f"correlation id {correlation_id.group(1)},,,")
     officer = bearer(token_for(hub, "dso.kommun", Role.PRIVACY_OFFICER, party="kommun"))
     assert client.get("/stats.csv", params=PERIOD, headers=officer).status_code == 403
+
+
+def test_the_swedish_page_offers_its_tables_for_a_swedish_spreadsheet(
+    hub: Hub, client: TestClient, steering: dict[str, str]
+) -> None:
+    # a Swedish Excel splits columns at ';' and reads UTF-8 only after a byte order mark;
+    # the English comma file of /stats.csv opened there is one column of mojibake
+    page = client.get("/stats", params=PERIOD, headers={**steering, "Accept-Language": "sv"})
+    link = re.search(
+        r'<a href="data:text/csv;charset=utf-8,([^"]*)" download="[^"]*">Ladda ner för '
+        r"kalkylprogram</a>",
+        page.text,
+    )
+    assert link, "no spreadsheet link on the Swedish page"
+    sheet = unquote(html.unescape(link.group(1)))
+    assert sheet.startswith("\ufeffUppföljningsstatistik;")
+    rows = [row.split(";") for row in sheet.lstrip("\ufeff").split("\r\n")]
+    assert ["Deltagare", "kvinnor", "män", "totalt"] in rows
+    cells = {html.unescape(c) for c in re.findall(r"<td>([^<]*)</td>", page.text)}
+    figures = [cell for row in rows if len(row) == 4 for cell in row[1:] if cell]
+    assert set(figures) - {"kvinnor", "män", "totalt"} <= cells  # the page's figures
+    assert len(decisions(hub)) == 6 + 3 * 2  # made with the page: the gate was asked once
 
 
 def test_the_page_says_when_the_figures_were_decided_and_that_they_can_change(
