@@ -286,10 +286,12 @@ def test_a_running_worker_follows_connector_changes_and_waits_out_a_database_out
 
 
 def _serve_rounds(
-    monkeypatch: pytest.MonkeyPatch, between: Any, *, delivered: int = 0
+    monkeypatch: pytest.MonkeyPatch, between: Any, *, delivered: int = 0, at_most: int = 5
 ) -> tuple[int, list[int]]:
     """Run a worker whose every round delivers ``delivered`` transfers to af, calling
-    ``between(round)`` after each; returns how many it delivered and the rounds run."""
+    ``between(round)`` after each, for at most ``at_most`` rounds (a worker that should
+    have stopped by then ends there, and its test fails); returns how many it delivered
+    and the rounds run."""
     import threading
     from datetime import timedelta
 
@@ -306,7 +308,9 @@ def _serve_rounds(
 
         def run(self) -> dict[str, DeliveryCounts]:
             rounds.append(len(rounds))
-            between(len(rounds), stop)
+            between(len(rounds))
+            if len(rounds) == at_most:
+                stop.set()
             return {"af": DeliveryCounts(delivered=delivered)}
 
     monkeypatch.setattr(sync_command, "Deliverer", Counting)
@@ -319,84 +323,54 @@ def _serve_rounds(
     return done, rounds
 
 
-def test_a_running_worker_stops_when_a_key_is_rotated_under_it(
-    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+def _execute(statement: str) -> None:
+    """Change the database behind a running worker's back, as another program would."""
+    from sqlalchemy import text
+
+    from hub.context import open_hub
+
+    hub = open_hub()
+    with hub.db.session() as session:
+        session.execute(text(statement))
+    hub.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # it could no longer open the connector secrets the rotation re-encrypted
+        ("rotate", "the key 'connector-secrets' was rotated"),
+        # a newer release upgraded the database meanwhile
+        ("UPDATE alembic_version SET version_num = '0099'", "newer than this installation"),
+        # restored from a backup: it would log over a history now lost
+        ("UPDATE ledger_head SET size = size - 1", r"the transfer log went from \d+ to \d+"),
+    ],
+    ids=["key rotated", "schema upgraded", "log restored"],
+)
+def test_a_running_worker_stops_when_the_database_moves_on_under_it(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch, change: str, message: str
 ) -> None:
-    # it could no longer open the connector secrets the rotation re-encrypted; exit 2 lets
-    # systemd's Restart= start it afresh with the new key
+    # exit 2 lets systemd's Restart= start it afresh with what is current
     from hub.errors import ConfigError
 
     assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
 
-    def rotate(round_: int, stop: Any) -> None:
-        if round_ == 2:
+    def meanwhile(round_: int) -> None:
+        if round_ == 2 and change == "rotate":
             assert cli("keys", "rotate", "connector-secrets", "--yes").code == 0
-        if round_ == 5:
-            stop.set()  # a worker that went on would end here, and the test fail
+        elif round_ == 2:
+            _execute(change)
 
-    with pytest.raises(ConfigError, match="the key 'connector-secrets' was rotated") as raised:
-        _serve_rounds(monkeypatch, rotate)
+    with pytest.raises(ConfigError, match=message) as raised:
+        _serve_rounds(monkeypatch, meanwhile)
     assert raised.value.message.endswith("the worker stops: start it again")
-
-
-def test_a_running_worker_stops_when_the_schema_is_not_its_own_any_more(
-    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from sqlalchemy import text
-
-    from hub.context import open_hub
-    from hub.errors import ConfigError
-
-    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
-
-    def upgrade(round_: int, stop: Any) -> None:
-        if round_ == 1:  # a newer release upgraded the database meanwhile
-            hub = open_hub()
-            with hub.db.session() as session:
-                session.execute(text("UPDATE alembic_version SET version_num = '0099'"))
-            hub.close()
-        if round_ == 5:
-            stop.set()  # a worker that went on would end here, and the test fail
-
-    with pytest.raises(ConfigError, match="newer than this installation knows"):
-        _serve_rounds(monkeypatch, upgrade)
-
-
-def test_a_running_worker_stops_when_the_log_shrinks_under_it(
-    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the database restored from a backup while the worker ran: it would deliver again
-    # what the restored outbox still holds, and log it over a history now lost
-    from sqlalchemy import text
-
-    from hub.context import open_hub
-    from hub.errors import ConfigError
-
-    assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
-
-    def restore(round_: int, stop: Any) -> None:
-        if round_ == 2:
-            hub = open_hub()
-            with hub.db.session() as session:
-                session.execute(text("UPDATE ledger_head SET size = size - 1"))
-            hub.close()
-        if round_ == 5:
-            stop.set()  # a worker that went on would end here, and the test fail
-
-    with pytest.raises(ConfigError, match=r"the transfer log went from (\d+) to \d+ entries"):
-        _serve_rounds(monkeypatch, restore)
 
 
 def test_a_worker_says_what_each_round_delivered(
     cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli("connectors", "configure", "af", "--set", "base_url=http://127.0.0.1:9").code == 0
-
-    def twice(round_: int, stop: Any) -> None:
-        if round_ == 2:
-            stop.set()
-
-    done, rounds = _serve_rounds(monkeypatch, twice, delivered=3)
+    done, rounds = _serve_rounds(monkeypatch, lambda _round: None, delivered=3, at_most=2)
     assert (done, len(rounds)) == (6, 2)
     assert capsys.readouterr().err.count("delivered 3 (af 3)") == 2
 
