@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException
 from hub.context import Hub
 from hub.web.errors import Forbidden, NotAuthenticated
 from hub.web.page_sessions import session_user
-from hub.web.throttle import SignInThrottle
+from hub.web.throttle import Refusal, SignInThrottle
 from hub.web.users import Role, WebUser, authenticate
 
 audit = logging.getLogger("hub.web.audit")
@@ -110,15 +110,15 @@ def _token_user(request: Request, hub: Hub, token: str) -> WebUser:
     token counts as a failure of the client's address and is in the audit log."""
     throttle: SignInThrottle = request.app.state.sign_in_throttle
     client = client_address(request)
-    refusal = throttle.reserve(client)
-    if refusal is not None:  # the token is not looked at
-        if refusal.first_in_window:
+    found = throttle.look_up(client, lambda: authenticate(hub, token))
+    if isinstance(found, Refusal):  # the token was not looked at
+        if found.first_in_window:
             window = math.ceil(throttle.window_seconds / 60)
             audit.warning(
                 "bearer tokens from %s refused for %d s: %d failed within %d minutes "
                 "(not logged again for %d minutes)",
                 client,
-                refusal.retry_after,
+                found.retry_after,
                 throttle.max_failures,
                 window,
                 window,
@@ -126,23 +126,16 @@ def _token_user(request: Request, hub: Hub, token: str) -> WebUser:
         raise HTTPException(
             429,
             f"too many failed sign-ins and wrong tokens from this address; try again in "
-            f"{refusal.retry_after} s",
-            headers={"Retry-After": str(refusal.retry_after)},
+            f"{found.retry_after} s",
+            headers={"Retry-After": str(found.retry_after)},
         )
-    try:
-        user = authenticate(hub, token)
-    except BaseException:
-        throttle.release(client)
-        raise
-    if user is None:
-        throttle.failed(client, reserved=True)
+    if found is None:
         audit.warning("bearer token refused from %s: not the token of an active user", client)
         raise NotAuthenticated(
             "this token is not valid (unknown, replaced, or its user is disabled); ask an "
             "administrator for a new one (`evi users token NAME`)"
         )
-    throttle.release(client)
-    return user
+    return found
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]

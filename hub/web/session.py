@@ -86,16 +86,10 @@ def login(
 ) -> Response:
     throttle: SignInThrottle = request.app.state.sign_in_throttle
     client = client_address(request)
-    refusal = throttle.reserve(client)  # checked and held in one step
-    if refusal is not None:
-        return _throttled(request, refusal)  # the token is not looked at
-    try:
-        opened = open_session(hub, form.get("token", ""))
-    except BaseException:
-        throttle.release(client)
-        raise
+    opened = throttle.look_up(client, lambda: open_session(hub, form.get("token", "")))
+    if isinstance(opened, Refusal):
+        return _throttled(request, opened)  # the token was not looked at
     if opened is None:
-        throttle.failed(client, reserved=True)
         audit.warning("sign-in refused from %s: not the token of an active user", client)
         return render(
             request,
@@ -109,7 +103,6 @@ def login(
             },
             status=401,
         )
-    throttle.release(client)
     user = opened.user
     audit.info("signed in: %s (%s, %s) from %s", user.name, user.party, user.role.value, client)
     back = form.get("next", "")

@@ -49,7 +49,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 MAX_FAILURES: Final = 10
 """Failures from one address within :data:`WINDOW_SECONDS` before it is slowed."""
@@ -64,6 +64,8 @@ MAX_CLIENTS: Final = 10_000
 PATIENCE_SECONDS: Final = 10.0
 """How long a try waits for the tries in flight from its address (token look-ups, a few
 milliseconds each) before it is refused for a second."""
+
+T = TypeVar("T")
 
 Monotonic = Callable[[], float]
 """Seconds from an arbitrary start that never go back (:func:`time.monotonic`); tests give
@@ -174,6 +176,24 @@ class SignInThrottle:
                 self._age(entry, now)
                 self._forget_if_idle(address, entry, now)
             self._changed.notify_all()
+
+    def look_up(self, address: str, find: Callable[[], T | None]) -> T | Refusal | None:
+        """``find()`` (a token look-up) as one try from ``address``: a :class:`Refusal`
+        without calling it while the address is throttled; else its answer, ``None``
+        counted as a failure. The try is reserved first and ended whatever happens."""
+        refusal = self.reserve(address)
+        if refusal is not None:
+            return refusal
+        try:
+            found = find()
+        except BaseException:
+            self.release(address)
+            raise
+        if found is None:
+            self.failed(address, reserved=True)
+        else:
+            self.release(address)
+        return found
 
     @property
     def waiting(self) -> int:
