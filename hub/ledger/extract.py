@@ -206,6 +206,9 @@ class Extract:
         lines += [
             "HUR DU KAN KONTROLLERA UTDRAGET",
             "",
+            "Du, eller någon du litar på, kan kontrollera att ingen av händelserna ovan har",
+            "ändrats eller tagits bort i efterhand. Så här går det till tekniskt:",
+            "",
             "Varje händelse är ett löv i ett Merkleträd (RFC 9162). Loggens kontrollpunkt nedan",
             "är signerad med loggens nyckel; JSON-versionen av utdraget innehåller för varje",
             "händelse ett inklusionsbevis som visar att den finns i loggen och inte har ändrats.",

@@ -411,6 +411,8 @@ def test_the_extract_tells_the_person_who_and_what_in_swedish(hub: Hub, cli) -> 
     assert "– Samtycke registrerat\n" in out  # no "tillåtet" tacked onto it
     assert "Utfört av: EVI hub (den automatiska överföringen)" in out
     assert "Resultat: genomfört\n" not in out  # said of every line, it says nothing
+    # what the proofs are for, in plain words, before the technical part
+    assert "kan kontrollera att ingen av händelserna ovan har\nändrats eller tagits bort" in out
 
 
 def test_a_look_up_that_found_no_one_is_not_told_as_a_view(hub: Hub, cli) -> None:
