@@ -114,17 +114,9 @@ def _warn_moved(hub: Hub, name: str, before: str) -> None:
     held = service.forget_authority(hub, name, actor="", really=False)
     if not (held.registrations or held.cursor):
         return
-    what = " and ".join(
-        part
-        for part in (
-            "its cursor" if held.cursor else "",
-            f"{held.registrations} registration(s)" if held.registrations else "",
-        )
-        if part
-    )
     info(
         f"warning: {name} now points at another address (was {before}); the hub still holds "
-        f"{what} made at the old one. If this is another system (a test endpoint replaced "
+        f"{held} made at the old one. If this is another system (a test endpoint replaced "
         f"by production), run `evi connectors forget {name}` so the next sync registers "
         "everyone there and reads from the start"
     )
@@ -178,13 +170,12 @@ def forget(
     address. Logged."""
     hub = hub_from(ctx)
     done = service.forget_authority(hub, name, actor=cli_actor(actor), really=yes)
-    what = f"{done.registrations} registration(s)" + (" and its cursor" if done.cursor else "")
     if not yes:
         raise InputError(
-            f"{name}: would forget {what}; the next sync registers the consented people again "
+            f"{name}: would forget {done}; the next sync registers the consented people again "
             "and reads from the start; rerun with --yes to forget them"
         )
-    info(f"{name}: forgot {what}; the next `evi sync` registers and reads anew")
+    info(f"{name}: forgot {done}; the next `evi sync` registers and reads anew")
 
 
 @connectors_app.command("unmapped")

@@ -275,6 +275,10 @@ class Forgotten:
     registrations: int
     cursor: bool
 
+    def __str__(self) -> str:
+        """``3 registration(s) and its cursor``, as the commands say it."""
+        return f"{self.registrations} registration(s)" + (" and its cursor" if self.cursor else "")
+
 
 def forget_authority(hub: Hub, name: str, *, actor: str, really: bool) -> Forgotten:
     """Drop what the hub holds about the authority at the address ``name`` pointed at
