@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
-from hub.connector.expiry import expiring, stored_certificate_expiry
+from hub.connector.expiry import CertificateNotice, expiring, stored_certificate_expiry
 from hub.connector.options import (
     ConnectorOptions,
     build_options,
@@ -135,7 +135,7 @@ def _status(entry: RegisteredConnector, row: ConnectorConfigRow | None) -> Conne
     )
 
 
-def certificate_warnings(
+def certificate_notices(
     hub: Hub,
     statuses: list[ConnectorStatus] | None = None,
     *,
@@ -143,10 +143,10 @@ def certificate_warnings(
     enabled_only: bool = True,
     include_expired: bool = True,
     now: datetime | None = None,
-) -> list[str]:
-    """A warning line for each connector (enabled ones, or those named in ``only``) whose
-    client certificate expires within ``[sync] certificate_warning_days`` (or has expired,
-    unless ``include_expired`` is false: building such a connector fails and says so).
+) -> list[CertificateNotice]:
+    """The connectors (enabled ones, or those named in ``only``) whose client certificate
+    expires within ``[sync] certificate_warning_days`` (or has expired, unless
+    ``include_expired`` is false: building such a connector fails and says so).
     ``statuses`` defaults to :func:`list_connectors`."""
     if statuses is None:
         statuses = list_connectors(hub)
@@ -161,7 +161,15 @@ def certificate_warnings(
         now=now,
         within_days=hub.settings.sync.certificate_warning_days,
     )
-    return [n.message(now) for n in notices if include_expired or n.expires > now]
+    return [n for n in notices if include_expired or n.expires > now]
+
+
+def certificate_warnings(
+    hub: Hub, statuses: list[ConnectorStatus] | None = None, **which: Any
+) -> list[str]:
+    """:func:`certificate_notices` as the warning lines the commands print."""
+    now = datetime.now(UTC)
+    return [n.message(now) for n in certificate_notices(hub, statuses, now=now, **which)]
 
 
 def connector_status(hub: Hub, name: str) -> ConnectorStatus:

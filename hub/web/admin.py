@@ -17,7 +17,6 @@ when it is sent, and that decision and the delivery go to the transfer log like 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -26,9 +25,9 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hub.connector.errors import ConnectorError
-from hub.connector.expiry import expiring
 from hub.connector.service import (
     CHECK_RETRY,
+    certificate_notices,
     check_connector,
     connector_status,
     list_connectors,
@@ -321,14 +320,7 @@ def _page(
     connectors = list_connectors(hub)
     return {
         "connectors": connectors,
-        "expiring": {
-            notice.connector: notice.expires
-            for notice in expiring(
-                [(c.name, c.client_cert_expires) for c in connectors if c.enabled],
-                now=datetime.now(UTC),
-                within_days=hub.settings.sync.certificate_warning_days,
-            )
-        },
+        "expiring": {n.connector: n.expires for n in certificate_notices(hub, connectors)},
         "runs": history(hub, HISTORY_ROWS),
         "summary": summary,
         "failed": failed,
