@@ -52,6 +52,12 @@ _OPERATIONAL: Final = (
         "nothing of this one was kept",
     ),
     (
+        "disk i/o error",
+        "the database file could not be read or written (disk I/O error): check that the "
+        "disk holding it has free space and no faults, and run the command again; nothing "
+        "of this one was kept",
+    ),
+    (
         "readonly database",
         "the database file is read-only for this user; check the owner and mode of "
         "EVI_HOME and its evi.db",
@@ -277,9 +283,9 @@ class Database:
         """
         with self._turn() if write_lock else nullcontext():
             session = self._sessions()
-            if write_lock:
-                session.connection(execution_options={"evi_write_lock": True})
             try:
+                if write_lock:  # BEGIN IMMEDIATE: a lock held elsewhere fails here, 30 s on
+                    session.connection(execution_options={"evi_write_lock": True})
                 yield session
                 if dry_run:
                     session.rollback()
@@ -357,6 +363,9 @@ class Database:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except OperationalError as exc:
+            problem = operational_problem(exc) if path is not None else None
+            if problem is not None:  # a file, not a server: a full disk, a lock, its mode
+                raise StorageError(f"cannot open the database {path}: {problem}") from None
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
             raise StorageError(
                 f"cannot reach the database at {safe_url(self.url)}: {first}. "

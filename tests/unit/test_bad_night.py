@@ -1,0 +1,100 @@
+"""A bad night for the operator: a database locked elsewhere, a full disk, a broken home.
+
+Each failure is one ``error:`` line that says what to fix, with a non-zero exit code, no
+personal data and no traceback; nothing stored is lost or half-written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+import hub.store.db as store_db
+from hub.errors import StorageError
+from hub.store import migrate
+from hub.store.db import Database
+
+NUMBER = "199001012385"  # a Skatteverket test personnummer
+
+
+def _short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite waits 50 ms, not 30 s, for a lock held elsewhere (engines made from now)."""
+    pragmas = store_db._sqlite_pragmas
+
+    def quicker(dbapi_connection: Any, record: Any) -> None:
+        pragmas(dbapi_connection, record)
+        dbapi_connection.execute("PRAGMA busy_timeout=50")
+
+    monkeypatch.setattr(store_db, "_sqlite_pragmas", quicker)
+
+
+@pytest.fixture
+def held_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A migrated SQLite file on which another program holds a write transaction."""
+    _short_busy_timeout(monkeypatch)
+    path = tmp_path / "evi.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db)
+    db.dispose()
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield path
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_write_lock_held_elsewhere_at_begin_is_said_in_words(held_elsewhere: Path) -> None:
+    """``BEGIN IMMEDIATE`` itself finds the lock taken (every ``write_lock`` session):
+    the operator's words, not an internal error."""
+    db = Database(f"sqlite:///{held_elsewhere}")
+    try:
+        with pytest.raises(StorageError) as err, db.session(write_lock=True) as session:
+            session.execute(text("INSERT INTO hub_meta (key, value) VALUES ('k', 'v')"))
+        assert str(err.value).startswith("the database is locked")
+        assert "BEGIN" not in str(err.value)
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_consent_withdraw_on_a_database_locked_elsewhere_is_an_error_line(
+    demo_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _short_busy_timeout(monkeypatch)
+    holder = sqlite3.connect(demo_home.parent / "evi.db")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = cli("consent", "withdraw", "--pnr", NUMBER)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.code == 1
+    assert result.err.startswith("error: the database is locked"), result.err
+    assert "internal error" not in result.err and NUMBER not in result.err + result.out
+
+
+def test_a_disk_io_error_opening_a_sqlite_file_names_the_disk_not_a_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite on a full disk that cannot even make its ``-shm`` file says ``disk I/O
+    error`` when opened: the message is about the disk, not a database server."""
+    db = Database(f"sqlite:///{tmp_path / 'evi.db'}")
+
+    def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(db.engine, "connect", full)
+    with pytest.raises(StorageError) as err:
+        db.check_connection()
+    message = str(err.value)
+    assert "free space" in message and str(tmp_path / "evi.db") in message
+    assert "server" not in message
+    db.dispose()
