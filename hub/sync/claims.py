@@ -227,7 +227,7 @@ def _decide(
         number = (
             None if person.protected_identity else _number_decision(current[person.id], item, now)
         )
-        _send_number(item, number is not None and number.permitted)
+        _send_number(item, number is not None and number.permitted, protected=number is None)
         event = decision_event(
             decision, person.pseudonym, request, actor=actor, correlation_id=item.idempotency_key
         )
@@ -279,11 +279,21 @@ def _decide(
 IDENTITY = Category.IDENTITY.value
 
 
-def _send_number(item: QueuedItem, with_number: bool) -> None:
+def _send_number(item: QueuedItem, with_number: bool, *, protected: bool) -> None:
     """Record whether this attempt goes with the person's number; an item that went the
     other way last time gets a new key (:func:`~hub.sync.routing.rekeyed`), written with
-    its lease before the push."""
-    if item.number_sent is not None and item.number_sent != with_number:
+    its lease before the push.
+
+    An item attempted before revision 0007 has no ``number_sent``: it is taken to have
+    gone with the number unless the person is protected (as the releases before
+    ``identity`` was gated sent it), so a retry without the number gets a new key: at
+    worst a second copy at the authority under its own key, never another body under
+    the old one (422, dead for good).
+    """
+    last = item.number_sent
+    if last is None and item.attempts > 0:
+        last = not protected
+    if last is not None and last != with_number:
         item.idempotency_key = rekeyed(item.idempotency_key, with_number=with_number)
         item.rekeyed = True
     item.number_sent = with_number
