@@ -69,7 +69,11 @@ class KeySource:
         if self.path.is_file():
             require_own(self.path.parent, "the key directory")
             require_own(self.path, "key file", private=True)
-            return _decode(self.name, self.path.read_text().strip(), str(self.path))
+            try:  # a damaged file may hold anything: never shown, never an internal error
+                text = self.path.read_bytes().decode("ascii")
+            except UnicodeDecodeError:
+                raise ConfigError(f"key '{self.name}' in {self.path} is not valid base64") from None
+            return _decode(self.name, text.strip(), str(self.path))
         return None
 
     def create(self) -> bytes:

@@ -7,6 +7,7 @@ Secrets are ``SecretStr`` and are masked by :func:`masked_dump`.
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
@@ -177,7 +178,7 @@ def _user_config_file() -> Path | None:
         if not path.is_file():
             raise ConfigError(f"config file {path} (from EVI_CONFIG) does not exist")
         require_own(path, "the configuration file")
-        return path
+        return _readable_toml(path)
     home = Path(os.environ.get("EVI_HOME", "./var")).expanduser()
     if home.is_dir():
         require_own(home, "EVI_HOME")
@@ -185,7 +186,30 @@ def _user_config_file() -> Path | None:
     if not candidate.is_file():
         return None
     require_own(candidate, "the configuration file")
-    return candidate
+    return _readable_toml(candidate)
+
+
+def _readable_toml(path: Path) -> Path:
+    """``path`` if it is TOML the settings can read; else :class:`ConfigError` naming the
+    file and where it breaks (tomllib's words name a line and column, never a value)."""
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"the configuration file {path} is not valid TOML: {exc}; fix it (or move it "
+            "away to run on the defaults)"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"the configuration file {path} is not UTF-8 text; save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"the configuration file {path} cannot be read ({exc.strerror}); check its "
+            "owner and mode"
+        ) from None
+    return path
 
 
 def _describe(exc: ValidationError) -> str:

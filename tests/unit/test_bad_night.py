@@ -98,3 +98,31 @@ def test_a_disk_io_error_opening_a_sqlite_file_names_the_disk_not_a_server(
     assert "free space" in message and str(tmp_path / "evi.db") in message
     assert "server" not in message
     db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"[sync\nmax_attempts = 3\n", "is not valid TOML: Expected ']'"),
+        (b"\xff\xfe[sync]\n", "is not UTF-8 text"),
+    ],
+)
+def test_a_config_file_that_is_not_toml_is_named_with_where_it_breaks(
+    evi_home: Path, cli: Any, content: bytes, said: str
+) -> None:
+    (evi_home / "evi.toml").write_bytes(content)
+    result = cli("config", "show")
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"error: the configuration file {evi_home / 'evi.toml'} ")
+    assert said in result.err and "internal error" not in result.err
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_key_file_of_binary_garbage_is_named_not_an_internal_error(
+    demo_home: Path, cli: Any
+) -> None:
+    key = demo_home / "keys" / "pseudonym.key"
+    key.write_bytes(b"\xff\x00\x9c" + NUMBER.encode() + b"\xfe")
+    result = cli("keys", "list")
+    assert result.code == 2
+    assert result.err == f"error: key 'pseudonym' in {key} is not valid base64\n"
