@@ -7,13 +7,13 @@ shipped connectors speak (the sandboxes serve it; see ``connectors/sandbox_kit/p
     POST <path>  {"items": [{"idempotency_key": K, "body": {...}}, ...]}
     200          {"results": [{"idempotency_key": K, "status": 201|200|4xx|5xx, ...}, ...]}
 
-A whole-request failure (unreachable, 5xx, 429, a refused batch) raises as for a single
+A whole-request failure (unreachable, 5xx, 429, 409, a refused batch) raises as for a single
 push, so every item in it is retried or dead-lettered together; the keys make resending
 the already stored ones harmless. So does an answer the hub cannot use (malformed, not
 JSON, without one result per item in order): the authority may have stored the items, so
-it is transient, never a refusal. An item answered 408, 425, 429 or 5xx is sent again (in
-a smaller batch, within the retry budget); if it still cannot be placed, the whole batch
-fails as transient.
+it is transient, never a refusal. An item answered 408, 409, 425, 429 or 5xx is sent
+again (in a smaller batch, within the retry budget); if it still cannot be placed, the
+whole batch fails as transient.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from hub.model.records import PushResult
 
 BATCH_LIMIT = 100  # transfers per request; the sandboxes take up to 200
 
-ITEM_TRANSIENT = frozenset({408, 425, 429})
-"""Item statuses that mean "not now" (as do all 5xx): the item is sent again."""
+ITEM_TRANSIENT = frozenset({408, 409, 425, 429})
+"""Item statuses that mean "not now" (as do all 5xx): the item is sent again. 409 is "a
+request with this key is still being processed" (:data:`~hub.connector.http.IN_FLIGHT`)."""
 
 
 def _transient(status: object) -> int | None:
@@ -53,10 +54,10 @@ def post_batch(
     """POST ``(idempotency key, body)`` pairs in one request; one result per pair, in order.
 
     An item the authority stored (201) or already had (200) is accepted; an item answered
-    408, 425, 429 or 5xx is sent again (only those, in another request) within the
-    connector's retry budget, and if any is still unplaced the whole call raises
-    :class:`TransientConnectorError` (every pair is then retried later with its key). Any
-    other item status is a refusal of that item alone, reported by status code only (an
+    408, 409 (its key still being processed), 425, 429 or 5xx is sent again (only those,
+    in another request) within the connector's retry budget, and if any is still unplaced
+    the whole call raises :class:`TransientConnectorError` (every pair is then retried
+    later with its key). Any other item status is a refusal of that item alone, reported by status code only (an
     authority's error text may quote the message). An answer that is not usable JSON or
     does not account for every item, in order, is transient too: the authority may have
     stored what it could not describe.
@@ -68,7 +69,7 @@ def post_batch(
         sent = [messages[i] for i in pending]
         body = {"items": [{"idempotency_key": key, "body": msg} for key, msg in sent]}
         try:
-            data = api.json("POST", path, json_body=body, retry=NO_RETRY)
+            data = api.json("POST", path, json_body=body, retry=NO_RETRY, keyed=True)
         except UnusableAnswerError:
             why = "is not usable JSON (malformed, not JSON or too large)"
             raise _unusable(api, path, why) from None

@@ -60,6 +60,11 @@ from hub.connector.retry import RetryPolicy
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
+IN_FLIGHT = 409
+"""To a request carrying idempotency keys, 409 means "a request with this key is still being
+processed" (the IETF Idempotency-Key header draft): not now, never a refusal. To any
+other request it is a refusal."""
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is this machine: ``localhost``, 127.0.0.0/8 or ``::1``."""
@@ -255,8 +260,10 @@ def translate_transport_error(
     )
 
 
-def classify_response(connector: str, response: httpx.Response) -> None:
-    """Raise the connector error a non-2xx response means; return for 2xx."""
+def classify_response(connector: str, response: httpx.Response, *, keyed: bool = False) -> None:
+    """Raise the connector error a non-2xx response means; return for 2xx.
+
+    ``keyed``: the request carried idempotency keys, so 409 is :data:`IN_FLIGHT`."""
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -279,6 +286,13 @@ def classify_response(connector: str, response: httpx.Response) -> None:
         label = "is rate-limiting us" if status == 429 else "is unavailable"
         raise TransientConnectorError(
             connector, f"the authority {label} ({what}: HTTP {status})", retry_after=retry_after
+        )
+    if keyed and status == IN_FLIGHT:
+        raise TransientConnectorError(
+            connector,
+            f"the authority is still processing an earlier request with the same idempotency "
+            f"key ({what}: HTTP {status}); it will be sent again with its key",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     raise RefusedRequestError(
         connector,
@@ -321,12 +335,16 @@ class JsonApi:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
+        keyed: bool = False,
     ) -> httpx.Response:
         """Send one request (retrying transient failures) and return the 2xx response.
 
         The answer is streamed under the deadline and the size limit, and returned read
-        (``.content``, ``.json()``).
+        (``.content``, ``.json()``). ``keyed``: the body carries idempotency keys (a batch
+        of pushes); a request with an ``Idempotency-Key`` header is keyed too. A keyed
+        request answered 409 is transient (:data:`IN_FLIGHT`).
         """
+        keyed = keyed or any(name.lower() == "idempotency-key" for name in headers or ())
 
         def once() -> httpx.Response:
             request = self.client.build_request(
@@ -342,7 +360,7 @@ class JsonApi:
                 try:
                     if not 200 <= response.status_code < 300:
                         drain(response, deadline)
-                        classify_response(self.connector, response)
+                        classify_response(self.connector, response, keyed=keyed)
                     return self._read(response, deadline)
                 finally:
                     response.close()
@@ -400,6 +418,7 @@ class JsonApi:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
+        keyed: bool = False,
     ) -> Any:
         """Like :meth:`request`, returning the decoded JSON body.
 
@@ -409,7 +428,13 @@ class JsonApi:
         network, that is wrong).
         """
         response = self.request(
-            method, path, params=params, json_body=json_body, headers=headers, retry=retry
+            method,
+            path,
+            params=params,
+            json_body=json_body,
+            headers=headers,
+            retry=retry,
+            keyed=keyed,
         )
         what = f"{method} {response.request.url.path}"
         content_type = response.headers.get("content-type")

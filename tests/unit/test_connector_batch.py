@@ -77,14 +77,14 @@ def test_items_the_authority_cannot_take_now_are_sent_again_alone() -> None:
     assert len(waits) == 1
 
 
-@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 507])
+@pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504, 507])
 def test_each_not_now_status_is_retried(status: int) -> None:
     authority = Authority([status, 201], [201])
     results = post_batch(api(authority, []), PATH, MESSAGES[:2])
     assert all(r.accepted for r in results) and authority.sent[1] == ["key-0"]
 
 
-@pytest.mark.parametrize("status", [400, 409, 422, "201", None, True, "199001012385"])
+@pytest.mark.parametrize("status", [400, 410, 422, "201", None, True, "199001012385"])
 def test_other_item_statuses_are_refusals_of_that_item(status: Any) -> None:
     results = post_batch(api(Authority([status, 201]), []), PATH, MESSAGES[:2])
     # what is no number is the authority's own text, which goes into the outbox as the
@@ -133,6 +133,25 @@ def test_a_batch_refused_whole_is_still_an_authority_error() -> None:
     with pytest.raises(AuthorityError, match="HTTP 400"):
         post_batch(jsonapi, PATH, MESSAGES[:2])
     assert len(handler.sent) == 1 and waits == []
+
+
+def test_a_batch_answered_409_whole_is_sent_again_not_dead_lettered() -> None:
+    """Before: an AuthorityError, so every item became a dead letter. An authority that
+    follows the IETF Idempotency-Key draft answers 409 while a request with one of the
+    keys is still being processed (the hub's earlier attempt, timed out on its side)."""
+    handler = Authority()
+    answers = iter([httpx.Response(409, headers={"Retry-After": "2"})])
+    waits: list[float] = []
+    jsonapi = api(lambda req: next(answers, None) or handler(req), waits)
+    results = post_batch(jsonapi, PATH, MESSAGES[:2])
+    assert all(r.accepted for r in results) and waits == [2.0]
+    assert handler.sent == [["key-0", "key-1"]]
+
+
+def test_a_batch_answered_409_until_the_attempts_end_is_transient() -> None:
+    jsonapi = api(lambda req: httpx.Response(409), [])
+    with pytest.raises(TransientConnectorError, match="still processing an earlier request"):
+        post_batch(jsonapi, PATH, MESSAGES[:2])
 
 
 def test_a_malformed_batch_answer_in_a_delivery_makes_no_dead_letters(

@@ -81,6 +81,17 @@ def test_429_carries_its_retry_after() -> None:
     assert err.value.retry_after == 12
 
 
+def test_409_to_a_keyed_push_is_its_key_still_in_flight_not_a_refusal() -> None:
+    """Before: an AuthorityError, and the transfer a dead letter, though the authority's
+    first request with that key goes on to store it (IETF Idempotency-Key draft)."""
+    jsonapi = api(lambda req: httpx.Response(409, headers={"Retry-After": "7"}))
+    with pytest.raises(TransientConnectorError, match="same idempotency key") as err:
+        jsonapi.request("POST", "/meddelanden", json_body={}, headers={"Idempotency-Key": "k" * 20})
+    assert err.value.retry_after == 7
+    with pytest.raises(AuthorityError, match="HTTP 409"):  # unkeyed: still a refusal
+        jsonapi.request("POST", "/bevakning", json_body={})
+
+
 def _answer(body: bytes | str, content_type: str | None = "application/json") -> httpx.Response:
     headers = {"Content-Type": content_type} if content_type else {}
     content = body.encode() if isinstance(body, str) else body
