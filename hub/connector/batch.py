@@ -57,10 +57,10 @@ def post_batch(
     408, 409 (its key still being processed), 425, 429 or 5xx is sent again (only those,
     in another request) within the connector's retry budget, and if any is still unplaced
     the whole call raises :class:`TransientConnectorError` (every pair is then retried
-    later with its key). Any other item status is a refusal of that item alone, reported by status code only (an
-    authority's error text may quote the message). An answer that is not usable JSON or
-    does not account for every item, in order, is transient too: the authority may have
-    stored what it could not describe.
+    later with its key). Any other item status is a refusal of that item alone, reported
+    by status code only (an authority's error text may quote the message). An answer that
+    is not usable JSON or does not account for every item, in order, is transient too: the
+    authority may have stored what it could not describe.
     """
     answers: list[PushResult | None] = [None] * len(messages)
 
