@@ -72,7 +72,8 @@ class AfConnector(Connector):
         client_id: str = Field(min_length=1, description="OAuth 2.0 client id.")
         client_secret: SecretStr = Field(description="OAuth 2.0 client secret.")
         token_url: str = Field(
-            default=TOKEN_PATH, description="Token endpoint (absolute, or relative to base_url)."
+            default=TOKEN_PATH,
+            description="Token endpoint: absolute, or a path under base_url as the API's paths.",
         )
         page_size: int = Field(default=500, ge=1, le=1000, description="Events per page.")
 
@@ -87,7 +88,11 @@ class AfConnector(Connector):
         cls, options: Any, *, transport: httpx.BaseTransport | None = None
     ) -> httpx.Client:
         auth = ClientCredentials(
-            cls.name, options.token_url, options.client_id, options.client_secret
+            cls.name,
+            options.token_url,
+            options.client_id,
+            options.client_secret,
+            base_url=options.base_url,
         )
         return build_client(
             cls.name,

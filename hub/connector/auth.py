@@ -23,7 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 from hub.connector.errors import AuthorityError, ConnectorConfigError
-from hub.connector.http import classify_response, translate_transport_error
+from hub.connector.http import classify_response, endpoint_url, translate_transport_error
 from hub.connector.limits import (
     CappedStream,
     content_length,
@@ -78,11 +78,15 @@ class ClientCredentials(httpx.Auth):
         client_id: str,
         client_secret: SecretStr,
         *,
+        base_url: str | None = None,
         scope: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connector = connector
-        self._token_url = token_url
+        # Given the API's base_url, a relative token_url is placed under it as the API's own
+        # paths are (:func:`~hub.connector.http.endpoint_url`); without, it is resolved
+        # against each request's URL (RFC 3986).
+        self._token_url = token_url if base_url is None else endpoint_url(base_url, token_url)
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
@@ -93,8 +97,8 @@ class ClientCredentials(httpx.Auth):
 
     @property
     def token_url(self) -> str:
-        """The token endpoint, absolute or relative to the API's URL (checked for https by
-        :func:`~hub.connector.http.build_client`)."""
+        """The token endpoint: absolute, or placed under ``base_url`` when one was given
+        (checked for https by :func:`~hub.connector.http.build_client`)."""
         return self._token_url
 
     def _token_request(self, like: httpx.Request) -> httpx.Request:

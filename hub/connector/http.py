@@ -80,6 +80,20 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
+def endpoint_url(base_url: str, url: str) -> str:
+    """``url`` as an absolute URL: as given when it is one, otherwise placed under
+    ``base_url`` the way httpx places a request path under a client's ``base_url``
+    (``/oauth2/token`` under ``https://h/api`` is ``https://h/api/oauth2/token``), so an
+    endpoint the administrator configures reads like every path the connector calls."""
+    try:
+        if httpx.URL(url).is_absolute_url:
+            return url
+        base = base_url if base_url.endswith("/") else base_url + "/"
+        return str(httpx.URL(base).join(url.lstrip("/")))
+    except httpx.InvalidURL:
+        return url  # refused, with the option's name, by require_secure_url or when used
+
+
 def require_secure_url(
     connector: str, url: str, *, option: str = "base_url", client_certificate: bool = False
 ) -> None:
@@ -142,9 +156,7 @@ def build_client(
         require_secure_url(connector, base_url)
         token_url = getattr(auth, "token_url", None)
         if isinstance(token_url, str):
-            require_secure_url(
-                connector, str(httpx.URL(base_url).join(token_url)), option="token_url"
-            )
+            require_secure_url(connector, endpoint_url(base_url, token_url), option="token_url")
     common: dict[str, Any] = {
         "base_url": base_url,
         "timeout": httpx.Timeout(timeout_seconds),

@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from connectors.af.connector import AfConnector
 from hub.connector import (
     AuthorityError,
     ConnectorConfigError,
@@ -491,3 +492,33 @@ def test_in_process_transport_behaves_like_a_server() -> None:
         # The read timeout is enforced even though no socket is involved.
         with pytest.raises(httpx.ReadTimeout):
             client.get("/slow")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "token_url", "asked"),
+    [
+        ("https://af.example/api", "/oauth2/token", "https://af.example/api/oauth2/token"),
+        ("https://af.example/api/", "oauth2/token", "https://af.example/api/oauth2/token"),
+        ("https://af.example", "/oauth2/token", "https://af.example/oauth2/token"),
+        ("https://af.example/api", "https://login.example/t", "https://login.example/t"),
+    ],
+)
+def test_the_af_token_url_is_placed_under_base_url_like_the_apis_paths(
+    base_url: str, token_url: str, asked: str
+) -> None:
+    """Before: resolved against each request's URL, so `/oauth2/token` under
+    https://af.example/api lost the `/api` and `oauth2/token` went under the events path."""
+    seen: list[str] = []
+
+    def authority(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.method == "POST":
+            return httpx.Response(200, json={"access_token": "t0", "expires_in": 600})
+        return httpx.Response(200, json={"ok": True})
+
+    options = AfConnector.Options(
+        base_url=base_url, client_id="hub", client_secret=SecretStr("s"), token_url=token_url
+    )
+    with AfConnector.build_client(options, transport=httpx.MockTransport(authority)) as client:
+        client.get("/participants/v1/health")
+    assert seen == [asked, base_url.rstrip("/") + "/participants/v1/health"]
