@@ -33,17 +33,25 @@ def pull_batches(
     """Store every record of ``records`` through ``inbound``; ``stored`` after each batch.
 
     ``dry_run`` stores each batch in a transaction that is rolled back, one at a time.
+    A batch's counts join ``counts`` only once its transaction has committed: a batch
+    whose commit fails (a full disk, a lost connection) is counted as pulled, not stored.
     """
     for batch in prefetched(_batches_then_raise(records)):
-        if dry_run:
-            with db.session(write_lock=True, dry_run=True) as session:
-                inbound.run(session, batch, counts)
-        else:
-            with db.session() as session:
-                prepared = inbound.prepare(session, batch)
-            with db.session(write_lock=True) as session:
-                if not inbound.store(session, prepared, counts):
-                    inbound.run(session, batch, counts)  # a consent changed: decide again
+        these = InboundCounts()
+        try:
+            if dry_run:
+                with db.session(write_lock=True, dry_run=True) as session:
+                    inbound.run(session, batch, these)
+            else:
+                with db.session() as session:
+                    prepared = inbound.prepare(session, batch)
+                with db.session(write_lock=True) as session:
+                    if not inbound.store(session, prepared, these):
+                        inbound.run(session, batch, these)  # a consent changed: decide again
+        except BaseException:
+            counts.pulled += len(batch)
+            raise
+        counts.add(these)
         if stored:
             stored()
 

@@ -26,6 +26,7 @@ from hub.connector.service import list_connectors
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget
+from hub.errors import StorageError
 from hub.hookspecs import hookimpl
 from hub.ledger.canonical import read_document
 from hub.ledger.service import verify
@@ -37,6 +38,7 @@ from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, SyncLock, SyncRun
 from hub.sync.batch import InboundCounts
 from hub.sync.delivery import Deliverer
+from hub.sync.inbound import InboundBatch
 from hub.sync.job import run_sync
 from hub.sync.outbox import DELIVERED, DENIED, PENDING
 
@@ -650,3 +652,26 @@ def test_a_record_changed_at_the_authority_is_updated_in_place_and_sent_again_un
     assert before < {r.idempotency_key for r in rows if r.status == "superseded"}
     pushed = {i["idempotency_key"] for t in targets.values() for i in received(t)["items"]}
     assert not {r.idempotency_key for r in rows if r.status == "superseded"} & pushed
+
+
+def test_a_batch_whose_transaction_fails_is_counted_pulled_not_stored(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: its counts were added inside the transaction, so a commit that failed (a
+    full disk) left the report and `evi sync history` saying af stored 393 records that
+    were never written."""
+    real = InboundBatch.store
+
+    def full_disk(self: InboundBatch, session: Any, batch: Any, counts: InboundCounts) -> bool:
+        real(self, session, batch, counts)
+        raise StorageError("the disk holding the database is full; free space and run again")
+
+    monkeypatch.setattr(InboundBatch, "store", full_disk)
+    report = run_sync(demo, sync_options(targets, connectors=["af"], deliver=False))
+    af = report.get("af")
+    assert af.status == "failed" and "disk" in (af.error or "")
+    assert af.pulled > 0 and (af.stored, af.queued, af.refused) == (0, 0, 0)
+    assert count(demo, StoredRecord, StoredRecord.source == "af") == 0
+    with demo.db.session() as session:
+        counts = session.scalars(select(SyncRun.counts).where(SyncRun.connector == "af")).all()
+    assert counts and all(c.get("stored", 0) == 0 for c in counts)
