@@ -26,6 +26,7 @@ error is raised, so an append either adds all its entries or none.
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -372,8 +373,10 @@ def lock_head(session: Session) -> tuple[int, list[bytes]]:
     try:
         size, blob = session.execute(stmt).one()
     except OperationalError as exc:
-        if dialect == "sqlite" and "locked" in str(exc.orig):
-            # SQLite cannot upgrade a read snapshot another writer has moved past.
+        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY_SNAPSHOT:
+            # SQLite cannot upgrade a read snapshot another writer has moved past. Any
+            # other "database is locked" (another program holding the write lock past the
+            # busy timeout) is the operator's error, worded by Database.session.
             raise StorageError(
                 "the ledger is busy: this transaction read before appending while another "
                 "writer committed; nothing was written. Retry; open such transactions with "

@@ -17,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 import hub.store.db as store_db
 from hub.errors import StorageError
+from hub.ledger.event import Action, LedgerEvent
+from hub.ledger.writer import append
 from hub.store import migrate
 from hub.store.db import Database
 
@@ -126,3 +128,39 @@ def test_a_key_file_of_binary_garbage_is_named_not_an_internal_error(
     result = cli("keys", "list")
     assert result.code == 2
     assert result.err == f"error: key 'pseudonym' in {key} is not valid base64\n"
+
+
+def _event() -> LedgerEvent:
+    return LedgerEvent(action=Action.DECISION, decision="permit", actor="job:bad-night")
+
+
+def test_a_ledger_append_that_waits_out_a_lock_held_elsewhere_says_so_in_words(
+    held_elsewhere: Path,
+) -> None:
+    """Before: "the ledger is busy: … open such transactions with
+    Database.session(write_lock=True)", a developer's message, for a stuck other program
+    (seen running `evi demo` while a database tool held the write lock)."""
+    db = Database(f"sqlite:///{held_elsewhere}")
+    try:
+        with pytest.raises(StorageError) as err, db.session() as session:
+            append(session, _event())
+        assert str(err.value).startswith("the database is locked"), str(err.value)
+    finally:
+        db.dispose()
+
+
+def test_a_ledger_append_on_a_stale_read_snapshot_is_still_named(tmp_path: Path) -> None:
+    """SQLite cannot upgrade a read snapshot another writer has moved past: that one, and
+    only that one, is the ledger's own busy message."""
+    db = Database(f"sqlite:///{tmp_path / 'evi.db'}")
+    migrate.upgrade(db)
+    try:
+        with pytest.raises(StorageError, match="the ledger is busy"), db.session() as reader:
+            reader.execute(text("SELECT COUNT(*) FROM hub_meta")).scalar()
+            with db.session() as other:
+                append(other, _event())
+            append(reader, _event())
+        with db.session() as session:
+            assert session.execute(text("SELECT COUNT(*) FROM ledger_entry")).scalar() == 1
+    finally:
+        db.dispose()
