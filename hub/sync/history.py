@@ -13,6 +13,7 @@ from hub.errors import InputError, NotFoundError
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, SyncRun
 from hub.sync.outbox import DEAD, PENDING, OutboxRepository
+from hub.sync.report import INTERRUPTED
 
 
 def history(hub: Hub, limit: int, connector: str | None = None) -> list[dict[str, Any]]:
@@ -27,12 +28,20 @@ def history(hub: Hub, limit: int, connector: str | None = None) -> list[dict[str
                 "connector": run.connector,
                 "started_at": run.started_at.isoformat(),
                 "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-                "status": run.status if run.finished_at else "interrupted_or_running",
+                "status": _status(run),
                 "counts": run.counts,
                 "error": run.error,
             }
             for run in session.scalars(query)
         ]
+
+
+def _status(run: SyncRun) -> str:
+    """A run's outcome; a row with no end is still running, or was stopped and the next
+    run of its connector has not come yet (which marks it ``interrupted``)."""
+    if run.finished_at or run.status == INTERRUPTED:
+        return run.status
+    return "interrupted_or_running"
 
 
 PAGE_ROWS = 100

@@ -13,6 +13,8 @@ from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from sqlalchemy import update
+
 from hub.connector.base import Connector
 from hub.connector.errors import ConnectorConfigError
 from hub.connector.registry import known_parties, load_connectors
@@ -38,6 +40,7 @@ from hub.sync.report import (
     CONFIG_ERROR,
     DRY_RUN,
     FAILED,
+    INTERRUPTED,
     LOCKED,
     OK,
     PARTIAL,
@@ -133,6 +136,7 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
         try:
             locks = _lock_all(hub, connectors, report, stack)
             held = list(locks.held)
+            _close_interrupted(hub, {name: runs[name] for name in held if name in runs})
             options = replace(options, keep_locks=locks.keep)
             # Subscriptions first, for every connector: routing a record to "the parties on
             # the case" must not depend on the order the authorities are pulled in.
@@ -237,6 +241,35 @@ def _start_run(hub: Hub, name: str) -> int:
         session.add(row)
         session.flush()
         return row.id
+
+
+INTERRUPTED_REASON = (
+    "stopped before it could record its end (the process was killed, or the database could "
+    "not be written); what it stored is kept, and the next run went on from its cursor"
+)
+
+
+def _close_interrupted(hub: Hub, current: Mapping[str, int]) -> None:
+    """Mark the rows of earlier runs that never recorded their end ``interrupted``.
+
+    Called holding each connector's lock, so no earlier run of it can still be going.
+    Their end is not known, so ``finished_at`` stays empty and their counts are what
+    they recorded (nothing); without this they read "interrupted_or_running" for good.
+    """
+    if not current:
+        return
+    with hub.db.session(write_lock=True) as session:
+        for name, run_id in current.items():
+            session.execute(
+                update(SyncRun)
+                .where(
+                    SyncRun.connector == name,
+                    SyncRun.id < run_id,
+                    SyncRun.finished_at.is_(None),
+                    SyncRun.status == "running",
+                )
+                .values(status=INTERRUPTED, error=INTERRUPTED_REASON)
+            )
 
 
 def _finish_stopped_runs(

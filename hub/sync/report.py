@@ -26,6 +26,7 @@ LOCKED = "locked"
 PARTIAL = "partial"  # ran, but refused records that violate the authority's own schema
 CONFIG_ERROR = "config_error"
 DRY_RUN = "dry_run"
+INTERRUPTED = "interrupted"  # a run's row that never recorded its end (only in sync_run)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sync_support import (
     SEED,
     a_day_earlier,
@@ -38,6 +38,7 @@ from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, StoredRecord, SyncLock, SyncRun
 from hub.sync.batch import InboundCounts
 from hub.sync.delivery import Deliverer
+from hub.sync.history import history
 from hub.sync.inbound import InboundBatch
 from hub.sync.job import run_sync
 from hub.sync.outbox import DELIVERED, DENIED, PENDING
@@ -675,3 +676,36 @@ def test_a_batch_whose_transaction_fails_is_counted_pulled_not_stored(
     with demo.db.session() as session:
         counts = session.scalars(select(SyncRun.counts).where(SyncRun.connector == "af")).all()
     assert counts and all(c.get("stored", 0) == 0 for c in counts)
+
+
+def _history_status(hub: Hub, run_id: int) -> tuple[str, str | None]:
+    entry = next(r for r in history(hub, 100) if r["id"] == run_id)
+    return entry["status"], entry["error"]
+
+
+def test_a_run_that_could_not_record_its_end_is_marked_interrupted_by_the_next(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: its rows said "interrupted_or_running" for good (seen after a night on a
+    full disk, and after every SIGKILL). The next run holding the connector's lock knows
+    no earlier run of it can still be going."""
+
+    def full_disk(*_args: Any, **_kw: Any) -> None:
+        raise StorageError("the disk holding the database is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("hub.sync.job._finish_runs", full_disk)
+        with pytest.raises(StorageError):
+            run_sync(demo, sync_options(targets, connectors=["af"]))
+    with demo.db.session() as session:
+        stopped = session.scalars(select(SyncRun.id).where(SyncRun.connector == "af")).one()
+    assert _history_status(demo, stopped) == ("interrupted_or_running", None)
+    _held_by_another_run(demo, {"af": targets["af"]})  # a live run: it may still be going
+    assert run_sync(demo, sync_options(targets, connectors=["af"])).exit_code == 3
+    assert _history_status(demo, stopped)[0] == "interrupted_or_running"
+    with demo.db.session() as session:
+        session.execute(delete(SyncLock))
+    assert run_sync(demo, sync_options(targets, connectors=["af"])).exit_code == 0
+    status, error = _history_status(demo, stopped)
+    assert status == "interrupted" and "stopped before it could record its end" in (error or "")
+    assert [r["status"] for r in history(demo, 1, "af")] == ["ok"]
