@@ -21,7 +21,8 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hub.connector.errors import ConnectorError
@@ -49,6 +50,7 @@ from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
 from hub.web.forms import read_form
 from hub.web.i18n import N_, tr, tr_n
+from hub.web.openapi import NOT_FOUND, PAGE, REDIRECT, form_body
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -74,6 +76,21 @@ Recipient = Annotated[
 ]
 Reason = Annotated[
     str | None, Query(max_length=500, description="only those given up on with this reason")
+]
+ConnectorName = Annotated[
+    str,
+    PathParam(
+        max_length=32,
+        pattern=r"^[!-~]+$",
+        description="an installed connector's name (as `evi connectors list` shows it)",
+    ),
+]
+"""A connector's name in the path: printable ASCII, at most 32 characters (a connector's
+name is fewer, in lowercase). Anything else is a 422 naming the field, never repeated back;
+a name that could be one but is not installed is the 404 that names it (or, if it looks
+like an identity number, does not)."""
+Queued = Annotated[
+    int | None, Query(ge=0, le=ID_MAX, description="how many were queued again (after a retry)")
 ]
 
 
@@ -120,20 +137,20 @@ def connectors(user: Administrator, hub: HubDep) -> list[dict[str, Any]]:
     return [status.as_json() for status in list_connectors(hub)]
 
 
-@router.post("/api/admin/connectors/{name}/enable")
-def enable(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
+@router.post("/api/admin/connectors/{name}/enable", responses=NOT_FOUND)
+def enable(user: Administrator, hub: HubDep, name: ConnectorName) -> dict[str, Any]:
     """Include ``name`` in sync runs again; this also lifts a pause after failures."""
     return _set_enabled(hub, user, name, True)
 
 
-@router.post("/api/admin/connectors/{name}/disable")
-def disable(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
+@router.post("/api/admin/connectors/{name}/disable", responses=NOT_FOUND)
+def disable(user: Administrator, hub: HubDep, name: ConnectorName) -> dict[str, Any]:
     """Leave ``name`` out of sync runs; its options and history are kept."""
     return _set_enabled(hub, user, name, False)
 
 
-@router.post("/api/admin/connectors/{name}/check")
-def check(user: Administrator, hub: HubDep, name: str) -> dict[str, Any]:
+@router.post("/api/admin/connectors/{name}/check", responses=NOT_FOUND)
+def check(user: Administrator, hub: HubDep, name: ConnectorName) -> dict[str, Any]:
     """Reach the authority with the stored options: ``ok``, and what went wrong if not.
 
     A failed check is an answer, not an error of this request: 200 with ``ok: false``.
@@ -199,7 +216,7 @@ def failed_summary(user: Administrator, hub: HubDep) -> dict[str, Any]:
     return dead_letter_summary(hub)
 
 
-@router.post("/api/admin/transfers/retry")
+@router.post("/api/admin/transfers/retry", responses=NOT_FOUND)
 def retry_transfers(user: Administrator, hub: HubDep, body: RetryRequest) -> dict[str, int]:
     """Queue dead letters again; the next sync or worker delivers them."""
     return {"queued": _retry(hub, user, body)}
@@ -208,12 +225,12 @@ def retry_transfers(user: Administrator, hub: HubDep, body: RetryRequest) -> dic
 # -- page ---------------------------------------------------------------------------------
 
 
-@router.get("/admin")
+@router.get("/admin", response_class=HTMLResponse, responses=PAGE)
 def admin_page(
     request: Request,
     user: Administrator,
     hub: HubDep,
-    queued: int | None = None,
+    queued: Queued = None,
     enabled: str | None = None,
     disabled: str | None = None,
     after: After = 0,
@@ -234,7 +251,13 @@ def admin_page(
     return render(request, "admin.html", page, user=user)
 
 
-@router.post("/admin/transfers/retry")
+@router.post(
+    "/admin/transfers/retry",
+    response_class=HTMLResponse,
+    status_code=303,
+    responses={**REDIRECT, **NOT_FOUND},
+    openapi_extra=form_body("id", "all", "recipient"),
+)
 def retry_form(
     request: Request,
     user: Administrator,
@@ -254,9 +277,13 @@ def retry_form(
     return RedirectResponse(f"/admin?queued={count}", status_code=303)
 
 
-@router.post("/admin/connectors/{name}/{action}")
+@router.post(
+    "/admin/connectors/{name}/{action}",
+    response_class=HTMLResponse,
+    responses={**PAGE, **REDIRECT, **NOT_FOUND},
+)
 def connector_form(
-    request: Request, user: Administrator, hub: HubDep, name: str, action: str
+    request: Request, user: Administrator, hub: HubDep, name: ConnectorName, action: str
 ) -> Response:
     """The page's buttons per connector: ``enable``, ``disable`` or ``check``."""
     try:

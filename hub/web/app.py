@@ -21,6 +21,7 @@ from hub.context import Hub, open_hub
 from hub.settings import Settings
 from hub.web.errors import install_error_handlers
 from hub.web.guards import BodyLimit, same_origin_only
+from hub.web.openapi import openapi_document
 from hub.web.security import SecurityHeaders
 from hub.web.templating import STATIC, NavLink
 from hub.web.throttle import SignInThrottle
@@ -89,4 +90,5 @@ def create_app(
         app.include_router(module.router)
         nav.extend(getattr(module, "NAV", ()))
     app.state.nav = tuple(nav)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

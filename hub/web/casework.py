@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.casework.status import NothingToShow, StatusView, Viewer, consolidated_status
@@ -30,6 +30,7 @@ from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
 from hub.web.forms import read_form
 from hub.web.i18n import N_
+from hub.web.openapi import NOT_FOUND, PAGE, form_body
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -62,13 +63,13 @@ def _look_up(hub: Hub, user: WebUser, pnr: str) -> StatusView:
         raise NothingToShowHere(viewer.party) from None
 
 
-@router.post("/api/participants/status")
+@router.post("/api/participants/status", responses=NOT_FOUND)
 def status(body: LookUp, user: Caseworker, hub: HubDep) -> dict[str, Any]:
     """The person's consolidated status as the user's party may see it (logged)."""
     return _look_up(hub, user, body.pnr).model_dump(mode="json")
 
 
-@router.get("/participants")
+@router.get("/participants", response_class=HTMLResponse, responses=PAGE)
 def look_up_page(request: Request, user: Caseworker) -> Response:
     return render(request, "casework.html", {"view": None}, user=user)
 
@@ -96,7 +97,12 @@ def person_page(
     return render(request, template, page, user=user)
 
 
-@router.post("/participants")
+@router.post(
+    "/participants",
+    response_class=HTMLResponse,
+    responses={**PAGE, **NOT_FOUND},
+    openapi_extra=form_body("pnr", required=["pnr"]),
+)
 def status_page(
     request: Request,
     user: Caseworker,  # before the form: signed in and allowed, or nothing is read

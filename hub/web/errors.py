@@ -19,11 +19,13 @@ No response ever carries a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import EviError, StorageError
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 PAGE_LEADS = {
     403: N_("Your role may not use this page."),
     404: N_("There is no such page or item."),
+    405: N_("There is no such page or item."),  # e.g. /logout typed into the address bar
     409: N_("That cannot be done now."),
     422: N_("Check what you entered."),
     500: N_("Something went wrong on the server; the server's log says what."),
@@ -129,12 +132,59 @@ async def _evi_error(request: Request, exc: Exception) -> Response:
     )
 
 
+UNREADABLE_BODY = (
+    "invalid request: body: not valid JSON (not UTF-8, nested too deeply, or a number too "
+    "long); send a JSON object in UTF-8"
+)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a JSON body its parser gave up on with something other than
+        # a syntax error (which is already a 422): invalid UTF-8, nesting too deep for the
+        # parser's recursion, an integer over Python's 4300 digits. The same 422 as any
+        # other body that is not valid JSON, saying what to fix.
+        return error_response(request, 422, UNREADABLE_BODY)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        takes = " or ".join(m for m in allowed if m != "HEAD") or "no method"
+        response = error_response(request, 405, f"this path takes only {takes}")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     response = error_response(request, exc.status_code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers.setdefault(name, value)
     return response
+
+
+def every_route(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """``routes`` and those of the routers included among them (FastAPI wraps an included
+    router in one route that keeps it as ``original_router``; the hub's have no prefix)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from every_route(included.routes)
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path. Starlette's own ``Allow`` names only the
+    first route it tried (``GET`` for ``OPTIONS /login``, which takes ``POST`` too)."""
+    methods: set[str] = set()
+    # matched as the app saw the request (inside /static, root_path has grown by the mount)
+    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    scope = {**request.scope, "root_path": root}
+    for route in every_route(request.app.router.routes):
+        match, _ = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Route) and route.methods:
+            methods |= route.methods
+        elif isinstance(route, Mount):  # /static: files, as StaticFiles serves them
+            methods |= {"GET", "HEAD"}
+    return sorted(methods)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:

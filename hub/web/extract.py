@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from hub.casework.held import HeldData, held_data
 from hub.context import Hub
@@ -27,6 +27,7 @@ from hub.web.auth import HubDep, require_role
 from hub.web.casework import LookUp, person_page
 from hub.web.forms import read_form
 from hub.web.i18n import tr
+from hub.web.openapi import NOT_FOUND, PAGE, form_body
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -50,25 +51,30 @@ def _log_extract(hub: Hub, user: WebUser, pnr: str) -> Extract:
     return ledger_service.extract(hub, identity, user.actor, role=Role.PRIVACY_OFFICER.value)
 
 
-@router.post("/api/log/extract")
+@router.post("/api/log/extract", responses=NOT_FOUND)
 def log_extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
     """The person's log extract with proofs, as `evi log extract --format json` (logged as
     ``ledger_extract``)."""
     return _log_extract(hub, user, body.pnr).as_json()
 
 
-@router.post("/api/participants/extract")
+@router.post("/api/participants/extract", responses=NOT_FOUND)
 def extract(body: LookUp, user: Officer, hub: HubDep) -> dict[str, Any]:
     """Everything stored about the person (logged as ``subject_access``)."""
     return _extract(hub, user, body.pnr).as_json()
 
 
-@router.get("/extract")
+@router.get("/extract", response_class=HTMLResponse, responses=PAGE)
 def extract_form(request: Request, user: Officer) -> Response:
     return render(request, "extract.html", _NO_EXTRACT, user=user)
 
 
-@router.post("/extract")
+@router.post(
+    "/extract",
+    response_class=HTMLResponse,
+    responses={**PAGE, **NOT_FOUND},
+    openapi_extra=form_body("pnr", required=["pnr"]),
+)
 def extract_page(
     request: Request,
     user: Officer,  # before the form: signed in and allowed, or nothing is read
@@ -81,7 +87,12 @@ def extract_page(
     return person_page(request, form, user, "extract.html", build, _NO_EXTRACT)
 
 
-@router.post("/extract/log")
+@router.post(
+    "/extract/log",
+    response_class=HTMLResponse,
+    responses={**PAGE, **NOT_FOUND},
+    openapi_extra=form_body("pnr", required=["pnr"]),
+)
 def log_extract_page(
     request: Request,
     user: Officer,  # before the form: signed in and allowed, or nothing is read

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.context import Hub
@@ -46,6 +46,7 @@ from hub.model.vocab import party_name
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
 from hub.web.forms import read_form
+from hub.web.openapi import NOT_FOUND, PAGE, form_body
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
 
@@ -269,7 +270,7 @@ def sample_entries(
     }
 
 
-@router.post("/api/log/verify")
+@router.post("/api/log/verify", responses=NOT_FOUND)
 def verify(user: Reviewer, hub: HubDep) -> dict[str, Any]:
     """Recompute every leaf, subtree, root and checkpoint, as `evi log verify --json`.
 
@@ -278,7 +279,7 @@ def verify(user: Reviewer, hub: HubDep) -> dict[str, Any]:
     return service.verify(hub).as_json()
 
 
-@router.get("/api/log/checkpoint")
+@router.get("/api/log/checkpoint", responses=NOT_FOUND)
 def checkpoint(user: Reviewer, hub: HubDep) -> dict[str, Any]:
     """The latest signed checkpoint; ``note`` is the exact signed text."""
     latest = service.current_checkpoint(hub)
@@ -294,12 +295,17 @@ def checkpoint(user: Reviewer, hub: HubDep) -> dict[str, Any]:
 # -- pages --------------------------------------------------------------------------------
 
 
-@router.get("/log")
+@router.get("/log", response_class=HTMLResponse, responses=PAGE)
 def log_page(request: Request, user: Reviewer) -> Response:
     return render(request, "log.html", _page(LogFilters()), user=user)
 
 
-@router.post("/log")
+@router.post(
+    "/log",
+    response_class=HTMLResponse,
+    responses=PAGE,
+    openapi_extra=form_body(*(f.alias or name for name, f in LogSearch.model_fields.items())),
+)
 def log_search_page(
     request: Request,
     user: Reviewer,  # before the form: signed in and allowed, or nothing is read
@@ -318,7 +324,12 @@ def log_search_page(
     return render(request, "log.html", _page(filters, found), user=user)
 
 
-@router.post("/log/sample")
+@router.post(
+    "/log/sample",
+    response_class=HTMLResponse,
+    responses=PAGE,
+    openapi_extra=form_body(*(f.alias or n for n, f in SampleFilters.model_fields.items())),
+)
 def log_sample_page(
     request: Request,
     user: Reviewer,  # before the form: signed in and allowed, or nothing is read
@@ -394,13 +405,13 @@ def _row(record: EntryRecord) -> dict[str, Any]:
     return line
 
 
-@router.get("/log/checkpoint")
+@router.get("/log/checkpoint", response_class=HTMLResponse, responses={**PAGE, **NOT_FOUND})
 def checkpoint_page(request: Request, user: Reviewer, hub: HubDep) -> Response:
     page = {"checkpoint": service.current_checkpoint(hub), "verified": None}
     return render(request, "checkpoint.html", page, user=user)
 
 
-@router.post("/log/verify")
+@router.post("/log/verify", response_class=HTMLResponse, responses={**PAGE, **NOT_FOUND})
 def verify_page(request: Request, user: Reviewer, hub: HubDep) -> Response:
     """The checkpoint page with the result of verifying the whole log."""
     page = {"checkpoint": service.current_checkpoint(hub), "verified": service.verify(hub)}

@@ -32,13 +32,14 @@ import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.context import Hub
 from hub.web.auth import CurrentUser, client_address, get_hub, session_cookie
 from hub.web.errors import local_path
 from hub.web.forms import read_form
 from hub.web.i18n import tr, tr_n
+from hub.web.openapi import PAGE, REDIRECT, form_body
 from hub.web.page_sessions import SESSION_SECONDS, end_session, open_session
 from hub.web.templating import render
 from hub.web.throttle import Refusal, SignInThrottle
@@ -73,12 +74,22 @@ def _throttled(request: Request, refusal: Refusal) -> Response:
     return response
 
 
-@router.get("/login")
+@router.get("/login", response_class=HTMLResponse, responses=PAGE)
 def login_page(request: Request) -> Response:
     return render(request, "login.html")
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    response_class=HTMLResponse,
+    status_code=303,
+    responses={
+        **REDIRECT,
+        401: {"description": "not the token of an active user: the sign-in form again"},
+        429: {"description": "too many failed sign-ins from this address; `Retry-After`"},
+    },
+    openapi_extra=form_body("token", "next", required=["token"]),
+)
 def login(
     request: Request,
     form: Annotated[dict[str, str], Depends(read_form)],
@@ -119,7 +130,7 @@ def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", response_class=HTMLResponse, status_code=303, responses=REDIRECT)
 def logout(request: Request, hub: Annotated[Hub, Depends(get_hub)]) -> Response:
     user = end_session(hub, request.cookies.get(session_cookie(request), ""))
     if user is not None:
@@ -135,6 +146,6 @@ def logout(request: Request, hub: Annotated[Hub, Depends(get_hub)]) -> Response:
     return response
 
 
-@router.get("/")
+@router.get("/", response_class=HTMLResponse, responses=PAGE)
 def home(request: Request, user: CurrentUser) -> Response:
     return render(request, "home.html", user=user)

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from hub.context import Hub
 from hub.errors import InputError
@@ -34,6 +34,7 @@ from hub.stats.period import parse_day, parse_period, swedish_day
 from hub.stats.report import FollowUpReport
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
+from hub.web.openapi import PAGE
 from hub.web.stats_text import page_tables, sheet_href
 from hub.web.templating import NavLink, render
 from hub.web.users import Role, WebUser
@@ -69,7 +70,13 @@ def stats(
 # -- page ---------------------------------------------------------------------------------
 
 
-@router.get("/stats.csv")
+class CSVResponse(Response):
+    """A CSV download (what the OpenAPI document says ``/stats.csv`` answers)."""
+
+    media_type = "text/csv"
+
+
+@router.get("/stats.csv", response_class=CSVResponse)
 def stats_csv(
     user: SteeringGroup, hub: HubDep, start: FromDay = None, end: ToDay = None
 ) -> Response:
@@ -95,7 +102,7 @@ def csv_href(report: FollowUpReport) -> str:
     return "data:text/csv;charset=utf-8," + quote(render_csv(report), safe="")
 
 
-@router.get("/stats")
+@router.get("/stats", response_class=HTMLResponse, responses=PAGE)
 def stats_page(
     request: Request, user: SteeringGroup, hub: HubDep, start: FromDay = None, end: ToDay = None
 ) -> Response:
