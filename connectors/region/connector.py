@@ -48,6 +48,7 @@ class RegionConnector(ClientCertificateConnector):
     delivers = frozenset({Category.HEALTH, Category.REFERRAL})
     receives = frozenset({Category.PLAN, Category.OUTCOME})
     push_batch_size = BATCH_LIMIT
+    searches_people = True  # the region keeps no list: every search names the people
 
     class Options(ClientCertificateOptions):
         page_size: int = Field(

@@ -58,6 +58,12 @@ class Connector(ABC):
       ``mappings/NAME.toml``.
     * ``push_batch_size``: transfers per :meth:`push_many` call when the authority takes
       messages in batches (1, the default: one :meth:`push` per transfer).
+    * ``searches_people``: the authority keeps no list of followed people; :meth:`pull`
+      names them in its queries and reads only their records. The hub then reads a person
+      it has just started following from the start (``pull(None, [those people])``)
+      before the night's pull from the cursor, so their records from before are not
+      skipped. An authority that keeps a list (see :meth:`subscribe`) must put a newly
+      registered person's records in its feed again as changed now instead.
     """
 
     name: ClassVar[str]
@@ -67,6 +73,7 @@ class Connector(ABC):
     receives: ClassVar[frozenset[Category]] = frozenset()
     mapping_file: ClassVar[Path | None] = None
     push_batch_size: ClassVar[int] = 1
+    searches_people: ClassVar[bool] = False
 
     class Options(ConnectorOptions):
         """No options. Subclasses replace this with their own model."""

@@ -33,6 +33,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub.connector.base import Connector
@@ -80,6 +81,7 @@ class InboundBatch:
         correlation_id: str,
         run: InboundRun | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        moves_cursor: bool = True,
     ) -> None:
         self.keys = keys
         self.connector = connector
@@ -89,6 +91,7 @@ class InboundBatch:
         self.correlation_id = correlation_id
         self.run_state = run or InboundRun()
         self.clock = clock
+        self.moves_cursor = moves_cursor  # False: a catch-up read from the start
 
     def run(self, session: Session, natives: Sequence[NativeRecord], counts: InboundCounts) -> None:
         """Prepare and store one batch in ``session``'s (write) transaction.
@@ -141,7 +144,7 @@ class InboundBatch:
             ],
         )
         append_prepared(session, batch.entries)
-        if batch.cursor is not None:
+        if batch.cursor is not None and self.moves_cursor:
             upsert_cursor(connection, self.connector.name, batch.cursor, when)
         counts.add(batch.counts)
         return True
@@ -171,6 +174,21 @@ def _still_current(session: Session, batch: PreparedBatch) -> bool:
 def stored_cursor(session: Session, connector: str) -> str | None:
     row = session.get(SyncCursor, connector)
     return row.cursor if row else None
+
+
+def cursor_written_at(session: Session, connector: str) -> datetime | None:
+    """When ``connector``'s cursor last moved, or its newly followed people were last read
+    from the start (:func:`mark_caught_up`); ``None`` before its first stored batch."""
+    row = session.get(SyncCursor, connector)
+    return row.updated_at if row else None
+
+
+def mark_caught_up(session: Session, connector: str, when: datetime) -> None:
+    """The people followed before ``when`` have been read from the start: the next run's
+    newcomers are those registered after it (the cursor itself does not move)."""
+    session.execute(
+        update(SyncCursor).where(SyncCursor.connector == connector).values(updated_at=when)
+    )
 
 
 def correlation_id() -> str:

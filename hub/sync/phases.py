@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -20,7 +21,7 @@ from hub.context import Hub
 from hub.sync import fanout
 from hub.sync.batch import InboundCounts, InboundRun
 from hub.sync.delivery import Deliverer, DeliveryCounts
-from hub.sync.inbound import InboundBatch, stored_cursor
+from hub.sync.inbound import InboundBatch, cursor_written_at, mark_caught_up, stored_cursor
 from hub.sync.options import ACTOR, SyncOptions, guarded
 from hub.sync.pull import pull_batches
 from hub.sync.report import (
@@ -83,10 +84,18 @@ def _pull_all(
     shared: InboundRun,
 ) -> None:
     name = connector.name
+    started = datetime.now(UTC)
     with hub.db.session() as session:
         cursor = None if options.from_start else options.since or stored_cursor(session, name)
         subscriptions = subscribed_identities(session, hub.keys, name)
-    inbound = InboundBatch(
+        written = cursor_written_at(session, name)
+        newcomers = (
+            subscribed_identities(session, hub.keys, name, since=written)
+            if connector.searches_people and written is not None and not options.from_start
+            else []
+        )
+    inbound = partial(
+        InboundBatch,
         hub.keys,
         connector,
         hub.settings.routing,
@@ -102,9 +111,24 @@ def _pull_all(
         if options.keep_locks:
             options.keep_locks()
 
+    if newcomers:
+        # An authority searched by person returns only the people named, from the cursor
+        # on: a person followed since the cursor last moved is read from the start first,
+        # without moving it, or their records from before would never be read.
+        pull_batches(
+            hub.db,
+            inbound(moves_cursor=False),
+            connector.pull(None, newcomers),
+            counts,
+            dry_run=options.dry_run,
+            stored=stored,
+        )
+        if not options.dry_run:
+            with hub.db.session(write_lock=True) as session:
+                mark_caught_up(session, name, started)
     pull_batches(
         hub.db,
-        inbound,
+        inbound(),
         connector.pull(cursor, subscriptions),
         counts,
         dry_run=options.dry_run,

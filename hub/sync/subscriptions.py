@@ -167,17 +167,18 @@ def active_subscriptions(session: Session, party: str) -> dict[int, Registration
 
 
 def subscribed_identities(
-    session: Session, keys: KeyRing, party: str
+    session: Session, keys: KeyRing, party: str, *, since: datetime | None = None
 ) -> Sequence[PersonalIdentity]:
     """Identity numbers of the people currently registered with ``party``, for its pull
-    (an authority that keeps no list of its own is searched by them).
+    (an authority that keeps no list of its own is searched by them); with ``since``, only
+    those registered at or after it (the newly followed, to read from the start).
 
     A person with protected identity is left out even while still registered: an
     authority may have marked them during this run, after the subscriptions were settled,
     and their number must not be named in a search before the next run cancels them.
     """
     people = ParticipantRepository(session, keys)
-    rows = session.scalars(
+    query = (
         select(ParticipantRow)
         .join(Subscription, Subscription.participant_id == ParticipantRow.id)
         .where(
@@ -187,7 +188,9 @@ def subscribed_identities(
         )
         .order_by(ParticipantRow.id)
     )
-    return [people.identity_of(row) for row in rows]
+    if since is not None:
+        query = query.where(Subscription.changed_at >= since)
+    return [people.identity_of(row) for row in session.scalars(query)]
 
 
 def _event(row: ParticipantColumns, party: str, what: str, actor: str, at: datetime) -> LedgerEvent:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 from sync_support import (
+    POPULATION,
     SEED,
     a_day_earlier,
     bench,
@@ -21,15 +22,19 @@ from sync_support import (
     stored_night,
     sync_options,
 )
+from test_consent_support import paper_fields
 
 from hub.connector.service import list_connectors
 from hub.consent.service import ConsentService
 from hub.context import Hub
+from hub.demo.caseload import DemoPerson, assign_profiles
 from hub.demo.sandboxes import SandboxTarget
 from hub.errors import StorageError
 from hub.hookspecs import hookimpl
 from hub.ledger.canonical import read_document
 from hub.ledger.service import verify
+from hub.model.consent import ConsentSubmission
+from hub.model.identity import parse_identity
 from hub.model.records import NativeRecord
 from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
@@ -709,3 +714,51 @@ def test_a_run_that_could_not_record_its_end_is_marked_interrupted_by_the_next(
     status, error = _history_status(demo, stopped)
     assert status == "interrupted" and "stopped before it could record its end" in (error or "")
     assert [r["status"] for r in history(demo, 1, "af")] == ["ok"]
+
+
+def _unconsented(demo: Hub, targets: dict[str, SandboxTarget]) -> str:
+    """A number of the sandbox population with no consent (nor protected identity)."""
+    with bench(targets["region"]) as client:
+        items = client.get("/_sandbox/people", params={"limit": POPULATION}).json()["items"]
+    people = [DemoPerson(number=i["number"], protected=bool(i["protected"])) for i in items]
+    return next(p.number for p in assign_profiles(people, SEED)["no_consent"] if not p.protected)
+
+
+def _region_records(demo: Hub, number: str) -> int:
+    with demo.db.session() as session:
+        person = ParticipantRepository(session, demo.keys).find(parse_identity(number))
+        if person is None:
+            return 0
+    return count(
+        demo,
+        StoredRecord,
+        StoredRecord.source == "region",
+        StoredRecord.participant_id == person.id,
+    )
+
+
+def test_a_person_followed_later_gets_the_records_the_region_already_held(
+    demo: Hub, targets: dict[str, SandboxTarget]
+) -> None:
+    """Before: the region keeps no list, so the hub named the person in its searches from
+    the cursor on, and their earlier records (all of them, on a quiet night) were never
+    read. Now a newly followed person is read from the start, once."""
+    assert run_sync(demo, sync_options(targets, deliver=False)).exit_code == 0
+    quiet = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
+    number = _unconsented(demo, targets)
+    assert _region_records(demo, number) == 0
+    everyone = paper_fields(
+        number, parties=["region", "team"], categories=["identity", "health", "referral"]
+    )
+    everyone.update(
+        valid_from=datetime.now(UTC) - timedelta(days=1),
+        valid_until=datetime.now(UTC) + timedelta(days=300),
+    )
+    ConsentService(demo).register(ConsentSubmission.model_validate(everyone), actor="test")
+    night = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
+    assert night.exit_code == 0
+    held = _region_records(demo, number)
+    assert held > 0 and night.get("region").stored >= held
+    again = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
+    # read from the start once, not every night: a quiet night reads what it read before
+    assert again.get("region").pulled == quiet.get("region").pulled
