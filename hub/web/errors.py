@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -201,7 +202,8 @@ def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 class InternalErrors:
-    """ASGI middleware: any other exception becomes the 500 answer here, and goes no further.
+    """ASGI middleware: any other exception becomes the 500 answer here, and goes no further
+    (but a client that went away before its body arrived is no error of the server's).
 
     Starlette's own last resort (an ``Exception`` handler) answers too, but then raises the
     exception again for the server, and uvicorn logs it with its traceback and text, which
@@ -224,6 +226,11 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, watching_send)
+        except ClientDisconnect:
+            # The body stopped coming: the client went away, or BodyLimit cut it off and
+            # answered 413 itself. Nobody is left to answer, and nothing went wrong here.
+            path = masked_path(scope["path"])
+            log.debug("the client went away during %s %s", scope["method"], path)
         except Exception as exc:
             response = _internal_error(Request(scope), exc)
             if not started:

@@ -8,6 +8,8 @@ the same over either database.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +32,7 @@ from web_support import bearer, token_for, web_client
 from hub.consent.service import ConsentService
 from hub.context import Hub
 from hub.web.app import create_app
+from hub.web.guards import MAX_BODY_BYTES
 from hub.web.users import Role
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -294,3 +297,70 @@ def test_a_signed_in_user_is_refused_elsewhere_as_documented(hub: Hub) -> None:
     wrong[Role.STEERING_GROUP] = tokens[Role.ADMINISTRATOR]
     operations, made = _fuzz(create_app(hub), wrong, examples=3)
     assert operations >= 37 and made >= operations
+
+
+# -- bodies that stop coming --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login", "/participants"])
+def test_a_form_cut_off_at_the_size_limit_is_no_internal_error_in_the_log(
+    hub: Hub, client: TestClient, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # BodyLimit answers 413 and tells the app the client went away; reading the form then
+    # raised ClientDisconnect, which the server log called "internal error" (at ERROR).
+    token = token_for(hub, "anna.af", Role.CASEWORKER, party="af")
+    client.post("/login", data={"token": token}, headers=OWN)
+    caplog.set_level(logging.DEBUG, logger="hub.web.errors")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(MAX_BODY_BYTES // 4096 + 2):
+            yield b"a" * 4096
+
+    form = {"content-type": "application/x-www-form-urlencoded", **OWN}
+    answer = client.post(path, content=chunks(), headers=form)
+    assert answer.status_code == 413
+    logged = [r for r in caplog.records if r.name == "hub.web.errors"]
+    assert [r.levelno for r in logged] == [logging.DEBUG]
+    assert logged[0].getMessage() == f"the client went away during POST {path}"
+
+
+def test_a_client_that_goes_away_mid_form_is_no_internal_error(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(hub)
+    caplog.set_level(logging.DEBUG, logger="hub.web.errors")
+    sent: list[dict[str, Any]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"token=abc", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/login",
+        "raw_path": b"/login",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 443),
+        "state": {},
+    }
+    asyncio.run(app(scope, receive, send))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert all(m.get("status") != 500 for m in sent)
