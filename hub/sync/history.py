@@ -56,8 +56,9 @@ def page_size(limit: int, *, option: str = "limit", after: str = "after=ID") -> 
     """``limit`` if a page may hold that many dead letters, else an error saying what to do
     (``option`` and ``after`` name the caller's own parameters: ``--limit``, ``--after ID``)."""
     if not 1 <= limit <= PAGE_MAX:
+        shown = option if _identity_like(limit) else f"{option} {limit}"
         raise InputError(
-            f"{option} {limit}: a page holds 1 to {PAGE_MAX} dead letters (default "
+            f"{shown}: a page holds 1 to {PAGE_MAX} dead letters (default "
             f"{PAGE_ROWS}); page through the rest with {after}, the id of the last one shown, "
             "or narrow them to one recipient or reason"
         )
@@ -168,6 +169,12 @@ def queue_summary(hub: Hub) -> dict[str, Any]:
     }
 
 
+def _identity_like(number: int) -> bool:
+    """Whether a number typed as an id or a count could be an identity number (10 digits
+    or more; no transfer id or page size comes near): it is never repeated in a message."""
+    return abs(number) >= 10**9
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -236,8 +243,9 @@ def retry(hub: Hub, ids: Sequence[int] | None, *, recipient: str | None = None) 
             )
             missing = sorted(set(ids) - dead)
             if missing:
-                raise NotFoundError(
-                    f"no dead letter with id {', '.join(map(str, missing))}; "
-                    "see `evi transfers failed`"
-                )
+                named = [str(i) for i in missing if not _identity_like(i)]
+                which = f"id {', '.join(named)}" if named else "those ids"
+                if len(named) < len(missing):  # never repeat an identity number typed there
+                    which += f" (and {len(missing) - len(named)} shaped like identity numbers)"
+                raise NotFoundError(f"no dead letter with {which}; see `evi transfers failed`")
         return OutboxRepository(session).revive(ids, datetime.now(UTC), recipient=recipient)

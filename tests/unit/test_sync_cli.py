@@ -401,3 +401,16 @@ def test_a_connector_the_plugins_leave_out_is_named_as_not_synced(
     )
     ran = {line.split()[0] for line in result.out.splitlines()[2:] if line.strip()}
     assert {"af", "kommun"} <= ran and not {"fk", "region"} & ran
+
+
+def test_an_identity_number_typed_as_a_transfer_id_or_limit_is_not_repeated(
+    cli, demo_home: Path
+) -> None:
+    """Before: "no dead letter with id 199001012385" and "--limit 199001012385: …" (seen
+    fuzzing the web API, which answers with the same messages)."""
+    number = "199001012385"  # a Skatteverket test number, pasted where an id goes
+    retried = cli("transfers", "retry", "999999", number)
+    assert retried.code == 1 and number not in retried.err
+    assert "no dead letter with id 999999 (and 1 shaped like identity numbers)" in retried.err
+    listed = cli("transfers", "failed", "--limit", number)
+    assert listed.code == 2 and number not in listed.err and "--limit: a page holds" in listed.err
