@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.x509.oid import NameOID
 
-from hub.clock import SWEDEN, swedish_minute
+from hub.clock import SWEDEN
 from hub.consent.receipt import render_receipt
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.sync.outbox import DEAD
 from hub.text.records import details_text, kind_text
+from hub.text.times import swedish_local
 
 if TYPE_CHECKING:
     from hub.casework.held import (
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
         HeldTransfer,
         HeldWithdrawal,
     )
+
+
+def swedish_minute(at: datetime) -> str:
+    """``at`` in Swedish time to the minute, as every time in the extract is given; in the
+    hour the clocks show twice when summer time ends, ``(sommartid)`` or ``(vintertid)``
+    after it, so that two different times never read the same."""
+    local, note = swedish_local(at)
+    return f"{local:%Y-%m-%d %H:%M}" + (f" ({note})" if note else "")
 
 
 def extract_text(held: HeldData) -> str:

@@ -62,7 +62,13 @@ def _aware(text: str | None, option: str) -> datetime | None:
         raise InputError(f"{option} {text!r}: write a time like 2026-01-31T00:00:00Z") from None
     if value.tzinfo is None:
         raise InputError(f"{option} {text!r}: give a timezone, e.g. 2026-01-31T00:00:00Z")
-    return value
+    try:
+        return value.astimezone(UTC)  # stored in UTC: an offset can carry it past 9999
+    except OverflowError:
+        raise InputError(
+            f"{option} {text!r}: out of range once its offset is applied; give a time "
+            "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+        ) from None
 
 
 def _load(file: Path) -> Any:

@@ -26,10 +26,10 @@ from hub.commands.common import (
     whole_file,
 )
 from hub.connector.registry import known_parties
-from hub.consent.retention import people, purge_records
+from hub.consent.retention import parse_cut_off, people, purge_records
 from hub.errors import InputError
 from hub.files import check_target
-from hub.ledger.service import ACTOR_HELP, cli_actor, parse_when
+from hub.ledger.service import ACTOR_HELP, cli_actor
 from hub.model.identity import identity_input
 from hub.text.records import details_text
 
@@ -121,8 +121,8 @@ def purge(
     ended_before: str = typer.Option(
         ...,
         "--consent-ended-before",
-        help="Remove the records of people whose consent ended before this date (YYYY-MM-DD), "
-        "and the people themselves once nothing else about them is left.",
+        help="Remove the records of people whose consent ended before this day began in "
+        "Sweden (YYYY-MM-DD), and the people themselves once nothing else about them is left.",
     ),
     yes: bool = typer.Option(False, "--yes", help="Really remove (without it: only count)."),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
@@ -131,8 +131,7 @@ def purge(
     (expired, or withdrawn as a whole) before the date, and remove entirely (participant,
     consents, withdrawals, blocks, subscriptions) those with no stored records and no
     readable log entries left; each person is logged by pseudonym."""
-    when = parse_when(ended_before, "--consent-ended-before")
-    assert when is not None
+    when = parse_cut_off(ended_before, "--consent-ended-before")
     done = purge_records(hub_from(ctx), when, cli_actor(actor), confirmed=yes)
     info(
         f"removed {done.records} stored records ({done.outbox_rows} outbox rows) of "

@@ -38,6 +38,7 @@ from datetime import datetime
 from itertools import permutations
 from typing import Any
 
+from hub.clock import SWEDEN
 from hub.consent.document import rfc3339
 from hub.consent.views import ConsentHistory, PersonConsents
 from hub.model.vocab import Category
@@ -87,7 +88,8 @@ def consent_resource(person: PersonConsents, consent: ConsentHistory) -> dict[st
         "status": "active" if consent.status in ("active", "pending") else "inactive",
         "category": [{"coding": [{"system": LOINC, "code": CONSENT_DOCUMENT_LOINC}]}],
         "subject": subject,
-        "date": v.recorded_at.date().isoformat(),
+        # a FHIR date has no zone: the day in Sweden, where the consent was recorded
+        "date": v.recorded_at.astimezone(SWEDEN).date().isoformat(),
         "period": {"start": rfc3339(v.valid_from), "end": rfc3339(v.valid_until)},
         "grantor": [subject],
         "grantee": [_party(p) for p in v.parties],

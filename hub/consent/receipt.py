@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.clock import SWEDEN
 from hub.consent.views import ConsentHistory, PersonConsents
+from hub.text.times import swedish_local
 
 PARTY_NAMES = {
     "kommun": "Kommunen (socialtjänstens försörjningsstöd och arbetsmarknadsenheten)",
@@ -56,9 +56,12 @@ MONTHS = (
 
 
 def swedish_time(value: datetime) -> str:
-    """``den 1 januari 2025 kl. 09.30`` in Swedish local time."""
-    local = value.astimezone(SWEDEN)
-    return f"den {local.day} {MONTHS[local.month - 1]} {local.year} kl. {local:%H.%M}"
+    """``den 1 januari 2025 kl. 09.30`` in Swedish local time; in the hour the clocks show
+    twice when summer time ends, ``kl. 02.30 (sommartid)`` or ``(vintertid)`` after it."""
+    local, note = swedish_local(value)
+    return f"den {local.day} {MONTHS[local.month - 1]} {local.year} kl. {local:%H.%M}" + (
+        f" ({note})" if note else ""
+    )
 
 
 def render_receipt(person: PersonConsents) -> str:

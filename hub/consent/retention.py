@@ -37,13 +37,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from hub.clock import instant_text
+from hub.clock import SWEDEN, instant_text
 from hub.consent.snapshots import load_snapshots
 from hub.context import Hub
 from hub.errors import InputError
@@ -58,6 +58,42 @@ from hub.store.tables.participant import ParticipantRow
 from hub.sync.lock import require_no_sync
 
 _CHUNK = 500
+
+
+def parse_cut_off(text: str, name: str = "--consent-ended-before") -> datetime:
+    """The instant a cut-off typed as ``text`` names, in UTC: a date ``YYYY-MM-DD`` is the
+    start of that day in Sweden (midnight Swedish time, 23:00 or 22:00 UTC the day before),
+    as is a time without an offset Swedish time; a time with an offset is that instant.
+    :class:`InputError` naming ``name`` for anything else."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            local = datetime(day.year, day.month, day.day)
+        else:
+            local = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{name}: not a date; write YYYY-MM-DD (a day in Sweden), e.g. 2025-01-31"
+        ) from None
+    try:
+        return (local if local.tzinfo else local.replace(tzinfo=SWEDEN)).astimezone(UTC)
+    except OverflowError:
+        raise InputError(
+            f"{name}: out of range; give a day between 0001-01-02 and 9999-12-31"
+        ) from None
+
+
+def cut_off_text(at: datetime) -> str:
+    """A cut-off as messages and the log give it: the date when it is the start of a day
+    in Sweden (how :func:`parse_cut_off` reads a date), else as :func:`instant_text`."""
+    try:
+        local = at.astimezone(SWEDEN)
+    except OverflowError:  # the last hour of 9999 in UTC is year 10000 in Sweden
+        return instant_text(at)
+    if local == local.replace(hour=0, minute=0, second=0, microsecond=0):
+        return local.date().isoformat()
+    return instant_text(at)
 
 
 @dataclass(frozen=True)
@@ -100,7 +136,7 @@ def purge_records(
         if not confirmed:
             raise InputError(
                 f"this would remove {records} stored records ({outbox} outbox rows) of "
-                f"{people(len(due))} whose consent ended before {instant_text(ended_before)}, "
+                f"{people(len(due))} whose consent ended before {cut_off_text(ended_before)}, "
                 f"and {people(len(gone))} entirely ({_ENTIRELY}); "
                 "rerun with --yes to remove them"
             )
@@ -110,7 +146,7 @@ def purge_records(
             execute_in(connection, "DELETE FROM record WHERE participant_id IN ({marks})", ids)
             for statement in _DELETE_PERSON if gone else ():
                 execute_in(connection, statement, [person.id for person in gone])
-        when = instant_text(ended_before)
+        when = cut_off_text(ended_before)
         correlation_id = f"purge-{uuid.uuid4()}"
         removed = (
             f"participant removed with their consents, withdrawals, blocks and subscriptions, "

@@ -40,11 +40,28 @@ DOCUMENT_FORMAT = "evi-consent/1"
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30+01:00 is in year 0 in UTC
+        raise ValueError(
+            "out of range once its offset is applied; give a time between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+        ) from None
 
 
-UTCTime = Annotated[AwareDatetime, AfterValidator(_utc)]
-"""A timezone-aware instant, normalised to UTC. Naive times are refused."""
+def _not_a_number(value: Any) -> Any:
+    # pydantic would read a number, or text of digits alone, as seconds since 1970: a date
+    # written YYYYMMDD ("20250101") would become 1970-08-23T09:01:41Z.
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("needs a date and time with offset, e.g. 2025-01-01T00:00:00Z")
+    return value
+
+
+UTCTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_utc)]
+"""A timezone-aware instant, normalised to UTC. Naive times are refused, and so are
+numbers and texts of digits alone (never read as seconds since 1970)."""
 
 
 def _lower(value: Any) -> Any:

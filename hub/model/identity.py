@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
+from hub import clock
+
 Gender = Literal["female", "male"]
 
 # re.ASCII: ``\d`` would also match other scripts' digits ("１", "٢"), which int() reads, so
@@ -92,7 +94,7 @@ class PersonalIdentity(BaseModel):
 
     def ten_digit(self, today: date | None = None) -> str:
         """The 10-digit form ``YYMMDD-NNNC`` (``+`` once the person turns 100 this year)."""
-        today = today or date.today()
+        today = today or _swedish_today()
         sep = "+" if today.year - self.birth_year >= 100 else "-"
         return f"{self.number[2:8]}{sep}{self.number[8:]}"
 
@@ -101,10 +103,17 @@ class PersonalIdentity(BaseModel):
         return f"{self.number[:8]}-{self.number[8:]}"
 
 
+def _swedish_today() -> date:
+    # Today in Sweden, not on the server's clock: the year decides a 10-digit number's
+    # century, and just after midnight on New Year's Eve the server's may still be the old.
+    return clock.utc_now().astimezone(clock.SWEDEN).date()
+
+
 def parse_identity(text: str, *, today: date | None = None) -> PersonalIdentity:
     """Parse a personnummer or samordningsnummer in any of its usual written forms.
 
-    ``today`` fixes the century of a 10-digit number (defaults to today's date).
+    ``today`` fixes the century of a 10-digit number (defaults to today's date in Sweden,
+    whatever the server's time zone).
     Raises :class:`InvalidIdentityError` naming what is wrong.
     """
     if not isinstance(text, str):
@@ -112,7 +121,7 @@ def parse_identity(text: str, *, today: date | None = None) -> PersonalIdentity:
     found = _TWELVE_DIGIT_SEEN.get(text)
     if found is not None:
         return found
-    parsed = _parse(text.strip().replace(" ", ""), today or date.today())
+    parsed = _parse(text.strip().replace(" ", ""), today or _swedish_today())
     if _TWELVE_WRITTEN.match(text):
         # The 12-digit forms do not depend on today: remember them by the text as given.
         if len(_TWELVE_DIGIT_SEEN) >= _SEEN_LIMIT:
