@@ -39,6 +39,11 @@ def swedish_minute(at: datetime) -> str:
     return f"{local:%Y-%m-%d %H:%M}" + (f" ({note})" if note else "")
 
 
+def _generated(at: datetime) -> str:
+    local, note = swedish_local(at)
+    return f"{local:%Y-%m-%d %H:%M} (svensk tid{', ' + note if note else ''})"
+
+
 def extract_text(held: HeldData) -> str:
     """The extract in plain Swedish, for the person."""
     protected = "ja" if held.consents.protected_identity else "nej"
@@ -46,7 +51,7 @@ def extract_text(held: HeldData) -> str:
         "REGISTERUTDRAG: UPPGIFTER OM DIG I EN VÄG IN",
         "",
         f"Avser: {held.identity.formatted()}",
-        f"Framtaget: {swedish_minute(held.generated_at)} (svensk tid)",
+        f"Framtaget: {_generated(held.generated_at)}",
         f"Skyddad identitet: {protected}",
         f"Kön och födelseår (ur personnumret, för statistik): "
         f"{'kvinna' if held.gender == 'female' else 'man'}, {held.birth_year}",

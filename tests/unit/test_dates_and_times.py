@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hub import clock
-from hub.casework.held_text import swedish_minute
+from hub.casework.held_text import _generated, swedish_minute
 from hub.commands.consent import _aware
 from hub.consent.errors import ConsentFileError
 from hub.consent.fhir import consent_resource
@@ -149,6 +149,8 @@ def test_the_hour_the_clocks_show_twice_is_told_apart_in_the_receipt_and_the_ext
         "från den 25 oktober 2026 kl. 02.30 (sommartid) till den 25 oktober 2026 kl. 02.30 "
         "(vintertid)" in receipt
     )
+    assert _generated(second) == "2026-10-25 02:30 (svensk tid, vintertid)"
+    assert _generated(utc(2026, 10, 25, 2, 0)) == "2026-10-25 03:00 (svensk tid)"
     # 2025 and 2027 too, and only in that hour
     assert swedish_minute(utc(2025, 10, 26, 0, 59)) == "2025-10-26 02:59 (sommartid)"
     assert swedish_minute(utc(2027, 10, 31, 1, 0)) == "2027-10-31 02:00 (vintertid)"
