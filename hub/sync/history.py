@@ -44,6 +44,10 @@ def _status(run: SyncRun) -> str:
     return "interrupted_or_running"
 
 
+MAX_ID = 2**31 - 1
+"""The largest id the outbox's integer column holds (PostgreSQL refuses a larger one in a
+query): an id above it is no transfer's, never a database error."""
+
 PAGE_ROWS = 100
 """Dead letters in a page unless asked otherwise (`evi transfers failed`, the API, /admin)."""
 PAGE_MAX = 1000
@@ -197,7 +201,7 @@ def dead_letters(
     query = (
         select(OutboxItem, ParticipantRow.pseudonym)
         .join(ParticipantRow, ParticipantRow.id == OutboxItem.participant_id)
-        .where(OutboxItem.status == DEAD, OutboxItem.id > after)
+        .where(OutboxItem.status == DEAD, OutboxItem.id > min(max(after, 0), MAX_ID))
         .order_by(OutboxItem.id)
         .limit(limit + 1)
     )
@@ -236,9 +240,12 @@ def retry(hub: Hub, ids: Sequence[int] | None, *, recipient: str | None = None) 
     hub.require_schema()
     with hub.db.session(write_lock=True) as session:
         if ids is not None:
+            possible = [i for i in ids if 1 <= i <= MAX_ID]  # others overflow the column
             dead = set(
                 session.scalars(
-                    select(OutboxItem.id).where(OutboxItem.id.in_(ids), OutboxItem.status == DEAD)
+                    select(OutboxItem.id).where(
+                        OutboxItem.id.in_(possible), OutboxItem.status == DEAD
+                    )
                 )
             )
             missing = sorted(set(ids) - dead)

@@ -414,3 +414,13 @@ def test_an_identity_number_typed_as_a_transfer_id_or_limit_is_not_repeated(
     assert "no dead letter with id 999999 (and 1 shaped like identity numbers)" in retried.err
     listed = cli("transfers", "failed", "--limit", number)
     assert listed.code == 2 and number not in listed.err and "--limit: a page holds" in listed.err
+
+
+def test_ids_no_transfer_can_have_are_not_found_not_a_database_error(cli, demo_home: Path) -> None:
+    """Before, on PostgreSQL: an id beyond the integer column was an internal error
+    (DataError), in `evi transfers retry` and as `--after` of `evi transfers failed`."""
+    for huge in ("2147483648", "9223372036854775807"):
+        retried = cli("transfers", "retry", huge)
+        assert retried.code == 1 and "no dead letter with" in retried.err, retried.err
+        listed = cli("transfers", "failed", "--after", huge)
+        assert listed.code == 0 and "internal error" not in listed.err, listed.err
