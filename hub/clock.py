@@ -26,9 +26,28 @@ def instant_text(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
+def swedish_local(at: datetime) -> tuple[datetime, str]:
+    """``at`` (timezone-aware) as Swedish local time, and a note to give after it:
+    ``"sommartid"`` or ``"vintertid"`` in the hour Swedish clocks show twice (02:00-02:59
+    on the last Sunday of October), ``"UTC"`` when it is past what a Swedish date can hold
+    (the last hour of 9999-12-31 in UTC: then the time is UTC's), else ``""``."""
+    try:
+        local = at.astimezone(SWEDEN)
+    except OverflowError:
+        return at.astimezone(UTC), "UTC"
+    other = local.replace(fold=1 - local.fold)
+    if other.utcoffset() == local.utcoffset():
+        return local, ""
+    return local, "vintertid" if local.fold else "sommartid"
+
+
 def swedish_minute(at: datetime, *, zone: bool = False) -> str:
     """``at`` in Swedish local time to the minute, ``YYYY-MM-DD HH:MM``; with ``zone``, the
-    zone's name after it (``CET``, ``CEST``)."""
-    return f"{at.astimezone(SWEDEN):%Y-%m-%d %H:%M}" + (
-        f" {at.astimezone(SWEDEN):%Z}" if zone else ""
-    )
+    zone's name after it (``CET``, ``CEST``), and without, the name all the same in the
+    hour the clocks show twice, so two times never read the same. Past what a Swedish date
+    can hold, the time in UTC, named so (the pages' language-neutral form; texts in
+    Swedish use :func:`hub.text.times.minute_text`)."""
+    local, note = swedish_local(at)
+    if note == "UTC":
+        return f"{local:%Y-%m-%d %H:%M} UTC"
+    return f"{local:%Y-%m-%d %H:%M}" + (f" {local:%Z}" if zone or note else "")

@@ -18,7 +18,7 @@ from hub.consent.receipt import render_receipt
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.sync.outbox import DEAD
 from hub.text.records import details_text, kind_text
-from hub.text.times import swedish_local
+from hub.text.times import minute_text, swedish_local
 
 if TYPE_CHECKING:
     from hub.casework.held import (
@@ -29,14 +29,6 @@ if TYPE_CHECKING:
         HeldTransfer,
         HeldWithdrawal,
     )
-
-
-def swedish_minute(at: datetime) -> str:
-    """``at`` in Swedish time to the minute, as every time in the extract is given; in the
-    hour the clocks show twice when summer time ends, ``(sommartid)`` or ``(vintertid)``
-    after it, so that two different times never read the same."""
-    local, note = swedish_local(at)
-    return f"{local:%Y-%m-%d %H:%M}" + (f" ({note})" if note else "")
 
 
 def _generated(at: datetime) -> str:
@@ -128,12 +120,12 @@ def _transfer_lines(transfers: tuple[HeldTransfer, ...]) -> list[str]:
         )
         if t.status == DEAD:
             state = (
-                f"lades i kö {swedish_minute(t.queued_at)} men gick inte att skicka efter "
+                f"lades i kö {minute_text(t.queued_at)} men gick inte att skicka efter "
                 f"{t.attempts} "
                 "försök; skickas bara om den som ansvarar för EVI hub försöker igen"
             )
         else:
-            state = f"i kö sedan {swedish_minute(t.queued_at)}"
+            state = f"i kö sedan {minute_text(t.queued_at)}"
         lines += _wrapped(state, "    ")
     return lines or ["  inga"]
 
@@ -175,7 +167,7 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
         lines.append(f"    bevittnad av: {stored.get('witnessed_by')}")
         if stored.get("witnessed_at"):
             witnessed = datetime.fromisoformat(str(stored["witnessed_at"]).replace("Z", "+00:00"))
-            lines.append(f"    bevittnad: {swedish_minute(witnessed)}")
+            lines.append(f"    bevittnad: {minute_text(witnessed)}")
         lines.append(
             f"    kontrollsumma (SHA-256) av den inskannade blanketten: "
             f"{stored.get('document_sha256')}"
@@ -187,7 +179,7 @@ def _evidence_lines(evidence: HeldEvidence) -> list[str]:
             whose = "ditt certifikat" if index == 0 else f"certifikat {index + 1} i kedjan"
             lines += _wrapped(f"{whose}: {_name_text(cert.subject)}", "    ")
             lines += _wrapped(f"utfärdat av: {_name_text(cert.issuer)}", "      ")
-            valid = f"{swedish_minute(cert.not_before)} till {swedish_minute(cert.not_after)}"
+            valid = f"{minute_text(cert.not_before)} till {minute_text(cert.not_after)}"
             lines.append(f"      giltigt {valid}")
             lines.append(f"      certifikatets serienummer: {cert.serial_number}")
             lines.append(f"      fingeravtryck (SHA-256): {cert.sha256}")
@@ -224,9 +216,9 @@ def _version_lines(v: HeldConsentVersion) -> list[str]:
             f"Ändamål: {', '.join(PURPOSES_SV.get(p, p) for p in v.purposes)}",
             "  ",
         ),
-        f"  Gäller från {swedish_minute(v.valid_from)} till {swedish_minute(v.valid_until)}",
-        f"  Du fick information om samtycket av {v.informed_by}, {swedish_minute(v.informed_at)}",
-        f"  Registrerat i EVI hub {swedish_minute(v.recorded_at)} av {v.recorded_by}",
+        f"  Gäller från {minute_text(v.valid_from)} till {minute_text(v.valid_until)}",
+        f"  Du fick information om samtycket av {v.informed_by}, {minute_text(v.informed_at)}",
+        f"  Registrerat i EVI hub {minute_text(v.recorded_at)} av {v.recorded_by}",
         *_evidence_lines(v.evidence),
     ]
 
@@ -240,7 +232,7 @@ def _withdrawal_line(w: HeldWithdrawal) -> list[str]:
     scope = " och ".join(what) if what else "hela samtycket"
     versions = "version 1" if w.up_to_version == 1 else f"version 1–{w.up_to_version}"
     return _wrapped(
-        f"Återkallat {swedish_minute(w.at)}: {scope} ({versions} av samtycke {w.consent_id}); "
+        f"Återkallat {minute_text(w.at)}: {scope} ({versions} av samtycke {w.consent_id}); "
         f"registrerat av {w.recorded_by}",
         "  ",
     )
@@ -249,13 +241,13 @@ def _withdrawal_line(w: HeldWithdrawal) -> list[str]:
 def _block_line(b: HeldBlock) -> list[str]:
     what = f"uppgifter om {_category(b.category)}" if b.category else "alla uppgifter"
     who = _party(b.party) if b.party else "alla parter"
-    until = f"till {swedish_minute(b.valid_until)}" if b.valid_until else "tills vidare"
+    until = f"till {minute_text(b.valid_until)}" if b.valid_until else "tills vidare"
     text = (
-        f"{what}, {who}: från {swedish_minute(b.valid_from)} {until}; registrerad "
-        f"{swedish_minute(b.recorded_at)} av {b.recorded_by}"
+        f"{what}, {who}: från {minute_text(b.valid_from)} {until}; registrerad "
+        f"{minute_text(b.recorded_at)} av {b.recorded_by}"
     )
     if b.lifted_at is not None:
-        text += f"; hävd {swedish_minute(b.lifted_at)} av {b.lifted_by}"
+        text += f"; hävd {minute_text(b.lifted_at)} av {b.lifted_by}"
     return _wrapped(text, "  ")
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.clock import swedish_minute
 from hub.ledger.checkpoint import Checkpoint
 from hub.ledger.records import EntryRecord
 from hub.model.identity import PersonalIdentity
+from hub.text.times import minute_text, swedish_local
 
 ACTIONS_SV = {
     "decision": "Beslut om utlämnande",
@@ -193,7 +193,7 @@ class Extract:
             "REGISTERUTDRAG UR ÖVERFÖRINGSLOGGEN",
             "",
             f"Avser: {self.identity.formatted()}",
-            f"Framtaget: {swedish_minute(self.generated_at)} (svensk tid, som alla tider här)",
+            f"Framtaget: {_generated(self.generated_at)}",
             f"Antal händelser: {len(self.entries)}",
             "",
             "Här är varje gång uppgifter om dig prövades, lämnades ut, togs emot eller visades",
@@ -233,7 +233,7 @@ class Extract:
         outcome = doc.get("outcome")
         if decided or outcome == "success":
             outcome = None  # the decision says it; "genomfört" on every line says nothing
-        lines = [f"{number}. {swedish_minute(record.time)} – {title}"]
+        lines = [f"{number}. {minute_text(record.time)} – {title}"]
         facts: list[tuple[str, str | None]] = [
             ("Från", _party(doc.get("origin"))),
             ("Till", _party(doc.get("recipient"))),
@@ -256,3 +256,10 @@ class Extract:
         lines += [f"   {label}: {value}" for label, value in facts if value]
         lines.append("")
         return lines
+
+
+def _generated(at: datetime) -> str:
+    """When the extract was made, as its first lines say it (the repeated hour's note goes
+    inside the one bracket)."""
+    local, note = swedish_local(at)
+    return f"{local:%Y-%m-%d %H:%M} (svensk tid{', ' + note if note else ''}, som alla tider här)"

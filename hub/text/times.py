@@ -11,26 +11,17 @@ hold: such a time (a consent or block given as lasting "forever") is given in UT
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from hub.clock import SWEDEN
+from hub.clock import swedish_local
 
-
-def swedish_local(at: datetime) -> tuple[datetime, str]:
-    """``at`` (timezone-aware) as Swedish local time, and a note to give after it:
-    ``"sommartid"`` or ``"vintertid"`` in the hour Swedish clocks show twice, ``"UTC"``
-    when it is past what a Swedish date can hold (then the time is UTC's), else ``""``."""
-    try:
-        local = at.astimezone(SWEDEN)
-    except OverflowError:
-        return at.astimezone(UTC), "UTC"
-    other = local.replace(fold=1 - local.fold)
-    if other.utcoffset() == local.utcoffset():
-        return local, ""
-    return local, "vintertid" if local.fold else "sommartid"
+__all__ = ["minute_text", "swedish_local"]
 
 
-def repeated_hour_note(at: datetime) -> str:
-    """``"sommartid"`` or ``"vintertid"`` when ``at`` falls in the hour Swedish clocks show
-    twice, ``"UTC"`` past year 9999 in Sweden, else ``""`` (see :func:`swedish_local`)."""
-    return swedish_local(at)[1]
+def minute_text(at: datetime) -> str:
+    """``at`` in Swedish time to the minute, as the extracts give every time; in the hour
+    the clocks show twice when summer time ends, ``(sommartid)`` or ``(vintertid)`` after
+    it, so that two different times never read the same; past year 9999 in Sweden, UTC's
+    time with ``(UTC)``."""
+    local, note = swedish_local(at)
+    return f"{local:%Y-%m-%d %H:%M}" + (f" ({note})" if note else "")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hub import clock
-from hub.casework.held_text import _generated, swedish_minute
+from hub.casework.held_text import _generated
 from hub.commands.consent import _aware
 from hub.consent.errors import ConsentFileError
 from hub.consent.fhir import consent_resource
@@ -26,6 +26,7 @@ from hub.consent.retention import cut_off_text, parse_cut_off
 from hub.consent.views import BlockView, ConsentHistory, PersonConsents, VersionView
 from hub.errors import InputError
 from hub.model.identity import parse_identity
+from hub.text.times import minute_text as swedish_minute
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "consent-paper.json"
 PNR = "199001012385"  # Skatteverket's test number
@@ -250,3 +251,23 @@ def test_a_ten_digit_number_takes_its_century_from_the_year_in_sweden(
     assert parse_identity(PNR).ten_digit() == "900101-2385"
     assert parse_identity("192701089167").ten_digit() == written_in_2027
     assert date(2027, 1, 1) == clock.utc_now().astimezone(clock.SWEDEN).date()
+
+
+def test_the_pages_and_the_log_extract_tell_the_repeated_hour_apart_and_reach_year_9999() -> None:
+    """Before: every page's time (`swedish_time` in hub/web/templating.py) and the log
+    extract read "2026-10-25 02:30" for both 00:30 and 01:30 UTC, and a page showing a
+    block "until 9999-12-31T23:59Z" failed with an internal error (OverflowError)."""
+    from hub.ledger.extract import _generated as log_generated
+    from hub.web.templating import swedish_time as page_time
+
+    first, second = utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30)
+    assert page_time(first) == "2026-10-25 02:30 CEST"
+    assert page_time(second) == "2026-10-25 02:30 CET"
+    assert page_time(utc(2026, 10, 25, 2, 30)) == "2026-10-25 03:30"  # no note otherwise
+    assert page_time("9999-12-31T23:59:00+00:00") == "9999-12-31 23:59 UTC"
+    assert clock.swedish_minute(second, zone=True) == "2026-10-25 02:30 CET"
+    assert log_generated(first) == "2026-10-25 02:30 (svensk tid, sommartid, som alla tider här)"
+    assert (
+        log_generated(utc(2026, 10, 25, 2, 0))
+        == "2026-10-25 03:00 (svensk tid, som alla tider här)"
+    )
