@@ -31,7 +31,7 @@ from hub.connector import (
 from hub.connector.asgi import ASGIApp
 from hub.connector.batch import BATCH_LIMIT
 from hub.connector.mtls import ClientCertificateConnector
-from hub.connector.native import parse_person, parse_typed, record_problems
+from hub.connector.native import field_name, parse_person, parse_typed, record_id, record_problems
 from hub.model.codes import ReferralReason
 from hub.model.domain import HealthStatus, Referral
 from hub.model.identity import PersonalIdentity
@@ -135,10 +135,10 @@ class RegionConnector(ClientCertificateConnector):
         if clinical:
             raise InvalidRecordError(
                 self.name,
-                native.source_id,
+                record_id(native.source_id),
                 [
-                    f"{path}: clinical detail is never accepted (the hub takes no diagnoses); "
-                    "ask the region to remove the field"
+                    f"{field_name(path)}: clinical detail is never accepted (the hub takes no "
+                    "diagnoses); ask the region to remove the field"
                     for path in clinical
                 ],
             )

@@ -18,6 +18,7 @@ from hub.consent.receipt import render_receipt
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.sync.outbox import DEAD
 from hub.text.records import details_text, kind_text
+from hub.text.terminal import shown
 from hub.text.times import minute_text, swedish_local
 
 if TYPE_CHECKING:
@@ -64,10 +65,10 @@ def extract_text(held: HeldData) -> str:
         details = details_text("sv", r.body, party_name=_party)
         if details:
             lines += _wrapped(details, "   ")
-        for code in r.unmapped:
+        for code in r.unmapped:  # the authority's own text: shown escaped where unprintable
             lines += _wrapped(
-                f'originalkoden från {_party(r.origin)}: "{code.get("code")}" i fältet '
-                f'"{code.get("field")}" (saknar motsvarighet bland de gemensamma koderna)',
+                f'originalkoden från {_party(r.origin)}: "{shown(code.get("code"))}" i fältet '
+                f'"{shown(code.get("field"))}" (saknar motsvarighet bland de gemensamma koderna)',
                 "   ",
             )
         if r.restricted:

@@ -51,7 +51,12 @@ def hub_from(ctx: typer.Context) -> Hub:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    """``data`` as JSON on stdout; a character in it that is not printable (an escape
+    sequence in an authority's code, say) is written as a JSON escape, never raw."""
+    from hub.text.terminal import shown_json
+
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(shown_json(text) + "\n")
 
 
 def info(message: str) -> None:

@@ -17,6 +17,7 @@ from hub.connector.options import parse_assignments
 from hub.context import Hub
 from hub.errors import InputError
 from hub.ledger.service import ACTOR_HELP, cli_actor
+from hub.text.terminal import shown
 
 connectors_app = area_app(help="Install-time administration of connectors.", no_args_is_help=True)
 
@@ -42,7 +43,9 @@ def list_(
     for s in statuses:
         enabled = "paused" if s.enabled and s.paused else _yes_no(s.enabled)
         last = s.last_sync.strftime("%Y-%m-%d %H:%M UTC") if s.last_sync else "never"
-        rows.append((s.name, s.authority, s.version, enabled, last, s.status or "-"))
+        rows.append(
+            (s.name, shown(s.authority), shown(s.version), enabled, last, shown(s.status or "-"))
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -196,10 +199,9 @@ def unmapped(
         info(f"{name}: every stored record's codes are in its mapping file")
         return
     typer.echo(f"  {'records':>7}  {'field':<24} {'code':<24} last stored (UTC)")
-    for c in codes:
-        typer.echo(
-            f"  {c['records']:>7}  {c['field']:<24} {c['code']:<24} {c['last_stored'][:19]}Z"
-        )
+    for c in codes:  # the authority's text: escaped where a terminal would act on it
+        field, code = shown(c["field"]), shown(c["code"])
+        typer.echo(f"  {c['records']:>7}  {field:<24} {code:<24} {c['last_stored'][:19]}Z")
     info(f"add them to the mapping file (docs/connectors.md#mappings); {len(codes)} code(s)")
 
 

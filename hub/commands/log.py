@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hub.commands.common import area_app, hub_from, info, pnr_option, print_json, whole_file
 from hub.errors import InputError
@@ -33,6 +34,7 @@ from hub.ledger.signing import NoteVerifier
 from hub.ledger.verify import LedgerIntegrityError
 from hub.model.identity import identity_input
 from hub.spreadsheet import cell_text
+from hub.text.terminal import shown, shown_json, shown_lines
 
 log_app = area_app(help="Review, verify, prove and export the transfer log.", no_args_is_help=True)
 
@@ -148,7 +150,7 @@ def _write_jsonl(records: Iterable[EntryRecord], out: TextIO) -> int:
     """Each record as one line, written as it comes; how many."""
     count = 0
     for record in records:
-        out.write(json.dumps(record.export_line(), ensure_ascii=False) + "\n")
+        out.write(shown_json(json.dumps(record.export_line(), ensure_ascii=False)) + "\n")
         count += 1
     return count
 
@@ -171,8 +173,10 @@ def _write_csv(records: Iterable[EntryRecord], out: TextIO) -> int:
     return count
 
 
-def _cell(value: Any) -> str:
-    return "" if value is None else str(value)  # for the table on the terminal
+def _cell(value: Any) -> Text:
+    """A table cell for the terminal: plain text, never Rich markup (``[link=…]`` would
+    make a link), with what a terminal would act on escaped (:func:`shown`)."""
+    return Text(shown(value))
 
 
 def _print_table(records: list[EntryRecord]) -> int:
@@ -194,7 +198,7 @@ def _print_table(records: list[EntryRecord]) -> int:
     for record in records:
         line = record.export_line()
         table.add_row(
-            str(line["seq"]),
+            _cell(line["seq"]),
             _cell(line["time"]),
             _cell(line["action"]) + (" (purged)" if record.purged else ""),
             _cell(line["decision"]),
@@ -202,7 +206,7 @@ def _print_table(records: list[EntryRecord]) -> int:
             _cell(line["outcome"]),
             _cell(line["origin"]),
             _cell(line["recipient"]),
-            ",".join(line["categories"]),
+            _cell(",".join(line["categories"])),
             _cell(line["participant"]),
             _cell(line["actor"]),
         )
@@ -260,7 +264,7 @@ def export(
         else:
             count = 0
             for chunk in bundle_chunks(records):
-                out.write(chunk)
+                out.write(shown_json(chunk))
                 count += 1
             count -= 2  # the bundle's opening and closing pieces
     info(f"exported {count} entries (this export was recorded in the log)")
@@ -281,9 +285,10 @@ def extract(
         check_target(output)  # before the extract is made and logged
     result = service.extract(hub_from(ctx), identity, service.cli_actor())
     if fmt is ExtractFormat.JSON:
-        text = json.dumps(result.as_json(), ensure_ascii=False, indent=2, default=str) + "\n"
+        text = shown_json(json.dumps(result.as_json(), ensure_ascii=False, indent=2, default=str))
+        text += "\n"
     else:
-        text = result.as_text()
+        text = shown_lines(result.as_text())
     with whole_file(output) if output else nullcontext(sys.stdout) as out:
         out.write(text)
     _warn_witnesses(result.checkpoint.witness_failures)

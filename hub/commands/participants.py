@@ -32,6 +32,7 @@ from hub.files import check_target
 from hub.ledger.service import ACTOR_HELP, cli_actor
 from hub.model.identity import identity_input
 from hub.text.records import details_text
+from hub.text.terminal import shown_json, shown_lines
 
 participants_app = area_app(
     help="Look a person up as one party may see them; make their register extract; remove "
@@ -155,9 +156,9 @@ def extract(
         check_target(output)  # before the extract is made and logged
     held = held_data(hub_from(ctx), identity_input(pnr), cli_actor(actor))
     text = (
-        json.dumps(held.as_json(), ensure_ascii=False, indent=2) + "\n"
+        shown_json(json.dumps(held.as_json(), ensure_ascii=False, indent=2)) + "\n"
         if as_json
-        else held.as_text()
+        else shown_lines(held.as_text())
     )
     if output is None:
         typer.echo(text, nl=False)

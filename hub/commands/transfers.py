@@ -18,6 +18,7 @@ from hub.sync.history import (
     queue_summary,
 )
 from hub.sync.history import retry as retry_dead
+from hub.text.terminal import shown
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -94,7 +95,7 @@ def failed(
         typer.echo(
             f"{row['id']:>6}  {row['origin'] + '->' + row['recipient']:<16}  "
             f"{row['category']:<12} "
-            f"attempts={row['attempts']}  {row['reason']}"
+            f"attempts={row['attempts']}  {shown(row['reason'])}"
         )
     _next_page(rows, more, recipient, reason, limit, as_json=False)
 
@@ -107,7 +108,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         last = group["last_failed_at"]
         when = f"{last[:19]}Z" if last else "-"  # stored in UTC
         typer.echo(
-            f"{group['count']:>7}  {group['recipient']:<8} {when:<20}  {group['reason'] or ''}"
+            f"{group['count']:>7}  {group['recipient']:<8} {when:<20}  {shown(group['reason'])}"
         )
     if summary["more_reasons"]:
         info(
@@ -166,7 +167,7 @@ def queued(
     if summary["errors"]:
         typer.echo("retrying, by the last error:")
         for e in summary["errors"]:
-            typer.echo(f"  {e['count']:>7}  {e['recipient']:<8} {e['last_error'] or ''}")
+            typer.echo(f"  {e['count']:>7}  {e['recipient']:<8} {shown(e['last_error'])}")
 
 
 @transfers_app.command("retry")

@@ -13,11 +13,14 @@ The file is checked when it is loaded: every section must name a common code lis
 every value must be a code of that list, so a typo in a mapping fails at start-up rather
 than during a sync. While mapping a record, a native code the file does not know becomes
 ``unmapped`` and is listed in the record's ``unmapped`` (kept, flagged, counted), or,
-in strict mode, refuses the record with :class:`UnmappedCodeError`. Never dropped.
+in strict mode, refuses the record with :class:`UnmappedCodeError`. Never dropped. An
+unknown code that is not fit to show (:func:`unfit_code`) refuses its record as
+:class:`InvalidRecordError`.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,12 +28,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
-from hub.connector.errors import ConnectorConfigError, UnmappedCodeError
+from hub.connector.errors import ConnectorConfigError, InvalidRecordError, UnmappedCodeError
+from hub.connector.native import MAX_TEXT, NOT_PRINTABLE, TOO_LONG, record_id
+from hub.ledger.event import IDENTITY_NUMBER
 from hub.model.codes import CODE_LISTS
 from hub.model.records import UnmappedCode
 from hub.resources import bundled_path
 
 E = TypeVar("E", bound=StrEnum)
+
+_PSEUDONYM = re.compile(r"p-[0-9a-f]{32}", re.IGNORECASE)
+"""A participant's pseudonym anywhere in a text (``hub.model.participant.PSEUDONYM``)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,34 @@ class RecordCodes:
         common = self.mapping.common_code(code_list, native)
         if common is not None:
             return common
+        why = unfit_code(native)
+        if why:
+            raise InvalidRecordError(self.connector, record_id(self.source_id), [f"{field}: {why}"])
         if self.strict:
             raise UnmappedCodeError(
                 self.connector, self.source_id, field, native, self.mapping.path.name
             )
         self.unmapped.append(UnmappedCode(field=field, code=native))
         return code_list("unmapped")
+
+
+def unfit_code(code: str) -> str | None:
+    """Why ``code``, which the mapping does not know, cannot be kept as an unmapped code
+    (which `evi connectors unmapped`, the register extract and the pages show), or ``None``.
+
+    An unknown code is the authority's vocabulary, shown to staff as it came: it must be
+    printable and at most :data:`~hub.connector.native.MAX_TEXT` characters, and it must
+    not look like a personal identity number or a participant's pseudonym (a field swapped
+    by a faulty authority would put one person's number in front of an administrator, or
+    in another person's register extract).
+    """
+    if len(code) > MAX_TEXT:
+        return TOO_LONG
+    if not code.isprintable():
+        return NOT_PRINTABLE
+    if IDENTITY_NUMBER.search(code) or _PSEUDONYM.search(code):
+        return "looks like a personal identity number or a pseudonym, not a code"
+    return None
 
 
 def _list_name(code_list: type[StrEnum]) -> str:
