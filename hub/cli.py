@@ -20,6 +20,7 @@ from hub import __version__
 from hub.commands.common import HELP_MARKUP
 from hub.commands.lazy import LazyCommandGroup
 from hub.errors import EviError
+from hub.text.terminal import shown
 
 COMMANDS = {
     # top-level command -> the module whose register(app) adds it, in the order help lists
@@ -108,7 +109,8 @@ def run(argv: list[str]) -> int:
     except EviError as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc.message}", err=True)
+        # An authority's words may be in it (a record id, an answer): nothing acts on a terminal
+        typer.echo(f"error: {shown(exc.message)}", err=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

@@ -46,10 +46,15 @@ from hub.model.codes import (
 )
 from hub.model.domain import Benefit, Closure, Intervention, Referral
 from hub.model.identity import PersonalIdentity
-from hub.model.records import CommonRecord, NativeRecord, PushResult, Transfer
+from hub.model.records import (
+    MAX_CURSOR_LENGTH,
+    CommonRecord,
+    NativeRecord,
+    PushResult,
+    Transfer,
+)
 from hub.model.vocab import Category
 
-MAX_CURSOR_LENGTH = 2048
 """The longest next_cursor taken: it is stored and goes back in a query string."""
 MAX_EMPTY_PAGES = 100
 """Empty pages saying has_more followed in a row before the pull is stopped as broken."""

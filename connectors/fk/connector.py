@@ -204,7 +204,8 @@ MAX_ID_LENGTH = 200  # NativeRecord.source_id
 
 
 def _is_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+    # printable: an id goes into messages staff read on a terminal or a page
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def _instant(text: str) -> datetime | None:

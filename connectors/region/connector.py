@@ -251,7 +251,8 @@ def _time(connector: str, source_id: str, ms: int) -> datetime:
 
 
 def _is_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+    # printable: an id goes into messages staff read on a terminal or a page
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def _out_of_order(source_id: str, changed: int, latest: int) -> str:

@@ -35,6 +35,11 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+MAX_CURSOR_LENGTH = 500
+"""The longest cursor the hub stores (``sync_cursor.cursor``): a connector refuses a longer
+one from its authority rather than fail to store it every night."""
+
+
 class NativeRecord(BaseModel):
     """One record as an authority's API returned it, before mapping.
 

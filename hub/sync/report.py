@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hub.text.terminal import shown
+
 COUNTERS = (
     "pulled",
     "stored",
@@ -108,5 +110,7 @@ class SyncReport:
 
 
 def _named(connector: str, error: str) -> str:
-    """``connector: error``, without saying the name twice (connector errors start with it)."""
+    """``connector: error``, without saying the name twice (connector errors start with it);
+    whatever of an authority's text is in it escaped for the terminal."""
+    error = shown(error)
     return error if error.startswith(f"{connector}: ") else f"{connector}: {error}"

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from hub.clock import swedish_minute
+from hub.text.terminal import shown
 from hub.web.i18n import N_, language_for, template_gettext, template_ngettext
 from hub.web.record_text import code_name, kind_name, party_label, record_details
 from hub.web.users import Role, WebUser
@@ -77,6 +78,7 @@ def environment() -> Environment:
     env.filters["record_details"] = record_details
     env.filters["kind_name"] = kind_name
     env.filters["party_label"] = party_label
+    env.filters["shown"] = shown  # outside text (an authority's error): bidi and controls escaped
     return env
 
 

@@ -254,3 +254,31 @@ def test_a_clinical_field_under_a_hostile_key_is_refused_without_repeating_the_k
     (problem,) = caught.value.problems
     assert problem.startswith("(a field named by an identity number): clinical detail")
     assert PNR not in str(caught.value) and not _raw_controls(str(caught.value))
+
+
+def test_an_authoritys_words_in_an_error_line_or_the_sync_report_do_not_act_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `error: …` and the report's lines printed an authority's answer or id as
+    it came (a retitled window, a cleared screen, a line shown backwards)."""
+    from hub import cli
+    from hub.connector.errors import AuthorityError
+    from hub.sync.report import ConnectorReport, SyncReport
+
+    words = "record K-\x1b]0;pwned\x07-\u202e1 came twice"
+
+    def failing_app() -> Any:
+        def invoke(**_kw: Any) -> None:
+            raise AuthorityError("kommun", words)
+
+        return invoke
+
+    monkeypatch.setattr(cli, "build_app", failing_app)
+    assert cli.run(["sync"]) == AuthorityError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: kommun: record K-\\x1b]0;pwned\\x07-\\u202e1 came twice")
+    assert "\x1b" not in err and "\u202e" not in err
+    report = SyncReport(dry_run=False)
+    report.connectors.append(ConnectorReport("kommun", status="failed", error=f"kommun: {words}"))
+    table = report.table()
+    assert "\\x1b]0;pwned\\x07" in table and "\x1b" not in table and "\u202e" not in table

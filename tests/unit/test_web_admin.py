@@ -268,3 +268,20 @@ def test_a_retry_asking_for_both_ids_and_all_is_told_which_to_give(
     assert both.status_code == 422
     assert "give either ids (from /api/admin/transfers/failed) or all: true" in both.text
     assert "not a JSON object" not in both.text
+
+
+def test_a_connectors_last_error_is_shown_with_its_controls_escaped(
+    connector_admin: tuple[TestClient, str], hub: Hub
+) -> None:
+    """An authority's words can be in it: a bidi override (U+202E) shown raw would show the
+    rest of the line backwards (hostile-authority walk); autoescaping stops only HTML."""
+    client, token = connector_admin
+    client.post("/api/admin/connectors/kommun/enable", headers=bearer(token))
+    with hub.db.session() as session:
+        row = session.get(ConnectorConfigRow, "kommun")
+        assert row is not None
+        row.last_error = "kommun: the authority answered \u202eKO\x1b[2J"
+    client.post("/login", data={"token": token})
+    page = client.get("/admin").text
+    assert "answered \\u202eKO\\x1b[2J" in page
+    assert "\u202e" not in page and "\x1b" not in page

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hub.model.records import MAX_CURSOR_LENGTH
 from hub.store.base import Base, UTCDateTime
 
 
@@ -47,7 +48,7 @@ class SyncCursor(Base):
     __tablename__ = "sync_cursor"
 
     connector: Mapped[str] = mapped_column(String(32), primary_key=True)
-    cursor: Mapped[str] = mapped_column(String(500))
+    cursor: Mapped[str] = mapped_column(String(MAX_CURSOR_LENGTH))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
