@@ -58,10 +58,26 @@ def text_problems(source_id: str, parsed: BaseModel) -> list[str]:
     """What is wrong with the record's id and each text field of ``parsed`` (nested models
     and lists included): not printable (:meth:`str.isprintable`) or longer than
     :data:`MAX_TEXT`; never the text itself. Empty for a record fit to show."""
+    if _fits(source_id) and _fits(parsed):
+        return []  # the usual case, without naming every field (a fifth of the time)
     found = [f"source_id: {why}" for why in _unfit(source_id)]
     for where, text in _texts(parsed, ""):
         found.extend(f"{where}: {why}" for why in _unfit(text))
     return found
+
+
+def _fits(value: Any) -> bool:
+    """Whether every text in ``value`` (as :func:`_texts` finds them) is fit to show."""
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT and value.isprintable()
+    if isinstance(value, BaseModel):
+        extra = value.__pydantic_extra__  # a model that allows extras keeps them apart
+        return all(_fits(item) for item in value.__dict__.values()) and (
+            not extra or all(_fits(item) for item in extra.values())
+        )
+    if isinstance(value, list | tuple):
+        return all(_fits(item) for item in value)
+    return True
 
 
 def _unfit(text: str) -> Iterator[str]:
