@@ -4,11 +4,14 @@
    hidden. Zero is shown: it tells nothing about a person.
 2. Complementary: a line whose cells add up (women + men = total in every row; the
    outcome rows, and the reason rows, add up to the closed total in each column) must
-   not give a small cell back. It would if the line hides exactly one cell (subtraction),
-   or if what the markers tell (``<5``: 1 to 4; ``x``: 5 or more) pins a small cell to
-   one value: ``<5, x, 6`` makes the ``<5`` a 1, and two ``<5`` adding up to a shown 8
-   are both 4. Such a line also hides its smallest other non-zero cell, a women/men or
-   breakdown cell before a total, and this repeats until no line gives one back.
+   not give a hidden cell back, a small one or one hidden to protect it (a complementary
+   cell worked out would give the small cell back in its other line). It would if the
+   line hides exactly one cell (subtraction), or if what the markers tell (``<5``: 1 to
+   4; ``x``: 5 or more) pins a hidden cell to one value: ``<5, x, 6`` makes the ``<5`` a
+   1, two ``<5`` adding up to a shown 8 are both 4, and two ``x`` adding up to a shown
+   10 are both 5. Such a line also hides its smallest other non-zero cell, a women/men or
+   breakdown cell before a total (then the first in the line), and this repeats until no
+   line gives one back.
 
 The check is line by line, the usual rule for published tables; it is not a full audit of
 every combination of lines, nor of several reports taken together (e.g. overlapping
@@ -106,7 +109,7 @@ def _lines(raw: RawFigures) -> Iterator[tuple[list[Key], Key]]:
 def _complete(
     grid: Mapping[Key, int], small: set[Key], lines: list[tuple[list[Key], Key]]
 ) -> set[Key]:
-    """Hide more cells until no summing line gives a small cell back (terminates: the
+    """Hide more cells until no summing line gives a hidden cell back (terminates: the
     hidden set only grows, and the grid is finite)."""
     hidden = set(small)
     changed = True
@@ -127,10 +130,9 @@ def _complete(
 def _gives_away(
     grid: Mapping[Key, int], small: set[Key], hidden: set[Key], parts: list[Key], total: Key
 ) -> bool:
-    """Whether the line shows exactly one hidden cell, or pins a small one to one value."""
+    """Whether the line lets a hidden cell, small or complementary, be worked out: by
+    subtraction (it is the only one hidden) or from the markers' bounds (``<5``, ``x``)."""
     members = [*parts, total]
-    if sum(k in hidden for k in members) == 1:
-        return True
 
     def bounds(key: Key) -> tuple[float, float]:
         if key not in hidden:
@@ -138,7 +140,7 @@ def _gives_away(
         return (1, SMALL_CELL_LIMIT - 1) if key in small else (SMALL_CELL_LIMIT, math.inf)
 
     for cell in members:
-        if cell not in small:
+        if cell not in hidden:
             continue
         others = [bounds(k) for k in parts if k != cell]
         if cell == total:
@@ -147,6 +149,7 @@ def _gives_away(
             total_low, total_high = bounds(total)
             low = total_low - sum(b[1] for b in others)
             high = total_high - sum(b[0] for b in others)
-        if max(1, low) >= min(SMALL_CELL_LIMIT - 1, high):
+        own_low, own_high = bounds(cell)
+        if max(own_low, low) >= min(own_high, high):
             return True
     return False
