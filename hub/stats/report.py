@@ -81,8 +81,8 @@ class FollowUpReport(_Published):
     closed_by_outcome: dict[str, Split]
     closed_by_reason: dict[str, Split]
     left_out: Cell = Field(
-        description="people in the period none of whose records the gate permitted for "
-        "evaluation: in no figure"
+        description="people in the period whose records the gate permitted for evaluation, "
+        "if any, put them in no figure"
     )
     partly_left_out: Cell = Field(
         description="people counted from some of their records while the gate did not "
