@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
+
+from hub.errors import InputError
 
 Clock = Callable[[], datetime]
 
@@ -51,3 +53,39 @@ def swedish_minute(at: datetime, *, zone: bool = False) -> str:
     if note == "UTC":
         return f"{local:%Y-%m-%d %H:%M} UTC"
     return f"{local:%Y-%m-%d %H:%M}" + (f" {local:%Z}" if zone or note else "")
+
+
+def parse_cut_off(text: str, name: str = "--consent-ended-before") -> datetime:
+    """The instant a cut-off typed as ``text`` names, in UTC: a date ``YYYY-MM-DD`` is the
+    start of that day in Sweden (midnight Swedish time, 23:00 or 22:00 UTC the day before),
+    as is a time without an offset Swedish time; a time with an offset is that instant.
+    :class:`InputError` naming ``name`` for anything else."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            local = datetime(day.year, day.month, day.day)
+        else:
+            local = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{name}: not a date; write YYYY-MM-DD (a day in Sweden), e.g. 2025-01-31"
+        ) from None
+    try:
+        return (local if local.tzinfo else local.replace(tzinfo=SWEDEN)).astimezone(UTC)
+    except OverflowError:
+        raise InputError(
+            f"{name}: out of range; give a day between 0001-01-02 and 9999-12-31"
+        ) from None
+
+
+def cut_off_text(at: datetime) -> str:
+    """A cut-off as messages and the log give it: the date when it is the start of a day
+    in Sweden (how :func:`parse_cut_off` reads a date), else as :func:`instant_text`."""
+    try:
+        local = at.astimezone(SWEDEN)
+    except OverflowError:  # the last hour of 9999 in UTC is year 10000 in Sweden
+        return instant_text(at)
+    if local == local.replace(hour=0, minute=0, second=0, microsecond=0):
+        return local.date().isoformat()
+    return instant_text(at)

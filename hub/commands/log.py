@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from hub.clock import cut_off_text, parse_cut_off
 from hub.commands.common import area_app, hub_from, info, pnr_option, print_json, whole_file
 from hub.errors import InputError
 from hub.files import check_target
@@ -395,18 +396,22 @@ def consistency(
 @log_app.command("purge")
 def purge(
     ctx: typer.Context,
-    before: str = typer.Option(..., "--before", help="Purge entries recorded before this date."),
+    before: str = typer.Option(
+        ...,
+        "--before",
+        help="Purge entries recorded before this day began in Sweden (YYYY-MM-DD), as "
+        "`evi participants purge` reads its date.",
+    ),
     yes: bool = typer.Option(
         False, "--yes", help="Really purge (without it: say how many, change nothing, exit 2)."
     ),
 ) -> None:
     """Retention: remove the content of old entries, keeping their hashes so the log verifies."""
-    when = service.parse_when(before, "--before")
-    assert when is not None
+    when = parse_cut_off(before, "--before")
     result = service.purge(hub_from(ctx), when, service.cli_actor(), confirmed=yes)
     _warn_witnesses(result.checkpoint.witness_failures)
     info(
-        f"purged {result.purged} entries recorded before {before}; checkpoint of size "
+        f"purged {result.purged} entries recorded before {cut_off_text(when)}; checkpoint of size "
         f"{result.checkpoint.size} signed first"
     )
 

@@ -15,7 +15,7 @@ import typer
 from hub.casework.held import held_data
 from hub.casework.status import StatusView, Viewer, consolidated_status
 from hub.casework.summary import StatusEntry
-from hub.clock import SWEDEN, swedish_minute
+from hub.clock import SWEDEN, parse_cut_off, swedish_minute
 from hub.commands.common import (
     area_app,
     hub_from,
@@ -26,7 +26,7 @@ from hub.commands.common import (
     whole_file,
 )
 from hub.connector.registry import known_parties
-from hub.consent.retention import parse_cut_off, people, purge_records
+from hub.consent.retention import people, purge_records
 from hub.errors import InputError
 from hub.files import check_target
 from hub.ledger.service import ACTOR_HELP, cli_actor

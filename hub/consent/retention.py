@@ -37,13 +37,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from hub.clock import SWEDEN, instant_text
+from hub.clock import cut_off_text
 from hub.consent.snapshots import load_snapshots
 from hub.context import Hub
 from hub.errors import InputError
@@ -58,42 +58,6 @@ from hub.store.tables.participant import ParticipantRow
 from hub.sync.lock import require_no_sync
 
 _CHUNK = 500
-
-
-def parse_cut_off(text: str, name: str = "--consent-ended-before") -> datetime:
-    """The instant a cut-off typed as ``text`` names, in UTC: a date ``YYYY-MM-DD`` is the
-    start of that day in Sweden (midnight Swedish time, 23:00 or 22:00 UTC the day before),
-    as is a time without an offset Swedish time; a time with an offset is that instant.
-    :class:`InputError` naming ``name`` for anything else."""
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            local = datetime(day.year, day.month, day.day)
-        else:
-            local = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"{name}: not a date; write YYYY-MM-DD (a day in Sweden), e.g. 2025-01-31"
-        ) from None
-    try:
-        return (local if local.tzinfo else local.replace(tzinfo=SWEDEN)).astimezone(UTC)
-    except OverflowError:
-        raise InputError(
-            f"{name}: out of range; give a day between 0001-01-02 and 9999-12-31"
-        ) from None
-
-
-def cut_off_text(at: datetime) -> str:
-    """A cut-off as messages and the log give it: the date when it is the start of a day
-    in Sweden (how :func:`parse_cut_off` reads a date), else as :func:`instant_text`."""
-    try:
-        local = at.astimezone(SWEDEN)
-    except OverflowError:  # the last hour of 9999 in UTC is year 10000 in Sweden
-        return instant_text(at)
-    if local == local.replace(hour=0, minute=0, second=0, microsecond=0):
-        return local.date().isoformat()
-    return instant_text(at)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from hub.clock import instant_text
+from hub.clock import cut_off_text
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, NotFoundError
 from hub.ledger import restore
@@ -332,7 +332,7 @@ def purge(hub: Hub, before: datetime, actor: str, *, confirmed: bool) -> PurgeRe
         count = count_purgeable(session, before)
         if not confirmed:
             raise InputError(
-                f"this would purge {count} entries recorded before {instant_text(before)}; "
+                f"this would purge {count} entries recorded before {cut_off_text(before)}; "
                 "rerun with --yes to purge them"
             )
         checkpoint = write_checkpoint(session, hub.settings, hub.plugins)

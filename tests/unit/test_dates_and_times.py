@@ -17,12 +17,12 @@ import pytest
 
 from hub import clock
 from hub.casework.held_text import _generated
+from hub.clock import cut_off_text, parse_cut_off
 from hub.commands.consent import _aware
 from hub.consent.errors import ConsentFileError
 from hub.consent.fhir import consent_resource
 from hub.consent.files import load_submission
 from hub.consent.receipt import render_receipt, swedish_time
-from hub.consent.retention import cut_off_text, parse_cut_off
 from hub.consent.views import BlockView, ConsentHistory, PersonConsents, VersionView
 from hub.errors import InputError
 from hub.model.identity import parse_identity

@@ -610,3 +610,23 @@ def test_an_export_into_a_directory_says_to_name_a_file_and_is_not_recorded(
     assert f"error: {tmp_path} is a directory; give the name of a file to write" in result.err
     assert ledger_size(ledger) == size
     assert list(tmp_path.parent.glob(f".{tmp_path.name}.*")) == []
+
+
+def test_purge_before_a_date_means_before_that_day_began_in_sweden(ledger: Hub, cli) -> None:
+    """As `evi participants purge` reads its date (before: midnight UTC, so the two purges
+    of one retention plan drew the line an hour apart, and an entry of 00:30 on New Year's
+    Day in Sweden went with the old year's)."""
+    times = ["2025-12-31 22:30:00+00:00", "2025-12-31 23:30:00+00:00"]  # 23:30 / 00:30 CET
+    with ledger.db.session() as session:
+        for seq, time in enumerate(times):
+            session.execute(
+                text("UPDATE ledger_entry SET time = :t WHERE seq = :s"), {"t": time, "s": seq}
+            )
+    cli("log", "checkpoint", "--new")
+    refused = cli("log", "purge", "--before", "2026-01-01")
+    assert refused.code == 2
+    assert "would purge 1 entries recorded before 2026-01-01" in refused.err, refused.err
+    done = cli("log", "purge", "--before", "2026-01-01", "--yes")
+    assert done.code == 0 and "purged 1 entries recorded before 2026-01-01" in done.err, done.err
+    lines = jsonl(cli("log", "export", "--format", "jsonl").out)
+    assert [line["purged"] for line in lines[:2]] == [True, False]
