@@ -136,7 +136,11 @@ class AfConnector(Connector):
                 following = None
             for index, item in enumerate(page.events):
                 source_id = item.get("event_id")
-                if not isinstance(source_id, str) or not 0 < len(source_id) <= MAX_ID_LENGTH:
+                if (
+                    not isinstance(source_id, str)
+                    or not 0 < len(source_id) <= MAX_ID_LENGTH
+                    or not source_id.isprintable()  # it goes into messages staff read
+                ):
                     raise AuthorityError(self.name, "an event without event_id arrived; stopped")
                 last = index == len(page.events) - 1
                 resume = following if last and following else page_cursor

@@ -608,7 +608,8 @@ def test_af_stops_after_too_many_empty_pages_in_a_row(
 
 
 @pytest.mark.parametrize(
-    ("name", "field"), [("kommun", "handelseId"), ("fk", "arendeId"), ("region", "postId")]
+    ("name", "field"),
+    [("kommun", "handelseId"), ("af", "event_id"), ("fk", "arendeId"), ("region", "postId")],
 )
 def test_a_record_id_that_would_act_on_a_terminal_stops_the_pull_without_repeating_it(
     scripted: Any, name: str, field: str
@@ -619,6 +620,7 @@ def test_a_record_id_that_would_act_on_a_terminal_stops_the_pull_without_repeati
     page[1] = {**page[1], field: "K-\x1b]0;pwned\x07-\u202e1"}
     answers = {
         "kommun": lambda asked: kommun_page(int(asked["sida"]), page, 3),
+        "af": lambda asked: af_page(page, None, False),
         "fk": lambda asked: {"arenden": page},
         "region": lambda asked: {"traffar": 3, "poster": page},
     }
