@@ -11,7 +11,8 @@ A whole-request failure (unreachable, 5xx, 429, 409, a refused batch) raises as 
 push, so every item in it is retried or dead-lettered together; the keys make resending
 the already stored ones harmless. So does an answer the hub cannot use (malformed, not
 JSON, without one result per item in order): the authority may have stored the items, so
-it is transient, never a refusal. An item answered 408, 409, 425, 429 or 5xx is sent
+it is transient, never a refusal. A batch answered 413 (too large for the authority) is
+sent again in halves, down to single messages. An item answered 408, 409, 425, 429 or 5xx is sent
 again (in a smaller batch, within the retry budget); if it still cannot be placed, the
 whole batch fails as transient.
 """
@@ -21,7 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub.connector.errors import TransientConnectorError, UnusableAnswerError
+from hub.connector.errors import (
+    RefusedRequestError,
+    TransientConnectorError,
+    UnusableAnswerError,
+)
 from hub.connector.http import JsonApi
 from hub.connector.retry import NO_RETRY
 from hub.model.records import PushResult
@@ -48,7 +53,29 @@ def _unusable(api: JsonApi, path: str, why: str) -> TransientConnectorError:
     )
 
 
+TOO_LARGE = 413
+
+
 def post_batch(
+    api: JsonApi, path: str, messages: Sequence[tuple[str, dict[str, object]]]
+) -> list[PushResult]:
+    """POST ``(idempotency key, body)`` pairs, one result per pair, in order: in one
+    request, or, when the authority answers 413 (the request is too large for it), in two
+    halves, each split again while it is still too large, so an authority with a smaller
+    body limit than the hub's batches gets them all; a single message still too large is
+    refused alone, the others keeping their results (see :func:`_post_one_request`)."""
+    try:
+        return _post_one_request(api, path, messages)
+    except RefusedRequestError as exc:
+        if exc.status != TOO_LARGE:
+            raise
+    if len(messages) == 1:
+        return [PushResult(accepted=False, detail=f"HTTP {TOO_LARGE} for this message")]
+    half = len(messages) // 2
+    return post_batch(api, path, messages[:half]) + post_batch(api, path, messages[half:])
+
+
+def _post_one_request(
     api: JsonApi, path: str, messages: Sequence[tuple[str, dict[str, object]]]
 ) -> list[PushResult]:
     """POST ``(idempotency key, body)`` pairs in one request; one result per pair, in order.

@@ -168,3 +168,31 @@ def test_a_malformed_batch_answer_in_a_delivery_makes_no_dead_letters(
         dead = session.scalars(select(OutboxItem.id).where(OutboxItem.status == "dead")).all()
     assert dead == []
     assert received(targets["fk"])["unique"] == counts.delivered
+
+
+def test_a_batch_too_large_for_the_authority_is_sent_again_in_halves() -> None:
+    """Before: a 413 refused the whole batch, so up to 100 transfers became dead letters at
+    once, and a retry by hand sent the same batches and met the same 413."""
+    handler = Authority()
+
+    def small_limit(request: httpx.Request) -> httpx.Response:
+        if len(json.loads(request.content)["items"]) > 2:
+            return httpx.Response(413)
+        return handler(request)
+
+    results = post_batch(api(small_limit, []), PATH, MESSAGES)
+    assert [r.accepted for r in results] == [True] * 5
+    assert handler.sent == [["key-0", "key-1"], ["key-2"], ["key-3", "key-4"]]
+
+
+def test_a_single_message_too_large_for_the_authority_is_refused_alone() -> None:
+    handler = Authority()
+
+    def refuses_key_1(request: httpx.Request) -> httpx.Response:
+        keys = [i["idempotency_key"] for i in json.loads(request.content)["items"]]
+        return httpx.Response(413) if "key-1" in keys else handler(request)
+
+    results = post_batch(api(refuses_key_1, []), PATH, MESSAGES[:3])
+    assert results[1] == PushResult(accepted=False, detail="HTTP 413 for this message")
+    assert results[0].accepted and results[2].accepted
+    assert handler.sent == [["key-0"], ["key-2"]]
