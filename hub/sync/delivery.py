@@ -129,6 +129,7 @@ class Deliverer:
         once the current batch's are done, so batches still reach each authority one
         after the other, in queue order.
         """
+        self._due_again_after_a_clock_ahead()
         with (
             fewer_collections(),
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="evi-push") as pool,
@@ -150,6 +151,23 @@ class Deliverer:
             if in_flight is not None:
                 self._record(*_gathered(in_flight))
         return self.counts
+
+    def _due_again_after_a_clock_ahead(self) -> None:
+        """Transfers put off while the server's clock was ahead (an NTP jump, a test with a
+        fake clock) would wait for the date it gave them: no put-off reaches beyond a day,
+        so one due later than that is due now. Read first: a write only when there is one."""
+        now = self.clock()
+        with self.hub.db.session() as session:
+            if not OutboxRepository(session).any_put_off_beyond_reach(now):
+                return
+        with self.hub.db.session(write_lock=True) as session:
+            moved = OutboxRepository(session).due_now_if_put_off_beyond_reach(now)
+        if moved:
+            log.warning(
+                "%d transfer(s) were due more than a day ahead, later than any put-off: the "
+                "clock was ahead when they were put off; they are due now",
+                moved,
+            )
 
     def _queues(self, claims: list[Claim]) -> list[list[Claim]]:
         """The claims in the queues that are pushed side by side (claims in queue order)."""

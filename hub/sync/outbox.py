@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ MAX_RETRY_AFTER = timedelta(days=1)
 """The longest an authority's ``Retry-After`` puts a transfer off."""
 _MAX_WAIT_SECONDS = MAX_RETRY_AFTER.total_seconds()
 _MAX_BACKOFF = timedelta(hours=1)
+CLOCK_SLACK = timedelta(hours=1)
+"""Beyond :data:`MAX_RETRY_AFTER`, how far ahead a pending transfer may be due before it is
+taken to have been put off under a clock that was ahead (a lease is 10 minutes)."""
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -193,6 +197,26 @@ class OutboxRepository:
             (PENDING, time_binder(connection.dialect)(now)),
         )
         return len(rows) == len(set(ids))
+
+    def _put_off_beyond_reach(self, now: datetime) -> tuple[Any, ...]:
+        return (
+            OutboxItem.status == PENDING,
+            OutboxItem.next_attempt_at > now + MAX_RETRY_AFTER + CLOCK_SLACK,
+        )
+
+    def any_put_off_beyond_reach(self, now: datetime) -> bool:
+        """Whether a pending transfer is due later than any put-off makes one (a day, plus
+        :data:`CLOCK_SLACK`): put off while the clock was ahead. One index look-up."""
+        query = select(OutboxItem.id).where(*self._put_off_beyond_reach(now)).limit(1)
+        return self.session.execute(query).first() is not None
+
+    def due_now_if_put_off_beyond_reach(self, now: datetime) -> int:
+        """Make the transfers :meth:`any_put_off_beyond_reach` finds due at ``now``
+        (otherwise they would wait for the date the wrong clock gave them); how many."""
+        result = self.session.execute(
+            update(OutboxItem).where(*self._put_off_beyond_reach(now)).values(next_attempt_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def release(self, ids: Sequence[int], now: datetime) -> None:
         """End the lease of claimed items that were not attempted (e.g. on shutdown)."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sync_support import (
     POPULATION,
     SEED,
@@ -762,3 +762,30 @@ def test_a_person_followed_later_gets_the_records_the_region_already_held(
     again = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
     # read from the start once, not every night: a quiet night reads what it read before
     assert again.get("region").pulled == quiet.get("region").pulled
+
+
+def test_transfers_put_off_while_the_clock_was_ahead_are_due_again(
+    demo: Hub, targets: dict[str, SandboxTarget], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a transfer put off while the server's clock was ahead (seen with faketime
+    +1100 days) waited for the date that clock gave it, years away. No put-off reaches
+    beyond a day, so one due later than that is due now."""
+    run_sync(demo, sync_options(targets, deliver=False))
+    ahead = datetime.now(UTC) + timedelta(days=1100)
+    with demo.db.session() as session:
+        ids = session.scalars(select(OutboxItem.id).where(OutboxItem.status == PENDING)).all()
+        assert ids
+        session.execute(
+            update(OutboxItem).where(OutboxItem.id.in_(ids)).values(next_attempt_at=ahead)
+        )
+        tomorrow = datetime.now(UTC) + timedelta(hours=23)  # a put-off within reach: kept
+        session.execute(
+            update(OutboxItem).where(OutboxItem.id == ids[0]).values(next_attempt_at=tomorrow)
+        )
+    caplog.set_level("WARNING", logger="hub.sync.delivery")
+    report = run_sync(demo, sync_options(targets, connectors=[], deliver=True))
+    assert report.exit_code == 0
+    with demo.db.session() as session:
+        left = session.scalars(select(OutboxItem.id).where(OutboxItem.status == PENDING)).all()
+    assert left == [ids[0]]
+    assert any("the clock was ahead" in r.getMessage() for r in caplog.records)
