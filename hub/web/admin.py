@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from hub.connector.errors import ConnectorError
 from hub.connector.service import (
@@ -63,7 +63,7 @@ Administrator = Annotated[WebUser, Depends(require_role(Role.ADMINISTRATOR))]
 HISTORY_ROWS = 50
 Limit = Annotated[int, Query(ge=1, le=1000, description="how many runs, newest first")]
 ID_MAX = 2**63 - 1  # the largest id a database's BIGINT holds
-TransferId = Annotated[int, Field(ge=1, le=ID_MAX)]
+TransferId = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]  # true or "1" is no id
 After = Annotated[
     int, Query(ge=0, le=ID_MAX, description="the page after this id (the last one shown)")
 ]

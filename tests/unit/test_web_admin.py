@@ -92,7 +92,16 @@ def test_retrying_through_the_api_by_id_and_the_mistakes_it_refuses(
     again = client.post("/api/admin/transfers/retry", json={"ids": ids}, headers=bearer(token))
     assert again.status_code == 404 and str(ids[0]) in again.json()["detail"]
     loose = ({"all": "yes"}, {"all": 1}, {"all": "true"})  # retrying all is said with true
-    for body in ({}, {"ids": [1], "all": True}, {"ids": "all"}, {"ids": [2**70]}, {"ids": [0]}):
+    # an id is a JSON number: true, "1" and 1.0 were read as id 1 (found by the web fuzz walk)
+    strict = ({"ids": [True]}, {"ids": ["1"]}, {"ids": [1.0]})
+    for body in (
+        {},
+        {"ids": [1], "all": True},
+        {"ids": "all"},
+        {"ids": [2**70]},
+        {"ids": [0]},
+        *strict,
+    ):
         refused = client.post("/api/admin/transfers/retry", json=body, headers=bearer(token))
         assert refused.status_code == 422
     for body in loose:
