@@ -42,8 +42,11 @@ PAGE_LEADS = {
     404: N_("There is no such page or item."),
     405: N_("There is no such page or item."),  # e.g. /logout typed into the address bar
     409: N_("That cannot be done now."),
+    413: N_("What you sent is too large."),
     422: N_("Check what you entered."),
+    429: N_("Too many attempts; wait a while and try again."),
     500: N_("Something went wrong on the server; the server's log says what."),
+    503: N_("The service cannot answer right now; try again in a while."),
 }
 """What an error status means, at the top of the error page (500's for any other)."""
 

@@ -157,6 +157,29 @@ def test_an_unreachable_database_is_a_503_that_names_nothing_of_it(
     assert not any("S3cret" in r.getMessage() for r in caplog.records)
 
 
+def test_a_page_while_the_database_is_unavailable_says_so_not_that_the_server_failed(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a 503 page opened with the 500 text ("Något gick fel på servern…"), as did
+    any status without a lead of its own (found by the web fuzz walk)."""
+    token = token_for(hub, "anna.af", Role.CASEWORKER, party="af")
+    with web_client(hub) as client:
+        client.post("/login", data={"token": token})
+
+        def unavailable(*_args: object, **_kw: object) -> None:
+            from hub.errors import StorageError
+
+            raise StorageError("cannot reach the database at sqlite:///x: disk I/O error")
+
+        monkeypatch.setattr(hub.db, "session", unavailable)
+        page = client.get("/", headers={"Accept-Language": "sv"})
+        english = client.get("/", headers={"Accept-Language": "en"})
+    assert page.status_code == english.status_code == 503
+    assert "Tjänsten kan inte svara just nu. Försök igen om en stund." in page.text
+    assert "Något gick fel på servern" not in page.text and "sqlite" not in page.text
+    assert "The service cannot answer right now; try again in a while." in english.text
+
+
 LINKED_REPORTS = [
     ("/api/log/entries?decision=deny&limit=1", Role.PRIVACY_OFFICER),
     ("/api/log/sample?size=1", Role.PRIVACY_OFFICER),
