@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
@@ -223,9 +224,44 @@ def _describe(exc: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(problems)
 
 
+READ_ELSEWHERE = frozenset({"PLUGINS"})
+"""``EVI_*`` variables the hub reads that are no setting (``EVI_PLUGINS``: which plugins)."""
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``EVI_*`` variables no setting reads, sorted. pydantic-settings refuses an
+    unknown key under a section (``EVI_SYNC__MAX_ATTEMPS``) but passes over an unknown
+    top-level one, so ``EVI_DATABSE_URL`` would leave the hub on its SQLite default
+    without a word. ``EVI_TEST_*`` belong to the test suite."""
+    names = os.environ if environ is None else environ
+    unknown = []
+    for name in names:
+        upper = name.upper()
+        if not upper.startswith("EVI_") or upper.startswith("EVI_TEST_"):
+            continue
+        rest = upper.removeprefix("EVI_")
+        if rest in READ_ELSEWHERE or rest.split("__", 1)[0].lower() in Settings.model_fields:
+            continue
+        unknown.append(name)
+    return sorted(unknown)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Load and validate the settings once; raises :class:`ConfigError` with what to fix."""
+    unknown = unknown_environment()
+    if unknown:
+        known = ", ".join(f"EVI_{field.upper()}" for field in Settings.model_fields)
+        connectors = (
+            "; a connector's options are set with `evi connectors configure`, not variables"
+            if any(n.upper().startswith("EVI_CONNECTORS") for n in unknown)
+            else ""
+        )
+        raise ConfigError(
+            f"invalid configuration: unknown setting in the environment: {', '.join(unknown)}: "
+            f"remove it or check its spelling (the settings are {known}, EVI_PLUGINS, and "
+            f"sections as EVI_SYNC__MAX_ATTEMPTS){connectors}"
+        )
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -88,6 +88,35 @@ def test_unknown_config_key_is_named(cli, evi_home: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("EVI_DATABSE_URL", "check its spelling"),  # before: the hub ran on its SQLite default
+        ("evi_enviroment", "check its spelling"),  # read without regard to case, as the rest
+        ("EVI_CONNECTORS__AF__BASE_URL", "`evi connectors configure`"),
+    ],
+)
+def test_an_unknown_variable_in_the_environment_is_named_not_passed_over(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, name: str, says: str
+) -> None:
+    """Before: pydantic-settings refused an unknown key under a section but passed over an
+    unknown top-level one, so a misspelt EVI_DATABASE_URL left a production hub writing to
+    a new SQLite file in $EVI_HOME."""
+    monkeypatch.setenv(name, "postgresql+psycopg://evi@db.example/evi")
+    result = cli("config", "show")
+    assert result.code == 2
+    assert f"unknown setting in the environment: {name}" in result.err and says in result.err
+    assert "db.example" not in result.err  # a value may be a secret: never repeated
+    assert not (evi_home / "evi.db").exists()
+
+
+def test_the_test_suites_and_the_plugin_variables_are_no_unknown_settings() -> None:
+    from hub.settings import unknown_environment
+
+    environ = {"EVI_TEST_POSTGRES_URL": "x", "EVI_PLUGINS": "af", "EVI_SYNC__HELPERS": "0"}
+    assert unknown_environment({**environ, "PATH": "/bin"}) == []
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "postgresql+psycopg://evi:hemligt@db.example/evi",
