@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.x509.oid import NameOID
 
-from hub.clock import SWEDEN
+from hub.clock import SWEDEN, swedish_local
 from hub.consent.receipt import render_receipt
 from hub.ledger.extract import CATEGORIES_SV, PARTIES_SV, PURPOSES_SV
 from hub.sync.outbox import DEAD
 from hub.text.records import details_text, kind_text
 from hub.text.terminal import shown
-from hub.text.times import minute_text, swedish_local
+from hub.text.times import minute_text
 
 if TYPE_CHECKING:
     from hub.casework.held import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hub.clock import swedish_local
 from hub.consent.views import ConsentHistory, PersonConsents
-from hub.text.times import swedish_local
 
 PARTY_NAMES = {
     "kommun": "Kommunen (socialtjänstens försörjningsstöd och arbetsmarknadsenheten)",

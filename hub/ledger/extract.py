@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub.clock import swedish_local
 from hub.ledger.checkpoint import Checkpoint
 from hub.ledger.records import EntryRecord
 from hub.model.identity import PersonalIdentity
-from hub.text.times import minute_text, swedish_local
+from hub.text.times import minute_text
 
 ACTIONS_SV = {
     "decision": "Beslut om utlämnande",

@@ -3,7 +3,7 @@
 When summer time ends (the last Sunday of October) the clocks in Sweden go back from 03:00
 to 02:00, so every time from 02:00 to 02:59 happens twice: first in summer time (CEST,
 UTC+2), then in winter time (CET, UTC+1). A text that gives ``02:30`` alone could be
-either; :func:`swedish_local` says which, and says nothing at every other time.
+either; :func:`hub.clock.swedish_local` says which, and says nothing at every other time.
 
 The last hour of 9999-12-31 in UTC is already year 10000 in Sweden, which no date can
 hold: such a time (a consent or block given as lasting "forever") is given in UTC.
@@ -14,8 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from hub.clock import swedish_local
-
-__all__ = ["minute_text", "swedish_local"]
 
 
 def minute_text(at: datetime) -> str:
