@@ -28,7 +28,7 @@ from hub.ledger import service
 from hub.ledger.event import Action
 from hub.ledger.fhir import bundle_chunks
 from hub.ledger.records import EXPORT_FIELDS, EntryRecord, LedgerQuery
-from hub.ledger.sample import MAX_SAMPLE
+from hub.ledger.sample import MAX_SAMPLE, Sample
 from hub.ledger.sample import sample as draw_sample
 from hub.ledger.service import MAX_SEARCH, REVIEWER_ROLE
 from hub.ledger.signing import NoteVerifier
@@ -97,6 +97,14 @@ BY_HELP = (
     "(cli:root), a job (evi-sync)."
 )
 PNR_HELP = "Personnummer or samordningsnummer; searched for as its pseudonym."
+FROM_HELP = (
+    "From the start of this day in Sweden (YYYY-MM-DD), as `evi log purge` reads its date; "
+    "or an ISO 8601 time (with an offset that instant, without one Swedish time)."
+)
+TO_HELP = (
+    "Up to the start of this day in Sweden (YYYY-MM-DD), not including it: --to 2026-03-02 "
+    "ends with 1 March; or an ISO 8601 time, as --from."
+)
 
 
 @log_app.command("search")
@@ -104,8 +112,8 @@ def search(
     ctx: typer.Context,
     pnr: str | None = pnr_option(PNR_HELP, required=False),
     participant: str | None = typer.Option(None, "--participant", help="A pseudonym (p-…)."),
-    since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
-    until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
+    since: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    until: str | None = typer.Option(None, "--to", help=TO_HELP),
     party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
     decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
     action: Action | None = typer.Option(None, "--action", help="Kind of entry."),
@@ -219,8 +227,8 @@ def _print_table(records: list[EntryRecord]) -> int:
 def sample(
     ctx: typer.Context,
     size: int = typer.Option(..., "--size", min=1, max=MAX_SAMPLE, help="How many entries."),
-    since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
-    until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
+    since: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    until: str | None = typer.Option(None, "--to", help=TO_HELP),
     party: str | None = typer.Option(None, "--party", help="Origin or recipient (af, fk, …)."),
     decision: str | None = typer.Option(None, "--decision", help="permit or deny."),
     action: Action | None = typer.Option(None, "--action", help="Kind of entry, e.g. view."),
@@ -241,19 +249,36 @@ def sample(
         _write_csv(drawn.entries, sys.stdout)
     else:
         _print_table(drawn.entries)
-    again = f"--seed {drawn.seed}" + ("" if until else " and the same --to")
     info(
         f"{len(drawn.entries)} of {drawn.matching} matching entries, drawn at random with seed "
-        f"{drawn.seed} (this draw was recorded in the log; {again} draws it again)"
+        f"{drawn.seed} (this draw was recorded in the log; {_again(drawn, query)})"
     )
+
+
+def _again(drawn: Sample, query: LedgerQuery) -> str:
+    """How to draw the same sample again, or why it cannot be yet: only over a period that
+    had ended (``--to``) before the draw, which entries recorded later cannot join."""
+    seed = drawn.seed
+    if query.until is None:
+        return (
+            f"give --to to draw it again: without it, entries recorded later change what "
+            f"--seed {seed} draws"
+        )
+    to = cut_off_text(query.until)
+    if not drawn.closed:
+        return (
+            f"--to {to} has not passed yet, so entries recorded before it can still change "
+            f"what --seed {seed} draws; draw once it has passed to be able to draw it again"
+        )
+    return f"the same filters with --seed {seed} --to {to} draw it again"
 
 
 @log_app.command("export")
 def export(
     ctx: typer.Context,
     fmt: ExportFormat = typer.Option(..., "--format", help="jsonl or fhir (AuditEvent Bundle)."),
-    since: str | None = typer.Option(None, "--from", help="From this date (YYYY-MM-DD), UTC."),
-    until: str | None = typer.Option(None, "--to", help="Before this date (YYYY-MM-DD), UTC."),
+    since: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    until: str | None = typer.Option(None, "--to", help=TO_HELP),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
 ) -> None:
     """Export entries as JSON Lines or a FHIR AuditEvent Bundle. The export is recorded."""

@@ -8,9 +8,10 @@ the sample, not the log), and returns them in sequence order.
 
 The draw is reproducible: the same filters over the same entries and the same ``seed``
 give the same sample, so a second reviewer can check that the sample was not picked by
-hand. Give a closed period (``until``): entries appended later (this draw's own log
-entry among them) would otherwise change what a seed draws. Without a seed one is chosen
-at random and reported. Every draw is recorded in the log before the entries are shown
+hand. Give a closed period (``until``, already past when drawing): entries appended later
+(this draw's own log entry among them) would otherwise change what a seed draws; the
+:class:`Sample` says whether its period was closed. Without a seed one is chosen at random
+and reported. Every draw is recorded in the log before the entries are shown
 (``ledger_search``, reason ``sample …``), like any search.
 
 Python's :class:`random.Random` draws (a reviewer's sample needs to be reproducible, not
@@ -22,6 +23,7 @@ from __future__ import annotations
 import random
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -38,11 +40,14 @@ _SEQ_BATCH = 10_000
 
 @dataclass(frozen=True)
 class Sample:
-    """The drawn entries (in sequence order), how many matched, and the seed that drew them."""
+    """The drawn entries (in sequence order), how many matched, and the seed that drew them;
+    ``closed``: the period ended (``until``) before the draw, so no entry appended later
+    can match and the same filters and seed draw the same entries again."""
 
     entries: list[EntryRecord]
     matching: int
     seed: int
+    closed: bool = False
 
 
 def sample(
@@ -56,6 +61,7 @@ def sample(
     elif not 0 <= seed < 2**63:
         raise InputError("the seed is a whole number from 0 to 2^63 - 1")
     hub.require_schema()
+    closed = query.until is not None and query.until <= datetime.now(UTC)
     draw = random.Random(seed)
     chosen: list[int] = []
     matching = 0
@@ -87,4 +93,4 @@ def sample(
                 participant=query.participant,
             ),
         )
-    return Sample(entries, matching, seed)
+    return Sample(entries, matching, seed, closed)

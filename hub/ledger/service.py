@@ -15,10 +15,10 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from hub.clock import cut_off_text
+from hub.clock import cut_off_text, parse_cut_off
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, NotFoundError
 from hub.ledger import restore
@@ -65,37 +65,19 @@ def cli_actor(on_behalf_of: str | None = None) -> str:
     return f"{on_behalf_of} via {runner}"
 
 
-def parse_when(text: str | None, name: str) -> datetime | None:
-    """A filter's time: YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are UTC.
-
-    ``name`` is the option or field the text came from, for the error message.
-    """
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-        # in UTC, as stored and compared: an offset can carry a time past year 1 or 9999
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    except ValueError:
-        raise InputError(f"{name}: not a date; write YYYY-MM-DD") from None
-    except OverflowError:
-        raise InputError(
-            f"{name}: out of range once its offset is applied; give a time between "
-            "0001-01-01 and 9999-12-31 in UTC"
-        ) from None
-
-
 def parse_span(
     since: str | None, until: str | None, names: tuple[str, str]
 ) -> tuple[datetime | None, datetime | None]:
-    """A filter's period, from ``since`` up to (not including) ``until``, as
-    :func:`parse_when` reads each; an error when it holds no time at all (``until`` not
-    after ``since``), which would only ever match nothing. ``names`` are the two options
-    or fields, for the message."""
-    start, end = parse_when(since, names[0]), parse_when(until, names[1])
+    """A filter's period, from ``since`` up to (not including) ``until``, each read as
+    :func:`hub.clock.parse_cut_off` reads a cut-off (as every date of the CLI is read): a
+    date ``YYYY-MM-DD`` is the start of that day in Sweden, so ``--from 2026-03-01 --to
+    2026-03-02`` is the Swedish day of 1 March (23 hours on the day summer time begins, 25
+    on the day it ends); a time with an offset is that instant, one without it Swedish
+    time. An error when the period holds no time at all (``until`` not after ``since``),
+    which would only ever match nothing. ``names`` are the two options or fields, for the
+    message."""
+    start = None if since is None else parse_cut_off(since, names[0])
+    end = None if until is None else parse_cut_off(until, names[1])
     if start is not None and end is not None and end <= start:
         raise InputError(
             f"{names[1]} {until} is not after {names[0]} {since}: the period runs from "

@@ -70,7 +70,8 @@ CorrelationFilter = Annotated[str, AfterValidator(correlation_filter)]
 
 
 class LogFilters(BaseModel):
-    """The filters of `evi log search`; ``from``/``to`` as in the CLI (UTC dates)."""
+    """The filters of `evi log search`; ``from``/``to`` as in the CLI: a date is a day in
+    Sweden (:func:`hub.ledger.service.parse_span`)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

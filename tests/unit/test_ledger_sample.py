@@ -92,13 +92,16 @@ def test_a_size_out_of_range_is_refused(ledger: Hub, size: int) -> None:
 
 
 def test_the_cli_draws_prints_and_says_how_to_draw_again(ledger: Hub, cli: Any) -> None:
-    to = TOMORROW.date().isoformat()
+    # a day in Sweden that has not begun (tomorrow's UTC date may have, late in the evening)
+    to = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
     result = cli("log", "sample", "--action", "view", "--to", to, "--size", "4", "--format",
                  "jsonl", "--seed", "5")  # fmt: skip
     assert result.code == 0, result.err
     lines = [json.loads(line) for line in result.out.splitlines()]
     assert len(lines) == 4 and {line["action"] for line in lines} == {"view"}
     assert "4 of 20 matching entries, drawn at random with seed 5" in result.err
+    # the period is still open: entries yet to come could change the draw
+    assert f"--to {to} has not passed yet" in result.err
     again = cli("log", "sample", "--action", "view", "--to", to, "--size", "4", "--format",
                 "jsonl", "--seed", "5")  # fmt: skip
     assert again.out == result.out
