@@ -73,12 +73,13 @@ def decode_cursor(cursor: str) -> int:
     return position
 
 
-def event(kit: SandboxKit, j: int) -> dict[str, Any]:
-    """Record ``j`` as Arbetsförmedlingen's API returns it (same every time)."""
+def event(kit: SandboxKit, seq: int, j: int) -> dict[str, Any]:
+    """Record ``j``, written at sequence number ``seq``, as Arbetsförmedlingen's API returns
+    it (the same every time)."""
     rng = draw(kit.settings.seed, "af", j)
     person = kit.person_at(j)
-    occurred = changed_at(j)
-    day = occurred.date()
+    occurred = changed_at(seq)
+    day = changed_at(j).date()
     kind = rng.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
     start = day - timedelta(days=rng.randint(0, 90))
     end = start + timedelta(days=rng.randint(30, 365))
@@ -171,10 +172,10 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     ) -> dict[str, Any]:
         start = decode_cursor(cursor) if cursor else 0
         feed = kit.feed()
-        positions = feed.positions(start, 0, limit)
-        following = positions[-1] + 1 if positions else max(start, 0)
+        entries = feed.entries(start, 0, limit)
+        following = entries[-1][0] + 1 if entries else max(start, 0)
         return {
-            "events": [event(kit, j) for j in positions],
+            "events": [event(kit, seq, j) for seq, j in entries],
             "next_cursor": encode_cursor(following),
             "has_more": feed.count(following) > 0,
         }
@@ -187,13 +188,13 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @app.post(PREFIX + "/subscriptions", dependencies=[auth])
     async def subscribe(response: Response, body: dict[str, Any] = Body(...)) -> dict[str, str]:
-        new = kit.state.subscribe(number(body))
+        new = kit.subscribe(number(body))
         response.status_code = 201 if new else 200
         return {"status": "ACTIVE"}
 
     @app.post(PREFIX + "/subscriptions:cancel", dependencies=[auth])
     async def cancel(body: dict[str, Any] = Body(...)) -> dict[str, str]:
-        had = kit.state.unsubscribe(number(body))
+        had = kit.unsubscribe(number(body))
         return {"status": "CANCELLED" if had else "NOT_FOUND"}
 
     @app.post(PREFIX + "/messages", dependencies=[auth])

@@ -41,12 +41,13 @@ def _compact(day: Any) -> str:
     return str(day.strftime("%Y%m%d"))
 
 
-def arende(kit: SandboxKit, j: int) -> dict[str, Any]:
-    """Record ``j`` as Försäkringskassan's API returns it (same every time)."""
+def arende(kit: SandboxKit, seq: int, j: int) -> dict[str, Any]:
+    """Record ``j``, written at sequence number ``seq``, as Försäkringskassan's API returns
+    it (the same every time)."""
     rng = draw(kit.settings.seed, "fk", j)
     person = kit.person_at(j)
-    changed = changed_at(j).astimezone(STOCKHOLM)
-    day = changed.date()
+    changed = changed_at(seq).astimezone(STOCKHOLM)
+    day = changed_at(j).astimezone(STOCKHOLM).date()
     kind = rng.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
     start = day - timedelta(days=rng.randint(0, 120))
     end = start + timedelta(days=rng.randint(14, 365))
@@ -115,8 +116,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             if since.tzinfo is None:
                 raise HTTPException(400, "andradFran saknar tidszon")
             start = first_position_at_or_after(since)
-        positions = kit.feed().positions(start, 0, max)
-        return {"arenden": [arende(kit, j) for j in positions]}
+        entries = kit.feed().entries(start, 0, max)
+        return {"arenden": [arende(kit, seq, j) for seq, j in entries]}
 
     def number(body: dict[str, Any]) -> str:
         try:
@@ -126,13 +127,13 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @app.post(PREFIX + "/bevakning")
     async def bevaka(response: Response, body: dict[str, Any] = Body(...)) -> dict[str, str]:
-        new = kit.state.subscribe(number(body))
+        new = kit.subscribe(number(body))
         response.status_code = 201 if new else 200
         return {"status": "AKTIV"}
 
     @app.post(PREFIX + "/bevakning/upphor")
     async def upphor(body: dict[str, Any] = Body(...)) -> dict[str, str]:
-        had = kit.state.unsubscribe(number(body))
+        had = kit.unsubscribe(number(body))
         return {"status": "UPPHORD" if had else "SAKNAS"}
 
     @app.post(PREFIX + "/underrattelser")

@@ -41,12 +41,13 @@ EMITTED_CODES: dict[str, tuple[str, ...]] = {
 _KINDS = (("REMISS", 15), ("BISTAND", 35), ("INSATS", 35), ("AVSLUT", 15))
 
 
-def handelse(kit: SandboxKit, j: int) -> dict[str, Any]:
-    """Record ``j`` as the municipality's API returns it (same every time)."""
+def handelse(kit: SandboxKit, seq: int, j: int) -> dict[str, Any]:
+    """Record ``j``, written at sequence number ``seq``, as the municipality's API returns
+    it (the same every time)."""
     rng = draw(kit.settings.seed, "kommun", j)
     person = kit.person_at(j)
-    changed = changed_at(j)
-    day = changed.astimezone(STOCKHOLM).date()
+    changed = changed_at(seq)
+    day = changed_at(j).astimezone(STOCKHOLM).date()
     kind = rng.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
     start = day - timedelta(days=rng.randint(0, 60))
     end = start + timedelta(days=rng.randint(14, 180))
@@ -56,7 +57,7 @@ def handelse(kit: SandboxKit, j: int) -> dict[str, Any]:
 
     item: dict[str, Any] = {
         "handelseId": f"KB-{kit.settings.seed}-{j:09d}",
-        "lopnummer": j + 1,
+        "lopnummer": seq + 1,
         "handelseTyp": kind,
         "andrad": changed.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M:%S"),
         "personnummer": person.dashed,
@@ -129,9 +130,9 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         feed = kit.feed()
         start = franLopnummer - 1
         total = feed.count(start)
-        positions = feed.positions(start, (sida - 1) * antal, antal)
+        entries = feed.entries(start, (sida - 1) * antal, antal)
         return {
-            "handelser": [handelse(kit, j) for j in positions],
+            "handelser": [handelse(kit, seq, j) for seq, j in entries],
             "sida": sida,
             "antalSidor": max(1, -(-total // antal)),
             "totaltAntal": total,
@@ -145,13 +146,13 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @app.post(PREFIX + "/bevakningar", dependencies=[auth])
     async def bevaka(response: Response, body: dict[str, Any] = Body(...)) -> dict[str, str]:
-        new = kit.state.subscribe(number(body))
+        new = kit.subscribe(number(body))
         response.status_code = 201 if new else 200
         return {"status": "registrerad" if new else "fanns_redan"}
 
     @app.post(PREFIX + "/bevakningar/avsluta", dependencies=[auth])
     async def avsluta(body: dict[str, Any] = Body(...)) -> dict[str, str]:
-        had = kit.state.unsubscribe(number(body))
+        had = kit.unsubscribe(number(body))
         return {"status": "avslutad" if had else "fanns_inte"}
 
     @app.post(PREFIX + "/meddelanden", dependencies=[auth])

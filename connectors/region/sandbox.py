@@ -34,8 +34,8 @@ EMITTED_GRADES = tuple(GRADE_PERCENT)
 _KINDS = (("REHABSTATUS", 80), ("REMISS", 20))
 
 
-def _ms(j: int) -> int:
-    return int(changed_at(j).timestamp() * 1000)
+def _ms(seq: int) -> int:
+    return int(changed_at(seq).timestamp() * 1000)
 
 
 def _first_position_from_ms(ms: int) -> int:
@@ -46,15 +46,16 @@ def _first_position_from_ms(ms: int) -> int:
     return -(-(ms - epoch_ms) // step_ms)
 
 
-def post(kit: SandboxKit, j: int) -> dict[str, Any]:
-    """Record ``j`` as the region's API returns it (same every time)."""
+def post(kit: SandboxKit, seq: int, j: int) -> dict[str, Any]:
+    """Record ``j``, written at sequence number ``seq``, as the region's API returns it (the
+    same every time; the region keeps no list, so ``seq`` is ``j``)."""
     rng = draw(kit.settings.seed, "region", j)
     person = kit.person_at(j)
     day = changed_at(j).date()
     kind = rng.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
     item: dict[str, Any] = {
         "postId": f"RG-{kit.settings.seed}-{j}",
-        "uppdateradMs": _ms(j),
+        "uppdateradMs": _ms(seq),
         "typ": kind,
         "patient": {"personnummer": person.dashed, "skyddadIdentitet": person.protected},
     }
@@ -110,8 +111,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         people = None if kit.settings.all_subscribed else kit.people_for(wanted)
         feed = kit.feed(people)
         start = _first_position_from_ms(since) if since is not None else 0
-        positions = feed.positions(start, offset, limit)
-        return {"traffar": feed.count(start), "poster": [post(kit, j) for j in positions]}
+        entries = feed.entries(start, offset, limit)
+        return {"traffar": feed.count(start), "poster": [post(kit, s, j) for s, j in entries]}
 
     @app.post(PREFIX + "/meddelanden")
     async def meddelande(

@@ -26,7 +26,7 @@ from fastapi import Body, FastAPI, HTTPException, Query
 from pydantic import ValidationError
 
 from connectors.sandbox_kit.faults import FaultMiddleware, Faults
-from connectors.sandbox_kit.feed import Feed, draw
+from connectors.sandbox_kit.feed import Timeline, TimelineFeed, draw
 from connectors.sandbox_kit.population import Person, Population
 from connectors.sandbox_kit.state import SandboxState
 from hub.connector.sandbox import SandboxSettings
@@ -63,12 +63,58 @@ class SandboxKit:
             )
         self.settings = settings
         self.population = Population(settings.seed, settings.population)
-        # Rounds added by /_sandbox/advance outlive a restart, on top of records_per_person.
-        self.advanced = int(self.state.get_setting("advanced") or 0)
-        self.rounds = settings.records_per_person + self.advanced
+        # Rounds added by /_sandbox/advance and records written again for people registered
+        # late outlive a restart, on top of records_per_person. ("advanced" is how a state
+        # written before the timeline counted its added rounds.)
+        self._legacy_rounds = int(self.state.get_setting("advanced") or 0)
         self.faults = Faults(settings)
-        self._people_lock = threading.Lock()
-        self._people: tuple[int, list[int]] | None = None
+        self._lock = threading.Lock()
+        self._timeline = self._build_timeline()
+        self._feed: tuple[tuple[int, Timeline], TimelineFeed] | None = None
+
+    def _build_timeline(self) -> Timeline:
+        events = [(None, self._legacy_rounds), *self.state.timeline_events()]
+        return Timeline.build(len(self.population), self.settings.records_per_person, events)
+
+    @property
+    def timeline(self) -> Timeline:
+        """Every sequence number this authority has written (see :class:`Timeline`)."""
+        return self._timeline
+
+    @property
+    def rounds(self) -> int:
+        """How many rounds of records exist (every person has one record per round)."""
+        return self._timeline.rounds
+
+    def advance(self, rounds: int) -> int:
+        """Time passes: every person gets ``rounds`` more records. Returns the rounds now."""
+        with self._lock:
+            self.state.add_timeline_event(None, rounds)
+            self._timeline = self._build_timeline()
+            return self._timeline.rounds
+
+    def subscribe(self, number: str) -> bool:
+        """Follow a person; returns whether that is new.
+
+        A person followed anew has their records written again as changed now, at the end
+        of the feed, so a hub reading on from its cursor gets them (what docs/connectors.md
+        asks of an authority that keeps a list). Not with ``all_subscribed``, where the feed
+        holds everyone all the time.
+        """
+        index = self.population.index_of(number)
+        with self._lock:
+            rounds = self._timeline.rounds
+            rewrite = None
+            if index is not None and rounds > 0 and not self.settings.all_subscribed:
+                rewrite = (index, rounds)
+            new = self.state.subscribe(number, rewrite)
+            if new and rewrite is not None:
+                self._timeline = self._build_timeline()
+            return new
+
+    def unsubscribe(self, number: str) -> bool:
+        """Stop following a person; returns whether they were followed."""
+        return self.state.unsubscribe(number)
 
     # -- people and records -------------------------------------------------------------
     def person_at(self, j: int) -> Person:
@@ -82,21 +128,33 @@ class SandboxKit:
         """Sorted indices of the people the hub subscribed (everyone with all_subscribed)."""
         if self.settings.all_subscribed:
             return range(len(self.population))
-        version = self.state.version
-        with self._people_lock:
-            if self._people is None or self._people[0] != version:
-                self._people = (version, self.people_for(self.state.subscribed()))
-            return self._people[1]
+        return self.people_for(self.state.subscribed())
 
     def people_for(self, numbers: Iterable[str]) -> list[int]:
         """Sorted indices of the given numbers that belong to this population."""
         found = {self.population.index_of(n) for n in numbers}
         return sorted(i for i in found if i is not None)
 
-    def feed(self, people: Sequence[int] | None = None) -> Feed:
-        """The change feed about ``people`` (default: the subscribed people)."""
-        chosen = self.subscribed_people() if people is None else people
-        return Feed(len(self.population), self.rounds, chosen)
+    def feed(self, people: Sequence[int] | None = None) -> TimelineFeed:
+        """The change feed about ``people`` (default: the subscribed people).
+
+        ``feed.positions(start, offset, limit)`` gives sequence numbers in order (a cursor,
+        and :func:`~connectors.sandbox_kit.feed.changed_at` their time);
+        ``feed.entries(…)`` gives each with its record ``j``, from which the record's
+        content is drawn. The two are equal until a person is registered late.
+        """
+        if people is not None:
+            return self._timeline.feed(people)
+        timeline = self._timeline
+        key = (-1 if self.settings.all_subscribed else self.state.version, timeline)
+        with self._lock:
+            if self._feed is None or self._feed[0] != key:
+                self._feed = (key, timeline.feed(self.subscribed_people()))
+            return self._feed[1]
+
+    def record_at(self, seq: int) -> int:
+        """The record ``j`` written at sequence number ``seq``."""
+        return self._timeline.record(seq)
 
     def is_invalid(self, j: int) -> bool:
         """Whether record ``j`` violates the API's schema (the same answer every time)."""
@@ -162,10 +220,7 @@ class SandboxKit:
         async def advance(
             rounds: int = Body(default=1, embed=True, ge=1, le=1000),
         ) -> dict[str, int]:
-            kit.advanced += rounds
-            kit.rounds += rounds
-            kit.state.set_setting("advanced", str(kit.advanced))
-            return {"rounds": kit.rounds}
+            return {"rounds": kit.advance(rounds)}
 
         @app.patch("/_sandbox/knobs")
         async def knobs(changes: dict[str, Any] = Body(...)) -> dict[str, Any]:

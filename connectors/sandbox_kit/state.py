@@ -1,4 +1,5 @@
-"""The authority's side of things: who the hub subscribed, and the pushes received.
+"""The authority's side of things: who the hub subscribed, the pushes received, and what
+was written to the feed after its first rounds.
 
 Kept in SQLite (standard library): in memory for an in-process sandbox, or in
 ``STATE_DIR/state.db`` when a state directory is given, so a sandbox served with
@@ -31,6 +32,13 @@ CREATE TABLE IF NOT EXISTS received (
 );
 CREATE TABLE IF NOT EXISTS subscription (number TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- What was written to the feed after the first rounds, in order: rounds added (person
+-- NULL), or a person registered late whose first `rounds` rounds were written again.
+CREATE TABLE IF NOT EXISTS timeline_event (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    person INTEGER,
+    rounds INTEGER NOT NULL
+);
 """
 
 
@@ -60,14 +68,30 @@ class SandboxState:
         self.version = 0  # bumped on every subscription change, for caches
 
     # -- subscriptions ---------------------------------------------------------------
-    def subscribe(self, number: str) -> bool:
-        """Add a subscription; returns whether it is new."""
+    def subscribe(self, number: str, rewrite: tuple[int, int] | None = None) -> bool:
+        """Add a subscription; returns whether it is new.
+
+        ``rewrite`` (person index, rounds): if the subscription is new, that person's
+        records of the first ``rounds`` rounds are written to the feed again, in the same
+        transaction.
+        """
         with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO subscription (number) VALUES (?)", (number,)
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO subscription (number) VALUES (?)", (number,)
+                )
+                new = cur.rowcount == 1
+                if new and rewrite is not None:
+                    self._db.execute(
+                        "INSERT INTO timeline_event (person, rounds) VALUES (?, ?)", rewrite
+                    )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
             self.version += 1
-            return cur.rowcount == 1
+            return new
 
     def unsubscribe(self, number: str) -> bool:
         """Cancel a subscription; returns whether there was one."""
@@ -80,6 +104,21 @@ class SandboxState:
         with self._lock:
             rows = self._db.execute("SELECT number FROM subscription ORDER BY number").fetchall()
         return [row[0] for row in rows]
+
+    # -- the feed after its first rounds -------------------------------------------------
+    def timeline_events(self) -> list[tuple[int | None, int]]:
+        """``(person or None, rounds)`` in the order they happened."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT person, rounds FROM timeline_event ORDER BY seq"
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def add_timeline_event(self, person: int | None, rounds: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO timeline_event (person, rounds) VALUES (?, ?)", (person, rounds)
+            )
 
     # -- pushes ------------------------------------------------------------------------
     def receive(self, key: str, body: dict[str, Any]) -> Receipt:

@@ -116,7 +116,7 @@ def record(name: str, j: int, **changes: Any) -> dict[str, Any]:
         "fk": fk_sandbox.arende,
         "region": region_sandbox.post,
     }[name]
-    return {**make(_kit(name), j), **changes}
+    return {**make(_kit(name), j, j), **changes}
 
 
 def records(name: str, first: int, count: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from connectors.kommun.connector import KommunConnector
 from connectors.sandbox_kit import Population, skatteverket_numbers
 from connectors.sandbox_kit.feed import (
     Feed,
+    Timeline,
     changed_at,
     first_position_at_or_after,
 )
@@ -118,6 +119,82 @@ def test_feed_slices_equal_a_brute_force_listing(
     feed = Feed(population, rounds, people)
     assert feed.count(start) == len(everything)
     assert feed.positions(start, offset, limit) == everything[offset : offset + limit]
+
+
+_EVENTS = st.lists(
+    st.tuples(st.one_of(st.none(), st.integers(0, 5)), st.integers(0, 3)), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rounds=st.integers(0, 3), events=_EVENTS, data=st.data())
+def test_a_timeline_feed_holds_each_record_once_at_its_latest_place(
+    rounds: int, events: list[tuple[int | None, int]], data: st.DataObject
+) -> None:
+    population = 6
+    timeline = Timeline.build(population, rounds, events)
+    # Brute force: every write in order, then each record at the last place it was written.
+    writes: list[int] = [r * population + p for r in range(rounds) for p in range(population)]
+    total = rounds
+    for person, n in events:
+        if person is None:
+            writes += [
+                r * population + p for r in range(total, total + n) for p in range(population)
+            ]
+            total += n
+        else:
+            writes += [r * population + person for r in range(total)]
+    latest = {j: seq for seq, j in enumerate(writes)}
+    people = sorted(data.draw(st.sets(st.integers(0, population - 1))))
+    start = data.draw(st.integers(0, len(writes) + 2))
+    offset, limit = data.draw(st.integers(0, 30)), data.draw(st.integers(0, 30))
+    expected = sorted(
+        (seq, j) for j, seq in latest.items() if j % population in people and seq >= start
+    )
+    feed = timeline.feed(people)
+    assert timeline.end == len(writes) and timeline.rounds == total
+    assert feed.count(start) == len(expected)
+    assert feed.entries(start, offset, limit) == expected[offset : offset + limit]
+    assert all(timeline.record(seq) == writes[seq] for seq in range(len(writes)))
+
+
+def test_a_person_registered_late_is_written_again_as_changed_now(tmp_path: Path) -> None:
+    """What docs/connectors.md asks of an authority that keeps a list, and what the hub
+    relies on: reading on from its cursor, it gets a newly registered person's records."""
+    state = tmp_path / "sandbox" / "kommun"
+    first, second = Population(1, 10).numbers[:2]
+    feed = "/ekonomiskt-bistand/v2/handelser"
+
+    def follow(c: httpx.Client, number: str) -> int:
+        answer = c.post(
+            "/ekonomiskt-bistand/v2/bevakningar", json={"personnummer": number}, headers=TOKEN
+        )
+        return answer.status_code
+
+    def read(c: httpx.Client, after: int) -> list[dict[str, Any]]:
+        page = c.get(feed, params={"franLopnummer": after + 1, "antal": 500}, headers=TOKEN)
+        return list(page.json()["handelser"])
+
+    with client(population=10, records_per_person=3, state_dir=state) as c:
+        assert follow(c, first) == 201
+        seen = read(c, 0)
+        assert len(seen) == 3
+        cursor = seen[-1]["lopnummer"]
+        assert follow(c, second) == 201
+        late = read(c, cursor)  # the hub reads on from its cursor
+        assert len(late) == 3
+        assert {e["personnummer"].replace("-", "")[-10:] for e in late} == {second[-10:]}
+        assert all(e["lopnummer"] > cursor for e in late)
+        assert all(e["andrad"] > seen[-1]["andrad"] for e in late)
+        # the same records, only written again: same ids, same content
+        everything = {e["handelseId"]: e for e in read(c, 0)}
+        assert len(everything) == 6
+        assert follow(c, second) == 200  # already followed: nothing written again
+        assert len(read(c, cursor)) == 3
+    with client(population=10, records_per_person=3, state_dir=state) as c:
+        assert read(c, 0) == list(everything.values())  # a restart keeps the feed as it was
+        c.post("/_sandbox/advance", json={"rounds": 1})
+        assert len(read(c, cursor)) == 3 + 2  # the new round comes after what was written again
 
 
 def test_change_times_are_unique_and_found_again() -> None:

@@ -36,6 +36,7 @@ from hub.ledger.service import verify
 from hub.model.consent import ConsentSubmission
 from hub.model.identity import parse_identity
 from hub.model.records import NativeRecord
+from hub.model.vocab import Category
 from hub.settings import get_settings
 from hub.store.participants import ParticipantRepository
 from hub.store.tables.ledger import LedgerEntryRow
@@ -724,7 +725,7 @@ def _unconsented(demo: Hub, targets: dict[str, SandboxTarget]) -> str:
     return next(p.number for p in assign_profiles(people, SEED)["no_consent"] if not p.protected)
 
 
-def _region_records(demo: Hub, number: str) -> int:
+def _records_from(demo: Hub, source: str, number: str) -> int:
     with demo.db.session() as session:
         person = ParticipantRepository(session, demo.keys).find(parse_identity(number))
         if person is None:
@@ -732,9 +733,20 @@ def _region_records(demo: Hub, number: str) -> int:
     return count(
         demo,
         StoredRecord,
-        StoredRecord.source == "region",
+        StoredRecord.source == source,
         StoredRecord.participant_id == person.id,
     )
+
+
+def _consent_from_now(demo: Hub, number: str, party: str) -> None:
+    everything = paper_fields(
+        number, parties=[party, "team"], categories=[c.value for c in Category]
+    )
+    everything.update(
+        valid_from=datetime.now(UTC) - timedelta(days=1),
+        valid_until=datetime.now(UTC) + timedelta(days=300),
+    )
+    ConsentService(demo).register(ConsentSubmission.model_validate(everything), actor="test")
 
 
 def test_a_person_followed_later_gets_the_records_the_region_already_held(
@@ -746,22 +758,38 @@ def test_a_person_followed_later_gets_the_records_the_region_already_held(
     assert run_sync(demo, sync_options(targets, deliver=False)).exit_code == 0
     quiet = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
     number = _unconsented(demo, targets)
-    assert _region_records(demo, number) == 0
-    everyone = paper_fields(
-        number, parties=["region", "team"], categories=["identity", "health", "referral"]
-    )
-    everyone.update(
-        valid_from=datetime.now(UTC) - timedelta(days=1),
-        valid_until=datetime.now(UTC) + timedelta(days=300),
-    )
-    ConsentService(demo).register(ConsentSubmission.model_validate(everyone), actor="test")
+    assert _records_from(demo, "region", number) == 0
+    _consent_from_now(demo, number, "region")
     night = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
     assert night.exit_code == 0
-    held = _region_records(demo, number)
+    held = _records_from(demo, "region", number)
     assert held > 0 and night.get("region").stored >= held
     again = run_sync(demo, sync_options(targets, connectors=["region"], deliver=False))
     # read from the start once, not every night: a quiet night reads what it read before
     assert again.get("region").pulled == quiet.get("region").pulled
+
+
+@pytest.mark.parametrize("name", ["kommun", "af", "fk"])
+def test_a_person_registered_later_gets_the_records_the_authority_already_held(
+    demo: Hub, targets: dict[str, SandboxTarget], name: str
+) -> None:
+    """An authority that keeps a list writes a newly registered person's records again, as
+    changed now, so the hub reading on from its cursor gets them (docs/connectors.md). Before,
+    the sandboxes left them at their old places, behind the cursor: a person whose consent
+    came after the first night had none of their history from kommun, af or fk."""
+    assert run_sync(demo, sync_options(targets, deliver=False)).exit_code == 0
+    quiet = run_sync(demo, sync_options(targets, connectors=[name], deliver=False))
+    number = _unconsented(demo, targets)
+    _consent_from_now(demo, number, name)
+    night = run_sync(demo, sync_options(targets, connectors=[name], deliver=False))
+    assert night.exit_code == 0
+    with bench(targets[name]) as client:
+        rounds = client.get("/_sandbox/info").json()["rounds"]
+    # every record the authority held about the person, once: one per round
+    assert _records_from(demo, name, number) == rounds > 0
+    assert night.get(name).pulled == quiet.get(name).pulled + rounds
+    again = run_sync(demo, sync_options(targets, connectors=[name], deliver=False))
+    assert again.get(name).pulled == quiet.get(name).pulled
 
 
 def test_transfers_put_off_while_the_clock_was_ahead_are_due_again(
