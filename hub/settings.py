@@ -48,6 +48,13 @@ EXAMPLE_ORIGIN = "evi-hub.example/ledger"
 class LedgerSettings(_Section):
     origin: str = EXAMPLE_ORIGIN
     witness_dir: Path | None = None
+    minimum_retention_days: int = Field(
+        default=365,
+        ge=0,
+        le=36_500,
+        description="days the transfer log's entries keep their content at least: `evi log "
+        "purge` refuses a --before within them (hub.ledger.purge); 0: no minimum",
+    )
 
 
 class ConsentSettings(_Section):

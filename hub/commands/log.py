@@ -425,13 +425,16 @@ def purge(
         ...,
         "--before",
         help="Purge entries recorded before this day began in Sweden (YYYY-MM-DD), as "
-        "`evi participants purge` reads its date.",
+        "`evi participants purge` reads its date; at least [ledger] minimum_retention_days "
+        "before today (see `evi config show`).",
     ),
     yes: bool = typer.Option(
         False, "--yes", help="Really purge (without it: say how many, change nothing, exit 2)."
     ),
 ) -> None:
-    """Retention: remove the content of old entries, keeping their hashes so the log verifies."""
+    """Retention: remove the content of old entries, keeping their hashes so the log verifies.
+    Entries keep their content for at least [ledger] minimum_retention_days (evi.toml or
+    EVI_LEDGER__MINIMUM_RETENTION_DAYS): a --before within them is refused."""
     when = parse_cut_off(before, "--before")
     result = service.purge(hub_from(ctx), when, service.cli_actor(), confirmed=yes)
     _warn_witnesses(result.checkpoint.witness_failures)

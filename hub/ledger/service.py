@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.clock import cut_off_text, parse_cut_off
+from hub.clock import Clock, cut_off_text, parse_cut_off, utc_now
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, NotFoundError
 from hub.ledger import restore
 from hub.ledger.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
 from hub.ledger.event import IDENTITY_NUMBER, ON_BEHALF, Action, ActorRole, LedgerEvent
 from hub.ledger.extract import Extract, ProvenEntry
-from hub.ledger.purge import count_purgeable, purge_before
+from hub.ledger.purge import count_purgeable, purge_before, require_minimum_retention
 from hub.ledger.records import EntryRecord, LedgerQuery, find_entries
 from hub.ledger.signing import NoteVerifier, check_signer, load_signer
 from hub.ledger.tree import StoredTree
@@ -303,12 +303,19 @@ class PurgeResult:
     checkpoint: Checkpoint
 
 
-def purge(hub: Hub, before: datetime, actor: str, *, confirmed: bool) -> PurgeResult:
-    """Purge entries recorded before ``before``. Unconfirmed, only counts and raises
-    :class:`InputError` saying how many would go. A checkpoint is signed first, so the
-    purged range stays covered by a signed root; the purge itself is logged."""
-    if before > datetime.now(UTC):
+def purge(
+    hub: Hub, before: datetime, actor: str, *, confirmed: bool, clock: Clock = utc_now
+) -> PurgeResult:
+    """Purge entries recorded before ``before``. Refused (:class:`InputError`, nothing
+    changed) for a ``before`` in the future or within ``[ledger] minimum_retention_days``
+    of today (:func:`hub.ledger.purge.require_minimum_retention`), confirmed or not.
+    Unconfirmed, only counts and raises :class:`InputError` saying how many would go. A
+    checkpoint is signed first, so the purged range stays covered by a signed root; the
+    purge itself is logged."""
+    now = clock()
+    if before > now:
         raise InputError("--before is in the future; purging is only for old entries")
+    require_minimum_retention(before, now, hub.settings.ledger.minimum_retention_days)
     hub.require_schema()
     with hub.db.session(write_lock=True) as session:
         count = count_purgeable(session, before)
@@ -318,7 +325,7 @@ def purge(hub: Hub, before: datetime, actor: str, *, confirmed: bool) -> PurgeRe
                 "rerun with --yes to purge them"
             )
         checkpoint = write_checkpoint(session, hub.settings, hub.plugins)
-        purged = purge_before(session, before, datetime.now(UTC))
+        purged = purge_before(session, before, clock())
         append(
             session,
             LedgerEvent(

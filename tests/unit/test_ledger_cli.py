@@ -612,10 +612,13 @@ def test_an_export_into_a_directory_says_to_name_a_file_and_is_not_recorded(
     assert list(tmp_path.parent.glob(f".{tmp_path.name}.*")) == []
 
 
-def test_purge_before_a_date_means_before_that_day_began_in_sweden(ledger: Hub, cli) -> None:
+def test_purge_before_a_date_means_before_that_day_began_in_sweden(
+    ledger: Hub, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As `evi participants purge` reads its date (before: midnight UTC, so the two purges
     of one retention plan drew the line an hour apart, and an entry of 00:30 on New Year's
     Day in Sweden went with the old year's)."""
+    monkeypatch.setenv("EVI_LEDGER__MINIMUM_RETENTION_DAYS", "0")  # 2026-01-01 may be recent
     times = ["2025-12-31 22:30:00+00:00", "2025-12-31 23:30:00+00:00"]  # 23:30 / 00:30 CET
     with ledger.db.session() as session:
         for seq, time in enumerate(times):

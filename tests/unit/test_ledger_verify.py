@@ -423,11 +423,14 @@ def test_entries_with_escaped_characters_verify(hub: Hub) -> None:
     assert report.ok, report.problems
 
 
-def test_purged_entry_that_still_names_someone_is_named(ledger: Hub) -> None:
+def test_purged_entry_that_still_names_someone_is_named(
+    ledger: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import UTC, datetime
 
     from hub.ledger.service import purge
 
+    monkeypatch.setattr(ledger.settings.ledger, "minimum_retention_days", 0)  # purges today's
     purge(ledger, datetime.now(UTC), "cli:test", confirmed=True)  # logged, so covered
     assert verify(ledger).ok
     tamper(ledger, lambda s: setattr(entry(s, 21), "participant", "p-" + "0" * 32))
@@ -465,11 +468,14 @@ def test_content_removed_outside_a_logged_purge_is_found(ledger: Hub) -> None:
     assert seq == 25 and "no purge in the log covers it" in message
 
 
-def test_a_logged_purge_covers_what_it_removed_and_nothing_newer(ledger: Hub) -> None:
+def test_a_logged_purge_covers_what_it_removed_and_nothing_newer(
+    ledger: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from hub.ledger.service import purge
 
+    monkeypatch.setattr(ledger.settings.ledger, "minimum_retention_days", 0)  # purges today's
     with ledger.db.session() as session:  # the first 16 entries are a day older
         session.execute(
             update(LedgerEntryRow)

@@ -181,10 +181,12 @@ def test_cli_counts_without_yes_and_removes_with_it(caseload: Hub, cli: Any) -> 
 
 
 @pytest.fixture
-def forgotten(caseload: Hub) -> Hub:
+def forgotten(caseload: Hub, monkeypatch: pytest.MonkeyPatch) -> Hub:
     """The caseload after retention of records (EXPIRED, NO_CONSENT and WITHDRAWN lose
     theirs) and of the whole transfer log; RUNNING's records are gone too (as if never
-    stored), but its consent still runs. EXPIRED also had a block and a subscription."""
+    stored), but its consent still runs. EXPIRED also had a block and a subscription.
+    The log is purged up to now: this test database keeps no minimum retention."""
+    monkeypatch.setattr(caseload.settings.ledger, "minimum_retention_days", 0)
     purge_records(caseload, JUNE_2026, "cli:admin", confirmed=True)
     with caseload.db.session() as session:
         people = ParticipantRepository(session, caseload.keys)
