@@ -84,6 +84,9 @@ def create_app(
         opened.require_schema()
         return {"status": "ok"}
 
+    # HEAD too: uptime monitors and load balancers often ask with HEAD (RFC 9110 9.3.2).
+    app.head("/healthz")(healthz)
+
     nav: list[NavLink] = []
     for name in ROUTERS:
         module = importlib.import_module(name)

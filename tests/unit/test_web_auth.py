@@ -36,6 +36,10 @@ def test_health_check_answers_without_signing_in(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+    # what uptime monitors ask by default: the same status and headers, no body
+    head = client.head("/healthz")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == response.headers["content-type"]
 
 
 @pytest.mark.parametrize(
