@@ -288,6 +288,13 @@ def require_fit_for_production(settings: Settings) -> None:
             "deployment, e.g. evi.kommun.se/ledger, before the first sync: the log's "
             "signed checkpoints carry it, and it cannot change later"
         )
+    if settings.ledger.minimum_retention_days == 0:
+        raise ConfigError(
+            "environment is production but [ledger] minimum_retention_days is 0, which lets "
+            "evi log purge empty the transfer log's entries of yesterday: set it "
+            "(EVI_LEDGER__MINIMUM_RETENTION_DAYS) to the days the log must stay readable "
+            "at least (default 365; see docs/ledger.md); 0 is for test and demo databases"
+        )
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

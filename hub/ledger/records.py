@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from hub.clock import cut_off_text
 from hub.errors import InputError
 from hub.ledger.canonical import format_time, read_document
 from hub.ledger.event import IDENTITY_NUMBER, Action
@@ -145,9 +146,11 @@ class LedgerQuery:
                 raise InputError(f"{name}: a sequence number, 0 or more")
 
     def describe(self) -> str:
-        """The filters in words, for the audit entry recording this read (no numbers)."""
+        """The filters in words, for the audit entry recording this read (no numbers); a
+        period as it was asked for: ``since=2026-03-01`` for the day in Sweden, not the UTC
+        instant it began."""
         parts = [
-            f"{name}={value.isoformat() if isinstance(value, datetime) else value}"
+            f"{name}={cut_off_text(value) if isinstance(value, datetime) else value}"
             for name, value in (
                 ("participant", self.participant),
                 ("since", self.since),

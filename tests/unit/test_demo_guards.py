@@ -63,6 +63,22 @@ def test_production_refuses_the_example_ledger_origin(
     assert cli("db", "upgrade").code == 0
 
 
+def test_production_refuses_a_log_without_a_minimum_retention(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVI_ENVIRONMENT", "production")
+    monkeypatch.setenv("EVI_LEDGER__ORIGIN", "evi.kommun.example/ledger")
+    monkeypatch.setenv("EVI_LEDGER__MINIMUM_RETENTION_DAYS", "0")
+    refused = cli("db", "upgrade")
+    assert refused.code == 2
+    assert "minimum_retention_days is 0" in refused.err
+    assert "EVI_LEDGER__MINIMUM_RETENTION_DAYS" in refused.err
+    assert tables(evi_home) == []
+    monkeypatch.setenv("EVI_LEDGER__MINIMUM_RETENTION_DAYS", "90")  # shorter, but a floor
+    get_settings.cache_clear()
+    assert cli("db", "upgrade").code == 0
+
+
 def test_production_refuses_the_demo(cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVI_ENVIRONMENT", "production")
     monkeypatch.setenv("EVI_LEDGER__ORIGIN", "evi.kommun.example/ledger")

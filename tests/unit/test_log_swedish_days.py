@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from ledger_support import decisions
 from sqlalchemy import select
+from test_consent_support import ledger
 from web_support import bearer, token_for, web_client
 
 from hub.context import Hub
@@ -103,6 +104,9 @@ def test_a_date_of_the_log_search_sample_and_export_is_a_day_in_sweden(
     assert searched("--from", day) == [1, 2, 3, 4, 5]
     assert searched("--to", day) == [0]
     assert searched("--from", next_day) == [4, 5]
+    # the log records each search with its period as it was asked for, not as UTC instants
+    searches = [e["reason"] for e in ledger(hub.db) if e["action"] == "ledger_search"]
+    assert searches[0] == f"filters: since={day}, until={next_day}, limit=1000"
 
 
 def test_a_time_with_an_offset_is_that_instant_and_one_without_is_swedish_time(
