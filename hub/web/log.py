@@ -268,6 +268,8 @@ def sample_entries(
         "count": len(drawn.entries),
         "matching": drawn.matching,
         "seed": drawn.seed,
+        # whether the period had ended: only then do the same filters and seed draw it again
+        "repeatable": drawn.closed,
     }
 
 

@@ -208,6 +208,24 @@ def test_the_web_reads_a_date_as_a_day_in_sweden_too(
     assert _page_seqs(sampled.text) == inside
 
 
+def test_the_web_sample_says_whether_its_seed_draws_it_again(
+    hub: Hub, client: TestClient, officer: dict[str, str]
+) -> None:
+    """As `evi log sample` says it: only over a period that has ended."""
+    decisions(hub, PNR, 3, time=utc(2026, 3, 1, 12))
+    past = {"from": "2026-03-01", "to": "2026-03-02", "size": "2", "seed": "5"}
+    drawn = client.get("/api/log/sample", params=past, headers=officer)
+    assert drawn.status_code == 200 and drawn.json()["repeatable"] is True
+    open_ended = {"from": "2026-03-01", "size": "2", "seed": "5"}
+    drawn = client.get("/api/log/sample", params=open_ended, headers=officer)
+    assert drawn.status_code == 200 and drawn.json()["repeatable"] is False
+    client.post("/login", data={"token": officer["Authorization"].removeprefix("Bearer ")})
+    page = client.post("/log/sample", data=past, headers={"Accept-Language": "en"})
+    assert "the same filters, period and seed draw this sample again" in page.text
+    page = client.post("/log/sample", data=open_ended, headers={"Accept-Language": "en"})
+    assert "entries recorded later can change what this seed draws" in page.text
+
+
 def test_the_log_page_shows_each_entrys_time_in_swedish_time(
     hub: Hub, client: TestClient, officer: dict[str, str]
 ) -> None:
