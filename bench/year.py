@@ -77,6 +77,7 @@ SWEDEN = ZoneInfo("Europe/Stockholm")
 UTC = dt.UTC
 MILESTONES = (1, 7, 30, 90, 180, 365)
 ACTOR = "bench-year"
+YEAR = dt.timedelta(days=365)
 PARTIES = ["kommun", "af", "fk", "region", "team"]
 
 
@@ -203,6 +204,7 @@ class Person:
     protected: bool
     until: dt.datetime | None = None  # end of the consent in force, None: none in force
     keep: bool = False  # the look-up's person: never withdrawn or blocked
+    withdrawn: dt.datetime | None = None  # when they withdrew the whole consent
 
 
 @dataclass
@@ -281,8 +283,12 @@ def day_of_consents(
                 service.register(renewal, actor=ACTOR)
                 p.until = renewal.valid_until
                 counts["renewed"] += 1
-        # new consents: people with none in force sign one
-        free = [p for p in people if p.until is None]
+        # new consents: people with none in force sign one (not who withdrew this year)
+        free = [
+            p
+            for p in people
+            if p.until is None and (p.withdrawn is None or at - p.withdrawn > YEAR)
+        ]
         for p in rng.sample(free, min(len(free), poisson(rng, 1.0 * scale))):
             SimClock.set(at + dt.timedelta(minutes=rng.randrange(360)))
             months = rng.randint(6, 18)
@@ -298,7 +304,7 @@ def day_of_consents(
             try:
                 if rng.random() < 0.7:
                     service.withdraw(parse_identity(p.number), actor=ACTOR)
-                    p.until = None
+                    p.until, p.withdrawn = None, SimClock.now()
                     counts["withdrawn"] += 1
                 else:
                     party = rng.choice(["fk", "region", "af"])
@@ -420,18 +426,19 @@ def file_sizes(home: Path) -> int:
     )
 
 
-def table_sizes(db: Path) -> dict[str, int]:
-    """Bytes per table and index (SQLite's dbstat, when the library has it)."""
+def table_sizes(db: Path) -> dict[str, tuple[int, int]]:
+    """Bytes per table and index, and how many of them are unused space in its pages
+    (SQLite's dbstat, when the library has it)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = con.execute(
-            "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+            "SELECT name, SUM(pgsize), SUM(unused) FROM dbstat GROUP BY name ORDER BY 2 DESC"
         ).fetchall()
     except sqlite3.OperationalError:
         return {}
     finally:
         con.close()
-    return {name: size for name, size in rows}
+    return {name: (size, unused) for name, size, unused in rows}
 
 
 def rss_mb() -> float:
@@ -516,6 +523,7 @@ def monthly_purges(night: Night, args: argparse.Namespace) -> None:
         "log_s": log.seconds,
         "log_code": log.code,
         "log_out": (log.out + log.err).strip().splitlines()[-1:] or [""],
+        "log_text": (log.out + log.err).strip(),
     }
 
 
@@ -725,6 +733,10 @@ def main() -> int:
     for name in [k for k in os.environ if k.startswith("EVI_")]:
         del os.environ[name]
     os.environ["EVI_HOME"] = str(home)
+    home.mkdir(parents=True)
+    floor = int(args.log_months * 30.4) - 31
+    if floor < 365:  # the shipped [ledger] minimum_retention_days would refuse the log purge
+        (home / "evi.toml").write_text(f"[ledger]\nminimum_retention_days = {max(floor, 0)}\n")
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
     say(f"machine: {machine()}")
@@ -771,7 +783,8 @@ def main() -> int:
                     extra = (
                         f"; purges {night.purge['participants_s']:.2f} s "
                         f"{night.purge['participants_out'][0][:90]!r}, log "
-                        f"{night.purge['log_s']:.2f} s (exit {night.purge['log_code']})"
+                        f"{night.purge['log_s']:.2f} s (exit {night.purge['log_code']}: "
+                        f"{night.purge['log_text'][:90]!r})"
                     )
                 say(
                     f"night {n:3} {day}: {night.wall:5.2f} s wall, {night.cpu:5.2f} s CPU, "
@@ -796,8 +809,8 @@ def main() -> int:
                     f"runs, {mb(s['free_bytes'])} free pages; bench process peak RSS "
                     f"{s['rss_mb']:.0f} MB"
                 )
-                for name, size in list(s.get("tables", {}).items())[:14]:
-                    say(f"  {name:40} {mb(size)}")
+                for name, (size, unused) in list(s.get("tables", {}).items())[:16]:
+                    say(f"  {name:40} {mb(size):>10}  ({mb(unused)} unused in its pages)")
             if args.csv:
                 write_csv(args.csv, nights)
         if nights and len(nights) == args.nights:
