@@ -197,9 +197,9 @@ def _verify_copied_log(settings: Settings, source: Session, target: Session) -> 
             f"not the source's (size {size}, root {root.hex()[:16]}…); nothing was kept"
         )
     return (
-        f"transfer log verified on the target: {report.size:,} entries, {report.checkpoints} "
-        f"checkpoints, {report.witness_copies} witness copies; root {root.hex()} as in the "
-        "source"
+        f"transfer log verified on the target: {report.size:,} entries, signed checkpoints: "
+        f"{report.checkpoints}, witness copies: {report.witness_copies}; root {root.hex()} as "
+        "in the source"
     )
 
 

@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 import hub.store.tables  # noqa: F401  - registers every table on Base.metadata
 from hub.errors import ConfigError, StorageError
 from hub.store.base import Base
-from hub.store.db import Database, safe_url
+from hub.store.db import Database, operational_problem, safe_url
 from hub.store.migrate import HEAD, revision_problem, stored_revision
 from hub.store.tables.meta import HubMeta
 
@@ -250,7 +250,7 @@ def _copy(
                 )
             stale_keys = _require_empty(conn, source_conn, shown)
             report.schema_created = stored_revision(conn) is None
-            _migrate(conn)
+            _migrate(conn, source_revision)
             if stale_keys:
                 conn.execute(delete(HubMeta).where(HubMeta.key.in_(stale_keys)))
             refusals = _Refusals()
@@ -265,15 +265,20 @@ def _copy(
                 with Session(bind=conn) as checking:
                     report.checked = check(reading, checking)
     except (DBAPIError, StatementError) as exc:
-        if isinstance(exc, OperationalError) and exc.connection_invalidated:
-            raise StorageError(
-                f"lost the connection to {shown} during the copy; nothing was kept there: "
-                "run the command again"
-            ) from None
+        problem = operational_problem(exc) if isinstance(exc, OperationalError) else None
+        side = "the source" if _on(exc, source_conn) else shown
         raise StorageError(
-            f"the copy to {shown} failed ({_kind(exc)}); nothing was kept there"
+            f"the copy failed at {side} ({problem or _kind(exc)}); nothing was kept in {shown}"
         ) from None
     return report
+
+
+def _on(exc: DBAPIError | StatementError, conn: Connection) -> bool:
+    """Whether ``exc`` came from ``conn``'s database (by its dialect: the source is the
+    one on SQLite; for two PostgreSQL databases it says nothing)."""
+    orig = getattr(exc, "orig", None)
+    module = type(orig).__module__ if orig is not None else ""
+    return conn.dialect.name == "sqlite" and module.startswith("sqlite3")
 
 
 def _count(conn: Connection, table: Table) -> int:
@@ -338,7 +343,10 @@ def _require_empty(conn: Connection, source: Connection, shown: str) -> list[str
             stale = sorted(there)
             del holding[HubMeta.__tablename__]
     if holding:
-        listed = ", ".join(f"{name}: {n} rows" for name, n in sorted(holding.items()))
+        named = sorted(holding.items(), key=lambda item: -item[1])
+        listed = ", ".join(f"{name}: {n} rows" for name, n in named[:3])
+        if len(named) > 3:
+            listed += f", and {len(named) - 3} more tables"
         raise ConfigError(
             f"the target database {shown} already holds EVI hub data ({listed}); `evi db "
             "copy` fills only an empty database: give a new one (CREATE DATABASE … OWNER …, "
@@ -347,14 +355,14 @@ def _require_empty(conn: Connection, source: Connection, shown: str) -> list[str
     return stale
 
 
-def _migrate(conn: Connection) -> None:
-    """The hub's own migrations, inside the copy's transaction (PostgreSQL's DDL is
-    transactional: a failed copy leaves no schema behind either)."""
+def _migrate(conn: Connection, revision: str) -> None:
+    """The hub's own migrations up to the source's revision, inside the copy's transaction
+    (PostgreSQL's DDL is transactional: a failed copy leaves no schema behind either)."""
     from alembic import command
 
     from hub.store.migrate import alembic_config
 
-    command.upgrade(alembic_config(conn), "head")
+    command.upgrade(alembic_config(conn), revision)
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -536,16 +544,19 @@ def _compare_counts(conn: Connection, tables: Sequence[Table], counts: Mapping[s
 
 def _kind(exc: DBAPIError | StatementError) -> str:
     """What went wrong, in words with no part of the statement or its values: the driver's
-    error class (e.g. ``StringDataRightTruncation``) and the column PostgreSQL names."""
+    error class (e.g. ``StringDataRightTruncation``), PostgreSQL's SQLSTATE, and the
+    table, column or constraint it names."""
     orig = getattr(exc, "orig", None)
     if orig is None:
         return type(exc).__name__
-    name = type(orig).__name__
+    named = [type(orig).__name__]
+    if state := getattr(orig, "sqlstate", None):
+        named.append(f"SQLSTATE {state}")
     diag = getattr(orig, "diag", None)
-    table = getattr(diag, "table_name", None)
-    column = getattr(diag, "column_name", None)
-    where = ".".join(p for p in (table, column) if p)
-    return f"{name} at {where}" if where else name
+    for part in ("table_name", "column_name", "constraint_name"):
+        if value := getattr(diag, part, None):
+            named.append(f"{part.removesuffix('_name')} {value}")
+    return ", ".join(named)
 
 
 __all__ = [

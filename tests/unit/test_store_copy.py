@@ -8,6 +8,7 @@ own (tests/pg_support.py), dropped afterwards.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -264,11 +265,14 @@ def test_a_password_in_the_url_is_never_shown(
     secret = "s3cret-" + uuid.uuid4().hex
     url = f"postgresql+psycopg://evi:{secret}@127.0.0.1:9/evi"  # nothing listens on port 9
 
-    result = cli("db", "copy", "--to", url)
+    given = cli("db", "copy", "--to", url)
+    monkeypatch.setattr("sys.stdin", io.StringIO(url + "\n"))  # --to -: kept out of `ps`
+    read = cli("db", "copy", "--to", "-")
 
-    assert result.code == 1
-    assert "cannot reach the target database at postgresql+psycopg://evi:***@" in result.err
-    assert secret not in result.err + result.out
+    for result in (given, read):
+        assert result.code == 1
+        assert "cannot reach the target database at postgresql+psycopg://evi:***@" in result.err
+        assert secret not in result.err + result.out
 
 
 @pytest.mark.postgres
