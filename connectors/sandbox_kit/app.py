@@ -69,29 +69,38 @@ class SandboxKit:
         self._legacy_rounds = int(self.state.get_setting("advanced") or 0)
         self.faults = Faults(settings)
         self._lock = threading.Lock()
-        self._timeline = self._build_timeline()
-        self._feed: tuple[tuple[int, Timeline], TimelineFeed] | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._timeline = self._current()
+        self._feed: tuple[tuple[bool, tuple[int, int] | None], TimelineFeed] | None = None
 
-    def _build_timeline(self) -> Timeline:
-        events = [(None, self._legacy_rounds), *self.state.timeline_events()]
-        return Timeline.build(len(self.population), self.settings.records_per_person, events)
+    def _current(self) -> Timeline:
+        """The timeline as the state holds it now (another process, e.g. a sync's helper
+        with the same state directory, may have written to it)."""
+        stamp = self.state.stamp()
+        if stamp != self._stamp:
+            events = [(None, self._legacy_rounds), *self.state.timeline_events()]
+            self._timeline = Timeline.build(
+                len(self.population), self.settings.records_per_person, events
+            )
+            self._stamp = stamp
+        return self._timeline
 
     @property
     def timeline(self) -> Timeline:
         """Every sequence number this authority has written (see :class:`Timeline`)."""
-        return self._timeline
+        with self._lock:
+            return self._current()
 
     @property
     def rounds(self) -> int:
         """How many rounds of records exist (every person has one record per round)."""
-        return self._timeline.rounds
+        return self.timeline.rounds
 
     def advance(self, rounds: int) -> int:
         """Time passes: every person gets ``rounds`` more records. Returns the rounds now."""
         with self._lock:
-            self.state.add_timeline_event(None, rounds)
-            self._timeline = self._build_timeline()
-            return self._timeline.rounds
+            self.state.add_timeline_event(None, rounds)  # after the rewrites due before it
+            return self._current().rounds
 
     def subscribe(self, number: str) -> bool:
         """Follow a person; returns whether that is new.
@@ -99,18 +108,18 @@ class SandboxKit:
         A person followed anew has their records written again as changed now, at the end
         of the feed, so a hub reading on from its cursor gets them (what docs/connectors.md
         asks of an authority that keeps a list). Not with ``all_subscribed``, where the feed
-        holds everyone all the time.
+        holds everyone all the time. The records are written when the feed is next read or
+        time next passes, those of everyone registered meanwhile in the order of the
+        population: the hub registers people several at a time, and the same registrations
+        made in another order must give the same feed (and so the same idempotency keys).
         """
         index = self.population.index_of(number)
         with self._lock:
-            rounds = self._timeline.rounds
+            rounds = self._current().rounds
             rewrite = None
             if index is not None and rounds > 0 and not self.settings.all_subscribed:
                 rewrite = (index, rounds)
-            new = self.state.subscribe(number, rewrite)
-            if new and rewrite is not None:
-                self._timeline = self._build_timeline()
-            return new
+            return self.state.subscribe(number, rewrite)
 
     def unsubscribe(self, number: str) -> bool:
         """Stop following a person; returns whether they were followed."""
@@ -143,18 +152,19 @@ class SandboxKit:
         ``feed.entries(…)`` gives each with its record ``j``, from which the record's
         content is drawn. The two are equal until a person is registered late.
         """
-        if people is not None:
-            return self._timeline.feed(people)
-        timeline = self._timeline
-        key = (-1 if self.settings.all_subscribed else self.state.version, timeline)
         with self._lock:
+            self.state.write_rewrites()
+            timeline = self._current()
+            if people is not None:
+                return timeline.feed(people)
+            key = (self.settings.all_subscribed, self._stamp)
             if self._feed is None or self._feed[0] != key:
                 self._feed = (key, timeline.feed(self.subscribed_people()))
             return self._feed[1]
 
     def record_at(self, seq: int) -> int:
         """The record ``j`` written at sequence number ``seq``."""
-        return self._timeline.record(seq)
+        return self.timeline.record(seq)
 
     def is_invalid(self, j: int) -> bool:
         """Whether record ``j`` violates the API's schema (the same answer every time)."""

@@ -16,7 +16,8 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS timeline_event (
     person INTEGER,
     rounds INTEGER NOT NULL
 );
+-- People registered late whose records are written again when the feed is next read.
+CREATE TABLE IF NOT EXISTS rewrite_due (person INTEGER PRIMARY KEY, rounds INTEGER NOT NULL);
 """
 
 
@@ -72,8 +75,8 @@ class SandboxState:
         """Add a subscription; returns whether it is new.
 
         ``rewrite`` (person index, rounds): if the subscription is new, that person's
-        records of the first ``rounds`` rounds are written to the feed again, in the same
-        transaction.
+        records are to be written to the feed again (:meth:`write_rewrites`), recorded in
+        the same transaction.
         """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -84,7 +87,8 @@ class SandboxState:
                 new = cur.rowcount == 1
                 if new and rewrite is not None:
                     self._db.execute(
-                        "INSERT INTO timeline_event (person, rounds) VALUES (?, ?)", rewrite
+                        "INSERT OR IGNORE INTO rewrite_due (person, rounds) VALUES (?, ?)",
+                        rewrite,
                     )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -115,10 +119,43 @@ class SandboxState:
         return [(row[0], row[1]) for row in rows]
 
     def add_timeline_event(self, person: int | None, rounds: int) -> None:
-        with self._lock:
+        """Write an event after the rewrites due (they happened before it)."""
+        with self._lock, self._transaction():
+            self._write_rewrites()
             self._db.execute(
                 "INSERT INTO timeline_event (person, rounds) VALUES (?, ?)", (person, rounds)
             )
+            self.version += 1
+
+    def write_rewrites(self) -> None:
+        """Write the records of the people registered late to the feed, in person order."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM rewrite_due LIMIT 1").fetchone() is None:
+                return
+            with self._transaction():
+                self._write_rewrites()
+                self.version += 1
+
+    def _write_rewrites(self) -> None:
+        due = self._db.execute("SELECT person, rounds FROM rewrite_due ORDER BY person").fetchall()
+        self._db.executemany("INSERT INTO timeline_event (person, rounds) VALUES (?, ?)", due)
+        self._db.execute("DELETE FROM rewrite_due")
+
+    def stamp(self) -> tuple[int, int]:
+        """Changes whenever the state does, in this process or another one."""
+        with self._lock:
+            (data_version,) = self._db.execute("PRAGMA data_version").fetchone()
+        return self.version, data_version
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- pushes ------------------------------------------------------------------------
     def receive(self, key: str, body: dict[str, Any]) -> Receipt:

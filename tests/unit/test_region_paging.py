@@ -33,7 +33,7 @@ SETTINGS = SandboxSettings(seed=SEED, population=PEOPLE)
 def posts(count: int) -> list[dict[str, Any]]:
     """The sandbox's first ``count`` records, each with its own uppdateradMs, rising."""
     kit = SandboxKit("region", SETTINGS)
-    return [region_sandbox.post(kit, j) for j in range(count)]
+    return [region_sandbox.post(kit, j, j) for j in range(count)]
 
 
 class Region:

@@ -197,6 +197,25 @@ def test_a_person_registered_late_is_written_again_as_changed_now(tmp_path: Path
         assert len(read(c, cursor)) == 3 + 2  # the new round comes after what was written again
 
 
+def test_the_same_registrations_in_another_order_give_the_same_feed() -> None:
+    """The hub registers several people at a time, so their order varies from night to
+    night; the feed (and with it every record's change time, part of the hub's idempotency
+    keys) must not."""
+    numbers = Population(1, 10).numbers[:6]
+    feeds = []
+    for order in (numbers, numbers[::-1]):
+        with client(population=10, records_per_person=2) as c:
+            for number in order:
+                c.post(
+                    "/ekonomiskt-bistand/v2/bevakningar",
+                    json={"personnummer": number},
+                    headers=TOKEN,
+                )
+            page = c.get("/ekonomiskt-bistand/v2/handelser", params={"antal": 500}, headers=TOKEN)
+            feeds.append(page.json()["handelser"])
+    assert len(feeds[0]) == 12 and feeds[0] == feeds[1]
+
+
 def test_change_times_are_unique_and_found_again() -> None:
     for j in (0, 1, 59, 10_000, 999_999):
         assert first_position_at_or_after(changed_at(j)) == j
