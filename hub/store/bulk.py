@@ -35,6 +35,7 @@ RECORD_COLUMNS = (
     "unmapped",
     "mapping_version",
     "stored_at",
+    "referring_party",
 )
 """Columns of ``record`` in the order :func:`insert_records` takes them."""
 

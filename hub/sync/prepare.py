@@ -25,6 +25,7 @@ from hub.model.canonical import canonical_json
 from hub.model.records import CommonRecord, NativeRecord
 from hub.model.vocab import JOINT_TEAM, Purpose
 from hub.store.bulk import rows_in, time_binder
+from hub.store.tables.sync import referring_party_of
 from hub.sync.batch import (
     InboundCounts,
     PreparedBatch,
@@ -270,6 +271,7 @@ class Preparation:
             unmapped,
             common.mapping_version,
             self._stored_at,
+            referring_party_of(common.kind, body),
         )
         # A record changed twice in one batch is stored (and routed) as its last version.
         self._pending[common.source_id] = StagedRecord(

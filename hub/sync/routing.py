@@ -73,15 +73,17 @@ class RoutingCache:
                 )
             ):
                 case[pid].append(party)
-            for pid, party in session.connection().execute(
-                select(
-                    StoredRecord.participant_id,
-                    StoredRecord.body["referring_party"].as_string(),
+            # from the index alone (ix_record_referring_party), not each referral's body:
+            # a person's records only grow
+            for pid, referrer in session.connection().execute(
+                select(StoredRecord.participant_id, StoredRecord.referring_party)
+                .where(
+                    StoredRecord.participant_id.in_(chunk),
+                    StoredRecord.referring_party.is_not(None),
                 )
-                .where(StoredRecord.participant_id.in_(chunk), StoredRecord.kind == "referral")
                 .distinct()
             ):
-                referring[pid].add(str(party))
+                referring[pid].add(str(referrer))
             self._case.update(case)
             self._referring.update(referring)
 

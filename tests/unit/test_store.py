@@ -37,7 +37,7 @@ def test_the_revision_the_installation_asks_for_is_alembics_head() -> None:
 
 @pytest.mark.parametrize(
     ("revision", "says"),
-    [("0002", "needs 0007: run `evi db upgrade`"), ("9999", "newer than this installation")],
+    [("0002", "needs 0008: run `evi db upgrade`"), ("9999", "newer than this installation")],
 )
 def test_a_database_of_another_release_is_refused_and_status_says_so(
     cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, revision: str, says: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,7 +28,17 @@ class StoredRecord(Base):
     """A fact received from an authority, upserted by ``(source, source_id)``."""
 
     __tablename__ = "record"
-    __table_args__ = (UniqueConstraint("source", "source_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_id"),
+        # who referred each person, read by routing from the index alone (revision 0008)
+        Index(
+            "ix_record_referring_party",
+            "participant_id",
+            "referring_party",
+            sqlite_where=text("referring_party IS NOT NULL"),
+            postgresql_where=text("referring_party IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(32))
@@ -40,6 +53,23 @@ class StoredRecord(Base):
     unmapped: Mapped[list[Any]] = mapped_column(JSON, default=list)
     mapping_version: Mapped[str | None] = mapped_column(String(40))
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # a referral's body["referring_party"], else None (see referring_party_of)
+    referring_party: Mapped[str | None] = mapped_column(String(32))
+
+
+def referring_party_of(kind: str, body: Mapping[str, Any]) -> str | None:
+    """What ``record.referring_party`` holds for a record of ``kind`` with ``body``."""
+    if kind != "referral":
+        return None
+    party = body.get("referring_party")
+    return None if party is None else str(party)
+
+
+@event.listens_for(StoredRecord, "before_insert")
+@event.listens_for(StoredRecord, "before_update")
+def _keep_referring_party(_mapper: Any, _connection: Any, record: StoredRecord) -> None:
+    """Records written through the ORM get the column as the sync's bulk writes give it."""
+    record.referring_party = referring_party_of(record.kind, record.body or {})
 
 
 class SyncCursor(Base):
