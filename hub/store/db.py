@@ -141,7 +141,12 @@ def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    if parsed.get_backend_name() == "postgresql":
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
+        if parsed.drivername != "postgresql+psycopg":  # postgresql:// means psycopg2 to SQLAlchemy
+            raise ConfigError(
+                "EVI_DATABASE_URL: write the URL as postgresql+psycopg://USER@HOST:PORT/DB "
+                f"(the driver EVI hub installs, psycopg 3), not {parsed.drivername}://"
+            )
         try:
             return create_engine(parsed, pool_pre_ping=True, **kwargs)
         except ModuleNotFoundError:

@@ -151,6 +151,19 @@ def test_a_database_url_that_is_no_url_is_shown_as_such_not_printed(
     assert "hemligt" not in shown.out + shown.err + used.out + used.err
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg2"])
+def test_a_postgresql_url_for_another_driver_says_how_to_write_it(
+    cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """The URL a DBA hands out (libpq's postgresql://) means psycopg2 to SQLAlchemy, which
+    EVI hub does not install: it said "PostgreSQL support is not installed"."""
+    monkeypatch.setenv("EVI_DATABASE_URL", f"{scheme}://evi:hemligt@db.example/evi")
+    used = cli("db", "status")
+    assert used.code == 2
+    assert "write the URL as postgresql+psycopg://USER@HOST:PORT/DB" in used.err
+    assert "not installed" not in used.err and "hemligt" not in used.err
+
+
 def test_unknown_command_is_a_usage_error(cli, evi_home: Path) -> None:
     result = cli("frobnicate")
     assert result.code == 2
