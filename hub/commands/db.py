@@ -160,28 +160,11 @@ def _verify_copied_log(settings: Settings, source: Session, target: Session) -> 
     """The transfer log on the target, verified as `evi log verify` does (entries, tree,
     signed checkpoints, witness copies), inside the copy's transaction; its size and root
     must be the source's. :class:`LedgerIntegrityError` (exit 4) rolls the copy back."""
-    from hub.errors import ConfigError
-    from hub.ledger import restore
-    from hub.ledger.checkpoint import latest_checkpoint
-    from hub.ledger.signing import load_signer
+    from hub.ledger.service import verify_in
     from hub.ledger.tree import StoredTree
-    from hub.ledger.verify import LedgerIntegrityError, Problem, verify_ledger
-    from hub.ledger.witness import read_witness_directory, witness_directory
+    from hub.ledger.verify import LedgerIntegrityError
 
-    try:
-        key = load_signer(target, settings).verifier
-    except ConfigError:
-        if latest_checkpoint(target) is not None:
-            raise
-        key = None  # no checkpoint and no key yet: nothing is signed to check
-    directory = witness_directory(settings)
-    acknowledged = restore.recorded(target)
-    report = verify_ledger(target, key, read_witness_directory(directory), superseded=acknowledged)
-    report.problems.extend(Problem(None, p) for p in restore.check_recorded(target, acknowledged))
-    if directory is not None and not directory.is_dir() and report.checkpoints:
-        report.problems.append(
-            Problem(None, f"the witness directory {directory} is configured but is not there")
-        )
+    report = verify_in(target, settings)
     worst = report.first_problem
     if worst is not None:
         raise LedgerIntegrityError(

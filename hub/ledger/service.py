@@ -16,7 +16,7 @@ import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.clock import Clock, cut_off_text, parse_cut_off, utc_now
 from hub.context import Hub
@@ -33,6 +33,10 @@ from hub.ledger.verify import Problem, VerifyReport, verify_ledger
 from hub.ledger.witness import read_witness_directory, witness_directory
 from hub.ledger.writer import append
 from hub.model.identity import PersonalIdentity, identity_input
+from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ACTOR_HELP = (
     "On whose behalf, for the transfer log, which records 'NAME via cli:USER', USER being "
@@ -268,22 +272,26 @@ def verify(hub: Hub, given: NoteVerifier | None = None) -> VerifyReport:
     ``given``, and the copies in the configured witness directory."""
     hub.require_schema()
     with hub.db.session() as session:
-        key = given
-        if key is None:
-            try:
-                key = load_signer(session, hub.settings).verifier
-            except ConfigError:
-                if latest_checkpoint(session) is not None:
-                    raise
-                key = None  # no checkpoint and no key yet: nothing is signed to check
-        directory = witness_directory(hub.settings)
-        acknowledged = restore.recorded(session)
-        report = verify_ledger(
-            session, key, read_witness_directory(directory), superseded=acknowledged
-        )
-        report.problems.extend(
-            Problem(None, p) for p in restore.check_recorded(session, acknowledged)
-        )
+        return verify_in(session, hub.settings, given)
+
+
+def verify_in(
+    session: Session, settings: Settings, given: NoteVerifier | None = None
+) -> VerifyReport:
+    """:func:`verify` on what ``session`` sees (also what it has written and not committed:
+    `evi db copy` verifies the copy before it commits)."""
+    key = given
+    if key is None:
+        try:
+            key = load_signer(session, settings).verifier
+        except ConfigError:
+            if latest_checkpoint(session) is not None:
+                raise
+            key = None  # no checkpoint and no key yet: nothing is signed to check
+    directory = witness_directory(settings)
+    acknowledged = restore.recorded(session)
+    report = verify_ledger(session, key, read_witness_directory(directory), superseded=acknowledged)
+    report.problems.extend(Problem(None, p) for p in restore.check_recorded(session, acknowledged))
     if directory is not None and not directory.is_dir() and report.checkpoints:
         # Copies are written there with every checkpoint: a missing directory (a share
         # unmounted or renamed) would otherwise read as "no copies" and hide a truncation.
