@@ -27,8 +27,8 @@ PostgreSQL database made from ``--database-url`` and dropped afterwards):
    only); then, one at a time through the consent service (as `evi consent withdraw` and
    `block`), 5 % whole withdrawals, 3 % withdrawals of one party, 2 % blocks; 200 web users;
    a first `evi sync` that registers everyone with the authorities.
-2. **Measured**, each `evi` command in a process of its own (its wall time and peak
-   resident set from ``wait4``), run through this script as a thin wrapper around
+2. **Measured**, each `evi` command in a process of its own (its wall time, and its peak
+   resident set, ``VmHWM``), run through this script as a thin wrapper around
    ``hub.cli.run`` that counts the SQL statements the command sent (SQLAlchemy's cursor
    events; their number, time, the slowest), the HTTP requests it made, by host, and
    after it asks the database for the plan of each distinct statement (SQLite ``EXPLAIN
@@ -36,9 +36,11 @@ PostgreSQL database made from ``--database-url`` and dropped afterwards):
    `evi sync` runs with ``EVI_SYNC__HELPERS=0`` (everything in its one process, so every
    statement and request is counted; bench/sync.py measures the helpers):
 
-   * nightly job: the subscription reconciliation alone (``hub.sync.subscriptions.reconcile``
-     for the four authorities, in a rolled-back transaction), a night where nothing changed
-     (`evi sync` again), and a night with one new record per person at every authority;
+   * nightly job: a night with one new record per person at every authority; then (after
+     a night that settles what those records changed: people an authority marked as
+     protected are cancelled there) the subscription reconciliation alone
+     (``hub.sync.subscriptions.reconcile`` for the four authorities, in a rolled-back
+     transaction) and a night where nothing changed (`evi sync` again);
    * consent staff: `evi consent import` of 1,000 more (new consents of people already
      followed), `evi consent show --pnr`, `evi consent list`, `list --json`,
      `evi consent withdraw --pnr`;
@@ -294,10 +296,19 @@ def child_main(args: argparse.Namespace) -> int:
 
         with counter.measure("command"):
             code = run(list(args.argv))
-    result = {"exit": code, "sections": counter.report(url)}
+    result = {"exit": code, "sections": counter.report(url), "peak_mb": peak_mb()}
     Path(args.measure).write_text(json.dumps(result, default=str), encoding="utf-8")
     sys.stdout.flush()
     os._exit(code)  # as `evi` ends: no collection of everything at exit
+
+
+def peak_mb() -> float:
+    """This process's largest resident set (``VmHWM``: of this program alone; ``wait4``'s
+    ``ru_maxrss`` keeps the parent's from before the ``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def reconcile_task(counter: Counter) -> None:
@@ -403,16 +414,18 @@ def measured(
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
         child = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status = os.waitpid(child.pid, 0)
         seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     stderr = err_path.read_text(encoding="utf-8", errors="replace")
     sections: dict[str, Any] = {}
+    peak = 0.0
     if result.exists():
-        sections = json.loads(result.read_text(encoding="utf-8"))["sections"]
+        written = json.loads(result.read_text(encoding="utf-8"))
+        sections, peak = written["sections"], written["peak_mb"]
     elif code:
         raise SystemExit(f"{label}: exited {code}: {stderr[-2000:]}")
-    return Ran(code, seconds, usage.ru_maxrss / 1024, out_path.stat().st_size, stderr, sections)
+    return Ran(code, seconds, peak, out_path.stat().st_size, stderr, sections)
 
 
 # -- one size ---------------------------------------------------------------------------------
@@ -672,15 +685,22 @@ def one_size(args: argparse.Namespace) -> int:
         setup["total_s"] = time.perf_counter() - started
         results["counts"]["after_setup"] = db_counts(url)
 
-        # -- nightly job
+        # what any `evi` command costs to start (imports, settings, the schema check)
+        task("process start (evi db status)", measured(env, work, "start", "db", "status"))
+
+        # -- nightly job: a night with records, a night that settles what they changed
+        # (people an authority marked protected are cancelled there), then nights where
+        # nothing changed: the steady state
+        sandboxes.advance(1)
+        task("night: 1 record/person/authority", measured(env, work, "night", "sync", "--json"))
+        settle = measured(env, work, "night settles", "sync", "--json")
+        results["settling_night_s"] = settle.seconds
         task("night: reconcile alone", measured(env, work, "reconcile", task="reconcile"))
         before = db_counts(url)
         task("night: nothing changed", measured(env, work, "night unchanged", "sync", "--json"))
         after = db_counts(url)
         results["unchanged_ledger_entries"] = after["ledger_entry"] - before["ledger_entry"]
-        sandboxes.advance(1)
-        task("night: 1 record/person/authority", measured(env, work, "night", "sync", "--json"))
-        results["counts"]["after_nights"] = db_counts(url)
+        results["counts"]["after_nights"] = after
 
         # -- consent staff
         more = work / "more.jsonl"
