@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -49,7 +49,7 @@ from hub.ledger.writer import append_prepared, prepare_entries
 from hub.model.records import PushResult
 from hub.sync.claims import Claim, Claimed, claim_due, plan_claim, take_claim
 from hub.sync.gcpolicy import fewer_collections
-from hub.sync.outbox import DEAD, DELIVERED, OutboxRepository, QueuedItem
+from hub.sync.outbox import DEAD, DELIVERED, OutboxRepository, QueuedItem, database_clock
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Deliverer:
         actor: str,
         max_attempts: int,
         lease: timedelta = DEFAULT_LEASE,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] | None = None,
         stop: threading.Event | None = None,
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
@@ -111,7 +111,8 @@ class Deliverer:
         self.actor = actor
         self.max_attempts = max_attempts
         self.lease = lease
-        self.clock = clock
+        # PostgreSQL: the database's clock, the one every worker host shares
+        self.clock = database_clock(hub.db) if clock is None else clock
         self.stop = stop or threading.Event()
         self.batch = batch
         self.concurrency = max(1, concurrency)
@@ -155,18 +156,34 @@ class Deliverer:
     def _due_again_after_a_clock_ahead(self) -> None:
         """Transfers put off while the server's clock was ahead (an NTP jump, a test with a
         fake clock) would wait for the date it gave them: no put-off reaches beyond a day,
-        so one due later than that is due now. Read first: a write only when there is one."""
+        so one due later than that is due now. On PostgreSQL, also transfers `evi sync`
+        queued on a host whose clock is ahead of the database's (queued means due at once,
+        and the database's clock is the one leases are read by). Read first: a write only
+        when there is one."""
         now = self.clock()
+        ahead = self.hub.db.dialect == "postgresql"
         with self.hub.db.session() as session:
-            if not OutboxRepository(session).any_put_off_beyond_reach(now):
-                return
+            outbox = OutboxRepository(session)
+            beyond = outbox.any_put_off_beyond_reach(now)
+            ahead = ahead and outbox.any_queued_ahead(now)
+        if not beyond and not ahead:
+            return
         with self.hub.db.session(write_lock=True) as session:
-            moved = OutboxRepository(session).due_now_if_put_off_beyond_reach(now)
+            outbox = OutboxRepository(session)
+            moved = outbox.due_now_if_put_off_beyond_reach(now) if beyond else 0
+            queued = outbox.due_now_if_queued_ahead(now) if ahead else 0
         if moved:
             log.warning(
                 "%d transfer(s) were due more than a day ahead, later than any put-off: the "
                 "clock was ahead when they were put off; they are due now",
                 moved,
+            )
+        if queued:
+            log.warning(
+                "%d transfer(s) were queued due later than the database server's time: the "
+                "clock of the host that ran `evi sync` is ahead of it (keep it on NTP); they "
+                "are due now",
+                queued,
             )
 
     def _queues(self, claims: list[Claim]) -> list[list[Claim]]:

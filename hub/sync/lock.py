@@ -16,6 +16,11 @@ logging module's) can leave the helper hung. A run that could not renew for a wh
 lease (its database out of reach, the process frozen) and finds its lock taken over by
 another run stops with :class:`LockLostError` (exit code 3) instead of syncing the
 connector twice at once.
+
+Leases are read and written by the database's clock on PostgreSQL
+(:func:`~hub.sync.outbox.database_clock`), where runs may start on different hosts: a
+host whose clock is an hour ahead would otherwise take over a live lock, and one an hour
+behind would write a lease every other host already sees as run out.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.errors import LockHeldError
 from hub.store.db import Database
 from hub.store.tables.sync import SyncLock
+from hub.sync.outbox import database_clock
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +80,10 @@ class SyncLocks:
         lease: timedelta | None = None,
         renew_every: timedelta | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.db = db
+        self._clock = database_clock(db) if clock is None else clock
         self.lease = LEASE if lease is None else lease
         self.renew_every = (RENEW_EVERY if renew_every is None else renew_every).total_seconds()
         self._monotonic = monotonic
@@ -85,7 +93,7 @@ class SyncLocks:
     def take(self, connector: str) -> None:
         """Take ``connector``'s lock; :class:`LockHeldError` if a live run holds it."""
         holder = uuid.uuid4().hex
-        now = datetime.now(UTC)
+        now = self._clock()
         mine = SyncLock(
             connector=connector,
             holder=holder,
@@ -127,7 +135,7 @@ class SyncLocks:
         given up, and :class:`LockLostError` names it (once)."""
         if not self.held or self._monotonic() - self._renewed < self.renew_every:
             return
-        now = datetime.now(UTC)
+        now = self._clock()
         lost = []
         with self.db.session(write_lock=True) as session:
             for connector, holder in self.held.items():
@@ -167,7 +175,7 @@ class SyncLocks:
 def require_no_sync(db: Database, what: str) -> None:
     """Raise :class:`LockHeldError` if a live sync holds any connector's lock (``what``
     names the operation that must wait for it)."""
-    now = datetime.now(UTC)
+    now = database_clock(db)()
     with db.session() as session:
         for lock in session.scalars(select(SyncLock)).all():
             if not _stale(lock, now):

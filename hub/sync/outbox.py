@@ -10,15 +10,16 @@ On SQLite, which has no row locks, a claim is made inside the write lock (the ca
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from hub.store.bulk import execute_in, placeholder, rows_in, time_binder
+from hub.store.bulk import execute_in, placeholder, read_time, rows_in, time_binder
+from hub.store.db import Database
 from hub.store.tables.sync import OutboxItem
 
 MAX_RETRY_AFTER = timedelta(days=1)
@@ -28,6 +29,11 @@ _MAX_BACKOFF = timedelta(hours=1)
 CLOCK_SLACK = timedelta(hours=1)
 """Beyond :data:`MAX_RETRY_AFTER`, how far ahead a pending transfer may be due before it is
 taken to have been put off under a clock that was ahead (a lease is 10 minutes)."""
+
+QUEUE_SLACK = timedelta(minutes=1)
+"""How far ahead of the database's time a transfer may be queued due before it is taken to
+have been queued by a host whose clock is ahead (a few seconds' difference only delays
+it that long, and is not worth a write and a warning)."""
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -218,6 +224,29 @@ class OutboxRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    def _queued_ahead(self, now: datetime) -> tuple[Any, ...]:
+        return (
+            OutboxItem.status == PENDING,
+            OutboxItem.next_attempt_at > now + QUEUE_SLACK,
+            OutboxItem.attempts == 0,
+            OutboxItem.next_attempt_at == OutboxItem.created_at,  # queued, never claimed
+        )
+
+    def any_queued_ahead(self, now: datetime) -> bool:
+        """Whether a transfer never claimed yet was queued due later than ``now`` (the
+        database's time) and :data:`QUEUE_SLACK`: by `evi sync` on a host whose clock is
+        ahead of the database server's.
+        Queued means due at once. One index look-up (the rows due after ``now``)."""
+        query = select(OutboxItem.id).where(*self._queued_ahead(now)).limit(1)
+        return self.session.execute(query).first() is not None
+
+    def due_now_if_queued_ahead(self, now: datetime) -> int:
+        """Make the transfers :meth:`any_queued_ahead` finds due at ``now``; how many."""
+        result = self.session.execute(
+            update(OutboxItem).where(*self._queued_ahead(now)).values(next_attempt_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     def release(self, ids: Sequence[int], now: datetime) -> None:
         """End the lease of claimed items that were not attempted (e.g. on shutdown)."""
         if ids:
@@ -303,3 +332,21 @@ class OutboxRepository:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def database_clock(db: Database) -> Callable[[], datetime]:
+    """The clock leases, put-offs and sync locks are read by: on PostgreSQL the database
+    server's (``statement_timestamp()``), one clock for every host that claims from the
+    outbox; on SQLite, which only processes of one host share, this host's.
+
+    Workers on hosts whose clocks disagree would otherwise each read a lease by their
+    own: one ahead takes over leases still running (a transfer pushed twice at once), one
+    behind sees nothing due until its clock catches up."""
+    if db.dialect != "postgresql":
+        return utcnow
+
+    def now() -> datetime:
+        with db.session() as session:
+            return read_time(session.scalar(text("SELECT statement_timestamp()")))
+
+    return now

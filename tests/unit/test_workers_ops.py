@@ -1,0 +1,172 @@
+"""Running workers in production: hosts whose clocks disagree, leases that run out while a
+push is under way.
+
+An operations engineer relies on one transfer being pushed by one worker at a time, and
+counted and given its state once, whatever the clocks of the hosts the workers run on
+say; and on a worker on a host whose clock is behind still seeing the work that is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sync_support import received, sync_options
+
+from hub.connector.service import build_connector
+from hub.context import Hub
+from hub.demo.sandboxes import SandboxTarget, transports
+from hub.errors import LockHeldError
+from hub.store.tables.sync import OutboxItem
+from hub.sync import delivery, inbound, lock, outbox
+from hub.sync.delivery import Deliverer
+from hub.sync.job import run_sync
+from hub.sync.lock import SyncLocks
+from hub.sync.outbox import DELIVERED, PENDING, OutboxRepository
+
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+RECIPIENT = "fk"  # the authority most transfers of the demo's caseload go to
+
+
+def host_clock(monkeypatch: pytest.MonkeyPatch, off: timedelta) -> None:
+    """This host's clock ``off`` from the true time (the database server's clock is not)."""
+    real = datetime
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real.now(tz) + off
+
+    for module in (delivery, inbound, outbox, lock):
+        monkeypatch.setattr(module, "datetime", Skewed)
+
+
+@contextmanager
+def connector(hub: Hub, targets: dict[str, SandboxTarget]) -> Iterator[Any]:
+    with build_connector(hub, RECIPIENT, transport=transports(targets)[RECIPIENT]) as built:
+        yield built
+
+
+def worker(hub: Hub, built: Any, **kwargs: Any) -> Deliverer:
+    return Deliverer(hub, {RECIPIENT: built}, actor="evi-worker", max_attempts=5, **kwargs)
+
+
+def statuses(hub: Hub) -> dict[str, int]:
+    with hub.db.session() as session:
+        rows = session.execute(
+            select(OutboxItem.status, func.count())
+            .where(OutboxItem.recipient == RECIPIENT)
+            .group_by(OutboxItem.status)
+        ).all()
+    return {status: int(n) for status, n in rows}
+
+
+@pytest.fixture
+def queued(demo: Hub, targets: dict[str, SandboxTarget]) -> int:
+    """The night's transfers queued (`evi sync --queue-only`); how many go to RECIPIENT."""
+    assert run_sync(demo, sync_options(targets, deliver=False)).exit_code == 0
+    waiting = statuses(demo).get(PENDING, 0)
+    assert waiting > 5, "too little queued for the authority"
+    return waiting
+
+
+@POSTGRES_ONLY
+def test_a_worker_on_a_host_two_hours_ahead_leaves_a_live_lease_alone(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a worker read leases by its own host's clock, so one on a host two hours
+    ahead took over every transfer another worker had just claimed (leases of 10 minutes)
+    and pushed it a second time while the first was still pushing it."""
+    with demo.db.session() as session:  # the worker on the host with the right time
+        claimed = OutboxRepository(session).claim(datetime.now(UTC), timedelta(minutes=10), 10_000)
+    assert len([i for i in claimed if i.recipient == RECIPIENT]) == queued
+
+    host_clock(monkeypatch, timedelta(hours=2))
+    with connector(demo, targets) as built:
+        counts = worker(demo, built).run()[RECIPIENT]
+
+    assert counts.delivered == 0
+    assert received(targets[RECIPIENT])["unique"] == 0
+    assert statuses(demo) == {PENDING: queued}
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("off", [timedelta(minutes=-5), timedelta(hours=-2)])
+def test_a_worker_on_a_host_whose_clock_is_behind_delivers_what_is_due(
+    demo: Hub,
+    targets: dict[str, SandboxTarget],
+    queued: int,
+    monkeypatch: pytest.MonkeyPatch,
+    off: timedelta,
+) -> None:
+    """Before: a worker whose host's clock was behind the one that queued the transfers
+    found none of them due, and delivered nothing until its clock caught up."""
+    host_clock(monkeypatch, off)
+    with connector(demo, targets) as built:
+        counts = worker(demo, built).run()[RECIPIENT]
+
+    assert counts.delivered == queued
+    assert statuses(demo) == {DELIVERED: queued}
+
+
+@POSTGRES_ONLY
+def test_transfers_queued_on_a_host_whose_clock_is_ahead_are_delivered_at_once(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evi sync --queue-only` runs on a host five minutes ahead of the database server;
+    a worker on a host with the right time delivers what it queued at once. Before: they
+    waited until the database's time reached the sync host's."""
+    with monkeypatch.context() as ahead:
+        host_clock(ahead, timedelta(minutes=5))
+        assert run_sync(demo, sync_options(targets, deliver=False)).exit_code == 0
+    queued = statuses(demo)[PENDING]
+    with connector(demo, targets) as built:
+        counts = worker(demo, built).run()[RECIPIENT]
+    assert counts.delivered == queued
+    assert statuses(demo) == {DELIVERED: queued}
+
+
+@POSTGRES_ONLY
+def test_a_sync_on_a_host_whose_clock_is_ahead_delivers_what_it_queued(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that queues and delivers by itself, on a host five minutes ahead of the
+    database server, delivers its own night's transfers (the database's clock, by which
+    it reads what is due, must not leave them for the next night)."""
+    host_clock(monkeypatch, timedelta(minutes=5))
+    report = run_sync(demo, sync_options(targets))
+    assert report.exit_code == 0
+    assert sum(entry.delivered for entry in report.connectors) > 0
+    assert PENDING not in statuses(demo)
+
+
+@POSTGRES_ONLY
+def test_a_sync_on_a_host_two_hours_ahead_does_not_take_over_a_live_sync_lock(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `evi sync` on a host two hours ahead found the lock of a sync running on
+    another host (its lease an hour, renewed every minute) run out, took it over, and the
+    two synced the connector at once until the first stopped with exit 3."""
+    SyncLocks(hub.db).take("af")
+    host_clock(monkeypatch, timedelta(hours=2))
+    with pytest.raises(LockHeldError, match="already being synced"):
+        SyncLocks(hub.db).take("af")
+
+
+@POSTGRES_ONLY
+def test_a_sync_on_a_host_two_hours_behind_holds_a_lock_the_others_see_as_held(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: its lease (an hour from its own clock) had run out an hour ago for every
+    other host, so any other run took its lock over at once."""
+    with monkeypatch.context() as behind:
+        host_clock(behind, timedelta(hours=-2))
+        SyncLocks(hub.db).take("af")
+    with pytest.raises(LockHeldError, match="already being synced"):
+        SyncLocks(hub.db).take("af")
