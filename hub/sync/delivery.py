@@ -75,8 +75,8 @@ class _Outcome:
     error: ConnectorError | None = None
 
 
-_Pushed = tuple[list["_Outcome"], list[int]]
-"""What pushing one queue did: the outcomes, and the ids of items left unattempted."""
+_Pushed = tuple[list["_Outcome"], list[QueuedItem]]
+"""What pushing one queue did: the outcomes, and the items left unattempted."""
 
 
 def _merged(done: Sequence[_Pushed]) -> _Pushed:
@@ -146,7 +146,7 @@ class Deliverer:
                 if not handled:
                     break
                 if self.stop.is_set() or not self.connectors:
-                    self._record([], [claim.item_id for claim in claims])
+                    self._record([], [claim.item for claim in claims])
                     break
                 in_flight = [pool.submit(self._push_queue, q) for q in self._queues(claims)]
             if in_flight is not None:
@@ -212,13 +212,13 @@ class Deliverer:
         for start in range(0, len(claims), size):
             chunk = claims[start : start + size]
             if self.stop.is_set() or chunk[0].recipient not in self.connectors:
-                return pushed, [c.item_id for c in claims[start:]]
+                return pushed, [c.item for c in claims[start:]]
             outcomes = self._push(chunk)
             if outcomes is None:
-                return pushed, [c.item_id for c in claims[start:]]
+                return pushed, [c.item for c in claims[start:]]
             pushed.extend(outcomes)
             if any(o.error is not None for o in outcomes):
-                return pushed, [c.item_id for c in claims[start + size :]]
+                return pushed, [c.item for c in claims[start + size :]]
         return pushed, []
 
     # -- 1. claim -----------------------------------------------------------------------
@@ -320,50 +320,72 @@ class Deliverer:
 
     # -- 3. record ----------------------------------------------------------------------
 
-    def _record(self, outcomes: list[_Outcome], skipped: list[int]) -> None:
-        """Write the results: the ledger entries are encoded before the write lock is taken."""
+    def _record(self, outcomes: list[_Outcome], skipped: list[QueuedItem]) -> None:
+        """Write the results: the ledger entries are encoded before the write lock is taken.
+
+        Only items still under this claimant's lease are written (and counted): one whose
+        lease ran out while it was pushed may have been claimed and pushed by another
+        worker meanwhile, whose result is the one to keep (a retry written over its
+        ``delivered`` would send it a third time). Every push is logged all the same: the
+        authority got it (and recognises the repeat by its key)."""
         now = self.clock()
-        events = []
+        events, settled = [], []
         for outcome in outcomes:
             outcome.claim.item.attempts += 1
-            events.append(self._settle(outcome.claim.item, outcome, now))
+            event, counted = self._settle(outcome.claim.item, outcome, now)
+            events.append(event)
+            settled.append((outcome.claim.item, counted))
         entries = prepare_entries(events)
         with self.hub.db.session(write_lock=True) as session:
             outbox = OutboxRepository(session)
-            outbox.release(skipped, now)
-            outbox.save([outcome.claim.item for outcome in outcomes])
+            mine = outbox.held([item for item, _ in settled] + skipped)
+            outbox.release([item.id for item in skipped if item.id in mine], now)
+            outbox.save([item for item, _ in settled if item.id in mine])
             append_prepared(session, entries)
+        lost = 0
+        for item, counted in settled:
+            if item.id in mine:
+                counts = self.counts[item.recipient]
+                setattr(counts, counted, getattr(counts, counted) + 1)
+            else:
+                lost += 1
+        if lost:
+            log.warning(
+                "%d transfer(s) outlasted their lease (%d s) while being pushed and were "
+                "claimed again meanwhile: their results are logged, their state is left to "
+                "the newer claim (the authority recognises a repeat by its key); a longer "
+                "--lease avoids this",
+                lost,
+                round(self.lease.total_seconds()),
+            )
 
-    def _settle(self, item: QueuedItem, outcome: _Outcome, now: datetime) -> LedgerEvent:
-        """The item's new state (written by ``OutboxRepository.save``) and its ledger entry."""
-        counts = self.counts[outcome.claim.recipient]
+    def _settle(
+        self, item: QueuedItem, outcome: _Outcome, now: datetime
+    ) -> tuple[LedgerEvent, str]:
+        """The item's new state (written by ``OutboxRepository.save``), its ledger entry
+        and the count it goes to (``delivered``, ``retried`` or ``dead_lettered``)."""
         result, exc = outcome.result, outcome.error
         if result is not None and result.accepted:
             OutboxRepository.finish(item, DELIVERED, now)
-            counts.delivered += 1
-            return self._event(
-                outcome.claim,
-                now,
-                Outcome.SUCCESS,
-                "duplicate" if result.duplicate else "delivered",
-            )
+            reason = "duplicate" if result.duplicate else "delivered"
+            return self._event(outcome.claim, now, Outcome.SUCCESS, reason), "delivered"
         if result is not None:
             detail = (result.detail or "refused")[:300]
             OutboxRepository.finish(item, DEAD, now, error=f"refused by {item.recipient}: {detail}")
-            counts.dead_lettered += 1
-            return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, "refused")
+            event = self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, "refused")
+            return event, "dead_lettered"
         assert exc is not None
         if isinstance(exc, TransientConnectorError) and item.attempts < self.max_attempts:
             OutboxRepository.retry_later(item, now, exc.detail, exc.retry_after)
-            counts.retried += 1
-            return self._event(outcome.claim, now, Outcome.MINOR_FAILURE, exc.detail[:200])
+            event = self._event(outcome.claim, now, Outcome.MINOR_FAILURE, exc.detail[:200])
+            return event, "retried"
         why = exc.detail
         if isinstance(exc, TransientConnectorError):
             times = "1 attempt" if item.attempts == 1 else f"{item.attempts} attempts"
             why = f"gave up after {times}: {exc.detail}"
         OutboxRepository.finish(item, DEAD, now, error=why[:500])
-        counts.dead_lettered += 1
-        return self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, exc.detail[:200])
+        event = self._event(outcome.claim, now, Outcome.SERIOUS_FAILURE, exc.detail[:200])
+        return event, "dead_lettered"
 
     def _event(self, claim: Claim, now: datetime, outcome: Outcome, reason: str) -> LedgerEvent:
         return LedgerEvent(

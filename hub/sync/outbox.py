@@ -76,6 +76,7 @@ class QueuedItem:
     finished_at: datetime | None = None
     number_sent: bool | None = None  # with the person's number when last claimed (None: never)
     rekeyed: bool = False  # given a new key by this claim (written by ``lease``)
+    leased_until: datetime | None = None  # the lease this claimant wrote (``lease``)
 
 
 class OutboxRepository:
@@ -167,7 +168,7 @@ class OutboxRepository:
         number (``number_sent``) and the new key of any the claim gave one (``rekeyed``).
         """
         for item in items:
-            item.next_attempt_at = until
+            item.next_attempt_at = item.leased_until = until
         connection = self.session.connection()
         until_bound = time_binder(connection.dialect)(until)
         groups: dict[bool | None, list[int]] = {}
@@ -203,6 +204,22 @@ class OutboxRepository:
             (PENDING, time_binder(connection.dialect)(now)),
         )
         return len(rows) == len(set(ids))
+
+    def held(self, items: Sequence[QueuedItem]) -> set[int]:
+        """The ids of ``items`` still under the lease this claimant wrote (:meth:`lease`):
+        pending, and due when it said. An item whose lease ran out while it was being
+        pushed may have been claimed by another worker meanwhile (its lease replaced this
+        one), or finished by it: its state is that claimant's to write now, not ours. On
+        PostgreSQL the rows stay locked until commit, so no one takes them in between."""
+        leased = {item.id: item.leased_until for item in items if item.leased_until is not None}
+        if not leased:
+            return set()
+        connection = self.session.connection()
+        query = "SELECT id, next_attempt_at FROM outbox WHERE status = ? AND id IN ({marks})"
+        if connection.dialect.name == "postgresql":
+            query += " FOR UPDATE"
+        rows = rows_in(connection, query, sorted(leased), (PENDING,))
+        return {rid for rid, due in rows if read_time(due) == leased[rid]}
 
     def _put_off_beyond_reach(self, now: datetime) -> tuple[Any, ...]:
         return (

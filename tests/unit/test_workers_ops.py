@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sync_support import received, sync_options
 
+from hub.connector.errors import TransientConnectorError
 from hub.connector.service import build_connector
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget, transports
@@ -170,3 +171,63 @@ def test_a_sync_on_a_host_two_hours_behind_holds_a_lock_the_others_see_as_held(
         SyncLocks(hub.db).take("af")
     with pytest.raises(LockHeldError, match="already being synced"):
         SyncLocks(hub.db).take("af")
+
+
+def test_a_push_that_outlasts_its_lease_does_not_overwrite_the_claim_that_took_it_over(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker's push outlasts its lease (a slow authority) and another worker claims the
+    same transfers and delivers them; then the first push fails. Before: the first worker
+    wrote its retry over the other's `delivered`, so each transfer was pushed a third
+    time later, and counted twice when both pushes got through."""
+    start = datetime.now(UTC)
+    lease = timedelta(minutes=10)
+    later = start + lease + timedelta(seconds=1)  # the first worker's lease has run out
+    taken_over: dict[str, int] = {}
+
+    with connector(demo, targets) as slow, connector(demo, targets) as other:
+        original = slow.push_many
+
+        def push_many(transfers: Any) -> Any:
+            if not taken_over:  # meanwhile, another worker claims and delivers them
+                counts = worker(demo, other, clock=lambda: later).run()[RECIPIENT]
+                taken_over["delivered"] = counts.delivered
+            original(transfers)
+            raise TransientConnectorError(RECIPIENT, "the answer was lost")
+
+        slow.push_many = push_many
+        caplog.set_level("WARNING", logger="hub.sync.delivery")
+        first = worker(demo, slow, clock=lambda: start, lease=lease, batch=10_000).run()
+
+    assert taken_over["delivered"] == queued
+    assert statuses(demo) == {DELIVERED: queued}  # not pending again, to be pushed again
+    assert (first[RECIPIENT].delivered, first[RECIPIENT].retried) == (0, 0)
+    assert any("outlasted their lease" in r.getMessage() for r in caplog.records)
+    assert received(targets[RECIPIENT])["unique"] == queued
+
+
+def test_a_push_that_outlasts_its_lease_is_counted_once(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int
+) -> None:
+    """Both pushes get through (the authority recognises the second by its key). Before:
+    both workers counted every transfer delivered, so their lines added up to twice the
+    night's transfers."""
+    start = datetime.now(UTC)
+    lease = timedelta(minutes=10)
+    later = start + lease + timedelta(seconds=1)
+    taken_over: dict[str, int] = {}
+
+    with connector(demo, targets) as slow, connector(demo, targets) as other:
+        original = slow.push_many
+
+        def push_many(transfers: Any) -> Any:
+            if not taken_over:
+                counts = worker(demo, other, clock=lambda: later).run()[RECIPIENT]
+                taken_over["delivered"] = counts.delivered
+            return original(transfers)
+
+        slow.push_many = push_many
+        first = worker(demo, slow, clock=lambda: start, lease=lease, batch=10_000).run()
+
+    assert taken_over["delivered"] + first[RECIPIENT].delivered == queued
+    assert statuses(demo) == {DELIVERED: queued}
