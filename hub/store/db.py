@@ -83,6 +83,13 @@ _OPERATIONAL: Final = (
         "has NOLOGIN); the database's administrator grants LOGIN",
     ),
     (
+        "lock timeout",
+        "another database session has held a lock this command needs for longer than "
+        "lock_timeout (a transaction left open in psql or a database tool, or a long "
+        "statement: see pg_stat_activity and pg_locks on the database server); end it and "
+        "run the command again; nothing of this one was kept",
+    ),
+    (
         "connection",
         "lost the connection to the database server; check that it is running and run the "
         "command again; nothing of this one was kept",
@@ -117,6 +124,28 @@ def privilege_problem(exc: BaseException) -> str | None:
     )
 
 
+LOCK_TIMEOUT_SECONDS = 60
+"""How long a statement on PostgreSQL waits for a lock another session holds before it
+fails (``lock_timeout``), unless the URL, the role or the database sets one: without it a
+worker waited, silent and deaf to SIGTERM, for as long as someone's transaction stayed
+open (docs/operations.md, PostgreSQL)."""
+
+
+def _postgres_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+    """Give a new PostgreSQL connection :data:`LOCK_TIMEOUT_SECONDS` as its
+    ``lock_timeout``, unless one is set already (PostgreSQL's default, 0, waits forever)."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            row = cursor.fetchone()
+            if row is not None and row[0] == "0":
+                cursor.execute(f"SET lock_timeout = '{int(LOCK_TIMEOUT_SECONDS)}s'")
+    finally:
+        dbapi_connection.autocommit = autocommit
+
+
 def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
 
@@ -148,11 +177,13 @@ def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
                 f"(the driver EVI hub installs, psycopg 3), not {parsed.drivername}://"
             )
         try:
-            return create_engine(parsed, pool_pre_ping=True, **kwargs)
+            engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
         except ModuleNotFoundError:
             raise ConfigError(
                 "PostgreSQL support is not installed: pip install 'evi-hub[postgres]'"
             ) from None
+        event.listen(engine, "connect", _postgres_lock_timeout)
+        return engine
     raise ConfigError(
         f"unsupported database '{parsed.get_backend_name()}' in EVI_DATABASE_URL; "
         "EVI hub runs on SQLite or PostgreSQL"

@@ -8,20 +8,25 @@ say; and on a worker on a host whose clock is behind still seeing the work that 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 from sync_support import received, sync_options
 
+from hub.commands import sync as sync_commands
 from hub.connector.errors import TransientConnectorError
 from hub.connector.service import build_connector
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget, transports
-from hub.errors import LockHeldError
+from hub.errors import LockHeldError, StorageError
+from hub.store import db as store_db
+from hub.store.db import Database
 from hub.store.tables.sync import OutboxItem
 from hub.sync import delivery, inbound, lock, outbox
 from hub.sync.delivery import Deliverer
@@ -66,6 +71,26 @@ def statuses(hub: Hub) -> dict[str, int]:
             .group_by(OutboxItem.status)
         ).all()
     return {status: int(n) for status, n in rows}
+
+
+def built_for(hub: Hub, targets: dict[str, SandboxTarget]) -> Any:
+    return build_connector(hub, RECIPIENT, transport=transports(targets)[RECIPIENT])
+
+
+def serve_until_warned(hub: Hub, built: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`evi worker` serving ``built`` until it writes its first warning; that line."""
+    stop = threading.Event()
+    lines: list[str] = []
+
+    def info(line: str) -> None:
+        lines.append(line)
+        if line.startswith("warning:"):
+            stop.set()
+
+    monkeypatch.setattr(sync_commands, "info", info)
+    monkeypatch.setattr(sync_commands, "_worker_connectors", lambda *_a, **_k: {RECIPIENT: built})
+    sync_commands.serve(hub, stop, once=False, poll=0.1, lease=timedelta(minutes=10))
+    return next(line for line in lines if line.startswith("warning:"))
 
 
 @pytest.fixture
@@ -231,3 +256,54 @@ def test_a_push_that_outlasts_its_lease_is_counted_once(
 
     assert taken_over["delivered"] + first[RECIPIENT].delivered == queued
     assert statuses(demo) == {DELIVERED: queued}
+
+
+@POSTGRES_ONLY
+def test_a_transaction_left_open_on_the_outbox_stops_a_worker_with_a_clear_error(
+    demo: Hub,
+    targets: dict[str, SandboxTarget],
+    queued: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A DBA's `BEGIN; LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE;` left open in psql.
+    Before: a worker waited in its claim, silent and deaf to SIGTERM, for as long as the
+    transaction stayed open (here until the server ends it, idle, after 15 s). Now it
+    gives up after lock_timeout and says why (the long-running worker tries again)."""
+    monkeypatch.setattr(store_db, "LOCK_TIMEOUT_SECONDS", 1, raising=False)
+    demo.db.engine.dispose()  # connections made from now on get it
+    dba = create_engine(demo.db.url)
+    try:
+        with dba.connect() as psql:
+            psql.execute(text("SET idle_in_transaction_session_timeout = '15s'"))
+            psql.execute(text("LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE"))
+            with connector(demo, targets) as built, pytest.raises(StorageError) as raised:
+                worker(demo, built).run()
+            assert raised.value.message.startswith(
+                "another database session has held a lock this command needs"
+            )
+            assert "pg_stat_activity" in raised.value.message
+            said = serve_until_warned(demo, built_for(demo, targets), monkeypatch)
+            assert said.startswith(
+                "warning: another database session has held a lock this command needs"
+            )
+            assert said.endswith("the worker tries again in 0 s")
+            psql.rollback()
+    finally:
+        dba.dispose()
+    assert statuses(demo) == {PENDING: queued}  # nothing claimed meanwhile
+
+
+@POSTGRES_ONLY
+def test_a_lock_timeout_the_operator_set_is_kept(db_url: str) -> None:
+    """The hub's 60 s is for a connection nobody gave one: a lock_timeout in the URL (or
+    set for the role or the database) stays as the operator set it."""
+    url = make_url(db_url)
+    options = f"{url.query.get('options', '')} -c lock_timeout=5s".strip()
+    given = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    for where, expected in ((db_url, "1min"), (given, "5s")):
+        database = Database(where)
+        try:
+            with database.session() as session:
+                assert session.scalar(text("SHOW lock_timeout")) == expected
+        finally:
+            database.dispose()
