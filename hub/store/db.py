@@ -39,6 +39,13 @@ def safe_url(url: str) -> str:
     return shown.replace("=%2A%2A%2A", "=***")  # as the password part shows it
 
 
+NO_CONNECTION_LEFT: Final = (
+    "the database server has no connection left for this process (its max_connections, or "
+    "the CONNECTION LIMIT of the role or the database, is reached: docs/operations.md says "
+    "how many each `evi` process uses); run fewer workers or sync helpers, or let the "
+    "server take more connections, and run the command again; nothing of this one was kept"
+)
+
 _OPERATIONAL: Final = (
     (
         "database is locked",
@@ -81,6 +88,10 @@ _OPERATIONAL: Final = (
         "is not permitted to log in",
         "the database server does not let the database user in the URL log in (its role "
         "has NOLOGIN); the database's administrator grants LOGIN",
+    ),
+    *(
+        (marker, NO_CONNECTION_LEFT)
+        for marker in ("too many clients", "too many connections", "remaining connection slots")
     ),
     (
         "lock timeout",
@@ -399,9 +410,13 @@ class Database:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except OperationalError as exc:
-            problem = operational_problem(exc) if path is not None else None
-            if problem is not None:  # a file, not a server: a full disk, a lock, its mode
+            problem = operational_problem(exc)
+            if path is not None and problem is not None:  # a file: a full disk, a lock, its mode
                 raise StorageError(f"cannot open the database {path}: {problem}") from None
+            if problem == NO_CONNECTION_LEFT:  # the server is there, with no slot to spare
+                raise StorageError(
+                    f"cannot connect to the database at {safe_url(self.url)}: {problem}"
+                ) from None
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
             raise StorageError(
                 f"cannot reach the database at {safe_url(self.url)}: {first}. "

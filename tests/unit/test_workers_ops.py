@@ -9,7 +9,8 @@ say; and on a worker on a host whose clock is behind still seeing the work that 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from hub.connector.service import build_connector
 from hub.context import Hub
 from hub.demo.sandboxes import SandboxTarget, transports
 from hub.errors import LockHeldError, StorageError
+from hub.settings import get_settings
 from hub.store import db as store_db
 from hub.store.db import Database
 from hub.store.tables.sync import OutboxItem
@@ -77,18 +79,28 @@ def built_for(hub: Hub, targets: dict[str, SandboxTarget]) -> Any:
     return build_connector(hub, RECIPIENT, transport=transports(targets)[RECIPIENT])
 
 
-def serve_until_warned(hub: Hub, built: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    """`evi worker` serving ``built`` until it writes its first warning; that line."""
+def serve_until_warned(
+    hub: Hub,
+    built: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    on_serving: Callable[[], None] | None = None,
+) -> str:
+    """`evi worker` serving ``built`` (none if ``None``) until it writes its first
+    warning; that line. ``on_serving`` runs once it says what it serves."""
     stop = threading.Event()
     lines: list[str] = []
 
     def info(line: str) -> None:
         lines.append(line)
+        if line.startswith("worker serves") and on_serving is not None:
+            on_serving()
         if line.startswith("warning:"):
             stop.set()
 
     monkeypatch.setattr(sync_commands, "info", info)
-    monkeypatch.setattr(sync_commands, "_worker_connectors", lambda *_a, **_k: {RECIPIENT: built})
+    monkeypatch.setattr(
+        sync_commands, "_worker_connectors", lambda *_a, **_k: {RECIPIENT: built} if built else {}
+    )
     sync_commands.serve(hub, stop, once=False, poll=0.1, lease=timedelta(minutes=10))
     return next(line for line in lines if line.startswith("warning:"))
 
@@ -307,3 +319,66 @@ def test_a_lock_timeout_the_operator_set_is_kept(db_url: str) -> None:
                 assert session.scalar(text("SHOW lock_timeout")) == expected
         finally:
             database.dispose()
+
+
+@pytest.fixture
+def limited_role(hub: Hub) -> Iterator[str]:
+    """A URL of ``hub``'s database as a role the server lets have one connection."""
+    role = "evi_one_" + uuid.uuid4().hex[:8]
+    with hub.db.engine.begin() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
+        conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+        conn.exec_driver_sql(f'GRANT ALL ON ALL TABLES IN SCHEMA "{schema}" TO {role}')
+        conn.exec_driver_sql(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+    try:
+        yield make_url(hub.db.url).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with hub.db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+            )
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
+@POSTGRES_ONLY
+def test_a_worker_the_server_has_no_connection_left_for_says_so(
+    hub: Hub, limited_role: str, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection the server (or the role) allows is taken, by too many workers.
+    Before: `evi worker` said to check that the server was running, and a running worker
+    that had to connect again said it had lost the connection to the database server."""
+    monkeypatch.setenv("EVI_DATABASE_URL", limited_role)
+    get_settings.cache_clear()
+    other = create_engine(limited_role)  # another worker holds the role's one connection
+    try:
+        with other.connect():
+            result = cli("worker")
+        assert result.code == 1
+        assert "the database server has no connection left for this process" in result.err
+        assert "is running" not in result.err
+        other.dispose()  # that worker stops
+
+        running = Hub(settings=get_settings(), db=Database(limited_role))
+        try:
+            held: list[Any] = []
+
+            def crowded_out() -> None:  # the server restarts; another worker gets in first
+                with hub.db.engine.begin() as conn:
+                    conn.exec_driver_sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE usename = '{make_url(limited_role).username}'"
+                    )
+                held.append(other.connect())
+
+            said = serve_until_warned(running, None, monkeypatch, on_serving=crowded_out)
+            assert said.startswith(
+                "warning: the database server has no connection left for this process"
+            )
+            for connection in held:
+                connection.close()
+        finally:
+            running.close()
+    finally:
+        other.dispose()
