@@ -68,7 +68,11 @@ def unexpected(connector: str, exc: BaseException) -> str:
     """The report's line for an exception no one expected: its type, never its text.
 
     The traceback goes to the debug log only (``evi --debug``): its text may quote a
-    record, which the report and a nightly log must not."""
+    record, which the report and a nightly log must not. An :class:`EviError` (the
+    database away in a step the connectors share, say) is no fault of theirs or the
+    hub's: its own message, free of personal data, says what happened."""
+    if isinstance(exc, EviError):
+        return f"{connector}: stopped: {exc.message}"
     log.error("%s: stopped by an unexpected %s", connector, type(exc).__name__)
     log.debug("%s: where the %s was raised", connector, type(exc).__name__, exc_info=exc)
     return (

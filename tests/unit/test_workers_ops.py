@@ -32,6 +32,7 @@ from hub.store.db import Database
 from hub.store.tables.sync import OutboxItem
 from hub.sync import delivery, inbound, lock, outbox
 from hub.sync.delivery import Deliverer
+from hub.sync.history import history
 from hub.sync.job import run_sync
 from hub.sync.lock import SyncLocks
 from hub.sync.outbox import DELIVERED, PENDING, OutboxRepository
@@ -382,3 +383,27 @@ def test_a_worker_the_server_has_no_connection_left_for_says_so(
             running.close()
     finally:
         other.dispose()
+
+
+def test_a_database_gone_while_a_sync_delivers_is_named_in_its_history(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarts while `evi sync` delivers. Before: every connector's line in
+    `evi sync history` said it was stopped by an unexpected StorageError, 'a fault in the
+    connector or the hub', which it was not."""
+    gone = StorageError(
+        "lost the connection to the database server; check that it is running and run the "
+        "command again; nothing of this one was kept"
+    )
+
+    def restarted(self: Deliverer) -> Any:
+        raise gone
+
+    monkeypatch.setattr(Deliverer, "run", restarted)
+    with pytest.raises(StorageError):
+        run_sync(demo, sync_options(targets))
+    rows = history(demo, 10, None)
+    assert rows and all(row["status"] == "failed" for row in rows)
+    for row in rows:
+        assert row["error"].startswith(f"{row['connector']}: stopped: lost the connection")
+        assert "unexpected" not in row["error"]
