@@ -226,8 +226,9 @@ class Deliverer:
     def _claim(self) -> tuple[list[Claim], int]:
         done = self._claim_in_two_steps() if self.hub.db.dialect == "sqlite" else None
         if done is None:
+            now = self.clock()  # before the transaction: the database's clock needs a query
             with self.hub.db.session(write_lock=True) as session:
-                done = self._claim_now(session)
+                done = self._claim_now(session, now)
         for item in done.denied:
             self.counts[item.recipient].denied += 1
         return done.claims, done.handled
@@ -243,15 +244,15 @@ class Deliverer:
             return Claimed([], [])
         with self.hub.db.session(write_lock=True) as session:
             taken = take_claim(session, plan, self.lease)
-            return taken if taken is not None else self._claim_now(session)
+            return taken if taken is not None else self._claim_now(session, self.clock())
 
-    def _claim_now(self, session: Session) -> Claimed:
-        """Claim in one step, in ``session``'s write transaction."""
+    def _claim_now(self, session: Session, now: datetime) -> Claimed:
+        """Claim in one step at ``now``, in ``session``'s write transaction."""
         return claim_due(
             session,
             self.hub.keys,
             self._snapshots,
-            self.clock(),
+            now,
             lease=self.lease,
             **self._wanted(),
         )

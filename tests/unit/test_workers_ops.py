@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sync_support import received, sync_options
 
@@ -407,3 +407,30 @@ def test_a_database_gone_while_a_sync_delivers_is_named_in_its_history(
     for row in rows:
         assert row["error"].startswith(f"{row['connector']}: stopped: lost the connection")
         assert "unexpected" not in row["error"]
+
+
+@POSTGRES_ONLY
+def test_a_worker_holds_one_connection(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int
+) -> None:
+    """docs/operations.md says a worker holds one connection to PostgreSQL, for the
+    operator counting them against max_connections: never two at once."""
+    out: list[int] = []
+
+    def checkout(*_args: Any) -> None:
+        out.append(1)
+        held.append(len(out))
+
+    def checkin(*_args: Any) -> None:
+        out.pop()
+
+    held: list[int] = []
+    event.listen(demo.db.engine, "checkout", checkout)
+    event.listen(demo.db.engine, "checkin", checkin)
+    try:
+        with connector(demo, targets) as built:
+            assert worker(demo, built).run()[RECIPIENT].delivered == queued
+    finally:
+        event.remove(demo.db.engine, "checkout", checkout)
+        event.remove(demo.db.engine, "checkin", checkin)
+    assert held and max(held) == 1
