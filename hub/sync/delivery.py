@@ -25,8 +25,10 @@ each push independent of the others.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,8 +46,9 @@ from hub.connector.errors import (
 )
 from hub.consent.snapshots import SnapshotCache
 from hub.context import Hub
+from hub.errors import StorageError
 from hub.ledger.event import Action, LedgerEvent, Outcome
-from hub.ledger.writer import append_prepared, prepare_entries
+from hub.ledger.writer import PreparedEntries, append_prepared, prepare_entries
 from hub.model.records import PushResult
 from hub.sync.claims import Claim, Claimed, claim_due, plan_claim, take_claim
 from hub.sync.gcpolicy import fewer_collections
@@ -54,6 +57,10 @@ from hub.sync.outbox import DEAD, DELIVERED, OutboxRepository, QueuedItem, datab
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=10)
+RESULTS_PATIENCE = timedelta(seconds=60)
+"""How long a round keeps trying to write the results of its pushes while the database is
+away (a worker stopped meanwhile is then still done within systemd's 90 s)."""
+_pause = time.sleep
 BREAKER_THRESHOLD = 3
 BATCH = 1000
 CONCURRENCY = 8
@@ -337,12 +344,8 @@ class Deliverer:
             events.append(event)
             settled.append((outcome.claim.item, counted))
         entries = prepare_entries(events)
-        with self.hub.db.session(write_lock=True) as session:
-            outbox = OutboxRepository(session)
-            mine = outbox.held([item for item, _ in settled] + skipped)
-            outbox.release([item.id for item in skipped if item.id in mine], now)
-            outbox.save([item for item, _ in settled if item.id in mine])
-            append_prepared(session, entries)
+        items = [item for item, _ in settled]
+        mine = self._write_results(items, skipped, entries, now)
         lost = 0
         for item, counted in settled:
             if item.id in mine:
@@ -359,6 +362,49 @@ class Deliverer:
                 lost,
                 round(self.lease.total_seconds()),
             )
+
+    def _write_results(
+        self,
+        items: list[QueuedItem],
+        skipped: list[QueuedItem],
+        entries: PreparedEntries,
+        now: datetime,
+    ) -> set[int]:
+        """Write the settled ``items``, release the ``skipped`` and append ``entries``; the
+        ids of the items this claim still held (see :meth:`_record`).
+
+        The pushes are done: their results are kept in memory and written again while the
+        database is away for a moment (a PostgreSQL restart, a fail-over), for up to
+        :data:`RESULTS_PATIENCE`, instead of being lost with the transaction and the
+        transfers pushed again once their lease ends. A write whose commit went through
+        though its answer was lost is recognised by the rows it wrote, and not repeated
+        (the log would have its entries twice)."""
+        waited = 0.0
+        for attempt in itertools.count():
+            try:
+                with self.hub.db.session(write_lock=True) as session:
+                    outbox = OutboxRepository(session)
+                    mine = outbox.held(items + skipped)
+                    if attempt and not mine & {i.id for i in items} and outbox.written(items):
+                        return {item.id for item in items}  # written before the answer was lost
+                    outbox.release([item.id for item in skipped if item.id in mine], now)
+                    outbox.save([item for item in items if item.id in mine])
+                    append_prepared(session, entries)
+                    return mine
+            except StorageError as exc:
+                wait = min(2.0**attempt, 15.0)
+                if not items or waited + wait > RESULTS_PATIENCE.total_seconds():
+                    raise
+                log.warning(
+                    "the results of %d pushed transfer(s) could not be written (%s); "
+                    "trying again in %.0f s",
+                    len(items),
+                    exc.message.split("; ")[0],
+                    wait,
+                )
+                _pause(wait)
+                waited += wait
+        raise AssertionError("unreachable")
 
     def _settle(
         self, item: QueuedItem, outcome: _Outcome, now: datetime

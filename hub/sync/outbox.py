@@ -221,6 +221,29 @@ class OutboxRepository:
         rows = rows_in(connection, query, sorted(leased), (PENDING,))
         return {rid for rid, due in rows if read_time(due) == leased[rid]}
 
+    def written(self, items: Sequence[QueuedItem]) -> bool:
+        """Whether some of ``items`` is stored exactly as this claimant settled it (state,
+        attempts, due and finish time, to the microsecond): its write of their results
+        was committed, though the answer to its commit was lost with the connection."""
+        if not items:
+            return False
+        connection = self.session.connection()
+        rows = rows_in(
+            connection,
+            "SELECT id, status, attempts, next_attempt_at, finished_at FROM outbox "
+            "WHERE id IN ({marks})",
+            sorted({item.id for item in items}),
+        )
+        settled = {
+            item.id: (item.status, item.attempts, item.next_attempt_at, item.finished_at)
+            for item in items
+        }
+        return any(
+            settled[rid]
+            == (status, attempts, read_time(due), None if done is None else read_time(done))
+            for rid, status, attempts, due, done in rows
+        )
+
     def _put_off_beyond_reach(self, now: datetime) -> tuple[Any, ...]:
         return (
             OutboxItem.status == PENDING,

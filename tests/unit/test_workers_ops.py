@@ -29,6 +29,7 @@ from hub.errors import LockHeldError, StorageError
 from hub.settings import get_settings
 from hub.store import db as store_db
 from hub.store.db import Database
+from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.sync import OutboxItem
 from hub.sync import delivery, inbound, lock, outbox
 from hub.sync.delivery import Deliverer
@@ -434,3 +435,77 @@ def test_a_worker_holds_one_connection(
         event.remove(demo.db.engine, "checkout", checkout)
         event.remove(demo.db.engine, "checkin", checkin)
     assert held and max(held) == 1
+
+
+GONE = "lost the connection to the database server; check that it is running"
+
+
+def deliveries_logged(hub: Hub) -> int:
+    with hub.db.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(LedgerEntryRow)
+                .where(LedgerEntryRow.action == "delivery", LedgerEntryRow.recipient == RECIPIENT)
+            )
+            or 0
+        )
+
+
+def test_results_the_database_could_not_take_for_a_moment_are_written_when_it_can(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarts between a round's pushes and the write of their results. Before:
+    the results were lost with the transaction (the pushes missing from the log), and the
+    transfers pushed again once their lease ended, ten minutes later."""
+    real = delivery.append_prepared
+    failed: list[str] = []
+
+    def append_prepared(session: Any, entries: Any) -> Any:
+        if not failed and len(entries):
+            failed.append("once")
+            raise StorageError(GONE)
+        return real(session, entries)
+
+    monkeypatch.setattr(delivery, "append_prepared", append_prepared)
+    monkeypatch.setattr(delivery, "_pause", lambda _s: None, raising=False)
+    with connector(demo, targets) as built:
+        counts = worker(demo, built, batch=10_000).run()[RECIPIENT]
+
+    assert failed and counts.delivered == queued
+    assert statuses(demo) == {DELIVERED: queued}
+    assert deliveries_logged(demo) == queued
+    got = received(targets[RECIPIENT])
+    assert (got["unique"], got["duplicates"]) == (queued, 0)
+
+
+def test_results_whose_commit_went_through_unanswered_are_not_written_twice(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after the results' COMMIT reached the server but before its
+    answer came back: the write is not repeated, so the log has each delivery once."""
+    real = demo.db.session
+    state: dict[str, bool] = {}
+    appended = delivery.append_prepared
+
+    def append_prepared(session: Any, entries: Any) -> Any:
+        state["results"] = bool(len(entries))
+        return appended(session, entries)
+
+    @contextmanager
+    def session(**kwargs: Any) -> Iterator[Any]:
+        with real(**kwargs) as opened:
+            yield opened
+        if state.pop("results", False) and not state.get("lost"):
+            state["lost"] = True
+            raise StorageError(GONE)  # committed, the answer lost
+
+    monkeypatch.setattr(delivery, "append_prepared", append_prepared)
+    monkeypatch.setattr(demo.db, "session", session)
+    monkeypatch.setattr(delivery, "_pause", lambda _s: None, raising=False)
+    with connector(demo, targets) as built:
+        counts = worker(demo, built, batch=10_000).run()[RECIPIENT]
+
+    assert state["lost"] and counts.delivered == queued
+    assert statuses(demo) == {DELIVERED: queued}
+    assert deliveries_logged(demo) == queued
