@@ -156,12 +156,13 @@ class Counter:
             took = time.perf_counter() - self._start.pop(id(cursor), time.perf_counter())
             key = f"{self.section}\x00{statement}"
             seen = self.statements.get(key)
+            batch = many and isinstance(params, (list, tuple))  # insertmanyvalues: a dict
             if seen is None:
-                first = params[0] if many and params else params
+                first = params[0] if batch and params else params
                 seen = self.statements[key] = {"n": 0, "s": 0.0, "params": first, "rows": 0}
             seen["n"] += 1
             seen["s"] += took
-            seen["rows"] += len(params) if many and params else 1
+            seen["rows"] += len(params) if batch and params else 1
 
         original = httpx.Client.send
         counter = self
