@@ -10,7 +10,7 @@ For each size, in one process tree: the four sandbox authorities (kommun, af, fk
 region) are served by uvicorn (`evi sandbox serve … --all-subscribed`) on 127.0.0.1, fk and
 region over HTTPS with a required client certificate, every API page ``--latency-ms`` late.
 Records = 4 authorities x population x rounds (one record per person per round); the
-population is at most ``--population`` (Skatteverket's test numbers, 23,968 at most).
+population is at most ``--population`` (Skatteverket's test numbers, 23,966 distinct ones at most).
 
 Setup (timed, reported apart): a fresh ``$EVI_HOME`` with SQLite, the connectors configured
 for the sandboxes (`evi sandbox connect`, `evi connectors enable`), a covering consent for

@@ -62,20 +62,24 @@ class Population:
 
     def __init__(self, seed: int, size: int) -> None:
         available = skatteverket_numbers()
-        if not 1 <= size <= len(available):
+        distinct = len(set(available))
+        if not 1 <= size <= distinct:
             raise ValueError(
-                f"population must be between 1 and {len(available)} "
-                "(the number of Skatteverket test numbers)"
+                f"population must be between 1 and {distinct} "
+                "(the number of distinct Skatteverket test numbers)"
             )
         shuffled = list(available)
         random.Random(f"evi-population:{seed}").shuffle(shuffled)
+        # Skatteverket's list holds two numbers twice: each person gets a number of their
+        # own (a later copy is passed over, so populations without one are as they were).
+        shuffled = list(dict.fromkeys(shuffled))
         self.seed = seed
         self.numbers: tuple[str, ...] = tuple(shuffled[:size])
         self._index = {number: i for i, number in enumerate(self.numbers)}
         self._faker = Faker("sv_SE")
         self._lock = threading.Lock()  # Faker's seeding is per instance, not per call
         # Names cost ~0.2 ms each; a person is asked for once per record. The cache is
-        # bounded by the population (at most the 23,968 test numbers, a few MB).
+        # bounded by the population (at most the 23,966 distinct test numbers, a few MB).
         self._people: dict[int, Person] = {}
 
     def __len__(self) -> int:

@@ -168,7 +168,7 @@ def test_sandbox_serve_refuses_an_impossible_population(
 ) -> None:
     result = cli("sandbox", "serve", "af", "--port", str(closed_port), "--population", "99999")
     assert result.code == 2
-    assert "population must be between 1 and 23968" in one_line_error(result)
+    assert "population must be between 1 and 23966" in one_line_error(result)
 
 
 def test_sandbox_connect_configures_the_test_credentials_without_showing_them(
