@@ -67,7 +67,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -80,9 +79,10 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from _machine import machine
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
@@ -783,24 +783,6 @@ def one_size(args: argparse.Namespace) -> int:
 # -- the whole run ----------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu, memory = platform.processor() or "?", "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB RAM"
-                break
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, {memory}; "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"evi-hub {version('evi-hub')}"
-    )
-
-
 def postgres_database(base: str, name: str, create: bool) -> str:
     """Create (or drop) database ``name`` on the server of ``base``; its URL."""
     import psycopg
@@ -904,7 +886,7 @@ def main() -> int:
         parser.error("--database-url: postgresql+psycopg://USER@HOST:PORT/NAME")
     root = args.work or Path(tempfile.mkdtemp(prefix="evi-bench-city-"))
     root.mkdir(parents=True, exist_ok=True)
-    say(f"machine: {machine()}")
+    say(f"machine: {machine('evi-hub')}")
     say(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}; work directory: {root}")
     results = []
     stop = threading.Event()

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # also when a test loads this file
+
+from _machine import machine
 
 from hub.consent.gate import BlockFacts, ConsentFacts, Snapshot, WithdrawalFacts, decide
 
@@ -287,23 +289,6 @@ def run_cedar(
 # -- report -----------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()} ({platform.python_implementation()}); "
-        f"cedarpy {version('cedarpy')}"
-    )
-
-
 def best_of(runs: int, fn, *args):  # type: ignore[no-untyped-def]
     best, result = float("inf"), None
     for _ in range(runs):
@@ -322,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine('cedarpy')}")
     started = time.perf_counter()
     population = [make_person(rng, i) for i in range(args.participants)]
     queries = make_queries(rng, args.participants, args.decisions)

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
-import sqlite3
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import pluggy
-import sqlalchemy
+from _machine import machine
 
 from hub import hookspecs
 from hub.ledger.checkpoint import checkpoint_body, write_checkpoint
@@ -45,22 +43,6 @@ TARGETS = {
     "verify": 500_000,
     "proof_ms": 1.0,
 }
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"SQLAlchemy {sqlalchemy.__version__}"
-    )
 
 
 def load() -> str:
@@ -124,7 +106,7 @@ def main() -> int:
     rng = random.Random(1)
     pool = events(rng)
     rows: list[tuple[str, str, str]] = []
-    print(f"machine: {machine()}")
+    print(f"machine: {machine('SQLAlchemy')}")
     print(f"database: {db.dialect} ({'temporary file' if not args.engine_url else 'given URL'})")
     print(f"load average at start: {load()}")
 

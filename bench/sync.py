@@ -44,20 +44,18 @@ import hashlib
 import io
 import json
 import os
-import platform
 import pstats
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _machine import machine
 from _sync_sandboxes import (
     Measured,
     Sandboxes,
@@ -282,27 +280,6 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    memory = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB RAM"
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, {memory}; "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"dlt {version('dlt')}, evi-hub {version('evi-hub')}"
-    )
-
-
 def rate(value: float | None) -> str:
     return f"{value:,.0f}" if value is not None else "-"
 
@@ -338,7 +315,7 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     say("")
-    say(f"machine: {machine()}")
+    say(f"machine: {machine('dlt', 'evi-hub')}")
     say(
         f"sandboxes: uvicorn on 127.0.0.1, {args.latency_ms} ms per API answer, seed "
         f"{args.seed}; EVI on SQLite (fresh $EVI_HOME per size), dlt on SQLite"
@@ -419,7 +396,7 @@ def main() -> int:
         parser.error("--sizes: each size must be at least 4 records")
     root = args.work or Path(tempfile.mkdtemp(prefix="evi-bench-sync-"))
     root.mkdir(parents=True, exist_ok=True)
-    say(f"machine: {machine()}")
+    say(f"machine: {machine('dlt', 'evi-hub')}")
     say(f"work directory: {root}")
     results = []
     try:

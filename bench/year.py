@@ -56,7 +56,6 @@ import io
 import json
 import math
 import os
-import platform
 import random
 import resource
 import shutil
@@ -67,10 +66,11 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from _machine import machine
 
 _REAL = dt.datetime
 SWEDEN = ZoneInfo("Europe/Stockholm")
@@ -559,26 +559,6 @@ def say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def machine() -> str:
-    cpu, memory = platform.processor() or "?", "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB RAM"
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, {memory}; "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"evi-hub {version('evi-hub')}"
-    )
-
-
 def mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -739,7 +719,7 @@ def main() -> int:
         (home / "evi.toml").write_text(f"[ledger]\nminimum_retention_days = {max(floor, 0)}\n")
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-    say(f"machine: {machine()}")
+    say(f"machine: {machine('evi-hub')}")
     say(f"work directory: {root}")
     clock = SimClock()
     clock.install()
