@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -144,9 +145,17 @@ class Deliverer:
         ):
             in_flight: list[Future[_Pushed]] | None = None
             while not self.stop.is_set() and self.connectors:
-                if self.between_rounds:
-                    self.between_rounds()
-                claims, handled = self._claim()
+                try:
+                    if self.between_rounds:
+                        self.between_rounds()
+                    claims, handled = self._claim()
+                except Exception:
+                    # the database away, say: the pushes already made are written first
+                    # (waiting for it a while), not left to be pushed again after their lease
+                    if in_flight is not None:
+                        with suppress(StorageError):
+                            self._record(*_gathered(in_flight))
+                    raise
                 if in_flight is not None:
                     self._record(*_gathered(in_flight))
                     in_flight = None

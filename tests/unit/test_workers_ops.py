@@ -509,3 +509,26 @@ def test_results_whose_commit_went_through_unanswered_are_not_written_twice(
     assert state["lost"] and counts.delivered == queued
     assert statuses(demo) == {DELIVERED: queued}
     assert deliveries_logged(demo) == queued
+
+
+def test_pushes_under_way_when_the_next_claim_fails_are_written_first(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away as a worker claims its next batch while the current one is
+    being pushed. Before: the worker gave up the round with the current batch's results
+    unwritten, so those transfers, delivered, stayed claimed (ten minutes, seen with
+    connections cut under two workers), then went again."""
+    real = Deliverer._claim
+    claimed: list[int] = []
+
+    def claim(self: Deliverer) -> Any:
+        claimed.append(1)
+        if len(claimed) == 2:
+            raise StorageError(GONE)
+        return real(self)
+
+    monkeypatch.setattr(Deliverer, "_claim", claim)
+    with connector(demo, targets) as built, pytest.raises(StorageError):
+        worker(demo, built, batch=5).run()
+    assert statuses(demo) == {DELIVERED: 5, PENDING: queued - 5}
+    assert deliveries_logged(demo) == 5
