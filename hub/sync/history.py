@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -12,7 +12,7 @@ from hub.context import Hub
 from hub.errors import InputError, NotFoundError
 from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import OutboxItem, SyncRun
-from hub.sync.outbox import DEAD, PENDING, OutboxRepository
+from hub.sync.outbox import DEAD, PENDING, OutboxRepository, database_clock
 from hub.sync.report import INTERRUPTED
 
 
@@ -238,6 +238,7 @@ def retry(hub: Hub, ids: Sequence[int] | None, *, recipient: str | None = None) 
     if ids is not None and recipient is not None:
         raise InputError("a recipient goes with retrying all, not with ids")
     hub.require_schema()
+    now = database_clock(hub.db)()  # due now for every worker host (PostgreSQL's clock)
     with hub.db.session(write_lock=True) as session:
         if ids is not None:
             possible = [i for i in ids if 1 <= i <= MAX_ID]  # others overflow the column
@@ -255,4 +256,4 @@ def retry(hub: Hub, ids: Sequence[int] | None, *, recipient: str | None = None) 
                 if len(named) < len(missing):  # never repeat an identity number typed there
                     which += f" (and {len(missing) - len(named)} shaped like identity numbers)"
                 raise NotFoundError(f"no dead letter with {which}; see `evi transfers failed`")
-        return OutboxRepository(session).revive(ids, datetime.now(UTC), recipient=recipient)
+        return OutboxRepository(session).revive(ids, now, recipient=recipient)

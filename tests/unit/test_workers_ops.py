@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sync_support import received, sync_options
 
@@ -32,11 +32,12 @@ from hub.store.db import Database
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.sync import OutboxItem
 from hub.sync import delivery, inbound, lock, outbox
+from hub.sync import history as history_module
 from hub.sync.delivery import Deliverer
-from hub.sync.history import history
+from hub.sync.history import history, retry
 from hub.sync.job import run_sync
 from hub.sync.lock import SyncLocks
-from hub.sync.outbox import DELIVERED, PENDING, OutboxRepository
+from hub.sync.outbox import DEAD, DELIVERED, PENDING, OutboxRepository
 
 POSTGRES_ONLY = pytest.mark.parametrize(
     "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
@@ -44,8 +45,7 @@ POSTGRES_ONLY = pytest.mark.parametrize(
 RECIPIENT = "fk"  # the authority most transfers of the demo's caseload go to
 
 
-def host_clock(monkeypatch: pytest.MonkeyPatch, off: timedelta) -> None:
-    """This host's clock ``off`` from the true time (the database server's clock is not)."""
+def _skewed(off: timedelta) -> type[datetime]:
     real = datetime
 
     class Skewed(datetime):
@@ -53,8 +53,13 @@ def host_clock(monkeypatch: pytest.MonkeyPatch, off: timedelta) -> None:
         def now(cls, tz: Any = None) -> Any:
             return real.now(tz) + off
 
+    return Skewed
+
+
+def host_clock(monkeypatch: pytest.MonkeyPatch, off: timedelta) -> None:
+    """This host's clock ``off`` from the true time (the database server's clock is not)."""
     for module in (delivery, inbound, outbox, lock):
-        monkeypatch.setattr(module, "datetime", Skewed)
+        monkeypatch.setattr(module, "datetime", _skewed(off))
 
 
 @contextmanager
@@ -151,6 +156,24 @@ def test_a_worker_on_a_host_whose_clock_is_behind_delivers_what_is_due(
     with connector(demo, targets) as built:
         counts = worker(demo, built).run()[RECIPIENT]
 
+    assert counts.delivered == queued
+    assert statuses(demo) == {DELIVERED: queued}
+
+
+@POSTGRES_ONLY
+def test_dead_letters_retried_on_a_host_whose_clock_is_ahead_are_due_at_once(
+    demo: Hub, targets: dict[str, SandboxTarget], queued: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evi transfers retry --all` (and the admin page's retry) on a host two hours ahead
+    of the database server. Before: the transfers were stamped due by that host's clock,
+    and workers waited two hours for them."""
+    with demo.db.session() as session:
+        session.execute(update(OutboxItem).values(status=DEAD, attempts=5))
+    with monkeypatch.context() as ahead:
+        ahead.setattr(history_module, "datetime", _skewed(timedelta(hours=2)))
+        assert retry(demo, None, recipient=RECIPIENT) == queued
+    with connector(demo, targets) as built:
+        counts = worker(demo, built).run()[RECIPIENT]
     assert counts.delivered == queued
     assert statuses(demo) == {DELIVERED: queued}
 
