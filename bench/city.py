@@ -84,23 +84,16 @@ from typing import Any
 
 from _machine import machine
 
+from hub.model.vocab import BUILTIN_PARTIES, Category
+
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 
 UTC = dt.UTC
 MAX_PEOPLE = 23_966  # distinct Skatteverket test numbers (two personnummer are listed twice)
-PARTIES = ["kommun", "af", "fk", "region", "team"]
+PARTIES = list(BUILTIN_PARTIES)
 PARTIAL = ["kommun", "af", "team"]
-CATEGORIES = [
-    "identity",
-    "referral",
-    "assessment",
-    "plan",
-    "intervention",
-    "benefit",
-    "health",
-    "outcome",
-]
+CATEGORIES = [c.value for c in Category]
 ACTOR = "bench-city"
 IMPORT_FILE_LINES = 10_000
 PEOPLE_TABLES = frozenset(

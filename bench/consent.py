@@ -36,18 +36,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # also when a test loads this fi
 from _machine import machine
 
 from hub.consent.gate import BlockFacts, ConsentFacts, Snapshot, WithdrawalFacts, decide
+from hub.model.vocab import BUILTIN_PARTIES, Category
 
-PARTIES = ("kommun", "af", "fk", "region", "team")
-CATEGORIES = (
-    "identity",
-    "referral",
-    "assessment",
-    "plan",
-    "intervention",
-    "benefit",
-    "health",
-    "outcome",
-)
+PARTIES = BUILTIN_PARTIES
+CATEGORIES = tuple(c.value for c in Category)
 PURPOSES = ("coordination", "evaluation")
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -67,20 +67,13 @@ from _sync_sandboxes import (
     write_json,
 )
 
+from hub.model.vocab import BUILTIN_PARTIES, Category
+
 MAX_POPULATION = 23_968  # Skatteverket's test personnummer and samordningsnummer
 CHILD_TIMEOUT = 6 * 3600
 DLT_SCRIPT = Path(__file__).parent / "_sync_dlt.py"
-PARTIES = ["kommun", "af", "fk", "region", "team"]
-CATEGORIES = [
-    "identity",
-    "referral",
-    "assessment",
-    "plan",
-    "intervention",
-    "benefit",
-    "health",
-    "outcome",
-]
+PARTIES = list(BUILTIN_PARTIES)
+CATEGORIES = [c.value for c in Category]
 
 
 @dataclass

@@ -72,13 +72,15 @@ from zoneinfo import ZoneInfo
 
 from _machine import machine
 
+from hub.model.vocab import BUILTIN_PARTIES, Category
+
 _REAL = dt.datetime
 SWEDEN = ZoneInfo("Europe/Stockholm")
 UTC = dt.UTC
 MILESTONES = (1, 7, 30, 90, 180, 365)
 ACTOR = "bench-year"
 YEAR = dt.timedelta(days=365)
-PARTIES = ["kommun", "af", "fk", "region", "team"]
+PARTIES = list(BUILTIN_PARTIES)
 
 
 # -- the simulated clock ---------------------------------------------------------------------
@@ -227,15 +229,7 @@ def submission(person: Person, at: dt.datetime, months: int, partial: bool, tag:
     from hub.model.consent import ConsentSubmission
 
     parties = ["kommun", "af", "team"] if partial else PARTIES
-    categories = [
-        "identity",
-        "referral",
-        "assessment",
-        "plan",
-        "intervention",
-        "benefit",
-        "outcome",
-    ] + ([] if partial else ["health"])
+    categories = [c.value for c in Category if not partial or c != Category.HEALTH]
     form = hashlib.sha256(f"evi bench year form {tag} {person.number[-4:]}".encode()).hexdigest()
     informed = at - dt.timedelta(minutes=20)
     return ConsentSubmission.model_validate(
