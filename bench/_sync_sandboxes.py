@@ -162,10 +162,14 @@ class Sandboxes:
         records_per_person: int,
         latency_ms: int,
         logs: Path,
+        all_subscribed: bool = True,
     ) -> None:
+        """``all_subscribed``: answer about everyone (bench/sync.py); without it each
+        sandbox keeps the list of people the hub registered (bench/city.py)."""
         self.home = home
         self.urls: dict[str, str] = {}
         self._servers: dict[str, subprocess.Popen[bytes]] = {}
+        self._all_subscribed = all_subscribed
         try:
             self._start(seed, population, records_per_person, latency_ms, logs)
         except BaseException:
@@ -197,7 +201,7 @@ class Sandboxes:
                         str(records_per_person),
                         "--latency-ms",
                         str(latency_ms),
-                        "--all-subscribed",
+                        *(["--all-subscribed"] if self._all_subscribed else []),
                         "--fresh",
                     ],
                     env=evi_env(home),

@@ -425,61 +425,6 @@ def measured(
 # -- one size ---------------------------------------------------------------------------------
 
 
-class CitySandboxes:
-    """The four authorities served for one home: no records yet, keeping the hub's list
-    of registered people (not ``--all-subscribed``)."""
-
-    def __init__(self, home: Path, seed: int, population: int, logs: Path) -> None:
-        from _sync_sandboxes import AUTHORITIES, TLS, Sandboxes, evi_env, free_port
-
-        self._base = Sandboxes.__new__(Sandboxes)
-        self._base.home = home
-        self._base.urls = {}
-        self._base._servers = {}
-        try:
-            for name in AUTHORITIES:
-                port = free_port()
-                with (logs / f"sandbox-{name}.log").open("w") as log:
-                    self._base._servers[name] = subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "hub",
-                            "sandbox",
-                            "serve",
-                            name,
-                            "--port",
-                            str(port),
-                            "--seed",
-                            str(seed),
-                            "--population",
-                            str(population),
-                            "--records-per-person",
-                            "0",
-                            "--fresh",
-                        ],
-                        env=evi_env(home),
-                        stdout=subprocess.DEVNULL,
-                        stderr=log,
-                    )
-                self._base.urls[name] = f"{'https' if name in TLS else 'http'}://127.0.0.1:{port}"
-            for name in AUTHORITIES:
-                self._base._wait(name)
-        except BaseException:
-            self._base.stop()
-            raise
-        self.urls = self._base.urls
-
-    def advance(self, rounds: int) -> None:
-        self._base.advance(rounds)
-
-    def people(self) -> list[dict[str, Any]]:
-        return self._base.people()
-
-    def stop(self) -> None:
-        self._base.stop()
-
-
 def consent_line(number: str, index: int, j: int, start: dt.datetime, years: int) -> str:
     """Consent ``j`` of a person: ``years`` long from ``start``, all parties or a few."""
     rng = random.Random(f"city:{index}:{j}")
@@ -598,7 +543,18 @@ def one_size(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     must("db", "upgrade")
-    sandboxes = CitySandboxes(home, args.seed, n, work)
+    from _sync_sandboxes import Sandboxes
+
+    # no records yet, each keeping the hub's list of registered people (not --all-subscribed)
+    sandboxes = Sandboxes(
+        home,
+        seed=args.seed,
+        population=n,
+        records_per_person=0,
+        latency_ms=0,
+        logs=work,
+        all_subscribed=False,
+    )
     try:
         for name, sandbox_url in sandboxes.urls.items():
             must("sandbox", "connect", name, "--url", sandbox_url)
