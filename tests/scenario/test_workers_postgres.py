@@ -88,30 +88,7 @@ def test_four_workers_one_killed_deliver_every_transfer_once(tmp_path: Path, pg_
         for worker in workers[1:]:
             assert worker.wait(timeout=30) == 0, worker.stderr.read() if worker.stderr else ""
 
-        assert _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'") == 0
-        by_recipient = {}
-        engine = create_engine(pg_url)
-        with engine.connect() as conn:
-            for recipient, n in conn.execute(
-                text("SELECT recipient, COUNT(*) FROM outbox GROUP BY recipient")
-            ):
-                by_recipient[recipient] = n
-            keys = set(conn.execute(text("SELECT idempotency_key FROM outbox")).scalars())
-            logged = set(
-                conn.execute(
-                    text(
-                        "SELECT correlation_id FROM ledger_entry "
-                        "WHERE action = 'delivery' AND outcome = 'success'"
-                    )
-                ).scalars()
-            )
-        engine.dispose()
-        for recipient, n in by_recipient.items():
-            got = sandboxes.received(recipient)
-            assert got["unique"] == n, recipient  # delivered once, whatever was repeated
-        assert keys <= logged, "a delivered transfer is missing from the ledger"
-        verified = evi(env, "log", "verify")
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        _each_delivered_once_and_logged(pg_url, sandboxes, env)
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -168,31 +145,7 @@ def test_workers_whose_connections_are_cut_again_and_again_deliver_every_transfe
             assert code == 0, said
         assert "internal error" not in said and "Traceback" not in said
 
-        assert _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'") == 0
-        engine = create_engine(pg_url)
-        with engine.connect() as conn:
-            by_recipient = {
-                recipient: n
-                for recipient, n in conn.execute(
-                    text("SELECT recipient, COUNT(*) FROM outbox GROUP BY recipient")
-                )
-            }
-            keys = set(conn.execute(text("SELECT idempotency_key FROM outbox")).scalars())
-            logged = set(
-                conn.execute(
-                    text(
-                        "SELECT correlation_id FROM ledger_entry "
-                        "WHERE action = 'delivery' AND outcome = 'success'"
-                    )
-                ).scalars()
-            )
-        engine.dispose()
-        assert sum(by_recipient.values()) == total
-        for recipient, n in by_recipient.items():
-            assert sandboxes.received(recipient)["unique"] == n, recipient
-        assert keys <= logged, "a delivered transfer is missing from the log"
-        verified = evi(env, "log", "verify")
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert _each_delivered_once_and_logged(pg_url, sandboxes, env) == total
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -215,3 +168,33 @@ def _stuck(url: str, workers: list[subprocess.Popen[str]]) -> str:
         ).one()
     engine.dispose()
     return f"the outbox was not drained: {tuple(waiting)} waiting; the workers said {said}"
+
+
+def _each_delivered_once_and_logged(pg_url: str, sandboxes: Sandboxes, env: dict[str, str]) -> int:
+    """Every transfer delivered, each authority holding each once (whatever was pushed
+    again), each delivery in the log, and the log verifying; how many transfers."""
+    assert _scalar(pg_url, "SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'") == 0
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        by_recipient = {
+            recipient: n
+            for recipient, n in conn.execute(
+                text("SELECT recipient, COUNT(*) FROM outbox GROUP BY recipient")
+            )
+        }
+        keys = set(conn.execute(text("SELECT idempotency_key FROM outbox")).scalars())
+        logged = set(
+            conn.execute(
+                text(
+                    "SELECT correlation_id FROM ledger_entry "
+                    "WHERE action = 'delivery' AND outcome = 'success'"
+                )
+            ).scalars()
+        )
+    engine.dispose()
+    for recipient, n in by_recipient.items():
+        assert sandboxes.received(recipient)["unique"] == n, recipient
+    assert keys <= logged, "a delivered transfer is missing from the log"
+    verified = evi(env, "log", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    return sum(by_recipient.values())
