@@ -338,18 +338,29 @@ class Database:
                     session.rollback()
                 else:
                     session.commit()
-            except OperationalError as exc:
-                with suppress(Exception):  # the connection may be gone with the error
+            except BaseException as exc:
+                # the connection may be gone with the error: the error is what to tell
+                with suppress(Exception):
                     session.rollback()
-                problem = operational_problem(exc)
+                problem = self._away(exc)
                 if problem is None:
                     raise
                 raise StorageError(problem) from None
-            except BaseException:
-                session.rollback()
-                raise
             finally:
                 session.close()
+
+    def _away(self, exc: BaseException) -> str | None:
+        """:func:`operational_problem` for SQLAlchemy's ``OperationalError`` and for the
+        driver's own, which the log's hand-written reads through the driver's cursor
+        (:class:`hub.ledger.tree.StoredTree`) get unwrapped: a server that closed the
+        connection under one of those is as much a database gone away as under a
+        statement SQLAlchemy ran."""
+        if isinstance(exc, OperationalError):
+            return operational_problem(exc)
+        driver = getattr(self.engine.dialect, "loaded_dbapi", None)
+        if driver is not None and isinstance(exc, driver.OperationalError):
+            return operational_problem(OperationalError(None, None, exc))
+        return None
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

@@ -211,3 +211,27 @@ def test_operational_failures_an_operator_can_fix_are_named(
         OperationalError("SELECT 1", {}, sqlite3.OperationalError(driver_says))
     )
     assert (problem is None) if we_say is None else (we_say in (problem or ""))
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_server_that_closes_the_connection_under_the_logs_reads_is_said_in_words(
+    migrated: Database,
+) -> None:
+    """PostgreSQL restarting (or a DBA ending the session) while the transfer log's size is
+    read, as every worker round does first, through the driver's cursor. Before: the
+    driver's own error got past the words for a database gone away, and the rollback on the
+    dead connection failed over it: `evi worker` exited with "internal error
+    (OperationalError)" instead of waiting for the database."""
+    from hub.ledger.tree import StoredTree
+
+    with pytest.raises(StorageError) as err, migrated.session() as session:
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with migrated.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        StoredTree(session).size()
+    message = str(err.value)  # "lost the connection" or "closed the connection", by timing
+    assert "the connection" in message and "database server" in message
+    with migrated.session() as session:  # a new connection once it answers again
+        assert StoredTree(session).size() == 0
