@@ -123,9 +123,14 @@ def run(argv: list[str]) -> int:
     except Exception as exc:
         if debug:
             raise
-        from hub.store.db import privilege_problem  # only now: every start imports this module
+        # only now: every start imports this module
+        from sqlalchemy.exc import OperationalError
+
+        from hub.store.db import operational_problem, privilege_problem
 
         refused = privilege_problem(exc)
+        if refused is None and isinstance(exc, OperationalError):
+            refused = operational_problem(exc)  # the database away outside a unit of work
         if refused is not None:
             typer.echo(f"error: {refused}", err=True)
             return 1

@@ -50,15 +50,18 @@ class Hub:
         """Raise a clear error when ``evi db upgrade`` has not been run on this database, or
         its schema is of another release than this installation's."""
         self.db.check_connection()
-        if not inspect(self.db.engine).has_table("hub_meta"):
+        from hub.store.migrate import revision_problem, stored_revision
+
+        # in a session: a server gone between these reads is said in words too
+        with self.db.session() as session:
+            connection = session.connection()
+            tables = inspect(connection).has_table("hub_meta")
+            problem = revision_problem(stored_revision(connection)) if tables else None
+        if not tables:
             raise StorageError(
                 f"the database at {safe_url(self.db.url)} has no EVI hub tables yet; "
                 "run `evi db upgrade` first"
             )
-        from hub.store.migrate import revision_problem, stored_revision
-
-        with self.db.engine.connect() as connection:
-            problem = revision_problem(stored_revision(connection))
         if problem is not None:
             raise StorageError(problem)
 

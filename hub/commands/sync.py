@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn
+from sqlalchemy.exc import OperationalError
 
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector.base import Connector
@@ -30,6 +31,7 @@ from hub.connector.service import (
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, StorageError
 from hub.ledger.service import check_signing, new_checkpoint
+from hub.store.db import operational_problem
 from hub.store.meta import require_current_keys
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer, DeliveryCounts
 from hub.sync.history import history
@@ -323,14 +325,15 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
                     info("the database answers again; the worker goes on")
                 away = 0
                 _say_round(counts)
-            except StorageError as exc:
-                if once:
+            except (StorageError, OperationalError) as exc:
+                problem = exc.message if isinstance(exc, StorageError) else operational_problem(exc)
+                if once or problem is None:
                     raise
                 # The database is away (restarting, failing over): wait and try again;
                 # claimed transfers are claimed again when their lease ends.
                 away += 1
                 wait = min(poll * 2**away, _MAX_AWAY_WAIT)
-                why = exc.message.split("; ")[0]  # not the one-shot command's advice
+                why = problem.split("; ")[0]  # not the one-shot command's advice
                 info(f"warning: {why}; the worker tries again in {wait:.0f} s")
                 stop.wait(wait)
                 continue

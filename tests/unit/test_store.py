@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -235,3 +236,55 @@ def test_a_server_that_closes_the_connection_under_the_logs_reads_is_said_in_wor
     assert "the connection" in message and "database server" in message
     with migrated.session() as session:  # a new connection once it answers again
         assert StoredTree(session).size() == 0
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_server_that_closes_the_connection_while_the_schema_is_checked_is_said_in_words(
+    migrated: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker round's checkpoint checks the schema first. Before: a server that
+    closed the connection while its revision was read was an "internal error
+    (OperationalError)" and the worker exited (the second failure of the kind the
+    cut-connections scenario met)."""
+    from hub.context import Hub
+
+    real = migrate.stored_revision
+
+    def terminated_first(connection: Any) -> str | None:
+        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with migrated.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return real(connection)
+
+    monkeypatch.setattr(migrate, "stored_revision", terminated_first)
+    hub = Hub(settings=get_settings(), db=migrated)
+    with pytest.raises(StorageError) as err:
+        hub.require_schema()
+    assert "the connection" in str(err.value) and "database server" in str(err.value)
+    monkeypatch.setattr(migrate, "stored_revision", real)
+    hub.require_schema()  # answered again: nothing to say
+
+
+def test_a_command_the_database_fails_outside_a_unit_of_work_says_what_happened(
+    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last net of every command: a driver's error an operator can act on is said in
+    words even where no unit of work turned it into one (an internal error before)."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from hub.context import Hub
+
+    def gone(_self: Hub) -> None:
+        closed = sqlite3.OperationalError("server closed the connection unexpectedly")
+        raise OperationalError("SELECT version_num FROM alembic_version", {}, closed)
+
+    assert cli("db", "upgrade").code == 0
+    monkeypatch.setattr(Hub, "require_schema", gone)
+    result = cli("consent", "list")
+    assert result.code == 1
+    assert result.err.startswith("error: the database server closed the connection")
+    assert "internal error" not in result.err and "alembic_version" not in result.err

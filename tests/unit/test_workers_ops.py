@@ -330,6 +330,32 @@ def test_a_transaction_left_open_on_the_outbox_stops_a_worker_with_a_clear_error
     assert statuses(demo) == {PENDING: queued}  # nothing claimed meanwhile
 
 
+def test_a_worker_waits_for_a_database_gone_where_no_unit_of_work_said_so(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that closes the connection under a read made outside a unit of work
+    (SQLAlchemy's error, not yet put in words) is the database away all the same: the
+    worker warns and tries again. Before: it exited with "internal error
+    (OperationalError)", and its service manager's restarts were all that kept it going."""
+    from sqlalchemy.exc import OperationalError
+
+    real = sync_commands._require_current
+    rounds: list[int] = []
+
+    def closed_once(hub: Hub, logged: int) -> int:
+        rounds.append(logged)
+        if len(rounds) == 1:
+            closed = Exception("consuming input failed: server closed the connection unexpectedly")
+            raise OperationalError("SELECT size FROM ledger_head", {}, closed)
+        return real(hub, logged)
+
+    monkeypatch.setattr(sync_commands, "_require_current", closed_once)
+    said = serve_until_warned(demo, built_for(demo, targets), monkeypatch)
+    assert (
+        said == "warning: the database server closed the connection; the worker tries again in 0 s"
+    )
+
+
 @POSTGRES_ONLY
 def test_a_lock_timeout_the_operator_set_is_kept(db_url: str) -> None:
     """The hub's 60 s is for a connection nobody gave one: a lock_timeout in the URL (or
