@@ -412,6 +412,7 @@ def record_sync_result(
     *,
     error: str | None = None,
     pause_after: int | None = None,
+    counted: bool = True,
 ) -> bool:
     """Record how a sync of ``name`` ended, inside the caller's transaction.
 
@@ -419,17 +420,19 @@ def record_sync_result(
     run of consecutive failures, any other status ends it. ``error`` is one line for the
     administrator (no personal data, no secrets). With ``pause_after`` set, the connector
     is paused when that many failures follow each other, until ``evi connectors enable``.
+    ``counted=False``: an end that says nothing about the authority (the run failed on
+    the hub's own database) is shown, and neither adds to nor ends the run of failures.
     Returns whether the connector is paused now. Never commits.
     """
     row = ConnectorConfigRepository(session).ensure(name)
     row.last_sync_at = at
     row.last_status = status
     row.last_error = error[:500] if error else None
-    if status == STATUS_FAILED:
+    if counted and status == STATUS_FAILED:
         row.consecutive_failures += 1
         if pause_after is not None and row.consecutive_failures >= pause_after:
             row.paused = True
-    else:
+    elif counted:
         row.consecutive_failures = 0
     row.updated_at = datetime.now(UTC)
     return row.paused

@@ -27,7 +27,7 @@ from hub.connector.service import (
     runnable_connectors,
 )
 from hub.context import Hub
-from hub.errors import ConfigError, EviError, LockHeldError, NotFoundError
+from hub.errors import ConfigError, EviError, LockHeldError, NotFoundError, StorageError
 from hub.ledger.service import check_signing, new_checkpoint
 from hub.store.tables.sync import SyncRun
 from hub.sync.batch import InboundRun
@@ -282,6 +282,7 @@ def _finish_stopped_runs(
     for entry in report.connectors:
         if entry.connector in runs and entry.status in (OK, PARTIAL):
             entry.status, entry.error = FAILED, unexpected(entry.connector, exc)
+            entry.database_failed = isinstance(exc, StorageError)
     if runs:
         try:
             _finish_runs(hub, report, runs)
@@ -294,7 +295,10 @@ def _finish_runs(
 ) -> None:
     """Finish each run's row and count the night towards pausing. ``by_hand``: a cursor
     was given (``--since``), so a configuration error is most likely that cursor, answered
-    on the spot (exit 2), and is not a failed night."""
+    on the spot (exit 2), and is not a failed night. Nor is a run that failed on the hub's
+    own database (a PostgreSQL restart or fail-over, a full disk): it says nothing about
+    the authority, and a maintenance window that meets the nightly sync three nights
+    running would otherwise pause every connector."""
     now = datetime.now(UTC)
     pause_after = hub.settings.sync.pause_after_failures
     with hub.db.session(write_lock=True) as session:
@@ -313,7 +317,13 @@ def _finish_runs(
                 continue
             status = STATUS_FAILED if entry.status in (FAILED, CONFIG_ERROR) else entry.status
             paused = record_sync_result(
-                session, entry.connector, status, now, error=entry.error, pause_after=pause_after
+                session,
+                entry.connector,
+                status,
+                now,
+                error=entry.error,
+                pause_after=pause_after,
+                counted=not entry.database_failed,
             )
             if paused and status == STATUS_FAILED:
                 entry.error = (entry.error or "failed") + (

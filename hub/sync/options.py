@@ -13,7 +13,7 @@ import httpx
 
 from hub.connector.errors import ConnectorConfigError
 from hub.connector.retry import RetryPolicy
-from hub.errors import ConfigError, EviError
+from hub.errors import ConfigError, EviError, StorageError
 from hub.sync.delivery import DEFAULT_LEASE
 from hub.sync.lock import LockLostError
 from hub.sync.report import CONFIG_ERROR, FAILED, ConnectorReport
@@ -56,6 +56,8 @@ def guarded(entry: ConnectorReport, step: Callable[..., None], *args: Any) -> No
         raise  # another run holds the lock now: this run stops, not just this connector
     except (ConnectorConfigError, ConfigError) as exc:
         entry.status, entry.error = CONFIG_ERROR, exc.message
+    except StorageError as exc:  # the hub's database, not the authority: see _finish_runs
+        entry.status, entry.error, entry.database_failed = FAILED, exc.message, True
     except EviError as exc:  # a connector's or the hub's own message, free of personal data
         entry.status, entry.error = FAILED, exc.message
     except Exception as exc:

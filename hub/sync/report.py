@@ -50,6 +50,9 @@ class ConnectorReport:
     duration_s: float = 0.0
     error: str | None = None
     decisions: dict[str, int] = field(default_factory=dict)
+    # failed on the hub's own database (away, full, locked), not on the authority: the run
+    # is failed all the same, but does not count towards pausing the connector
+    database_failed: bool = False
 
     def counts(self) -> dict[str, int]:
         return {name: int(getattr(self, name)) for name in COUNTERS}

@@ -361,6 +361,48 @@ def test_a_connector_failing_night_after_night_is_paused(
         assert runs[-1].error is not None and "evi connectors enable af" in runs[-1].error
 
 
+def test_nights_the_hubs_own_database_failed_do_not_pause_a_connector(
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL restart or fail-over (a maintenance window) that meets the nightly
+    sync: in delivery, the step every connector shares, and in one connector's pull. The
+    nights are failed, in the history with what happened, exit 1; they neither add to nor
+    end an authority's run of failures. Before: two such nights paused every connector."""
+    from hub.sync import delivery, phases
+
+    monkeypatch.setenv("EVI_SYNC__PAUSE_AFTER_FAILURES", "2")
+    get_settings.cache_clear()
+    hub = Hub(settings=get_settings(), db=demo.db)
+    gone = StorageError("lost the connection to the database server; check that it is running")
+
+    def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise gone
+
+    knobs(targets["af"], fail_rate=1.0)
+    assert run_sync(hub, sync_options(targets, deliver=False)).get("af").status == "failed"
+    knobs(targets["af"], fail_rate=0.0)
+    with monkeypatch.context() as patched:  # the database gone as af's pull starts
+        patched.setattr(phases, "stored_cursor", away)
+        night = run_sync(hub, sync_options(targets, connectors=["af"], deliver=False))
+        assert night.get("af").status == "failed" and night.exit_code == 1
+    with monkeypatch.context() as patched:  # and while delivering
+        patched.setattr(delivery.Deliverer, "run", away)
+        with pytest.raises(StorageError):
+            run_sync(hub, sync_options(targets))
+    status = {s.name: s for s in list_connectors(hub)}
+    assert not any(s.paused for s in status.values())
+    assert status["af"].status == "failed"
+    assert "lost the connection" in str(status["af"].last_error)
+    with hub.db.session() as session:
+        runs = session.scalars(
+            select(SyncRun).where(SyncRun.connector == "af").order_by(SyncRun.id)
+        ).all()
+        assert [r.status for r in runs] == ["failed", "failed", "failed"]
+    knobs(targets["af"], fail_rate=1.0)  # af's own second failure in a row pauses it
+    run_sync(hub, sync_options(targets, deliver=False))
+    assert {s.name: s for s in list_connectors(hub)}["af"].paused
+
+
 def test_plugins_hear_of_every_run_even_one_where_every_connector_is_paused(
     demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
 ) -> None:
