@@ -12,10 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from hub.stats.cases import CLOSURE, REFERRAL, Kind, Step
+from hub.store.tables.participant import ParticipantRow
 from hub.store.tables.sync import StoredRecord
 
 __all__ = ["CLOSURE", "REFERRAL", "Fact", "Kind", "facts_for_period"]
@@ -61,35 +62,66 @@ def facts_for_period(session: Session, start: date, end: date) -> dict[int, list
     closed case whose end a closure after the period moves (the last record before it and
     the first after it are closures). The records: each such person's referrals and
     closures dated before their first referral after the period, which opens a case of
-    its own; nothing after that can change where they count. The query works this out in
-    the database, so only these records are read.
+    its own; nothing after that can change where they count.
+
+    Who they are is found with two looks per person into the index ``ix_record_walk``
+    (``record.walk``: the last record before the period, the first from its start), not
+    by reading every stored record; then only those people's referrals and closures are
+    read.
     """
-    r = StoredRecord
     first, last = start.isoformat(), end.isoformat()  # ISO dates compare as text
+    relevant = [
+        pid
+        for pid, last_before, first_from in session.execute(_people(first))
+        if _relevant(last_before, first_from, last)
+    ]
+    facts: dict[int, list[Fact]] = {}
+    for at in range(0, len(relevant), _CHUNK):
+        for pid, found in _records(session, relevant[at : at + _CHUNK]).items():
+            # the first referral after the period opens a case of its own: it and every
+            # record from its day on are left out
+            after = [f.on for f in found if f.kind == REFERRAL and f.on > end]
+            cut = min(after, default=None)
+            facts[pid] = [f for f in found if cut is None or f.on < cut]
+    return facts
+
+
+_CHUNK = 500  # people per IN (...) list
+
+
+def _relevant(last_before: str | None, first_from: str | None, last: str) -> bool:
+    """Whether a person with these walk positions (``YYYY-MM-DD`` then ``0`` for a
+    referral, ``1`` for a closure: the last before the period, the first from its start)
+    can have a case open on a day of it ending ``last``."""
+    within = first_from is not None and first_from <= last + "1"
+    if within or (last_before is not None and last_before.endswith("0")):
+        return True  # a record in the period, or a case open when it starts
+    # a closed case whose end a closure after the period moves (first_from is then the
+    # first record after it)
+    return (
+        last_before is not None
+        and last_before.endswith("1")
+        and first_from is not None
+        and first_from.endswith("1")
+    )
+
+
+def _people(first: str) -> Select[int, str | None, str | None]:
+    """Each participant with their last walk position before ``first`` and their first
+    from it: two seeks each in ``ix_record_walk`` (participant, walk)."""
+    r, p = StoredRecord, ParticipantRow
+    mine = r.participant_id == p.id
+    last_before = select(func.max(r.walk)).where(mine, r.walk < first).scalar_subquery()
+    first_from = select(func.min(r.walk)).where(mine, r.walk >= first).scalar_subquery()
+    return select(p.id, last_before, first_from).order_by(p.id)
+
+
+def _records(session: Session, people: list[int]) -> dict[int, list[Fact]]:
+    """The referrals and closures of ``people``, each person's in storage order."""
+    r = StoredRecord
     on = case(
         (r.kind == REFERRAL, r.body["received_on"].as_string()),
         else_=r.body["closed_on"].as_string(),
-    )
-    # the date with 0 for a referral, 1 for a closure: the order of the walk, so that the
-    # greatest before the period is the last record before it, the least after the first
-    walk = on.concat(case((r.kind == REFERRAL, literal("0")), else_=literal("1")))
-    kinds = r.kind.in_((REFERRAL, CLOSURE))
-    person = (
-        select(
-            r.participant_id.label("participant_id"),
-            func.max(case((on < first, walk))).label("last_before"),
-            func.min(case((on > last, walk))).label("first_after"),
-            func.max(case((and_(on >= first, on <= last), 1), else_=0)).label("within"),
-            func.min(case((and_(r.kind == REFERRAL, on > last), on))).label("next_referral"),
-        )
-        .where(kinds)
-        .group_by(r.participant_id)
-        .subquery()
-    )
-    relevant: ColumnElement[bool] = or_(
-        person.c.within == 1,
-        person.c.last_before.like("%0"),
-        and_(person.c.last_before.like("%1"), person.c.first_after.like("%1")),
     )
     rows = session.execute(
         select(
@@ -104,12 +136,7 @@ def facts_for_period(session: Session, start: date, end: date) -> dict[int, list
             r.body["outcome"].as_string(),
             r.body["reason"].as_string(),
         )
-        .join(person, person.c.participant_id == r.participant_id)
-        .where(
-            kinds,
-            relevant,
-            or_(person.c.next_referral.is_(None), on < person.c.next_referral),
-        )
+        .where(r.participant_id.in_(people), r.kind.in_((REFERRAL, CLOSURE)))
         .order_by(r.participant_id, r.id)
     )
     facts: dict[int, list[Fact]] = defaultdict(list)
@@ -126,4 +153,4 @@ def facts_for_period(session: Session, start: date, end: date) -> dict[int, list
             why if kind == CLOSURE else None,
         )
         facts[pid].append(fact)
-    return dict(facts)
+    return facts

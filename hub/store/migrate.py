@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0008"
+HEAD = "0009"
 """The newest revision this installation ships (a test checks it is Alembic's head): what
 :func:`check_revision` asks of a database without importing Alembic on every start."""
 

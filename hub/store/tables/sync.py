@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Computed,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.model.records import MAX_CURSOR_LENGTH
 from hub.store.base import Base, UTCDateTime
+
+WALK = (
+    "CASE WHEN kind = 'referral' THEN (body ->> 'received_on') || '0' "
+    "WHEN kind = 'closure' THEN (body ->> 'closed_on') || '1' END"
+)
+"""``record.walk``: a referral's or closure's place in its person's walk of cases
+(:mod:`hub.stats.cases`), its date (ISO, so it sorts as text) then ``0`` for a referral,
+``1`` for a closure (referrals first on the same day); ``NULL`` for other kinds. The
+same SQL on SQLite (3.38 or later: ``->>``) and PostgreSQL."""
 
 
 class StoredRecord(Base):
@@ -37,6 +47,15 @@ class StoredRecord(Base):
             "referring_party",
             sqlite_where=text("referring_party IS NOT NULL"),
             postgresql_where=text("referring_party IS NOT NULL"),
+        ),
+        # each person's referrals and closures in walk order: the follow-up statistics
+        # find who had a case in a period with two looks per person (revision 0009)
+        Index(
+            "ix_record_walk",
+            "participant_id",
+            "walk",
+            sqlite_where=text("walk IS NOT NULL"),
+            postgresql_where=text("walk IS NOT NULL"),
         ),
     )
 
@@ -55,6 +74,10 @@ class StoredRecord(Base):
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # a referral's body["referring_party"], else None (see referring_party_of)
     referring_party: Mapped[str | None] = mapped_column(String(32))
+    # worked out by the database from kind and body (see WALK): never written, so the
+    # sync's bulk statements and `evi db copy` leave it out; SQLite keeps it VIRTUAL when
+    # revision 0009 added it to an existing table
+    walk: Mapped[str | None] = mapped_column(String, Computed(WALK, persisted=True))
 
 
 def referring_party_of(kind: str, body: Mapping[str, Any]) -> str | None:
