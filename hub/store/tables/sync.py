@@ -19,19 +19,39 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import ColumnElement
 
 from hub.model.records import MAX_CURSOR_LENGTH
 from hub.store.base import Base, UTCDateTime
 
-WALK = (
-    "CASE WHEN kind = 'referral' THEN (body ->> 'received_on') || '0' "
-    "WHEN kind = 'closure' THEN (body ->> 'closed_on') || '1' END"
-)
-"""``record.walk``: a referral's or closure's place in its person's walk of cases
-(:mod:`hub.stats.cases`), its date (ISO, so it sorts as text) then ``0`` for a referral,
-``1`` for a closure (referrals first on the same day); ``NULL`` for other kinds. The
-same SQL on SQLite (3.38 or later: ``->>``) and PostgreSQL."""
+WALK = {
+    "sqlite": (
+        "CASE WHEN kind = 'referral' THEN json_extract(body, '$.received_on') || '0' "
+        "WHEN kind = 'closure' THEN json_extract(body, '$.closed_on') || '1' END"
+    ),
+    "postgresql": (
+        "CASE WHEN kind = 'referral' THEN (body ->> 'received_on') || '0' "
+        "WHEN kind = 'closure' THEN (body ->> 'closed_on') || '1' END"
+    ),
+}
+"""``record.walk``, per dialect: a referral's or closure's place in its person's walk of
+cases (:mod:`hub.stats.cases`), its date (ISO, so it sorts as text) then ``0`` for a
+referral, ``1`` for a closure (referrals first on the same day); ``NULL`` for other
+kinds."""
+
+
+class _Walk(ColumnElement[str]):
+    """:data:`WALK` in the dialect's own SQL (a generated column has one expression)."""
+
+    inherit_cache = True
+    type = String()
+
+
+@compiles(_Walk)
+def _walk_sql(element: _Walk, compiler: Any, **kw: Any) -> str:
+    return WALK.get(compiler.dialect.name, WALK["postgresql"])
 
 
 class StoredRecord(Base):
@@ -77,7 +97,7 @@ class StoredRecord(Base):
     # worked out by the database from kind and body (see WALK): never written, so the
     # sync's bulk statements and `evi db copy` leave it out; SQLite keeps it VIRTUAL when
     # revision 0009 added it to an existing table
-    walk: Mapped[str | None] = mapped_column(String, Computed(WALK, persisted=True))
+    walk: Mapped[str | None] = mapped_column(String, Computed(_Walk(), persisted=True))
 
 
 def referring_party_of(kind: str, body: Mapping[str, Any]) -> str | None:

@@ -7,7 +7,7 @@ a case in a period with two looks per person instead of reading every stored rec
 everyone and its JSON (bench/city.py, bench/year.py: that statement grew with every
 record kept, whatever the period asked). SQLite adds the column VIRTUAL (ALTER TABLE
 cannot add a STORED one; the index keeps the values), PostgreSQL STORED (it rewrites the
-table once). The expression is ``hub.store.tables.sync.WALK``'s (SQLite 3.38 or later).
+table once). The expression is ``hub.store.tables.sync.WALK``'s, per dialect.
 
 Revision ID: 0009
 Revises: 0008
@@ -23,18 +23,23 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-WALK = (
-    "CASE WHEN kind = 'referral' THEN (body ->> 'received_on') || '0' "
-    "WHEN kind = 'closure' THEN (body ->> 'closed_on') || '1' END"
-)
+WALK = {
+    "sqlite": (
+        "CASE WHEN kind = 'referral' THEN json_extract(body, '$.received_on') || '0' "
+        "WHEN kind = 'closure' THEN json_extract(body, '$.closed_on') || '1' END"
+    ),
+    "postgresql": (
+        "CASE WHEN kind = 'referral' THEN (body ->> 'received_on') || '0' "
+        "WHEN kind = 'closure' THEN (body ->> 'closed_on') || '1' END"
+    ),
+}
 FILLED = sa.text("walk IS NOT NULL")
 
 
 def upgrade() -> None:
-    stored = op.get_bind().dialect.name == "postgresql"
-    op.add_column(
-        "record", sa.Column("walk", sa.String(), sa.Computed(WALK, persisted=stored))
-    )
+    dialect = op.get_bind().dialect.name
+    walk = sa.Computed(sa.text(WALK[dialect]), persisted=dialect == "postgresql")
+    op.add_column("record", sa.Column("walk", sa.String(), walk))
     op.create_index(
         "ix_record_walk",
         "record",
