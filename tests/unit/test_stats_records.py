@@ -337,3 +337,46 @@ def test_revision_0009_upgrades_and_downgrades_and_the_statistics_read_the_same(
         walks = session.execute(select(StoredRecord.kind, StoredRecord.walk)).all()
     assert {kind for kind, walk in walks if walk is None} <= {"benefit", "intervention", "health"}
     assert all(walk[-1] == ("0" if kind == REFERRAL else "1") for kind, walk in walks if walk)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_report_never_reads_the_whole_record_table(hub: Hub) -> None:
+    """The steering group's report costs what its period and its people need: every
+    statement goes into ``record`` through an index by person (``SEARCH``), none reads the
+    table through (``SCAN record``), whatever the period; a period nobody's records reach
+    reads no record."""
+    day = date(2025, 4, 1)
+    people = [
+        [Rec(REFERRAL, day - timedelta(days=3), "af", UPDATES[0])],  # open at the start
+        [
+            Rec(REFERRAL, day - timedelta(days=90), "kommun", UPDATES[0]),
+            Rec(CLOSURE, day - timedelta(days=60), "kommun", UPDATES[0]),  # closed long ago
+            Rec("benefit", day, "fk", UPDATES[0]),
+        ],
+    ] + [[Rec("intervention", day, "af", UPDATES[0])]] * 5
+    _store(hub, people, count())
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "record" in statement:
+            seen.append((statement, parameters))
+
+    from sqlalchemy import event
+
+    event.listen(hub.db.engine, "before_cursor_execute", keep)
+    try:
+        with hub.db.session() as session:
+            asked = {
+                "the month": facts_for_period(session, day, day + timedelta(days=29)),
+                "before anything": facts_for_period(session, date(2020, 1, 1), date(2020, 1, 31)),
+            }
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", keep)
+    assert [len(found) for found in asked.values()] == [1, 0]
+    assert seen
+    with hub.db.engine.connect() as connection:
+        for statement, parameters in seen:
+            plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "SCAN record" not in details, details
+            assert "SEARCH record USING INDEX ix_record_walk" in details, details
