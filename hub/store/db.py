@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
@@ -114,6 +115,22 @@ def operational_problem(exc: OperationalError) -> str | None:
     with no part of the statement or its parameters; ``None`` for anything else."""
     text = str(exc.orig).lower() if exc.orig is not None else ""
     return next((problem for marker, problem in _OPERATIONAL if marker in text), None)
+
+
+def database_away(exc: BaseException) -> str | None:
+    """:func:`operational_problem` for SQLAlchemy's ``OperationalError`` and for a driver's
+    own (psycopg's, sqlite3's), which a read through the driver's cursor (the transfer
+    log's, :class:`hub.ledger.tree.StoredTree`) raises unwrapped: a server that closed the
+    connection under one of those is as much a database gone away as under a statement
+    SQLAlchemy ran. ``None`` for anything else. For the last nets of the commands and the
+    web pages, and :meth:`Database.session`, which says it for every unit of work."""
+    if isinstance(exc, OperationalError):
+        return operational_problem(exc)
+    for name in ("psycopg", "sqlite3"):  # only a driver already imported can have raised
+        driver = sys.modules.get(name)
+        if driver is not None and isinstance(exc, driver.OperationalError):
+            return operational_problem(OperationalError(None, None, exc))
+    return None
 
 
 PERMISSION_DENIED: Final = (
@@ -342,25 +359,12 @@ class Database:
                 # the connection may be gone with the error: the error is what to tell
                 with suppress(Exception):
                     session.rollback()
-                problem = self._away(exc)
+                problem = database_away(exc)
                 if problem is None:
                     raise
                 raise StorageError(problem) from None
             finally:
                 session.close()
-
-    def _away(self, exc: BaseException) -> str | None:
-        """:func:`operational_problem` for SQLAlchemy's ``OperationalError`` and for the
-        driver's own, which the log's hand-written reads through the driver's cursor
-        (:class:`hub.ledger.tree.StoredTree`) get unwrapped: a server that closed the
-        connection under one of those is as much a database gone away as under a
-        statement SQLAlchemy ran."""
-        if isinstance(exc, OperationalError):
-            return operational_problem(exc)
-        driver = getattr(self.engine.dialect, "loaded_dbapi", None)
-        if driver is not None and isinstance(exc, driver.OperationalError):
-            return operational_problem(OperationalError(None, None, exc))
-        return None
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

@@ -4,7 +4,10 @@
 * a request FastAPI cannot validate -> 422 naming the fields, never the values given
   (a value may be a personnummer; see :mod:`hub.model.problems`).
 * a :class:`hub.errors.StorageError` -> 503 saying only that the database is unavailable;
-  its message (host, user, database, the driver's words) goes to the server log.
+  its message (host, user, database, the driver's words) goes to the server log. So is a
+  database gone away (a restart, a fail-over, a full disk) that reached the edge without
+  a unit of work to put it in words (:func:`hub.store.db.database_away`): a 503, never
+  the 500 below.
 * anything else -> 500 "internal error" (:class:`InternalErrors`); the server log gets the
   exception's type, and its traceback only at debug level (an exception's text may quote
   data).
@@ -32,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.errors import EviError, StorageError
 from hub.ledger.event import IDENTITY_NUMBER
 from hub.model.problems import problem
+from hub.store.db import database_away
 from hub.web.i18n import N_, tr
 from hub.web.security import masked_path
 
@@ -123,14 +127,19 @@ def page_message(request: Request, status: int, message: str, *, lead: str | Non
 UNAVAILABLE = "the database is not available; the server's log says why"
 
 
+def _unavailable(request: Request, message: str) -> Response:
+    """503: the database is not available. ``message`` may name the database's host, user
+    and name and the driver's words: for the operator's log, not for whoever asks
+    (/healthz needs no sign-in)."""
+    path = masked_path(request.url.path)
+    log.error("database error in %s %s: %s", request.method, path, message)
+    return error_response(request, StorageError.http_status, UNAVAILABLE)
+
+
 async def _evi_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EviError)
     if isinstance(exc, StorageError):
-        # Its message names the database's host, user and name and the driver's words:
-        # for the operator's log, not for whoever asks (/healthz needs no sign-in).
-        path = masked_path(request.url.path)
-        log.error("database error in %s %s: %s", request.method, path, exc.message)
-        return error_response(request, exc.http_status, UNAVAILABLE)
+        return _unavailable(request, exc.message)
     return error_response(
         request, exc.http_status, exc.message, lead=getattr(exc, "page_lead", None)
     )
@@ -206,7 +215,8 @@ def _internal_error(request: Request, exc: Exception) -> Response:
 
 class InternalErrors:
     """ASGI middleware: any other exception becomes the 500 answer here, and goes no further
-    (but a client that went away before its body arrived is no error of the server's).
+    (but a client that went away before its body arrived is no error of the server's, and
+    a database gone away outside a unit of work is the 503 of a :class:`StorageError`).
 
     Starlette's own last resort (an ``Exception`` handler) answers too, but then raises the
     exception again for the server, and uvicorn logs it with its traceback and text, which
@@ -235,7 +245,11 @@ class InternalErrors:
             path = masked_path(scope["path"])
             log.debug("the client went away during %s %s", scope["method"], path)
         except Exception as exc:
-            response = _internal_error(Request(scope), exc)
+            away = database_away(exc)
+            if away is not None:
+                response = _unavailable(Request(scope), away)
+            else:
+                response = _internal_error(Request(scope), exc)
             if not started:
                 await response(scope, receive, send)
 
