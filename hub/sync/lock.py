@@ -17,6 +17,13 @@ lease (its database out of reach, the process frozen) and finds its lock taken o
 another run stops with :class:`LockLostError` (exit code 3) instead of syncing the
 connector twice at once.
 
+A run that ends while its database is away (PostgreSQL restarting or failing over as the
+run finishes) keeps its outcome: releasing its locks is tried again on a new connection
+for a few seconds (:data:`RELEASE_WAITS`), and if the database still does not answer,
+the locks are left with a warning saying when they are free (:meth:`SyncLocks.release`).
+Before, the release's error replaced the run's: a night that had stored and delivered
+everything printed no report and exited 1 saying nothing of it was kept.
+
 Leases are read and written by the database's clock on PostgreSQL
 (:func:`~hub.sync.outbox.database_clock`), where runs may start on different hosts: a
 host whose clock is an hour ahead would otherwise take over a live lock, and one an hour
@@ -36,7 +43,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub.errors import LockHeldError
+from hub.errors import LockHeldError, StorageError
 from hub.store.db import Database
 from hub.store.tables.sync import SyncLock
 from hub.sync.outbox import database_clock
@@ -48,6 +55,11 @@ LEASE = timedelta(hours=1)
 
 RENEW_EVERY = timedelta(minutes=1)
 """How often a run renews the leases of the locks it holds (one short write each time)."""
+
+RELEASE_WAITS = (0.0, 1.0, 3.0)
+"""Seconds waited before each try at releasing a run's locks on PostgreSQL: a server that
+closed the connection as the run ended (a restart takes a few seconds) is asked again on a
+new one. SQLite is tried once: it has waited its 30 s for the file's write lock already."""
 
 
 class LockLostError(LockHeldError):
@@ -81,14 +93,17 @@ class SyncLocks:
         renew_every: timedelta | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.db = db
+        self._sleep = sleep
         self._clock = database_clock(db) if clock is None else clock
         self.lease = LEASE if lease is None else lease
         self.renew_every = (RENEW_EVERY if renew_every is None else renew_every).total_seconds()
         self._monotonic = monotonic
         self.held: dict[str, str] = {}  # connector -> this run's holder id
         self._renewed = monotonic()
+        self.expires_at: datetime | None = None  # the latest lease taken or renewed
 
     def take(self, connector: str) -> None:
         """Take ``connector``'s lock; :class:`LockHeldError` if a live run holds it."""
@@ -126,6 +141,7 @@ class SyncLocks:
         except IntegrityError:
             raise _held(connector, None) from None
         self.held[connector] = holder
+        self.expires_at = mine.expires_at
 
     def keep(self) -> None:
         """Renew every held lease if :data:`RENEW_EVERY` has passed since the last renewal.
@@ -147,6 +163,7 @@ class SyncLocks:
                 if renewed.rowcount != 1:  # type: ignore[attr-defined]
                     lost.append(connector)
         self._renewed = self._monotonic()
+        self.expires_at = now + self.lease
         if lost:
             for connector in lost:
                 del self.held[connector]
@@ -159,9 +176,37 @@ class SyncLocks:
             )
 
     def release(self) -> None:
-        """Release every lock this run still holds."""
-        if not self.held:
+        """Release every lock this run still holds.
+
+        A database server that does not answer (it closed the connection, or is restarting)
+        is asked again on a new connection after each of :data:`RELEASE_WAITS`; if it still
+        does not, the locks are left, with a warning saying when another run may take
+        them, and the run's own outcome (its report, its exit code, or the error that
+        stopped it) stands: a lock is only ever a guard against two runs at once."""
+        problem = ""
+        for wait in RELEASE_WAITS if self.db.dialect == "postgresql" else (0.0,):
+            if not self.held:
+                return
+            if wait:
+                self._sleep(wait)
+            try:
+                self._delete_held()
+            except StorageError as exc:
+                problem = exc.message.split("; ")[0]  # not the one-shot command's advice
+                continue
+            self.held.clear()
             return
+        until = f" ({self.expires_at:%Y-%m-%d %H:%M} UTC)" if self.expires_at else ""
+        log.warning(
+            "the sync locks of %s could not be released (%s): a sync on this host takes "
+            "them over once this process has ended, one on another host when their lease "
+            "ends%s",
+            ", ".join(sorted(self.held)),
+            problem,
+            until,
+        )
+
+    def _delete_held(self) -> None:
         with self.db.session(write_lock=True) as session:
             for connector, holder in self.held.items():
                 session.execute(
@@ -169,7 +214,6 @@ class SyncLocks:
                         SyncLock.connector == connector, SyncLock.holder == holder
                     )
                 )
-        self.held.clear()
 
 
 def require_no_sync(db: Database, what: str) -> None:

@@ -52,11 +52,12 @@ def end_session_backend(session: Any) -> None:
 
 @contextmanager
 def cut_before(
-    engine: Engine, statement: Callable[[str], bool], *, times: int = 1
+    engine: Engine | type[Engine], statement: Callable[[str], bool], *, times: int = 1
 ) -> Iterator[list[str]]:
     """While the block runs, the server ends the connection just before the first
     ``times`` statements SQLAlchemy sends for which ``statement(sql)`` is true; the list
-    holds those statements (to assert that the cut was made)."""
+    holds those statements (to assert that the cut was made). ``engine`` may be the class
+    ``Engine``: every engine's, such as a command's run in this process."""
     cut: list[str] = []
 
     def before(conn: Any, _cursor: Any, sql: str, _params: Any, _context: Any, _many: bool) -> None:
