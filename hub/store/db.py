@@ -109,6 +109,17 @@ _OPERATIONAL: Final = (
 )
 
 
+_ENDED: Final = (
+    "server closed the connection",
+    "terminating connection",
+    "the connection is lost",
+    "consuming input failed",
+)
+"""What the driver says of a connection the server had taken and then ended (a restart, a
+fail-over, ``pg_terminate_backend``): the server was reached, so the URL is not the thing
+to check (:meth:`Database.check_connection`)."""
+
+
 def operational_problem(exc: OperationalError) -> str | None:
     """What an operator should know about a database failure that is not the hub's own
     (a lock held elsewhere, a full disk, a file it may not write, a server gone), in words
@@ -432,6 +443,9 @@ class Database:
                 raise StorageError(
                     f"cannot connect to the database at {safe_url(self.url)}: {problem}"
                 ) from None
+            said = str(exc.orig).lower() if exc.orig is not None else ""
+            if problem is not None and any(marker in said for marker in _ENDED):
+                raise StorageError(problem) from None  # reached: its URL is not what to check
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
             raise StorageError(
                 f"cannot reach the database at {safe_url(self.url)}: {first}. "

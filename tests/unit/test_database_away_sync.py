@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from test_database_away_support import POSTGRES_ONLY, cut_before
 
+from hub.errors import StorageError
 from hub.sync import lock
 
 SEED, POPULATION = "7", "10"
@@ -141,3 +142,20 @@ def test_a_run_that_did_its_work_keeps_its_report_when_its_locks_cannot_be_relea
     )
     assert sql("SELECT count(*) FROM sync_lock") == [(4,)]
     assert cli("log", "verify").code == 0
+
+
+@POSTGRES_ONLY
+def test_a_connection_ended_as_the_database_is_checked_is_not_a_wrong_url(hub: Any) -> None:
+    """Every command and worker round, and `evi sync` several times, first checks that the
+    database answers. A server that took the connection and then ended it (restarting)
+    was reported as one that cannot be reached: "cannot reach the database at URL:
+    terminating connection due to administrator command. Check EVI_DATABASE_URL…", which
+    sent the operator to the URL (seen twice in 14 runs of `evi sync` whose connections
+    were ended at random moments)."""
+    checked = cut_before(hub.db.engine, lambda sql: sql == "SELECT 1")
+    with checked as cut, pytest.raises(StorageError) as err:
+        hub.require_schema()
+    assert cut
+    assert _names_the_server(err.value.message, "")
+    assert "EVI_DATABASE_URL" not in err.value.message
+    hub.require_schema()  # it answers again
