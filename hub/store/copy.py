@@ -374,7 +374,7 @@ Checker = Callable[[Any], str | None]
 def _checkers(table: Table) -> dict[str, Checker]:
     """What PostgreSQL would refuse in each column that SQLite took."""
     found: dict[str, Checker] = {}
-    for column in table.columns:
+    for column in _copied_columns(table):  # computed ones are PostgreSQL's to fill in
         kind = column.type
         checks: list[Checker] = []
         impl = getattr(kind, "impl", kind)
