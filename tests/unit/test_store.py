@@ -38,7 +38,10 @@ def test_the_revision_the_installation_asks_for_is_alembics_head() -> None:
 
 @pytest.mark.parametrize(
     ("revision", "says"),
-    [("0002", "needs 0008: run `evi db upgrade`"), ("9999", "newer than this installation")],
+    [
+        ("0002", f"needs {migrate.HEAD}: run `evi db upgrade`"),
+        ("9999", "newer than this installation"),
+    ],
 )
 def test_a_database_of_another_release_is_refused_and_status_says_so(
     cli, evi_home: Path, monkeypatch: pytest.MonkeyPatch, revision: str, says: str
@@ -267,8 +270,9 @@ def test_a_server_that_closes_the_connection_while_the_schema_is_checked_is_said
     hub.require_schema()  # answered again: nothing to say
 
 
+@pytest.mark.parametrize("wrapped", [True, False], ids=["sqlalchemys", "the-drivers-own"])
 def test_a_command_the_database_fails_outside_a_unit_of_work_says_what_happened(
-    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+    evi_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch, wrapped: bool
 ) -> None:
     """The last net of every command: a driver's error an operator can act on is said in
     words even where no unit of work turned it into one (an internal error before)."""
@@ -280,7 +284,9 @@ def test_a_command_the_database_fails_outside_a_unit_of_work_says_what_happened(
 
     def gone(_self: Hub) -> None:
         closed = sqlite3.OperationalError("server closed the connection unexpectedly")
-        raise OperationalError("SELECT version_num FROM alembic_version", {}, closed)
+        if wrapped:
+            raise OperationalError("SELECT version_num FROM alembic_version", {}, closed)
+        raise closed
 
     assert cli("db", "upgrade").code == 0
     monkeypatch.setattr(Hub, "require_schema", gone)
