@@ -124,13 +124,11 @@ def run(argv: list[str]) -> int:
         if debug:
             raise
         # only now: every start imports this module
-        from sqlalchemy.exc import OperationalError
-
-        from hub.store.db import operational_problem, privilege_problem
+        from hub.store.db import database_away, privilege_problem
 
         refused = privilege_problem(exc)
-        if refused is None and isinstance(exc, OperationalError):
-            refused = operational_problem(exc)  # the database away outside a unit of work
+        if refused is None:
+            refused = database_away(exc)  # the database away outside a unit of work
         if refused is not None:
             typer.echo(f"error: {refused}", err=True)
             return 1

@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn
-from sqlalchemy.exc import OperationalError
 
 from hub.commands.common import area_app, hub_from, info, print_json
 from hub.connector.base import Connector
@@ -31,7 +30,7 @@ from hub.connector.service import (
 from hub.context import Hub
 from hub.errors import ConfigError, InputError, StorageError
 from hub.ledger.service import check_signing, new_checkpoint
-from hub.store.db import operational_problem
+from hub.store.db import database_away
 from hub.store.meta import require_current_keys
 from hub.sync.delivery import DEFAULT_LEASE, Deliverer, DeliveryCounts
 from hub.sync.history import history
@@ -325,8 +324,8 @@ def serve(hub: Hub, stop: threading.Event, *, once: bool, poll: float, lease: ti
                     info("the database answers again; the worker goes on")
                 away = 0
                 _say_round(counts)
-            except (StorageError, OperationalError) as exc:
-                problem = exc.message if isinstance(exc, StorageError) else operational_problem(exc)
+            except Exception as exc:
+                problem = exc.message if isinstance(exc, StorageError) else database_away(exc)
                 if once or problem is None:
                     raise
                 # The database is away (restarting, failing over): wait and try again;

@@ -330,13 +330,16 @@ def test_a_transaction_left_open_on_the_outbox_stops_a_worker_with_a_clear_error
     assert statuses(demo) == {PENDING: queued}  # nothing claimed meanwhile
 
 
+@pytest.mark.parametrize("wrapped", [True, False], ids=["sqlalchemys", "the-drivers-own"])
 def test_a_worker_waits_for_a_database_gone_where_no_unit_of_work_said_so(
-    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch
+    demo: Hub, targets: dict[str, SandboxTarget], monkeypatch: pytest.MonkeyPatch, wrapped: bool
 ) -> None:
     """A server that closes the connection under a read made outside a unit of work
     (SQLAlchemy's error, not yet put in words) is the database away all the same: the
     worker warns and tries again. Before: it exited with "internal error
     (OperationalError)", and its service manager's restarts were all that kept it going."""
+    import sqlite3
+
     from sqlalchemy.exc import OperationalError
 
     real = sync_commands._require_current
@@ -345,8 +348,12 @@ def test_a_worker_waits_for_a_database_gone_where_no_unit_of_work_said_so(
     def closed_once(hub: Hub, logged: int) -> int:
         rounds.append(logged)
         if len(rounds) == 1:
-            closed = Exception("consuming input failed: server closed the connection unexpectedly")
-            raise OperationalError("SELECT size FROM ledger_head", {}, closed)
+            closed = sqlite3.OperationalError(
+                "consuming input failed: server closed the connection unexpectedly"
+            )
+            if wrapped:
+                raise OperationalError("SELECT size FROM ledger_head", {}, closed)
+            raise closed
         return real(hub, logged)
 
     monkeypatch.setattr(sync_commands, "_require_current", closed_once)
