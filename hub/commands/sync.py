@@ -152,7 +152,12 @@ def sync(
     started = _utc_now()
     with _progress() as progress:
         options.progress = progress
-        report = run_sync(hub, options)
+        try:
+            report = run_sync(hub, options)
+        except StorageError as exc:
+            if dry_run:
+                raise
+            raise StorageError(_stopped(exc.message)) from None
     finished = _utc_now()
     if as_json:
         print_json(
@@ -188,6 +193,18 @@ def sync(
                     typer.echo(f"{entry.connector}: gate {key.replace(':', ' ')}: {n}")
             typer.echo("dry run: nothing was stored, queued, sent or logged")
     raise typer.Exit(report.exit_code)
+
+
+def _stopped(problem: str) -> str:
+    """A run the database stopped half-way, in words true of a run: the one-shot
+    command's "nothing of this one was kept" is not (every batch, push and log entry is
+    its own transaction, and those done stay)."""
+    first = problem.split("; ")[0]
+    return (
+        f"{first}; the run stopped there: what it had stored, delivered and logged stays, "
+        "and the next `evi sync` goes on from there (`evi sync history` shows each "
+        "connector's line once the database answers)"
+    )
 
 
 def _check_since(since: str, connectors: list[str], from_start: bool) -> None:

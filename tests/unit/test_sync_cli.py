@@ -424,3 +424,30 @@ def test_ids_no_transfer_can_have_are_not_found_not_a_database_error(cli, demo_h
         assert retried.code == 1 and "no dead letter with" in retried.err, retried.err
         listed = cli("transfers", "failed", "--after", huge)
         assert listed.code == 0 and "internal error" not in listed.err, listed.err
+
+
+def test_a_run_the_database_stops_half_way_says_what_stays(
+    cli, demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarting while `evi sync` delivers, after the night's records were
+    stored and queued. Before: "…; nothing of this one was kept", which the operator reads
+    as a night to run again from scratch; what it stored stays, and the history says so."""
+    from hub.errors import StorageError
+    from hub.sync.delivery import Deliverer
+
+    def restarted(_self: Deliverer) -> Any:
+        raise StorageError(
+            "lost the connection to the database server; check that it is running and run "
+            "the command again; nothing of this one was kept"
+        )
+
+    monkeypatch.setattr(Deliverer, "run", restarted)
+    result = cli("sync", "--sandbox")
+    assert result.code == 1
+    said = result.err.splitlines()[-1]  # after the progress lines
+    assert said.startswith("error: lost the connection to the database server; the run")
+    assert "nothing of this one was kept" not in said
+    assert "what it had stored, delivered and logged stays" in said
+    rows = json.loads(cli("sync", "history", "--json").out)
+    assert {r["status"] for r in rows} == {"failed"}
+    assert sum(r["counts"]["stored"] for r in rows) > 0  # stored, as it says
