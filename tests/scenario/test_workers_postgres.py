@@ -58,16 +58,22 @@ def _wait_ready(
     raise AssertionError(f"a worker never got ready (exit {worker.poll()}): {''.join(said)}")
 
 
+def _night_queued(sandboxes: Sandboxes, env: dict[str, str], pg_url: str) -> int:
+    """The demo's caseload and a night queued for the workers (`evi sync --queue-only`);
+    how many transfers wait in the outbox."""
+    sandboxes.setup_demo(env)
+    queued = evi(env, "sync", "--queue-only")
+    assert queued.returncode == 0, queued.stdout + queued.stderr
+    return _scalar(pg_url, "SELECT COUNT(*) FROM outbox")
+
+
 def test_four_workers_one_killed_deliver_every_transfer_once(tmp_path: Path, pg_url: str) -> None:
     home = tmp_path / "home"
     sandboxes = Sandboxes(home, seed=SEED, population=POPULATION, latency_ms=LATENCY_MS)
     env = evi_env(home, EVI_DATABASE_URL=pg_url)
     workers: list[subprocess.Popen[str]] = []
     try:
-        sandboxes.setup_demo(env)
-        queued = evi(env, "sync", "--queue-only")
-        assert queued.returncode == 0, queued.stdout + queued.stderr
-        total = _scalar(pg_url, "SELECT COUNT(*) FROM outbox")
+        total = _night_queued(sandboxes, env, pg_url)
         assert total > 40, "too little work to share between workers"
 
         workers = [evi_process(env, "worker", "--poll", "0.2", "--lease", "3") for _ in range(4)]
@@ -110,10 +116,7 @@ def test_workers_whose_connections_are_cut_again_and_again_deliver_every_transfe
     env = evi_env(home, EVI_DATABASE_URL=pg_url)
     workers: list[subprocess.Popen[str]] = []
     try:
-        sandboxes.setup_demo(env)
-        queued = evi(env, "sync", "--queue-only")
-        assert queued.returncode == 0, queued.stdout + queued.stderr
-        total = _scalar(pg_url, "SELECT COUNT(*) FROM outbox")
+        total = _night_queued(sandboxes, env, pg_url)
 
         # A claim whose commit went through unanswered is left to its lease: a short one
         lease = ("--lease", "20")

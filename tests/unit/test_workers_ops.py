@@ -72,6 +72,15 @@ def worker(hub: Hub, built: Any, **kwargs: Any) -> Deliverer:
     return Deliverer(hub, {RECIPIENT: built}, actor="evi-worker", max_attempts=5, **kwargs)
 
 
+def delivers_all(hub: Hub, targets: dict[str, SandboxTarget], queued: int) -> None:
+    """A worker round delivers every one of the ``queued`` transfers to RECIPIENT, and
+    nothing is left in another state."""
+    with connector(hub, targets) as built:
+        counts = worker(hub, built).run()[RECIPIENT]
+    assert counts.delivered == queued
+    assert statuses(hub) == {DELIVERED: queued}
+
+
 def statuses(hub: Hub) -> dict[str, int]:
     with hub.db.session() as session:
         rows = session.execute(
@@ -153,11 +162,7 @@ def test_a_worker_on_a_host_whose_clock_is_behind_delivers_what_is_due(
     """Before: a worker whose host's clock was behind the one that queued the transfers
     found none of them due, and delivered nothing until its clock caught up."""
     host_clock(monkeypatch, off)
-    with connector(demo, targets) as built:
-        counts = worker(demo, built).run()[RECIPIENT]
-
-    assert counts.delivered == queued
-    assert statuses(demo) == {DELIVERED: queued}
+    delivers_all(demo, targets, queued)
 
 
 @POSTGRES_ONLY
@@ -172,10 +177,7 @@ def test_dead_letters_retried_on_a_host_whose_clock_is_ahead_are_due_at_once(
     with monkeypatch.context() as ahead:
         ahead.setattr(history_module, "datetime", _skewed(timedelta(hours=2)))
         assert retry(demo, None, recipient=RECIPIENT) == queued
-    with connector(demo, targets) as built:
-        counts = worker(demo, built).run()[RECIPIENT]
-    assert counts.delivered == queued
-    assert statuses(demo) == {DELIVERED: queued}
+    delivers_all(demo, targets, queued)
 
 
 @POSTGRES_ONLY
@@ -189,10 +191,7 @@ def test_transfers_queued_on_a_host_whose_clock_is_ahead_are_delivered_at_once(
         host_clock(ahead, timedelta(minutes=5))
         assert run_sync(demo, sync_options(targets, deliver=False)).exit_code == 0
     queued = statuses(demo)[PENDING]
-    with connector(demo, targets) as built:
-        counts = worker(demo, built).run()[RECIPIENT]
-    assert counts.delivered == queued
-    assert statuses(demo) == {DELIVERED: queued}
+    delivers_all(demo, targets, queued)
 
 
 @POSTGRES_ONLY
