@@ -145,8 +145,10 @@ class BlockFacts:
 
 # Internal row layouts are plain tuples: unpacking a tuple in a ``for`` is the cheapest way
 # CPython offers to read several fields, and this loop is the hot path.
-# grant:  (start, stop, parties, categories, purposes, withdrawals, permit, denials,
-#          superseded) where denials[rank] is this version's deny decision of that rank.
+# grant:  (start, stop, parties, categories, purposes, withdrawals, permit, superseded).
+# A deny decision citing a version is made when it is given (:func:`_explain`), not
+# beforehand: building one of each rank for every version was a third of loading a
+# city's snapshots, for decisions mostly never given.
 # block:  (valid_from, valid_until|None, party|None, category|None, decision)
 _Grant = tuple[
     datetime,
@@ -156,7 +158,6 @@ _Grant = tuple[
     frozenset[str],
     tuple[WithdrawalFacts, ...],
     Decision,
-    tuple[Decision, ...],
     datetime | None,
 ]
 _Block = tuple[datetime, datetime | None, str | None, str | None, Decision]
@@ -197,8 +198,9 @@ class Snapshot:
         ordered = sorted(
             versions, key=lambda v: (v.recorded_at, v.consent_id, v.version), reverse=True
         )
+        takeovers = _takeovers(versions)
         for v in ordered:
-            superseded = _superseded_at(v, versions)
+            superseded = _superseded_at(v, takeovers[v.consent_id])
             stop = v.valid_until if superseded is None else min(v.valid_until, superseded)
             applicable = tuple(
                 w
@@ -207,19 +209,8 @@ class Snapshot:
             )
             start = max(v.valid_from, v.recorded_at)
             permit = Decision(True, Reason.COVERED, v.consent_id, v.version)
-            denials = tuple(Decision(False, r, v.consent_id, v.version) for r in _BY_RANK)
             grants.append(
-                (
-                    start,
-                    stop,
-                    v.parties,
-                    v.categories,
-                    v.purposes,
-                    applicable,
-                    permit,
-                    denials,
-                    superseded,
-                )
+                (start, stop, v.parties, v.categories, v.purposes, applicable, permit, superseded)
             )
         block_rows = tuple(
             (
@@ -278,7 +269,7 @@ class Snapshot:
         a party not returned can take part in no permitted disclosure at ``at``.
         """
         named: set[str] = set()
-        for start, stop, parties, _c, _p, withdrawals, _d, _f, _s in self._grants:
+        for start, stop, parties, _c, _p, withdrawals, _d, _s in self._grants:
             if not start <= at < stop:
                 continue
             for party in parties:
@@ -295,14 +286,20 @@ class Snapshot:
         return frozenset(named)
 
 
-def _superseded_at(v: ConsentFacts, versions: tuple[ConsentFacts, ...]) -> datetime | None:
-    """When a later version of the same consent takes effect over ``v`` (None: never)."""
-    takeovers = [
-        max(w.recorded_at, w.valid_from)
-        for w in versions
-        if w.consent_id == v.consent_id and w.version > v.version
-    ]
-    return min(takeovers) if takeovers else None
+def _takeovers(versions: tuple[ConsentFacts, ...]) -> dict[str, list[tuple[int, datetime]]]:
+    """Each consent's versions as (version, the instant it takes effect)."""
+    found: dict[str, list[tuple[int, datetime]]] = {}
+    for w in versions:
+        found.setdefault(w.consent_id, []).append((w.version, max(w.recorded_at, w.valid_from)))
+    return found
+
+
+def _superseded_at(v: ConsentFacts, takeovers: list[tuple[int, datetime]]) -> datetime | None:
+    """When a later version of the same consent takes effect over ``v`` (None: never);
+    ``takeovers`` are that consent's versions (:func:`_takeovers`)."""
+    if len(takeovers) == 1:  # most consents have only the one version
+        return None
+    return min((at for version, at in takeovers if version > v.version), default=None)
 
 
 # -- the decision ---------------------------------------------------------------------------
@@ -349,7 +346,7 @@ def decide(
             and (b_category is None or b_category == category)
         ):
             return blocked
-    for start, stop, parties, categories, purposes, withdrawals, permit, _f, _s in snapshot._grants:
+    for start, stop, parties, categories, purposes, withdrawals, permit, _s in snapshot._grants:
         if (
             start <= at < stop
             and origin in parties
@@ -397,8 +394,7 @@ def _explain(
         categories,
         purposes,
         withdrawals,
-        _p,
-        denials,
+        permit,
         superseded,
     ) in snapshot._grants:
         if start > at or (superseded is not None and at >= superseded):
@@ -415,5 +411,7 @@ def _explain(
             # In scope, started, not superseded, not withdrawn: only expiry is left.
             rank = 4
         if rank > best_rank:
-            best_rank, best = rank, denials[rank]
-    return best
+            best_rank, best = rank, permit
+    if best_rank == 0:
+        return _NO_CONSENT
+    return Decision(False, _BY_RANK[best_rank], best.consent_id, best.consent_version)

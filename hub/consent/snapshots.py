@@ -140,8 +140,8 @@ def _built(
                 consent_id=consent_id,
                 version=version,
                 parties=one(rows.parties.get(version_id, ())),
-                categories=one(cats),
-                purposes=one(purposes),
+                categories=cats,  # decoded once per distinct text by gate_rows
+                purposes=purposes,
                 valid_from=start,
                 valid_until=until,
                 recorded_at=recorded,

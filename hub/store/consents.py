@@ -8,13 +8,14 @@ snapshots compare.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.store.tables.consent import (
@@ -72,20 +73,36 @@ class ConsentRepository:
     def gate_rows(self, participant_ids: Sequence[int]) -> GateRows:
         """Just the columns the gate needs for these participants, without ORM objects.
 
-        The hot path of every sync batch: column-level queries, no evidence loaded.
+        The hot path of every sync batch, the nightly reconcile of everyone and every
+        statistics view: column-level statements run on the connection (SQLAlchemy
+        Core; the ORM's row handling was a tenth of the time), no evidence loaded. A
+        version's categories and purposes are read as their JSON text and decoded once
+        per distinct text into a shared frozenset: a city's 120,000 versions hold a
+        handful of different lists, and decoding each was a third of the time.
         """
         v, c, p = ConsentVersionRow, ConsentRow, ConsentPartyRow
         w, b = ConsentWithdrawalRow, ConsentBlockRow
+        if self.session.autoflush:  # what the ORM's own execute does first
+            self.session.flush()
+        run = self.session.connection().execute
+        decoded: dict[str, frozenset[str]] = {}
+
+        def codes(text: str) -> frozenset[str]:
+            found = decoded.get(text)
+            if found is None:
+                found = decoded[text] = frozenset(json.loads(text))
+            return found
+
         rows = GateRows([], {}, [], [])
         for chunk in _chunks(participant_ids):
-            versions = self.session.execute(
+            versions = run(
                 select(
                     c.participant_id,
                     c.id,
                     v.id,
                     v.version,
-                    v.categories,
-                    v.purposes,
+                    cast(v.categories, Text),
+                    cast(v.purposes, Text),
                     v.valid_from,
                     v.valid_until,
                     v.recorded_at,
@@ -93,18 +110,21 @@ class ConsentRepository:
                 .join(v, v.consent_id == c.id)
                 .where(c.participant_id.in_(chunk))
             ).all()
-            rows.versions.extend(tuple(row) for row in versions)
+            rows.versions.extend(
+                (pid, cid, vid, number, codes(cats), codes(purposes), start, until, recorded)
+                for pid, cid, vid, number, cats, purposes, start, until, recorded in versions
+            )
             version_ids = [row[2] for row in versions]
             for start in range(0, len(version_ids), 500):
-                for version_id, party in self.session.execute(
+                for version_id, party in run(
                     select(p.version_id, p.party).where(
                         p.version_id.in_(version_ids[start : start + 500])
                     )
-                ):
+                ).all():
                     rows.parties.setdefault(version_id, []).append(party)
             rows.withdrawals.extend(
                 tuple(row)
-                for row in self.session.execute(
+                for row in run(
                     select(
                         c.participant_id, w.consent_id, w.up_to_version, w.at, w.party, w.category
                     )
@@ -114,7 +134,7 @@ class ConsentRepository:
             )
             rows.blocks.extend(
                 tuple(row)
-                for row in self.session.execute(
+                for row in run(
                     select(
                         b.participant_id,
                         b.id,

@@ -22,7 +22,7 @@ from hub.model.identity import parse_identity
 from hub.model.vocab import Category
 from hub.store.consents import ConsentRepository
 from hub.store.participants import ParticipantRepository
-from hub.store.tables.consent import ConsentVersionRow
+from hub.store.tables.consent import ConsentBlockRow, ConsentVersionRow
 from hub.store.tables.ledger import LedgerEntryRow
 from hub.store.tables.participant import ParticipantRow
 
@@ -423,3 +423,31 @@ def test_every_consent_change_makes_a_cached_snapshot_reload_and_decide_anew(
         cached()
         assert cache.loads == number, f"change {number - 1} was not seen"
     assert not gate_decide(cached(), "af", "team", "plan", "coordination", clock()).permitted
+
+
+def test_a_snapshot_loaded_in_a_unit_of_work_sees_its_own_unflushed_changes(
+    hub: Hub, service: ConsentService, clock: Clock
+) -> None:
+    """Snapshots are read with plain column statements on the session's connection (the
+    hot path); they still see a block, withdrawal or new consent the same unit of work
+    added and has not yet flushed, as any query through the session would."""
+    service.register(paper_submission(PNR, parties=["af", "team"]), actor="cw")
+    with hub.db.session() as session:
+        person = participant(hub)
+        assert gate_decide(
+            load_snapshot(session, person), "af", "team", "plan", "coordination", clock()
+        ).permitted
+        session.add(  # pending: nothing has flushed it (the repository's touch would)
+            ConsentBlockRow(
+                id="block-not-flushed",
+                participant_id=person.id,
+                party="af",
+                valid_from=clock(),
+                recorded_at=clock(),
+                recorded_by="cw",
+            )
+        )
+        decided = gate_decide(
+            load_snapshot(session, person), "af", "team", "plan", "coordination", clock()
+        )
+    assert (decided.permitted, decided.reason) == (False, Reason.BLOCKED)
