@@ -147,7 +147,7 @@ class BlockFacts:
 # CPython offers to read several fields, and this loop is the hot path.
 # grant:  (start, stop, parties, categories, purposes, withdrawals, permit, superseded).
 # A deny decision citing a version is made when it is given (:func:`_explain`), not
-# beforehand: building one of each rank for every version was a third of loading a
+# beforehand: building one of each rank for every version was a seventh of loading a
 # city's snapshots, for decisions mostly never given.
 # block:  (valid_from, valid_until|None, party|None, category|None, decision)
 _Grant = tuple[

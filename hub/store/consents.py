@@ -78,7 +78,7 @@ class ConsentRepository:
         Core; the ORM's row handling was a tenth of the time), no evidence loaded. A
         version's categories and purposes are read as their JSON text and decoded once
         per distinct text into a shared frozenset: a city's 120,000 versions hold a
-        handful of different lists, and decoding each was a third of the time.
+        handful of different lists, and decoding each was a fifth of the time.
         """
         v, c, p = ConsentVersionRow, ConsentRow, ConsentPartyRow
         w, b = ConsentWithdrawalRow, ConsentBlockRow
