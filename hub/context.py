@@ -46,9 +46,11 @@ class Hub:
 
         return get_plugin_manager()
 
-    def require_schema(self) -> None:
+    def require_schema(self, *, any_revision: bool = False) -> None:
         """Raise a clear error when ``evi db upgrade`` has not been run on this database, or
-        its schema is of another release than this installation's."""
+        its schema is of another release than this installation's. ``any_revision``: only
+        the hub's tables must be there, of whatever release (a backup taken before
+        ``evi db upgrade``)."""
         self.db.check_connection()
         from hub.store.migrate import revision_problem, stored_revision
 
@@ -56,7 +58,11 @@ class Hub:
         with self.db.session() as session:
             connection = session.connection()
             tables = inspect(connection).has_table("hub_meta")
-            problem = revision_problem(stored_revision(connection)) if tables else None
+            problem = (
+                revision_problem(stored_revision(connection))
+                if tables and not any_revision
+                else None
+            )
         if not tables:
             raise StorageError(
                 f"the database at {safe_url(self.db.url)} has no EVI hub tables yet; "

@@ -65,10 +65,12 @@ def backup(
     The copy is checked and written whole (mode 0600) or not at all. The keys are not in
     it: back up `$EVI_HOME/keys` separately. On PostgreSQL use pg_dump.
     """
-    from hub.store.backup import backup_sqlite
+    from hub.store.backup import backup_sqlite, require_sqlite
 
     hub = hub_from(ctx)
-    hub.require_schema()
+    require_sqlite(hub.db)
+    # of any release: the copy `evi db upgrade` asks for is taken before upgrading
+    hub.require_schema(any_revision=True)
     done = backup_sqlite(hub.db, target, overwrite=overwrite)
     info(f"backed up {safe_url(hub.db.url)} to {done.path} ({done.bytes / 1e6:.1f} MB, checked)")
 

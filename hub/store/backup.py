@@ -34,13 +34,18 @@ class Backup:
     bytes: int
 
 
-def backup_sqlite(db: Database, target: Path, *, overwrite: bool = False) -> Backup:
-    """Copy ``db`` to ``target`` (see the module docstring)."""
+def require_sqlite(db: Database) -> None:
+    """Refuse PostgreSQL, pointing to its own tool, before anything else is checked."""
     if db.dialect != "sqlite":
         raise ConfigError(
             "`evi db backup` copies a SQLite database; for PostgreSQL use pg_dump "
             "(see docs/operations.md)"
         )
+
+
+def backup_sqlite(db: Database, target: Path, *, overwrite: bool = False) -> Backup:
+    """Copy ``db`` to ``target`` (see the module docstring)."""
+    require_sqlite(db)
     if target.exists() and not overwrite:
         raise InputError(f"{target} exists; choose a new file name or pass --overwrite")
     with staged(target) as staging:

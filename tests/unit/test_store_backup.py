@@ -87,6 +87,46 @@ def test_a_backup_taken_during_a_write_holds_only_what_was_committed(tmp_path: P
         db.dispose()
 
 
+def test_a_database_of_the_release_before_is_backed_up_before_its_upgrade(
+    cli, demo_home: Path, tmp_path: Path
+) -> None:
+    """After installing a new release, `evi db upgrade` refuses to run before a backup is
+    taken ("back the database up first"): `evi db backup` copies the database as it is,
+    of the release before, and the upgrade then goes on."""
+    from alembic import command
+
+    from hub.store import migrate
+
+    live = Database(f"sqlite:///{demo_home / 'evi.db'}")
+    with live.engine.begin() as connection:
+        command.downgrade(migrate.alembic_config(connection), "0008")
+    live.dispose()
+    assert "evi db upgrade" in cli("log", "verify").err  # the new release refuses it
+    target = tmp_path / "before-upgrade.db"
+    made = cli("db", "backup", str(target))
+    assert made.code == 0, made.err
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0008"
+    assert _count(target, "record") == _count(demo_home / "evi.db", "record") > 0
+    assert cli("db", "upgrade").code == 0
+    assert cli("log", "verify").code == 0
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_evi_db_backup_on_postgresql_points_to_pg_dump_whatever_the_schema(
+    cli, evi_home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked of a PostgreSQL database, not yet upgraded (no hub tables at all), the answer
+    is the tool to use, not `evi db upgrade`."""
+    monkeypatch.setenv("EVI_DATABASE_URL", db_url)
+    refused = cli("db", "backup", str(evi_home / "copy.db"))
+    assert refused.code == 2, refused.err
+    assert "pg_dump" in refused.err and "evi db upgrade" not in refused.err
+    assert not (evi_home / "copy.db").exists()
+
+
 def test_postgresql_is_pointed_to_pg_dump(database: Database, tmp_path: Path) -> None:
     if database.dialect == "sqlite":
         pytest.skip("the refusal is PostgreSQL's")
