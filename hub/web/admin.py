@@ -35,7 +35,7 @@ from hub.connector.service import (
     set_enabled,
 )
 from hub.context import Hub
-from hub.errors import EviError, InputError, NotFoundError
+from hub.errors import EviError, InputError, NotFoundError, StorageError
 from hub.model.vocab import PARTY, Party, party_name
 from hub.sync.history import (
     PAGE_MAX,
@@ -272,6 +272,8 @@ def retry_form(
         else:
             wanted = RetryRequest(ids=[_id(form)])
         count = _retry(hub, user, wanted)
+    except StorageError:  # the operator's words go to the log, the page is a 503
+        raise
     except EviError as exc:
         return _refused(request, user, hub, exc)
     return RedirectResponse(f"/admin?queued={count}", status_code=303)
@@ -299,6 +301,8 @@ def connector_form(
         if action not in ("enable", "disable"):
             raise NotFoundError("a connector's actions are enable, disable and check")
         _set_enabled(hub, user, name, action == "enable")
+    except StorageError:  # the operator's words go to the log, the page is a 503
+        raise
     except EviError as exc:
         return _refused(request, user, hub, exc)
     return RedirectResponse(f"/admin?{action}d={name}", status_code=303)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.casework.status import NothingToShow, StatusView, Viewer, consolidated_status
 from hub.clock import SWEDEN
 from hub.context import Hub
-from hub.errors import EviError, InputError
+from hub.errors import EviError, InputError, StorageError
 from hub.model.identity import identity_input
 from hub.web.auth import HubDep, require_role
 from hub.web.errors import page_message
@@ -89,6 +89,8 @@ def person_page(
         if not pnr:
             raise InputError("pnr: give the person's personnummer or samordningsnummer")
         page = build(pnr)
+    except StorageError:  # the operator's words (a host, pg_locks) go to the log: a 503
+        raise
     except EviError as exc:
         lead = getattr(exc, "page_lead", None)
         message = page_message(request, exc.http_status, exc.message, lead=lead)

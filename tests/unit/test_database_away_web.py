@@ -187,3 +187,55 @@ def test_a_database_gone_outside_a_unit_of_work_is_a_503_not_an_internal_error(
     said = [r.getMessage() for r in caplog.records]
     assert any("disk" in line for line in said), said
     assert not any("internal error" in line for line in said), said
+
+
+OPERATORS_WORDS = (
+    "another database session has held a lock this command needs for longer than "
+    "lock_timeout; see pg_stat_activity and pg_locks on postgresql+psycopg://evi@db.example/evi"
+)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_page_a_database_failure_stops_shows_a_503_and_logs_the_operators_words(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caseworker's, the register extract's and the administrator's forms put a refused
+    request's message on the page; a database failure's message is the operator's (a
+    host, a database user, pg_locks) and goes to the server's log, the page saying only
+    that the service cannot answer, as the API does. Before: the page showed it."""
+    from hub.errors import StorageError
+    from hub.web import admin, casework, extract
+
+    def failed(*_args: Any, **_kwargs: Any) -> Any:
+        raise StorageError(OPERATORS_WORDS)
+
+    monkeypatch.setattr(casework, "consolidated_status", failed)
+    monkeypatch.setattr(extract, "held_data", failed)
+    monkeypatch.setattr(admin, "_retry", failed)
+    monkeypatch.setattr(admin, "_set_enabled", failed)
+    officer = token_for(hub, "olle.dso", Role.PRIVACY_OFFICER, party="kommun")
+    admin_token = token_for(hub, "ola.admin", Role.ADMINISTRATOR, party="kommun")
+    forms = [
+        (token_for(hub, "anna.af", Role.CASEWORKER, party="af"), "/participants", {"pnr": PNR}),
+        (officer, "/extract", {"pnr": PNR}),
+        (
+            admin_token,
+            "/admin/transfers/retry",
+            {"all": "1"},
+        ),
+        (
+            admin_token,
+            "/admin/connectors/af/disable",
+            {},
+        ),
+    ]
+    caplog.set_level(logging.ERROR, logger="hub.web.errors")
+    for token, path, form in forms:
+        with web_client(hub) as client:
+            client.post("/login", data={"token": token}, headers=OWN)
+            page = client.post(path, data=form, headers=OWN)
+        assert page.status_code == 503, (path, page.text[:300])
+        assert "The service cannot answer right now; try again in a while." in page.text, path
+        assert "db.example" not in page.text and "pg_locks" not in page.text, path
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("pg_locks" in line for line in logged) == len(forms), logged
