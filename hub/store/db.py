@@ -101,6 +101,13 @@ _OPERATIONAL: Final = (
         "statement: see pg_stat_activity and pg_locks on the database server); end it and "
         "run the command again; nothing of this one was kept",
     ),
+    (  # after "lock timeout": PostgreSQL says "canceling statement due to lock timeout"
+        "canceling statement due to",
+        "the database server cancelled a statement of this command (a database "
+        "administrator's pg_cancel_backend, a statement_timeout set for the role or the "
+        "database, or a conflict with recovery on a standby); run the command again; "
+        "nothing of this one was kept",
+    ),
     (
         "connection",
         "lost the connection to the database server; check that it is running and run the "

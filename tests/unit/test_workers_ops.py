@@ -378,6 +378,46 @@ def test_a_lock_timeout_the_operator_set_is_kept(db_url: str) -> None:
             database.dispose()
 
 
+@POSTGRES_ONLY
+def test_a_statement_the_server_cancels_is_said_in_words_and_a_worker_waits(
+    db_url: str,
+) -> None:
+    """PostgreSQL cancels a statement (SQLSTATE 57014) when a DBA runs pg_cancel_backend
+    or a statement_timeout set for the role or database runs out. Before: `error: internal
+    error (OperationalError) ... report it`, and a worker stopped on it. Now a unit of work
+    says what happened (a StorageError, on which a worker warns, waits and tries again, as
+    for a lock timeout above)."""
+    database = Database(db_url)
+    dba = create_engine(db_url)
+    try:
+        with pytest.raises(StorageError) as timed_out, database.session() as session:
+            session.execute(text("SET LOCAL statement_timeout = '50ms'"))
+            session.execute(text("SELECT pg_sleep(5)"))
+
+        def cancel_the_sleep() -> None:
+            with dba.connect() as psql:
+                for _ in range(500):  # until the sleep has started (at most 5 s)
+                    if psql.execute(
+                        text(
+                            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                            "WHERE query = 'SELECT pg_sleep(30)' AND pid <> pg_backend_pid()"
+                        )
+                    ).all():
+                        return
+                    threading.Event().wait(0.01)
+
+        canceller = threading.Thread(target=cancel_the_sleep)
+        canceller.start()
+        with pytest.raises(StorageError) as cancelled, database.session() as session:
+            session.execute(text("SELECT pg_sleep(30)"))
+        canceller.join()
+    finally:
+        dba.dispose()
+        database.dispose()
+    for raised in (timed_out.value, cancelled.value):
+        assert raised.message.startswith("the database server cancelled a statement"), raised
+
+
 @pytest.fixture
 def limited_role(hub: Hub) -> Iterator[str]:
     """A URL of ``hub``'s database as a role the server lets have one connection."""
