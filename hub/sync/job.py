@@ -49,7 +49,7 @@ from hub.sync.report import (
     SyncReport,
 )
 from hub.sync.routing import check_rules
-from hub.sync.subscriptions import reconcile
+from hub.sync.subscriptions import load_before_reconcile, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,9 @@ def _run_sync(hub: Hub, options: SyncOptions) -> SyncReport:
             options = replace(options, keep_locks=locks.keep)
             # Subscriptions first, for every connector: routing a record to "the parties on
             # the case" must not depend on the order the authorities are pulled in.
+            if held:
+                with hub.db.session() as session:  # read, before the reconciles' write locks
+                    load_before_reconcile(session, held, datetime.now(UTC), shared.snapshots)
             for name in held:
                 locks.keep()
                 entry = report.get(name)
